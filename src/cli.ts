@@ -1,0 +1,87 @@
+#!/usr/bin/env bun
+import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
+import { CarnotError, describeError } from "./errors.ts";
+import { VERSION } from "./version.ts";
+
+/** Real command lines, shown at the end of `--help`. */
+const EXAMPLES: Record<string, string[]> = {
+  carnot: [
+    "sudo carnot trace --out runtime.jsonl",
+    "strace -f -tt -T -yy -o app.strace ./app && carnot replay app.strace -o enriched.jsonl",
+    "carnot verify enriched.jsonl",
+    "carnot demo",
+  ],
+  replay: [
+    "strace -f -ttt -T -yy -o app.strace -- python3 app.py",
+    "carnot replay app.strace -o enriched.jsonl",
+    "strace -f -o /dev/stdout ls 2>/dev/null | carnot replay - --strict",
+  ],
+  verify: ["carnot verify enriched.jsonl", "carnot verify runtime.jsonl --key-file secret.key"],
+  trace: [
+    "sudo carnot trace",
+    "sudo carnot trace --out runtime.jsonl --metrics-json metrics.json",
+    "sudo carnot trace --libssl /usr/bin/node --comm node",
+  ],
+  demo: ["sudo carnot demo"],
+};
+
+const main = defineCommand({
+  meta: { name: "carnot", version: VERSION, description: "What cryptography and system calls programs really use" },
+  subCommands: {
+    trace: () => import("./commands/trace.ts").then((m) => m.default),
+    replay: () => import("./commands/replay.ts").then((m) => m.default),
+    verify: () => import("./commands/verify.ts").then((m) => m.default),
+    demo: () => import("./commands/demo.ts").then((m) => m.default),
+  },
+});
+
+async function resolveTarget(rawArgs: string[]): Promise<[CommandDef, string[]]> {
+  let cmd: CommandDef = main;
+  const path = ["carnot"];
+  for (const arg of rawArgs) {
+    if (arg.startsWith("-")) break;
+    const subs = typeof cmd.subCommands === "function" ? await cmd.subCommands() : await cmd.subCommands;
+    const next = subs?.[arg];
+    if (!next) break;
+    cmd = (typeof next === "function" ? await next() : await next) as CommandDef;
+    path.push(arg);
+  }
+  return [cmd, path];
+}
+
+async function printHelp(rawArgs: string[]): Promise<void> {
+  const [cmd, path] = await resolveTarget(rawArgs);
+  const colour = !process.env.NO_COLOR && process.stdout.isTTY === true;
+  const rendered = await renderUsage(cmd, path.length > 1 ? main : undefined);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes
+  const usage = colour ? rendered : rendered.replace(/\x1b\[[0-9;]*m/g, "");
+  const examples = EXAMPLES[path[path.length - 1] ?? "carnot"] ?? [];
+  const block = examples.length ? `\n\nEXAMPLES\n${examples.map((e) => `  ${e}`).join("\n")}\n` : "\n";
+  process.stdout.write(`${usage}${block}`);
+}
+
+export async function runCli(rawArgs: string[]): Promise<number> {
+  if (rawArgs.length === 0 || rawArgs.some((a) => a === "--help" || a === "-h")) {
+    await printHelp(rawArgs);
+    return rawArgs.length === 0 ? 1 : 0;
+  }
+  if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  try {
+    const { result } = await runCommand(main, { rawArgs });
+    return typeof result === "number" ? result : 0;
+  } catch (err) {
+    const message = describeError(err);
+    process.stderr.write(`carnot: ${message}\n`);
+    if (rawArgs.includes("--verbose") && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (err instanceof CarnotError) return err.exitCode;
+    // citty's own argument errors (unknown command, missing positional) are usage errors
+    return (err as { code?: string }).code?.startsWith("E_") ? 2 : 1;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

@@ -1,0 +1,16 @@
+import type { ArgsDef } from "citty";
+
+/** Arguments every command accepts. */
+export const commonArgs = {
+  verbose: { type: "boolean", description: "Debug logging and stack traces on error", default: false },
+} as const satisfies ArgsDef;
+
+/** Where a command writes its JSONL output, and the optional secret for the hash chain. */
+export const outputArgs = {
+  output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+  "key-file": {
+    type: "string",
+    description: "Secret key file: makes the hash chain's genesis a secret (32+ bytes)",
+    valueHint: "FILE",
+  },
+} as const satisfies ArgsDef;

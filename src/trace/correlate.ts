@@ -1,0 +1,427 @@
+/**
+ * Correlation: kernel events (SNI set, groups set, handshake calls and returns, SSL_free) → one result per
+ * TLS handshake. Pure: no I/O, no clock; time comes from the events and from the caller of `expire`.
+ *
+ * Keys. The spec joins events by (pid, tid, ssl_ptr), but two of its rules rule out tid as part of the key:
+ * a handshake may move between threads of one process (event loops with worker pools), and the SNI/groups
+ * are often set on another thread than the one that later runs the handshake. An `SSL*` is unique within one
+ * address space while it is alive, so state lives under (pid, ssl_ptr), and the tid of the handshake call is
+ * recorded in it (the line carries the tid of the call that finished the handshake). Reuse of a freed
+ * pointer is handled by SSL_new/SSL_free, which reset the entry.
+ *
+ * Two kinds of state:
+ * - the connection (SSL* → SSL_CTX*, role, library, the SNI/groups set for its next handshake): lives until
+ *   SSL_free or a new SSL_new of the same pointer; bounded by `maxPending` (least recently used evicted,
+ *   counted in `cacheEvictions`);
+ * - the handshake in progress (from its first handshake call to success or fatal failure): expires when no
+ *   event touched it for `windowNs` (a line with error "timeout", counted in `correlationTimeouts`).
+ */
+import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } from "./groups.ts";
+
+/** Event kinds of bpf/carnot.h (`enum carnot_event_kind`). */
+export const Kind = {
+  SSL_NEW: 1,
+  SSL_FREE: 2,
+  SET_HOSTNAME: 3,
+  SET_GROUPS_LIST: 4,
+  SET_GROUPS_NIDS: 5,
+  CTX_GROUPS_LIST: 6,
+  CTX_GROUPS_NIDS: 7,
+  HS_ENTER: 8,
+  HS_RETURN: 9,
+  SET_STATE: 10,
+  GET_ERROR: 11,
+} as const;
+
+/** `enum carnot_hs_func`: which handshake function an HS_ENTER/HS_RETURN is about. */
+export const HsFunc = { DO_HANDSHAKE: 1, CONNECT: 2, ACCEPT: 3 } as const;
+
+/** The fields of a decoded kernel event that correlation reads (`CarnotEvent` of src/trace/events.ts). */
+export interface SslEvent {
+  tsNs: bigint;
+  /** SSL* (SSL_CTX* for the CTX_* kinds) */
+  ptr: bigint;
+  aux: bigint;
+  pid: number;
+  tid: number;
+  ret: number;
+  kind: number;
+  libId: number;
+  comm: string;
+  /** the valid bytes of the event's data (data_len of them) */
+  data: Uint8Array;
+}
+
+export type Role = "client" | "server";
+export type GroupsSource = "connection" | "context";
+
+/** One handshake, finished (success or failure) or given up (timeout, freed, evicted, incomplete). */
+export interface CorrelatedHandshake {
+  pid: number;
+  tid: number;
+  ssl: bigint;
+  libId: number;
+  comm: string;
+  role: Role | null;
+  sni: string | null;
+  groups: string[] | null;
+  groupsSource: GroupsSource | null;
+  success: boolean;
+  /** null on success; "fatal", "syscall", "closed", "timeout", "freed", "evicted" or "incomplete" */
+  error: string | null;
+  /** ktime of the first handshake call seen, null when the tracer missed it (started mid-handshake) */
+  startNs: bigint | null;
+  /** ktime of completion (or of the last event, for a handshake given up) */
+  endNs: bigint;
+}
+
+export interface CorrelationCounters {
+  eventsCorrelated: number;
+  handshakesEmitted: number;
+  correlationTimeouts: number;
+  cacheEvictions: number;
+}
+
+export interface CorrelationOptions {
+  /** how long a handshake in progress may go without an event before it is given up */
+  windowNs: bigint;
+  /** bound of each table (connections, contexts, handshakes in progress) */
+  maxPending: number;
+  groupIndex?: GroupIndex;
+}
+
+export const DEFAULT_WINDOW_NS = 2_000_000_000n;
+export const DEFAULT_MAX_PENDING = 65_536;
+
+interface Handshake {
+  startNs: bigint | null;
+  lastNs: bigint;
+  tid: number;
+  /** handshake calls entered and not yet returned (SSL_connect → SSL_do_handshake nest on one thread) */
+  openCalls: number;
+  /** the outermost call returned < 0: the next SSL_get_error says whether that was fatal */
+  awaitingError: boolean;
+}
+
+interface Connection {
+  key: string;
+  pid: number;
+  ssl: bigint;
+  ctx: bigint | null;
+  libId: number;
+  comm: string;
+  role: Role | null;
+  sni: string | null;
+  groups: string[] | null;
+  hs: Handshake | null;
+}
+
+/** SSL_get_error codes that end a handshake; every other code (want read/write/…) keeps it going. */
+const FATAL_SSL_ERRORS: ReadonlyMap<number, string> = new Map([
+  [1, "fatal"], // SSL_ERROR_SSL
+  [5, "syscall"], // SSL_ERROR_SYSCALL
+  [6, "closed"], // SSL_ERROR_ZERO_RETURN
+]);
+
+const textDecoder = new TextDecoder("utf-8", { fatal: false });
+
+/** The NUL-terminated string at the start of `data`. */
+export function cString(data: Uint8Array): string {
+  const end = data.indexOf(0);
+  return textDecoder.decode(end < 0 ? data : data.subarray(0, end));
+}
+
+/** `count` little-endian int32 NIDs from `data` (no more than it holds). */
+export function int32List(data: Uint8Array, count: number): number[] {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const n = Math.min(Math.max(count, 0), Math.floor(data.byteLength / 4));
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(view.getInt32(i * 4, true));
+  return out;
+}
+
+/** Puts `key` last in a Map's iteration order (the Map then doubles as a least-recently-used list). */
+function touch<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+}
+
+/** Streaming correlation; `onHandshake` receives each handshake once, in the order they finish. */
+export class HandshakeCorrelator {
+  readonly counters: CorrelationCounters = {
+    eventsCorrelated: 0,
+    handshakesEmitted: 0,
+    correlationTimeouts: 0,
+    cacheEvictions: 0,
+  };
+  private readonly connections = new Map<string, Connection>();
+  /** handshakes in progress, least recently touched first (so expiry stops at the first fresh one) */
+  private readonly inProgress = new Map<string, Connection>();
+  private readonly contextGroups = new Map<string, string[]>();
+  /** (pid, tid) → connection of the last handshake call on that thread, for events that lack the SSL* */
+  private readonly threadCall = new Map<string, string>();
+  private readonly groupIndex: GroupIndex;
+
+  constructor(
+    private readonly options: CorrelationOptions,
+    private readonly onHandshake: (hs: CorrelatedHandshake) => void,
+  ) {
+    this.groupIndex = options.groupIndex ?? indexGroups();
+  }
+
+  /** Number of handshakes in progress. */
+  get pending(): number {
+    return this.inProgress.size;
+  }
+
+  push(ev: SslEvent): void {
+    this.counters.eventsCorrelated++;
+    switch (ev.kind) {
+      case Kind.SSL_NEW:
+        this.onSslNew(ev);
+        break;
+      case Kind.SSL_FREE:
+        this.onSslFree(ev);
+        break;
+      case Kind.SET_HOSTNAME:
+        this.connection(ev).sni = cString(ev.data);
+        break;
+      case Kind.SET_GROUPS_LIST:
+        this.connection(ev).groups = canonicalGroupList(cString(ev.data), this.groupIndex);
+        break;
+      case Kind.SET_GROUPS_NIDS:
+        this.connection(ev).groups = canonicalGroupNids(int32List(ev.data, Number(ev.aux)), this.groupIndex);
+        break;
+      case Kind.CTX_GROUPS_LIST:
+        this.setContextGroups(ev, canonicalGroupList(cString(ev.data), this.groupIndex));
+        break;
+      case Kind.CTX_GROUPS_NIDS:
+        this.setContextGroups(ev, canonicalGroupNids(int32List(ev.data, Number(ev.aux)), this.groupIndex));
+        break;
+      case Kind.SET_STATE:
+        if (ev.aux === 1n || ev.aux === 2n) this.connection(ev).role = ev.aux === 1n ? "client" : "server";
+        break;
+      case Kind.HS_ENTER:
+        this.onHandshakeEnter(ev);
+        break;
+      case Kind.HS_RETURN:
+        this.onHandshakeReturn(ev);
+        break;
+      case Kind.GET_ERROR:
+        this.onGetError(ev);
+        break;
+    }
+  }
+
+  /** Gives up every handshake in progress untouched since `nowNs - windowNs`. */
+  expire(nowNs: bigint): void {
+    const limit = nowNs - this.options.windowNs;
+    for (const conn of this.inProgress.values()) {
+      if (conn.hs === null || conn.hs.lastNs > limit) break;
+      this.counters.correlationTimeouts++;
+      this.finish(conn, false, "timeout", conn.hs.lastNs, conn.hs.tid, conn.comm);
+    }
+  }
+
+  /** Gives up every handshake in progress (at exit): each becomes a line with `error`. */
+  flush(error = "incomplete"): void {
+    for (const conn of [...this.inProgress.values()]) {
+      if (conn.hs) this.finish(conn, false, error, conn.hs.lastNs, conn.hs.tid, conn.comm);
+    }
+  }
+
+  private key(pid: number, ptr: bigint): string {
+    return `${pid}:${ptr.toString(16)}`;
+  }
+
+  /** The connection of `ev.ptr`, created when the tracer missed its SSL_new. */
+  private connection(ev: SslEvent, ssl: bigint = ev.ptr): Connection {
+    const key = this.key(ev.pid, ssl);
+    let conn = this.connections.get(key);
+    if (conn) {
+      touch(this.connections, key, conn);
+    } else {
+      conn = {
+        key,
+        pid: ev.pid,
+        ssl,
+        ctx: null,
+        libId: ev.libId,
+        comm: ev.comm,
+        role: null,
+        sni: null,
+        groups: null,
+        hs: null,
+      };
+      this.connections.set(key, conn);
+      this.bound(this.connections, (evicted) => {
+        if (evicted.hs)
+          this.finish(evicted, false, "evicted", evicted.hs.lastNs, evicted.hs.tid, evicted.comm);
+      });
+    }
+    conn.comm = ev.comm;
+    return conn;
+  }
+
+  /** Evicts the least recently used entries above `maxPending`, counting each. */
+  private bound<V>(map: Map<string, V>, onEvict?: (value: V) => void): void {
+    while (map.size > this.options.maxPending) {
+      const oldest = map.entries().next().value;
+      if (!oldest) return;
+      map.delete(oldest[0]);
+      this.counters.cacheEvictions++;
+      onEvict?.(oldest[1]);
+    }
+  }
+
+  private setContextGroups(ev: SslEvent, groups: string[]): void {
+    touch(this.contextGroups, this.key(ev.pid, ev.ptr), groups);
+    this.bound(this.contextGroups);
+  }
+
+  private onSslNew(ev: SslEvent): void {
+    const key = this.key(ev.pid, ev.ptr);
+    const old = this.connections.get(key);
+    // SSL_new returned a pointer still known: its SSL_free was missed, so whatever ran on it is over.
+    if (old?.hs) this.finish(old, false, "freed", ev.tsNs, old.hs.tid, old.comm);
+    this.connections.delete(key);
+    const conn = this.connection(ev);
+    conn.ctx = ev.aux;
+  }
+
+  private onSslFree(ev: SslEvent): void {
+    const key = this.key(ev.pid, ev.ptr);
+    const conn = this.connections.get(key);
+    if (!conn) return;
+    if (conn.hs) this.finish(conn, false, "freed", ev.tsNs, conn.hs.tid, ev.comm);
+    this.connections.delete(key);
+  }
+
+  private onHandshakeEnter(ev: SslEvent): void {
+    const conn = this.connection(ev);
+    if (ev.aux === BigInt(HsFunc.CONNECT)) conn.role = "client";
+    else if (ev.aux === BigInt(HsFunc.ACCEPT)) conn.role = "server";
+    const hs = this.progress(conn, ev);
+    hs.startNs ??= ev.tsNs;
+    hs.openCalls++;
+    // called again after returning < 0 without a fatal SSL_get_error: that was want-read/want-write
+    hs.awaitingError = false;
+    this.rememberThread(ev, conn.key);
+  }
+
+  private onHandshakeReturn(ev: SslEvent): void {
+    const conn = this.callConnection(ev);
+    if (!conn) return;
+    const hs = this.progress(conn, ev);
+    hs.openCalls = Math.max(0, hs.openCalls - 1);
+    if (hs.openCalls > 0) return; // an inner call (SSL_do_handshake inside SSL_connect): the outer one decides
+    if (ev.ret === 1) this.finish(conn, true, null, ev.tsNs, ev.tid, ev.comm);
+    else if (ev.ret === 0) this.finish(conn, false, "fatal", ev.tsNs, ev.tid, ev.comm);
+    else hs.awaitingError = true;
+  }
+
+  private onGetError(ev: SslEvent): void {
+    if (ev.aux > 0n) return; // SSL_get_error about a successful call says nothing about failure
+    const conn = this.callConnection(ev);
+    const hs = conn?.hs;
+    if (!conn || !hs?.awaitingError) return; // about SSL_read/SSL_write, not a handshake call
+    hs.lastNs = ev.tsNs;
+    touch(this.inProgress, conn.key, conn);
+    const error = FATAL_SSL_ERRORS.get(ev.ret);
+    if (error) this.finish(conn, false, error, ev.tsNs, hs.tid, ev.comm);
+    else hs.awaitingError = false;
+  }
+
+  /** The connection an event is about: by SSL*, or, when the kernel could not give one, by the thread. */
+  private callConnection(ev: SslEvent): Connection | undefined {
+    if (ev.ptr !== 0n) return this.connection(ev);
+    const key = this.threadCall.get(`${ev.pid}:${ev.tid}`);
+    return key === undefined ? undefined : this.connections.get(key);
+  }
+
+  private rememberThread(ev: SslEvent, key: string): void {
+    touch(this.threadCall, `${ev.pid}:${ev.tid}`, key);
+    // bounded without counting: this table only helps events that lack the SSL*
+    while (this.threadCall.size > this.options.maxPending) {
+      const oldest = this.threadCall.keys().next().value;
+      if (oldest === undefined) break;
+      this.threadCall.delete(oldest);
+    }
+  }
+
+  /** The handshake in progress on `conn`, started by this event if there is none. */
+  private progress(conn: Connection, ev: SslEvent): Handshake {
+    if (!conn.hs) {
+      conn.hs = { startNs: null, lastNs: ev.tsNs, tid: ev.tid, openCalls: 0, awaitingError: false };
+    }
+    conn.hs.lastNs = ev.tsNs;
+    conn.hs.tid = ev.tid;
+    touch(this.inProgress, conn.key, conn);
+    this.bound(this.inProgress, (evicted) => {
+      if (evicted.hs) this.finish(evicted, false, "evicted", evicted.hs.lastNs, evicted.hs.tid, evicted.comm);
+    });
+    return conn.hs;
+  }
+
+  private finish(
+    conn: Connection,
+    success: boolean,
+    error: string | null,
+    endNs: bigint,
+    tid: number,
+    comm: string,
+  ): void {
+    const hs = conn.hs;
+    const sni = conn.sni;
+    let groups = conn.groups;
+    let groupsSource: GroupsSource | null = groups ? "connection" : null;
+    if (!groups && conn.ctx !== null) {
+      groups = this.contextGroups.get(this.key(conn.pid, conn.ctx)) ?? null;
+      if (groups) groupsSource = "context";
+    }
+    // whatever is set on this SSL* from now on belongs to its next handshake
+    conn.hs = null;
+    conn.sni = null;
+    conn.groups = null;
+    this.inProgress.delete(conn.key);
+    this.counters.handshakesEmitted++;
+    this.onHandshake({
+      pid: conn.pid,
+      tid,
+      ssl: conn.ssl,
+      libId: conn.libId,
+      comm,
+      role: conn.role,
+      sni,
+      groups: groups ? [...groups] : null,
+      groupsSource,
+      success,
+      error,
+      startNs: hs?.startNs ?? null,
+      endNs,
+    });
+  }
+}
+
+/** Correlates a whole event sequence (tests, replays of recorded events); gives up what is left as `atEnd`. */
+export function correlateHandshakes(
+  events: Iterable<SslEvent>,
+  options: Partial<CorrelationOptions> = {},
+  atEnd = "incomplete",
+): { handshakes: CorrelatedHandshake[]; counters: CorrelationCounters } {
+  const handshakes: CorrelatedHandshake[] = [];
+  const correlator = new HandshakeCorrelator(
+    {
+      windowNs: options.windowNs ?? DEFAULT_WINDOW_NS,
+      maxPending: options.maxPending ?? DEFAULT_MAX_PENDING,
+      ...options,
+    },
+    (hs) => handshakes.push(hs),
+  );
+  for (const ev of events) {
+    correlator.expire(ev.tsNs);
+    correlator.push(ev);
+  }
+  correlator.flush(atEnd);
+  return { handshakes, counters: { ...correlator.counters } };
+}

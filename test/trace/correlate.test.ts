@@ -1,0 +1,244 @@
+import { describe, expect, test } from "bun:test";
+import {
+  type CorrelatedHandshake,
+  correlateHandshakes,
+  HsFunc,
+  Kind,
+  type SslEvent,
+} from "../../src/trace/correlate.ts";
+
+const PID = 4242;
+const SSL_A = 0x5599ca9c6b10n;
+const SSL_B = 0x5599ca9c7000n;
+const CTX = 0x5599ca9a0000n;
+const MS = 1_000_000n;
+
+/** A synthetic event; time in ms for readability. */
+function ev(kind: number, ms: number, fields: Partial<Omit<SslEvent, "tsNs" | "kind">> = {}): SslEvent {
+  return {
+    tsNs: BigInt(ms) * MS,
+    ptr: SSL_A,
+    aux: 0n,
+    pid: PID,
+    tid: PID,
+    ret: 0,
+    libId: 0,
+    comm: "client",
+    data: new Uint8Array(0),
+    kind,
+    ...fields,
+  };
+}
+const text = (s: string) => new TextEncoder().encode(`${s}\0`);
+const nids = (...n: number[]) => new Uint8Array(new Int32Array(n).buffer);
+const enter = (ms: number, func: number, f: Partial<SslEvent> = {}) =>
+  ev(Kind.HS_ENTER, ms, { aux: BigInt(func), ...f });
+const ret = (ms: number, r: number, func: number, f: Partial<SslEvent> = {}) =>
+  ev(Kind.HS_RETURN, ms, { ret: r, aux: BigInt(func), ...f });
+const getError = (ms: number, code: number, f: Partial<SslEvent> = {}) =>
+  ev(Kind.GET_ERROR, ms, { ret: code, aux: -1n, ...f });
+
+function only(events: SslEvent[]): CorrelatedHandshake {
+  const { handshakes } = correlateHandshakes(events);
+  expect(handshakes).toHaveLength(1);
+  return handshakes[0]!;
+}
+
+describe("correlateHandshakes", () => {
+  test("SSL_connect wrapping SSL_do_handshake is one client handshake with SNI and context groups", () => {
+    const hs = only([
+      ev(Kind.CTX_GROUPS_LIST, 0, { ptr: CTX, data: text("x25519:P-256") }),
+      ev(Kind.SSL_NEW, 1, { aux: CTX }),
+      ev(Kind.SET_HOSTNAME, 2, { data: text("api.example.org") }),
+      enter(3, HsFunc.CONNECT),
+      enter(3, HsFunc.DO_HANDSHAKE),
+      ret(5, 1, HsFunc.DO_HANDSHAKE),
+      ret(5, 1, HsFunc.CONNECT),
+      ev(Kind.SSL_FREE, 9),
+    ]);
+    expect(hs).toMatchObject({
+      success: true,
+      error: null,
+      role: "client",
+      sni: "api.example.org",
+      groups: ["X25519", "secp256r1"],
+      groupsSource: "context",
+      startNs: 3n * MS,
+      endNs: 5n * MS,
+    });
+  });
+
+  test("an inner failure inside SSL_connect does not finish the handshake; the outer return does", () => {
+    const { handshakes } = correlateHandshakes([
+      enter(0, HsFunc.CONNECT),
+      enter(0, HsFunc.DO_HANDSHAKE),
+      ret(1, 0, HsFunc.DO_HANDSHAKE),
+    ]);
+    expect(handshakes.map((h) => h.error)).toEqual(["incomplete"]);
+  });
+
+  test("non-blocking: many want-read returns are still one handshake, finished by the success", () => {
+    const events: SslEvent[] = [ev(Kind.SSL_NEW, 0, { aux: CTX }), ev(Kind.SET_STATE, 0, { aux: 2n })];
+    for (let i = 1; i <= 5; i++) {
+      events.push(enter(i * 10, HsFunc.DO_HANDSHAKE), ret(i * 10 + 1, -1, HsFunc.DO_HANDSHAKE));
+      events.push(getError(i * 10 + 1, 2 + (i % 2))); // SSL_ERROR_WANT_READ / WANT_WRITE
+    }
+    events.push(enter(60, HsFunc.DO_HANDSHAKE), ret(61, 1, HsFunc.DO_HANDSHAKE));
+    const hs = only(events);
+    expect(hs).toMatchObject({ success: true, role: "server", startNs: 10n * MS, endNs: 61n * MS });
+  });
+
+  test("a want-read return without any SSL_get_error call stays pending until the next call finishes it", () => {
+    const hs = only([
+      enter(0, HsFunc.DO_HANDSHAKE),
+      ret(1, -1, HsFunc.DO_HANDSHAKE),
+      enter(2, HsFunc.DO_HANDSHAKE),
+      ret(3, 1, HsFunc.DO_HANDSHAKE),
+    ]);
+    expect(hs.success).toBe(true);
+  });
+
+  test("a handshake set up on one thread and run on two others is one line, with the finishing thread", () => {
+    const hs = only([
+      ev(Kind.SSL_NEW, 0, { tid: 100, aux: CTX }),
+      ev(Kind.SET_HOSTNAME, 1, { tid: 100, data: text("moved.example") }),
+      ev(Kind.SET_GROUPS_LIST, 1, { tid: 100, data: text("P-384") }),
+      enter(2, HsFunc.DO_HANDSHAKE, { tid: 101 }),
+      ret(3, -1, HsFunc.DO_HANDSHAKE, { tid: 101 }),
+      getError(3, 2, { tid: 101 }),
+      enter(4, HsFunc.DO_HANDSHAKE, { tid: 102 }),
+      ret(5, 1, HsFunc.DO_HANDSHAKE, { tid: 102 }),
+    ]);
+    expect(hs).toMatchObject({
+      tid: 102,
+      sni: "moved.example",
+      groups: ["secp384r1"],
+      groupsSource: "connection",
+      success: true,
+    });
+  });
+
+  test("fatal outcomes: ret 0, SSL_ERROR_SSL, SSL_ERROR_SYSCALL, SSL_ERROR_ZERO_RETURN", () => {
+    const cases: [SslEvent[], string][] = [
+      [[enter(0, HsFunc.ACCEPT), ret(1, 0, HsFunc.ACCEPT)], "fatal"],
+      [[enter(0, HsFunc.ACCEPT), ret(1, -1, HsFunc.ACCEPT), getError(1, 1)], "fatal"],
+      [[enter(0, HsFunc.ACCEPT), ret(1, -1, HsFunc.ACCEPT), getError(1, 5)], "syscall"],
+      [[enter(0, HsFunc.ACCEPT), ret(1, -1, HsFunc.ACCEPT), getError(1, 6)], "closed"],
+    ];
+    for (const [events, error] of cases) {
+      const hs = only(events);
+      expect(hs).toMatchObject({ success: false, error, role: "server" });
+    }
+  });
+
+  test("SSL_get_error about SSL_read after a finished handshake does not produce a line", () => {
+    const { handshakes } = correlateHandshakes([
+      enter(0, HsFunc.CONNECT),
+      ret(1, 1, HsFunc.CONNECT),
+      getError(5, 1),
+      getError(6, 5, { aux: -1n }),
+    ]);
+    expect(handshakes.map((h) => h.success)).toEqual([true]);
+  });
+
+  test("SSL_free ends a started handshake as freed; a connection that never started one leaves no line", () => {
+    const { handshakes } = correlateHandshakes([
+      ev(Kind.SSL_NEW, 0, { aux: CTX }),
+      ev(Kind.SET_HOSTNAME, 1, { data: text("never.example") }),
+      ev(Kind.SSL_FREE, 2),
+      ev(Kind.SSL_NEW, 3, { ptr: SSL_B, aux: CTX }),
+      enter(4, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+      ret(5, -1, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+      getError(5, 2, { ptr: SSL_B }),
+      ev(Kind.SSL_FREE, 7, { ptr: SSL_B }),
+    ]);
+    expect(handshakes).toHaveLength(1);
+    expect(handshakes[0]).toMatchObject({ ssl: SSL_B, success: false, error: "freed", endNs: 7n * MS });
+  });
+
+  test("a reused SSL* never mixes two handshakes", () => {
+    const { handshakes } = correlateHandshakes([
+      ev(Kind.CTX_GROUPS_LIST, 0, { ptr: CTX, data: text("X448") }),
+      ev(Kind.SSL_NEW, 0, { aux: CTX }),
+      ev(Kind.SET_HOSTNAME, 1, { data: text("first.example") }),
+      ev(Kind.SET_GROUPS_NIDS, 1, { data: nids(1034), aux: 1n }),
+      enter(2, HsFunc.CONNECT),
+      ev(Kind.SSL_FREE, 3), // freed mid-handshake
+      ev(Kind.SSL_NEW, 4, { aux: CTX }), // same address handed out again
+      enter(5, HsFunc.CONNECT),
+      ret(6, 1, HsFunc.CONNECT),
+      ev(Kind.SET_HOSTNAME, 7, { data: text("next.example") }), // after a finished handshake: the next one's
+      enter(8, HsFunc.CONNECT),
+      ret(9, 1, HsFunc.CONNECT),
+      enter(10, HsFunc.CONNECT),
+      ret(11, 1, HsFunc.CONNECT),
+    ]);
+    expect(handshakes.map((h) => [h.error, h.sni, h.groups, h.groupsSource])).toEqual([
+      ["freed", "first.example", ["X25519"], "connection"],
+      [null, null, ["X448"], "context"],
+      [null, "next.example", ["X448"], "context"],
+      [null, null, ["X448"], "context"],
+    ]);
+  });
+
+  test("a handshake untouched for the window expires as timeout and is counted; one within it does not", () => {
+    const { handshakes, counters } = correlateHandshakes(
+      [
+        enter(0, HsFunc.DO_HANDSHAKE),
+        enter(1500, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+        ret(1900, -1, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+        getError(1900, 2, { ptr: SSL_B }),
+        ev(Kind.SSL_NEW, 2001, { ptr: 0x1n }), // time passes
+        enter(3800, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+        ret(3850, 1, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+      ],
+      { windowNs: 2000n * MS },
+    );
+    expect(handshakes.map((h) => [h.ssl, h.error])).toEqual([
+      [SSL_A, "timeout"],
+      [SSL_B, null],
+    ]);
+    expect(counters.correlationTimeouts).toBe(1);
+    expect(counters.handshakesEmitted).toBe(2);
+  });
+
+  test("the tables are bounded: evictions are counted and a handshake in progress is not lost silently", () => {
+    const events: SslEvent[] = [];
+    for (let i = 0; i < 10; i++)
+      events.push(enter(i, HsFunc.DO_HANDSHAKE, { ptr: BigInt(0x1000 + i * 0x100) }));
+    const { handshakes, counters } = correlateHandshakes(events, { maxPending: 4 });
+    expect(counters.cacheEvictions).toBe(6);
+    expect(handshakes.filter((h) => h.error === "evicted")).toHaveLength(6);
+    expect(handshakes.filter((h) => h.error === "incomplete")).toHaveLength(4);
+  });
+
+  test("the same SSL* address in two processes is two connections", () => {
+    const { handshakes } = correlateHandshakes([
+      ev(Kind.SET_HOSTNAME, 0, { pid: 1, tid: 1, data: text("one.example") }),
+      ev(Kind.SET_HOSTNAME, 0, { pid: 2, tid: 2, data: text("two.example") }),
+      enter(1, HsFunc.CONNECT, { pid: 2, tid: 2 }),
+      enter(1, HsFunc.CONNECT, { pid: 1, tid: 1 }),
+      ret(2, 1, HsFunc.CONNECT, { pid: 1, tid: 1 }),
+      ret(3, 1, HsFunc.CONNECT, { pid: 2, tid: 2 }),
+    ]);
+    expect(handshakes.map((h) => [h.pid, h.sni])).toEqual([
+      [1, "one.example"],
+      [2, "two.example"],
+    ]);
+  });
+
+  test("returns that lack the SSL* are matched through the thread's last handshake call", () => {
+    const hs = only([
+      ev(Kind.SET_HOSTNAME, 0, { data: text("thread.example") }),
+      enter(1, HsFunc.DO_HANDSHAKE),
+      ret(2, -1, HsFunc.DO_HANDSHAKE, { ptr: 0n }),
+      getError(2, 1, { ptr: 0n }),
+    ]);
+    expect(hs).toMatchObject({ sni: "thread.example", error: "fatal" });
+  });
+
+  test("the tracer started mid-handshake: a return without its entry still gives a line, with no start", () => {
+    const hs = only([ret(2, 1, HsFunc.DO_HANDSHAKE)]);
+    expect(hs).toMatchObject({ success: true, startNs: null });
+  });
+});

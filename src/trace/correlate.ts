@@ -38,10 +38,11 @@ export const HsFunc = { DO_HANDSHAKE: 1, CONNECT: 2, ACCEPT: 3 } as const;
 
 /** The fields of a decoded kernel event that correlation reads (`CarnotEvent` of src/trace/events.ts). */
 export interface SslEvent {
-  tsNs: bigint;
-  /** SSL* (SSL_CTX* for the CTX_* kinds) */
-  ptr: bigint;
-  aux: bigint;
+  /** CLOCK_MONOTONIC ns (exact to the µs for 104 days of uptime) */
+  tsNs: number;
+  /** SSL* (SSL_CTX* for the CTX_* kinds); user-space pointers fit a number exactly */
+  ptr: number;
+  aux: number;
   pid: number;
   tid: number;
   ret: number;
@@ -59,7 +60,7 @@ export type GroupsSource = "connection" | "context";
 export interface CorrelatedHandshake {
   pid: number;
   tid: number;
-  ssl: bigint;
+  ssl: number;
   libId: number;
   comm: string;
   role: Role | null;
@@ -70,9 +71,9 @@ export interface CorrelatedHandshake {
   /** null on success; "fatal", "syscall", "closed", "timeout", "freed", "evicted" or "incomplete" */
   error: string | null;
   /** ktime of the first handshake call seen, null when the tracer missed it (started mid-handshake) */
-  startNs: bigint | null;
+  startNs: number | null;
   /** ktime of completion (or of the last event, for a handshake given up) */
-  endNs: bigint;
+  endNs: number;
 }
 
 export interface CorrelationCounters {
@@ -84,18 +85,18 @@ export interface CorrelationCounters {
 
 export interface CorrelationOptions {
   /** how long a handshake in progress may go without an event before it is given up */
-  windowNs: bigint;
+  windowNs: number;
   /** bound of each table (connections, contexts, handshakes in progress) */
   maxPending: number;
   groupIndex?: GroupIndex;
 }
 
-export const DEFAULT_WINDOW_NS = 2_000_000_000n;
+export const DEFAULT_WINDOW_NS = 2_000_000_000;
 export const DEFAULT_MAX_PENDING = 65_536;
 
 interface Handshake {
-  startNs: bigint | null;
-  lastNs: bigint;
+  startNs: number | null;
+  lastNs: number;
   tid: number;
   /** handshake calls entered and not yet returned (SSL_connect → SSL_do_handshake nest on one thread) */
   openCalls: number;
@@ -106,8 +107,8 @@ interface Handshake {
 interface Connection {
   key: string;
   pid: number;
-  ssl: bigint;
-  ctx: bigint | null;
+  ssl: number;
+  ctx: number | null;
   libId: number;
   comm: string;
   role: Role | null;
@@ -190,16 +191,16 @@ export class HandshakeCorrelator {
         this.connection(ev).groups = canonicalGroupList(cString(ev.data), this.groupIndex);
         break;
       case Kind.SET_GROUPS_NIDS:
-        this.connection(ev).groups = canonicalGroupNids(int32List(ev.data, Number(ev.aux)), this.groupIndex);
+        this.connection(ev).groups = canonicalGroupNids(int32List(ev.data, ev.aux), this.groupIndex);
         break;
       case Kind.CTX_GROUPS_LIST:
         this.setContextGroups(ev, canonicalGroupList(cString(ev.data), this.groupIndex));
         break;
       case Kind.CTX_GROUPS_NIDS:
-        this.setContextGroups(ev, canonicalGroupNids(int32List(ev.data, Number(ev.aux)), this.groupIndex));
+        this.setContextGroups(ev, canonicalGroupNids(int32List(ev.data, ev.aux), this.groupIndex));
         break;
       case Kind.SET_STATE:
-        if (ev.aux === 1n || ev.aux === 2n) this.connection(ev).role = ev.aux === 1n ? "client" : "server";
+        if (ev.aux === 1 || ev.aux === 2) this.connection(ev).role = ev.aux === 1 ? "client" : "server";
         break;
       case Kind.HS_ENTER:
         this.onHandshakeEnter(ev);
@@ -214,7 +215,7 @@ export class HandshakeCorrelator {
   }
 
   /** Gives up every handshake in progress untouched since `nowNs - windowNs`. */
-  expire(nowNs: bigint): void {
+  expire(nowNs: number): void {
     const limit = nowNs - this.options.windowNs;
     for (const conn of this.inProgress.values()) {
       if (conn.hs === null || conn.hs.lastNs > limit) break;
@@ -230,12 +231,12 @@ export class HandshakeCorrelator {
     }
   }
 
-  private key(pid: number, ptr: bigint): string {
-    return `${pid}:${ptr.toString(16)}`;
+  private key(pid: number, ptr: number): string {
+    return `${pid}:${ptr}`;
   }
 
   /** The connection of `ev.ptr`, created when the tracer missed its SSL_new. */
-  private connection(ev: SslEvent, ssl: bigint = ev.ptr): Connection {
+  private connection(ev: SslEvent, ssl: number = ev.ptr): Connection {
     const key = this.key(ev.pid, ssl);
     let conn = this.connections.get(key);
     if (conn) {
@@ -299,8 +300,8 @@ export class HandshakeCorrelator {
 
   private onHandshakeEnter(ev: SslEvent): void {
     const conn = this.connection(ev);
-    if (ev.aux === BigInt(HsFunc.CONNECT)) conn.role = "client";
-    else if (ev.aux === BigInt(HsFunc.ACCEPT)) conn.role = "server";
+    if (ev.aux === HsFunc.CONNECT) conn.role = "client";
+    else if (ev.aux === HsFunc.ACCEPT) conn.role = "server";
     const hs = this.progress(conn, ev);
     hs.startNs ??= ev.tsNs;
     hs.openCalls++;
@@ -321,7 +322,7 @@ export class HandshakeCorrelator {
   }
 
   private onGetError(ev: SslEvent): void {
-    if (ev.aux > 0n) return; // SSL_get_error about a successful call says nothing about failure
+    if (ev.aux > 0) return; // SSL_get_error about a successful call says nothing about failure
     const conn = this.callConnection(ev);
     const hs = conn?.hs;
     if (!conn || !hs?.awaitingError) return; // about SSL_read/SSL_write, not a handshake call
@@ -334,7 +335,7 @@ export class HandshakeCorrelator {
 
   /** The connection an event is about: by SSL*, or, when the kernel could not give one, by the thread. */
   private callConnection(ev: SslEvent): Connection | undefined {
-    if (ev.ptr !== 0n) return this.connection(ev);
+    if (ev.ptr !== 0) return this.connection(ev);
     const key = this.threadCall.get(`${ev.pid}:${ev.tid}`);
     return key === undefined ? undefined : this.connections.get(key);
   }
@@ -367,7 +368,7 @@ export class HandshakeCorrelator {
     conn: Connection,
     success: boolean,
     error: string | null,
-    endNs: bigint,
+    endNs: number,
     tid: number,
     comm: string,
   ): void {

@@ -62,16 +62,17 @@ export interface ObservationContext {
   library(libId: number): string;
   /** /proc/PID/exe, read once per process; null when unreadable */
   exe(pid: number): string | null;
-  /** wall clock minus CLOCK_MONOTONIC, in ns, sampled once at start */
-  clockOffsetNs: bigint;
+  /** wall clock minus CLOCK_MONOTONIC, in µs, sampled once at start */
+  clockOffsetUs: number;
   groupIndex: GroupIndex;
 }
 
 /** RFC 3339 UTC with microseconds of a CLOCK_MONOTONIC time (bpf_ktime_get_ns). */
-export function formatKtime(ktimeNs: bigint, clockOffsetNs: bigint): string {
-  const wallNs = ktimeNs + clockOffsetNs;
-  const iso = new Date(Number(wallNs / 1_000_000n)).toISOString(); // ….mmmZ
-  const micros = ((wallNs / 1000n) % 1000n).toString().padStart(3, "0");
+export function formatKtime(ktimeNs: number, clockOffsetUs: number): string {
+  // in µs, wall-clock times stay below 2^53: exact
+  const wallUs = Math.floor(ktimeNs / 1000) + clockOffsetUs;
+  const iso = new Date(Math.floor(wallUs / 1000)).toISOString(); // ….mmmZ
+  const micros = (wallUs % 1000).toString().padStart(3, "0");
   return `${iso.slice(0, 23)}${micros}Z`;
 }
 
@@ -107,7 +108,7 @@ export function buildObservation(
     pid: hs.pid,
     tid: hs.tid,
     ssl_ptr: `0x${hs.ssl.toString(16)}`,
-    time: formatKtime(hs.endNs, ctx.clockOffsetNs),
+    time: formatKtime(hs.endNs, ctx.clockOffsetUs),
     confidence: observationConfidence(hs),
     role: hs.role,
     negotiated_group: group?.name ?? null,
@@ -119,7 +120,7 @@ export function buildObservation(
     comm: hs.comm,
     exe: ctx.exe(hs.pid),
     library: ctx.library(hs.libId),
-    duration_us: hs.startNs === null ? null : Number((hs.endNs - hs.startNs) / 1000n),
+    duration_us: hs.startNs === null ? null : Math.floor((hs.endNs - hs.startNs) / 1000),
     error: hs.error,
   };
 }

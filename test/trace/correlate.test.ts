@@ -8,17 +8,17 @@ import {
 } from "../../src/trace/correlate.ts";
 
 const PID = 4242;
-const SSL_A = 0x5599ca9c6b10n;
-const SSL_B = 0x5599ca9c7000n;
-const CTX = 0x5599ca9a0000n;
-const MS = 1_000_000n;
+const SSL_A = 0x5599ca9c6b10;
+const SSL_B = 0x5599ca9c7000;
+const CTX = 0x5599ca9a0000;
+const MS = 1_000_000;
 
 /** A synthetic event; time in ms for readability. */
 function ev(kind: number, ms: number, fields: Partial<Omit<SslEvent, "tsNs" | "kind">> = {}): SslEvent {
   return {
-    tsNs: BigInt(ms) * MS,
+    tsNs: ms * MS,
     ptr: SSL_A,
-    aux: 0n,
+    aux: 0,
     pid: PID,
     tid: PID,
     ret: 0,
@@ -32,11 +32,11 @@ function ev(kind: number, ms: number, fields: Partial<Omit<SslEvent, "tsNs" | "k
 const text = (s: string) => new TextEncoder().encode(`${s}\0`);
 const nids = (...n: number[]) => new Uint8Array(new Int32Array(n).buffer);
 const enter = (ms: number, func: number, f: Partial<SslEvent> = {}) =>
-  ev(Kind.HS_ENTER, ms, { aux: BigInt(func), ...f });
+  ev(Kind.HS_ENTER, ms, { aux: func, ...f });
 const ret = (ms: number, r: number, func: number, f: Partial<SslEvent> = {}) =>
-  ev(Kind.HS_RETURN, ms, { ret: r, aux: BigInt(func), ...f });
+  ev(Kind.HS_RETURN, ms, { ret: r, aux: func, ...f });
 const getError = (ms: number, code: number, f: Partial<SslEvent> = {}) =>
-  ev(Kind.GET_ERROR, ms, { ret: code, aux: -1n, ...f });
+  ev(Kind.GET_ERROR, ms, { ret: code, aux: -1, ...f });
 
 function only(events: SslEvent[]): CorrelatedHandshake {
   const { handshakes } = correlateHandshakes(events);
@@ -63,8 +63,8 @@ describe("correlateHandshakes", () => {
       sni: "api.example.org",
       groups: ["X25519", "secp256r1"],
       groupsSource: "context",
-      startNs: 3n * MS,
-      endNs: 5n * MS,
+      startNs: 3 * MS,
+      endNs: 5 * MS,
     });
   });
 
@@ -78,14 +78,14 @@ describe("correlateHandshakes", () => {
   });
 
   test("non-blocking: many want-read returns are still one handshake, finished by the success", () => {
-    const events: SslEvent[] = [ev(Kind.SSL_NEW, 0, { aux: CTX }), ev(Kind.SET_STATE, 0, { aux: 2n })];
+    const events: SslEvent[] = [ev(Kind.SSL_NEW, 0, { aux: CTX }), ev(Kind.SET_STATE, 0, { aux: 2 })];
     for (let i = 1; i <= 5; i++) {
       events.push(enter(i * 10, HsFunc.DO_HANDSHAKE), ret(i * 10 + 1, -1, HsFunc.DO_HANDSHAKE));
       events.push(getError(i * 10 + 1, 2 + (i % 2))); // SSL_ERROR_WANT_READ / WANT_WRITE
     }
     events.push(enter(60, HsFunc.DO_HANDSHAKE), ret(61, 1, HsFunc.DO_HANDSHAKE));
     const hs = only(events);
-    expect(hs).toMatchObject({ success: true, role: "server", startNs: 10n * MS, endNs: 61n * MS });
+    expect(hs).toMatchObject({ success: true, role: "server", startNs: 10 * MS, endNs: 61 * MS });
   });
 
   test("a want-read return without any SSL_get_error call stays pending until the next call finishes it", () => {
@@ -136,7 +136,7 @@ describe("correlateHandshakes", () => {
       enter(0, HsFunc.CONNECT),
       ret(1, 1, HsFunc.CONNECT),
       getError(5, 1),
-      getError(6, 5, { aux: -1n }),
+      getError(6, 5, { aux: -1 }),
     ]);
     expect(handshakes.map((h) => h.success)).toEqual([true]);
   });
@@ -153,7 +153,7 @@ describe("correlateHandshakes", () => {
       ev(Kind.SSL_FREE, 7, { ptr: SSL_B }),
     ]);
     expect(handshakes).toHaveLength(1);
-    expect(handshakes[0]).toMatchObject({ ssl: SSL_B, success: false, error: "freed", endNs: 7n * MS });
+    expect(handshakes[0]).toMatchObject({ ssl: SSL_B, success: false, error: "freed", endNs: 7 * MS });
   });
 
   test("a reused SSL* never mixes two handshakes", () => {
@@ -161,7 +161,7 @@ describe("correlateHandshakes", () => {
       ev(Kind.CTX_GROUPS_LIST, 0, { ptr: CTX, data: text("X448") }),
       ev(Kind.SSL_NEW, 0, { aux: CTX }),
       ev(Kind.SET_HOSTNAME, 1, { data: text("first.example") }),
-      ev(Kind.SET_GROUPS_NIDS, 1, { data: nids(1034), aux: 1n }),
+      ev(Kind.SET_GROUPS_NIDS, 1, { data: nids(1034), aux: 1 }),
       enter(2, HsFunc.CONNECT),
       ev(Kind.SSL_FREE, 3), // freed mid-handshake
       ev(Kind.SSL_NEW, 4, { aux: CTX }), // same address handed out again
@@ -188,11 +188,11 @@ describe("correlateHandshakes", () => {
         enter(1500, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
         ret(1900, -1, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
         getError(1900, 2, { ptr: SSL_B }),
-        ev(Kind.SSL_NEW, 2001, { ptr: 0x1n }), // time passes
+        ev(Kind.SSL_NEW, 2001, { ptr: 0x1 }), // time passes
         enter(3800, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
         ret(3850, 1, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
       ],
-      { windowNs: 2000n * MS },
+      { windowNs: 2000 * MS },
     );
     expect(handshakes.map((h) => [h.ssl, h.error])).toEqual([
       [SSL_A, "timeout"],
@@ -204,8 +204,7 @@ describe("correlateHandshakes", () => {
 
   test("the tables are bounded: evictions are counted and a handshake in progress is not lost silently", () => {
     const events: SslEvent[] = [];
-    for (let i = 0; i < 10; i++)
-      events.push(enter(i, HsFunc.DO_HANDSHAKE, { ptr: BigInt(0x1000 + i * 0x100) }));
+    for (let i = 0; i < 10; i++) events.push(enter(i, HsFunc.DO_HANDSHAKE, { ptr: 0x1000 + i * 0x100 }));
     const { handshakes, counters } = correlateHandshakes(events, { maxPending: 4 });
     expect(counters.cacheEvictions).toBe(6);
     expect(handshakes.filter((h) => h.error === "evicted")).toHaveLength(6);
@@ -231,8 +230,8 @@ describe("correlateHandshakes", () => {
     const hs = only([
       ev(Kind.SET_HOSTNAME, 0, { data: text("thread.example") }),
       enter(1, HsFunc.DO_HANDSHAKE),
-      ret(2, -1, HsFunc.DO_HANDSHAKE, { ptr: 0n }),
-      getError(2, 1, { ptr: 0n }),
+      ret(2, -1, HsFunc.DO_HANDSHAKE, { ptr: 0 }),
+      getError(2, 1, { ptr: 0 }),
     ]);
     expect(hs).toMatchObject({ sni: "thread.example", error: "fatal" });
   });

@@ -78,7 +78,8 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     if (rawArgs.includes("--verbose") && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     if (err instanceof CarnotError) return err.exitCode;
     // citty's own argument errors (unknown command, missing positional) are usage errors
-    return (err as { code?: string }).code?.startsWith("E_") ? 2 : 1;
+    const code = (err as { code?: string }).code;
+    return code === "EARG" || code?.startsWith("E_") ? 2 : 1;
   }
 }
 

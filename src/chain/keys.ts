@@ -51,7 +51,7 @@ export async function readKeyFile(path: string): Promise<Uint8Array> {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (code ?? String(err));
-    throw new CarnotError(`cannot read key file ${path}: ${why}`, { exitCode: 2, cause: err });
+    throw new CarnotError(`cannot read key file ${path}: ${why}`, { exitCode: 2 });
   }
   if (bytes.length < MIN_KEY_BYTES) {
     throw new CarnotError(

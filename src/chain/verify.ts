@@ -1,0 +1,382 @@
+import { stat } from "node:fs/promises";
+import { CarnotError } from "../errors.ts";
+import { Blake3, sameWords, wordsToHex } from "./blake3.ts";
+import { canonicalJson } from "./canonical.ts";
+import { CHAIN_FORMAT, type ChainKeys, deriveChainKeys } from "./keys.ts";
+import { type ChainSeal, sealMac, sealPathOf } from "./seal.ts";
+
+/** What `carnot verify` found. */
+export interface VerifyResult {
+  /** true only for an intact, complete, sealed log. */
+  ok: boolean;
+  /** Lines in the file (a torn last line included). */
+  count: number;
+  /** 1-based number of the first bad line; null when the fault is not a line's (seal, key). */
+  firstBadLine: number | null;
+  /** Why it failed; null when ok. */
+  reason: string | null;
+  /** A seal that is intact and matches the file was found. */
+  sealed: boolean;
+}
+
+/** `ok: N records, chain intact, sealed` or `FAIL line 17: …` / `FAIL: …`. */
+export function formatVerifyResult(r: VerifyResult): string {
+  if (r.ok) return `ok: ${r.count} records, chain intact, sealed`;
+  return r.firstBadLine === null ? `FAIL: ${r.reason}` : `FAIL line ${r.firstBadLine}: ${r.reason}`;
+}
+
+/** Lines after a chain break that are searched for the line that really follows its predecessor. */
+const LOOKAHEAD_LINES = 4096;
+const CHAIN_PREFIX = new TextEncoder().encode(',"chain":"');
+/** `,"chain":"` + 64 hex + `"}`: the fixed end of every line (without its newline). */
+const CHAIN_SUFFIX_LEN = CHAIN_PREFIX.length + 64 + 2;
+
+type SealState =
+  | { kind: "missing" }
+  | { kind: "damaged"; why: string }
+  | { kind: "present"; seal: ChainSeal };
+
+/**
+ * Check a chained log and its seal: both hashes of every line (see writer.ts for the chain),
+ * then the seal's mac, count and final value. Names the first bad line and why.
+ * A missing or unreadable log is a usage error (CarnotError, exit 2).
+ */
+export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): Promise<VerifyResult> {
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) throw new CarnotError(`cannot verify ${path}: is a directory`, { exitCode: 2 });
+  } catch (err) {
+    if (err instanceof CarnotError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CarnotError(
+      `cannot read ${path}: ${code === "ENOENT" ? "no such file" : (code ?? String(err))}`,
+      {
+        exitCode: 2,
+        cause: err,
+      },
+    );
+  }
+  const sealPath = sealPathOf(path);
+  const seal = await readSeal(sealPath);
+  const fail = (reason: string, count = 0): VerifyResult => ({
+    ok: false,
+    count,
+    firstBadLine: null,
+    reason,
+    sealed: false,
+  });
+
+  let keys: ChainKeys;
+  if (seal.kind === "present" && seal.seal.key_id !== null) {
+    if (!opts.key) return fail(`the log is keyed (key_id ${seal.seal.key_id}): pass its --key-file`);
+    keys = deriveChainKeys(opts.key);
+    if (keys.keyId !== seal.seal.key_id) {
+      return fail(`wrong key: its key_id is ${keys.keyId}, the seal's is ${seal.seal.key_id}`);
+    }
+  } else {
+    if (seal.kind === "present" && opts.key)
+      return fail("the log was written without a key, but --key-file was given");
+    keys = deriveChainKeys(opts.key);
+  }
+
+  const sealed = seal.kind === "present" ? seal.seal : null;
+  const walk = new ChainWalk(keys.genesis, sealed?.count ?? -1);
+  let carry: Uint8Array | null = null;
+  for await (const chunk of Bun.file(path).stream()) {
+    let start = 0;
+    if (carry !== null) {
+      const nl = chunk.indexOf(10);
+      if (nl < 0) {
+        carry = concat(carry, chunk);
+        continue;
+      }
+      walk.line(concat(carry, chunk.subarray(0, nl)));
+      carry = null;
+      start = nl + 1;
+    }
+    for (let nl = chunk.indexOf(10, start); nl >= 0; nl = chunk.indexOf(10, start)) {
+      walk.line(chunk.subarray(start, nl));
+      start = nl + 1;
+    }
+    if (start < chunk.length) carry = chunk.slice(start);
+  }
+  const torn = carry !== null && carry.length > 0;
+  if (torn) walk.tornLine();
+
+  const lineFault = walk.firstFault(sealed);
+  const count = walk.lines;
+  const result = (firstBadLine: number | null, reason: string): VerifyResult => ({
+    ok: false,
+    count,
+    firstBadLine,
+    reason,
+    sealed: false,
+  });
+  if (lineFault) return result(lineFault.line, lineFault.reason);
+  if (torn) return result(count, "last line is cut off (no newline at the end)");
+  if (seal.kind === "missing") {
+    return result(
+      null,
+      `no seal ${sealPath}: the log is incomplete or its seal was removed (${count} records chain intact)`,
+    );
+  }
+  if (seal.kind === "damaged") return result(null, `seal ${sealPath} is damaged: ${seal.why}`);
+  const s = seal.seal;
+  if (sealMac(s, keys) !== s.mac)
+    return result(null, `seal ${sealPath} was tampered with: its mac does not match its content`);
+  if (s.key_id === null && s.genesis !== keys.genesisHex) {
+    return result(null, `seal ${sealPath} was tampered with: genesis is not ${CHAIN_FORMAT}'s`);
+  }
+  if (count < s.count)
+    return result(count + 1, `log cut off: the seal counts ${s.count} records, the file has ${count}`);
+  if (count > s.count) {
+    const appended = walk.atSealCount !== null && wordsToHex(walk.atSealCount) === s.final;
+    return appended
+      ? result(
+          s.count + 1,
+          `${count - s.count} line(s) appended after the sealed end (the seal counts ${s.count})`,
+        )
+      : result(s.count, `chain does not reach the seal's final value at record ${s.count}`);
+  }
+  if (wordsToHex(walk.last) !== s.final) return result(count, "chain does not end at the seal's final value");
+  if (!s.complete) {
+    return result(
+      null,
+      `log incomplete: the writer stopped early (${s.reason ?? "no reason given"}); ${count} records chain intact`,
+    );
+  }
+  return { ok: true, count, firstBadLine: null, reason: null, sealed: true };
+}
+
+async function readSeal(path: string): Promise<SealState> {
+  let text: string;
+  try {
+    text = await Bun.file(path).text();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
+    return { kind: "damaged", why: String((err as Error).message ?? err) };
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { kind: "damaged", why: "not valid JSON" };
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v))
+    return { kind: "damaged", why: "not a JSON object" };
+  const o = v as Record<string, unknown>;
+  const hex64 = (x: unknown) => typeof x === "string" && /^[0-9a-f]{64}$/.test(x);
+  const checks: [string, boolean][] = [
+    ["format", o.format === CHAIN_FORMAT],
+    ["tool", typeof o.tool === "string"],
+    ["count", Number.isSafeInteger(o.count) && (o.count as number) >= 0],
+    ["genesis", o.genesis === null || hex64(o.genesis)],
+    ["key_id", o.key_id === null || (typeof o.key_id === "string" && /^[0-9a-f]{16}$/.test(o.key_id))],
+    ["final", hex64(o.final)],
+    ["complete", typeof o.complete === "boolean"],
+    ["reason", o.reason === null || typeof o.reason === "string"],
+    ["created", typeof o.created === "string"],
+    ["mac", hex64(o.mac)],
+  ];
+  const bad = checks.find(([, good]) => !good);
+  if (bad) return { kind: "damaged", why: `field ${bad[0]} is missing or invalid` };
+  if ((o.genesis === null) === (o.key_id === null)) {
+    return { kind: "damaged", why: "exactly one of genesis and key_id must be set" };
+  }
+  return { kind: "present", seal: o as unknown as ChainSeal };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const c = new Uint8Array(a.length + b.length);
+  c.set(a);
+  c.set(b, a.length);
+  return c;
+}
+
+/** Parse 64 lowercase hex ASCII bytes at bytes[off..] into 8 words; false if they are not that. */
+function hexBytesToWords(bytes: Uint8Array, off: number, out: Uint32Array): boolean {
+  for (let i = 0; i < 8; i++) {
+    let w = 0;
+    for (let j = 0; j < 4; j++) {
+      const hi = nibble(bytes[off + 8 * i + 2 * j]!);
+      const lo = nibble(bytes[off + 8 * i + 2 * j + 1]!);
+      if ((hi | lo) < 0) return false;
+      w |= ((hi << 4) | lo) << (8 * j);
+    }
+    out[i] = w;
+  }
+  return true;
+}
+
+function nibble(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
+interface ChainBreak {
+  line: number;
+  /** Stored chain of the line before (or the genesis). */
+  before: Uint32Array;
+  stored: Uint32Array;
+  computed: Uint32Array;
+  nextFromStored: boolean;
+  nextFromComputed: boolean;
+  /** First later line that chains from `before`: the line that really comes next. */
+  resumesAt: number | null;
+}
+
+/** Line-by-line state of a verification; stops hashing at the first fault, but keeps counting lines. */
+class ChainWalk {
+  lines = 0;
+  /** Stored chain value of the last line read (genesis before the first). */
+  readonly last: Uint32Array;
+  /** Stored chain value of line `sealCount` (null until reached). */
+  atSealCount: Uint32Array | null = null;
+  private fault: { line: number; reason: string } | null = null;
+  private chainBreak: ChainBreak | null = null;
+  private readonly hasher = new Blake3(8192);
+  private readonly decoder = new TextDecoder("utf-8", { fatal: true });
+  private readonly stored = new Uint32Array(8);
+
+  constructor(
+    genesis: Uint32Array,
+    private readonly sealCount: number,
+  ) {
+    this.last = new Uint32Array(genesis);
+    if (sealCount === 0) this.atSealCount = new Uint32Array(genesis);
+  }
+
+  line(bytes: Uint8Array): void {
+    const n = ++this.lines;
+    if (this.fault) return;
+    if (this.chainBreak) {
+      this.lookahead(bytes, n, this.chainBreak);
+      return;
+    }
+    const why = this.checkLine(bytes);
+    if (why !== null) {
+      this.fault = { line: n, reason: why };
+      return;
+    }
+    // checkLine left the computed chain in hasher.out and the stored one in this.stored
+    const computed = this.hasher.out;
+    if (!sameWords(computed, 0, this.stored, 0)) {
+      this.chainBreak = {
+        line: n,
+        before: new Uint32Array(this.last),
+        stored: new Uint32Array(this.stored),
+        computed: new Uint32Array(computed),
+        nextFromStored: false,
+        nextFromComputed: false,
+        resumesAt: null,
+      };
+      return;
+    }
+    this.last.set(this.stored);
+    if (n === this.sealCount) this.atSealCount = new Uint32Array(this.stored);
+  }
+
+  tornLine(): void {
+    this.lines++;
+  }
+
+  /** The first bad line and why, once every line has been read. */
+  firstFault(seal: ChainSeal | null): { line: number; reason: string } | null {
+    if (this.fault) return this.fault;
+    const b = this.chainBreak;
+    if (!b) return null;
+    if (b.line === this.lines && seal) {
+      // the last line: the seal's final value plays the part of the next line
+      b.nextFromStored = wordsToHex(b.stored) === seal.final;
+      b.nextFromComputed = wordsToHex(b.computed) === seal.final;
+    }
+    const delta = seal ? this.lines - seal.count : null;
+    const prev = b.line === 1 ? "the genesis" : `line ${b.line - 1}`;
+    let reason: string;
+    if (b.nextFromComputed) {
+      reason = "chain value edited: the record is intact but its chain key was changed";
+    } else if (b.resumesAt !== null && b.resumesAt === b.line + 1 && (delta === null || delta > 0)) {
+      reason = `line inserted: ${prev} and line ${b.line + 1} chain to each other`;
+    } else if (b.resumesAt !== null) {
+      reason = `lines reordered: line ${b.resumesAt} is the one that follows ${prev}`;
+    } else if (b.nextFromStored && delta !== null && delta < 0) {
+      reason = `line(s) deleted before this line: it does not follow ${prev} (the seal counts ${-delta} more records)`;
+    } else if (b.nextFromStored && delta !== null) {
+      reason = "record edited: its content is not what was chained";
+    } else if (b.nextFromStored) {
+      reason = `record edited, or line(s) before it deleted: it does not follow ${prev}`;
+    } else {
+      reason = `chain broken: a line was edited, inserted, deleted or reordered (does not follow ${prev})`;
+    }
+    if (b.line === 1 && !seal) reason += "; or the key is wrong or missing";
+    return { line: b.line, reason };
+  }
+
+  /**
+   * Validate one line's form and raw_hash, and compute its chain value from `last`
+   * (left in hasher.out; the stored value in this.stored). Returns why the line is bad, or null.
+   */
+  private checkLine(bytes: Uint8Array): string | null {
+    const bodyLen = this.chainedBody(bytes);
+    if (bodyLen < 0) return 'not a chained record: the line does not end with its "chain" value';
+    let text: string;
+    try {
+      text = this.decoder.decode(bytes.subarray(0, bytes.length - CHAIN_SUFFIX_LEN));
+    } catch {
+      return "not valid UTF-8";
+    }
+    let rec: unknown;
+    try {
+      rec = JSON.parse(`${text}}`);
+    } catch {
+      return "not valid JSON";
+    }
+    if (rec === null || typeof rec !== "object" || Array.isArray(rec)) return "not a JSON object";
+    const o = rec as Record<string, unknown>;
+    if (Object.hasOwn(o, "chain")) return 'more than one "chain" key';
+    if (typeof o.raw_hash !== "string") return "raw_hash is missing";
+    const h = this.hasher;
+    // hash the body first: raw_hash below reuses the scratch buffer
+    h.load(bytes.subarray(0, bodyLen));
+    h.scratch[bodyLen - 1] = 125; // the body's closing "}"
+    const chain = new Uint32Array(h.digest(bodyLen, this.last));
+    const raw = o.raw_line;
+    const rawText = typeof raw === "string" ? raw : canonicalJson(o, ["raw_hash", "chain"]);
+    if (h.hexOfString(rawText) !== o.raw_hash) {
+      return typeof raw === "string"
+        ? "raw_hash does not match raw_line"
+        : "raw_hash does not match the record";
+    }
+    h.out.set(chain);
+    return null;
+  }
+
+  /** Length of the line's body (record JSON without its chain key, `}` included), or -1; fills this.stored. */
+  private chainedBody(bytes: Uint8Array): number {
+    const len = bytes.length;
+    const at = len - CHAIN_SUFFIX_LEN;
+    if (at < 1 || bytes[len - 1] !== 125 || bytes[len - 2] !== 34) return -1;
+    for (let i = 0; i < CHAIN_PREFIX.length; i++) if (bytes[at + i] !== CHAIN_PREFIX[i]) return -1;
+    if (!hexBytesToWords(bytes, at + CHAIN_PREFIX.length, this.stored)) return -1;
+    return at + 1;
+  }
+
+  /** After a chain break: which earlier value do the following lines chain from? */
+  private lookahead(bytes: Uint8Array, n: number, b: ChainBreak): void {
+    if (n > b.line + LOOKAHEAD_LINES || b.resumesAt !== null) return;
+    const bodyLen = this.chainedBody(bytes);
+    if (bodyLen < 0) return;
+    const h = this.hasher;
+    const follows = (key: Uint32Array): boolean => {
+      h.load(bytes.subarray(0, bodyLen));
+      h.scratch[bodyLen - 1] = 125;
+      return sameWords(h.digest(bodyLen, key), 0, this.stored, 0);
+    };
+    if (n === b.line + 1) {
+      b.nextFromStored = follows(b.stored);
+      b.nextFromComputed = follows(b.computed);
+    }
+    if (follows(b.before)) b.resumesAt = n;
+  }
+}

@@ -52,7 +52,6 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
       `cannot read ${path}: ${code === "ENOENT" ? "no such file" : (code ?? String(err))}`,
       {
         exitCode: 2,
-        cause: err,
       },
     );
   }

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Uprobes on OpenSSL's libssl: one fixed-size carnot_event per call of interest, into the `events` ring buffer. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "carnot.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before load; the verifier then prunes the filter branches that cannot run. */
+const volatile struct carnot_config cfg = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22); /* replaced at run time (--ringbuf-size) */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CARNOT_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* SSL_new(ctx): the context, from entry to return, per thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} new_ctx SEC(".maps");
+
+/* SSL_get_error(ssl, ret): both arguments, from entry to return, per thread. */
+struct get_error_args {
+	__u64 ssl;
+	__s64 ret;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct get_error_args);
+} get_error_args SEC(".maps");
+
+/* Handshake calls nest on one thread (SSL_connect calls SSL_do_handshake): a small stack of SSL* per thread. */
+#define HS_STACK_MAX 4
+struct hs_stack {
+	__u32 depth;
+	__u32 reserved;
+	__u64 ssl[HS_STACK_MAX];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct hs_stack);
+} hs_stacks SEC(".maps");
+
+static __always_inline void count(__u32 index)
+{
+	__u64 *value = bpf_map_lookup_elem(&stats, &index);
+
+	if (value)
+		__sync_fetch_and_add(value, 1);
+}
+
+static __always_inline bool comm_matches(const char *comm)
+{
+	if (cfg.targ_comm[0] == '\0')
+		return true;
+	for (int i = 0; i < CARNOT_COMM_LEN; i++) {
+		if (comm[i] != cfg.targ_comm[i])
+			return false;
+		if (comm[i] == '\0')
+			return true;
+	}
+	return true;
+}
+
+/* The tgid filter alone; the comm filter needs the comm, read once in reserve_event. */
+static __always_inline bool tgid_wanted(void)
+{
+	return cfg.targ_tgid == 0 || (bpf_get_current_pid_tgid() >> 32) == cfg.targ_tgid;
+}
+
+static __always_inline bool task_wanted(void)
+{
+	char comm[CARNOT_COMM_LEN];
+
+	if (!tgid_wanted())
+		return false;
+	if (cfg.targ_comm[0] == '\0')
+		return true;
+	bpf_get_current_comm(comm, sizeof(comm));
+	return comm_matches(comm);
+}
+
+/* Reserve and fill the common fields; NULL (and one more drop counted) when the ring buffer is full. */
+static __always_inline struct carnot_event *reserve_event(void *ctx, __u16 kind, __u64 ptr)
+{
+	struct carnot_event *e;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	count(CARNOT_STAT_ATTEMPTED);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CARNOT_STAT_DROPPED);
+		return NULL;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->ptr = ptr;
+	e->aux = 0;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->ret = 0;
+	e->kind = kind;
+	e->data_len = 0;
+	e->lib_id = (__u32)bpf_get_attach_cookie(ctx);
+	e->depth = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+static __always_inline void emit_simple(void *ctx, __u16 kind, __u64 ptr, __u64 aux)
+{
+	struct carnot_event *e;
+
+	if (!task_wanted())
+		return;
+	e = reserve_event(ctx, kind, ptr);
+	if (!e)
+		return;
+	e->aux = aux;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void emit_string(void *ctx, __u16 kind, __u64 ptr, const void *str)
+{
+	struct carnot_event *e;
+	long n;
+
+	if (!task_wanted())
+		return;
+	e = reserve_event(ctx, kind, ptr);
+	if (!e)
+		return;
+	n = bpf_probe_read_user_str(e->data, sizeof(e->data), str);
+	e->data_len = n > 0 ? n - 1 : 0; /* without the NUL */
+	e->ret = n < 0 ? n : 0;           /* the read error, when the string could not be read */
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void emit_nids(void *ctx, __u16 kind, __u64 ptr, long count, const void *nids)
+{
+	struct carnot_event *e;
+	__u32 len;
+	long err = 0;
+
+	if (!task_wanted())
+		return;
+	e = reserve_event(ctx, kind, ptr);
+	if (!e)
+		return;
+	e->aux = count;
+	len = count < 0 ? 0 : count > CARNOT_NIDS_MAX ? CARNOT_NIDS_MAX * 4 : (__u32)count * 4;
+	if (len > 0 && len <= sizeof(e->data))
+		err = bpf_probe_read_user(e->data, len, nids);
+	e->data_len = err ? 0 : len;
+	e->ret = err;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_new, void *ctx_ptr)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 ctx_value = (__u64)ctx_ptr;
+
+	if (task_wanted())
+		bpf_map_update_elem(&new_ctx, &tid, &ctx_value, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe__SSL_new, void *ssl)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct carnot_event *e;
+	__u64 *ctx_value = bpf_map_lookup_elem(&new_ctx, &tid);
+	__u64 ctx_ptr;
+
+	if (!ctx_value)
+		return 0; /* entry filtered out, or not seen */
+	ctx_ptr = *ctx_value;
+	bpf_map_delete_elem(&new_ctx, &tid);
+	e = reserve_event(ctx, CARNOT_EV_SSL_NEW, (__u64)ssl);
+	if (!e)
+		return 0;
+	e->aux = ctx_ptr;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_free, void *ssl)
+{
+	emit_simple(ctx, CARNOT_EV_SSL_FREE, (__u64)ssl, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_ctrl, void *ssl, int cmd, long larg, void *parg)
+{
+	switch (cmd) {
+	case CARNOT_CTRL_SET_TLSEXT_HOSTNAME:
+		emit_string(ctx, CARNOT_EV_SET_HOSTNAME, (__u64)ssl, parg);
+		break;
+	case CARNOT_CTRL_SET_GROUPS_LIST:
+		emit_string(ctx, CARNOT_EV_SET_GROUPS_LIST, (__u64)ssl, parg);
+		break;
+	case CARNOT_CTRL_SET_GROUPS:
+		emit_nids(ctx, CARNOT_EV_SET_GROUPS_NIDS, (__u64)ssl, larg, parg);
+		break;
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_CTX_ctrl, void *ssl_ctx, int cmd, long larg, void *parg)
+{
+	switch (cmd) {
+	case CARNOT_CTRL_SET_GROUPS_LIST:
+		emit_string(ctx, CARNOT_EV_CTX_GROUPS_LIST, (__u64)ssl_ctx, parg);
+		break;
+	case CARNOT_CTRL_SET_GROUPS:
+		emit_nids(ctx, CARNOT_EV_CTX_GROUPS_NIDS, (__u64)ssl_ctx, larg, parg);
+		break;
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_set_connect_state, void *ssl)
+{
+	emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)ssl, CARNOT_ROLE_CLIENT);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_set_accept_state, void *ssl)
+{
+	emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)ssl, CARNOT_ROLE_SERVER);
+	return 0;
+}
+
+static __always_inline void handshake_enter(void *ctx, void *ssl, __u32 func)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct hs_stack fresh = {}, *stack;
+	struct carnot_event *e;
+	__u32 depth;
+
+	if (!task_wanted())
+		return;
+	stack = bpf_map_lookup_elem(&hs_stacks, &tid);
+	if (!stack) {
+		bpf_map_update_elem(&hs_stacks, &tid, &fresh, BPF_NOEXIST);
+		stack = bpf_map_lookup_elem(&hs_stacks, &tid);
+		if (!stack)
+			return;
+	}
+	depth = stack->depth + 1;
+	stack->depth = depth;
+	if (depth <= HS_STACK_MAX)
+		stack->ssl[(depth - 1) & (HS_STACK_MAX - 1)] = (__u64)ssl;
+	e = reserve_event(ctx, CARNOT_EV_HS_ENTER, (__u64)ssl);
+	if (!e)
+		return;
+	e->aux = func;
+	e->depth = depth;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void handshake_return(void *ctx, int ret, __u32 func)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct hs_stack *stack = bpf_map_lookup_elem(&hs_stacks, &tid);
+	struct carnot_event *e;
+	__u32 depth;
+	__u64 ssl = 0;
+
+	if (!stack || stack->depth == 0)
+		return; /* entry filtered out, or the probe was attached mid-call */
+	depth = stack->depth;
+	if (depth <= HS_STACK_MAX)
+		ssl = stack->ssl[(depth - 1) & (HS_STACK_MAX - 1)];
+	if (depth == 1)
+		bpf_map_delete_elem(&hs_stacks, &tid);
+	else
+		stack->depth = depth - 1;
+	e = reserve_event(ctx, CARNOT_EV_HS_RETURN, ssl);
+	if (!e)
+		return;
+	e->aux = func;
+	e->ret = ret;
+	e->depth = depth;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_do_handshake, void *ssl)
+{
+	handshake_enter(ctx, ssl, CARNOT_HS_DO_HANDSHAKE);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe__SSL_do_handshake, int ret)
+{
+	handshake_return(ctx, ret, CARNOT_HS_DO_HANDSHAKE);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_connect, void *ssl)
+{
+	handshake_enter(ctx, ssl, CARNOT_HS_CONNECT);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe__SSL_connect, int ret)
+{
+	handshake_return(ctx, ret, CARNOT_HS_CONNECT);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_accept, void *ssl)
+{
+	handshake_enter(ctx, ssl, CARNOT_HS_ACCEPT);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe__SSL_accept, int ret)
+{
+	handshake_return(ctx, ret, CARNOT_HS_ACCEPT);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe__SSL_get_error, void *ssl, int ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct get_error_args args = { .ssl = (__u64)ssl, .ret = ret };
+
+	if (task_wanted())
+		bpf_map_update_elem(&get_error_args, &tid, &args, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe__SSL_get_error, int code)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct get_error_args *saved = bpf_map_lookup_elem(&get_error_args, &tid);
+	struct carnot_event *e;
+	struct get_error_args args;
+
+	if (!saved)
+		return 0;
+	args = *saved;
+	bpf_map_delete_elem(&get_error_args, &tid);
+	e = reserve_event(ctx, CARNOT_EV_GET_ERROR, args.ssl);
+	if (!e)
+		return 0;
+	e->aux = (__u64)args.ret;
+	e->ret = code;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,0 +1,74 @@
+/* The one definition of what the kernel side of `carnot trace` hands to user space.
+ * src/trace/events.ts mirrors it; test/trace/layout.test.ts compiles this header and fails when they differ. */
+#ifndef CARNOT_H
+#define CARNOT_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define CARNOT_DATA_MAX 256
+#define CARNOT_COMM_LEN 16
+/* Index of each counter in the `stats` array map; received + dropped == attempted, exactly. */
+#define CARNOT_STAT_ATTEMPTED 0
+#define CARNOT_STAT_DROPPED 1
+#define CARNOT_STAT_COUNT 2
+
+/* SSL_ctrl / SSL_CTX_ctrl commands worth an event (OpenSSL's SSL_CTRL_* values; the setters are macros). */
+#define CARNOT_CTRL_SET_TLSEXT_HOSTNAME 55
+#define CARNOT_CTRL_SET_GROUPS 91
+#define CARNOT_CTRL_SET_GROUPS_LIST 92
+/* At most this many NIDs are copied from an SSL_CTRL_SET_GROUPS array (4 bytes each, fits in data). */
+#define CARNOT_NIDS_MAX (CARNOT_DATA_MAX / 4)
+
+enum carnot_event_kind {
+	CARNOT_EV_SSL_NEW = 1,         /* uretprobe SSL_new: ptr = SSL*, aux = SSL_CTX* (saved at entry per tid) */
+	CARNOT_EV_SSL_FREE = 2,        /* uprobe SSL_free: ptr = SSL* */
+	CARNOT_EV_SET_HOSTNAME = 3,    /* uprobe SSL_ctrl cmd 55: data = host name (data_len bytes, no NUL) */
+	CARNOT_EV_SET_GROUPS_LIST = 4, /* SSL_ctrl cmd 92: data = "X25519:P-256" (no NUL) */
+	CARNOT_EV_SET_GROUPS_NIDS = 5, /* SSL_ctrl cmd 91: data = int NIDs (at most CARNOT_NIDS_MAX), aux = count asked */
+	CARNOT_EV_CTX_GROUPS_LIST = 6, /* SSL_CTX_ctrl cmd 92: ptr = SSL_CTX* */
+	CARNOT_EV_CTX_GROUPS_NIDS = 7, /* SSL_CTX_ctrl cmd 91: ptr = SSL_CTX*, aux = count asked */
+	CARNOT_EV_HS_ENTER = 8,        /* uprobe SSL_do_handshake / SSL_connect / SSL_accept: aux = carnot_hs_func */
+	CARNOT_EV_HS_RETURN = 9,       /* uretprobe of the same: ptr = SSL* of the call, ret = return value */
+	CARNOT_EV_SET_STATE = 10,      /* uprobe SSL_set_connect_state (aux=1 client) / SSL_set_accept_state (aux=2 server) */
+	CARNOT_EV_GET_ERROR = 11,      /* uretprobe SSL_get_error(ssl, ret): ret = SSL_ERROR_* code, aux = the ret arg (signed) */
+	CARNOT_EV_SYNTHETIC = 100,     /* only from bpf/flood.bpf.c (tests and benchmark): aux = sequence number */
+};
+
+enum carnot_hs_func {
+	CARNOT_HS_DO_HANDSHAKE = 1,
+	CARNOT_HS_CONNECT = 2,
+	CARNOT_HS_ACCEPT = 3,
+};
+
+enum carnot_role {
+	CARNOT_ROLE_CLIENT = 1,
+	CARNOT_ROLE_SERVER = 2,
+};
+
+struct carnot_event {            /* fixed 320 bytes, 8-byte aligned, no implicit padding */
+	__u64 ts_ns;               /*  0 bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	__u64 ptr;                 /*  8 SSL* (SSL_CTX* for CTX events) */
+	__u64 aux;                 /* 16 kind-specific, see carnot_event_kind */
+	__u32 pid;                 /* 24 tgid */
+	__u32 tid;                 /* 28 */
+	__s32 ret;                 /* 32 */
+	__u16 kind;                /* 36 enum carnot_event_kind */
+	__u16 data_len;            /* 38 bytes valid in data */
+	__u32 lib_id;              /* 40 which probed library: the uprobe's bpf_cookie */
+	__u32 depth;               /* 44 handshake-call nesting on this thread, 1 = outermost (HS events only) */
+	char comm[CARNOT_COMM_LEN]; /* 48 NUL-padded */
+	__u8 data[CARNOT_DATA_MAX]; /* 64 */
+};
+_Static_assert(sizeof(struct carnot_event) == 320, "carnot_event layout");
+
+/* The only read-only global of carnot.bpf.c (so `.rodata` is exactly this struct), set before load. */
+struct carnot_config {
+	__u32 targ_tgid;                 /* 0 = every process */
+	__u32 reserved;                  /* keeps targ_comm 8-byte aligned */
+	char targ_comm[CARNOT_COMM_LEN]; /* empty = every process; else exact match on the task comm */
+};
+_Static_assert(sizeof(struct carnot_config) == 24, "carnot_config layout");
+
+#endif /* CARNOT_H */

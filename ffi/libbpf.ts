@@ -1,0 +1,299 @@
+/**
+ * Typed bun:ffi bindings to the system libbpf.so.1 (Debian 12: libbpf 1.1), only the calls carnot uses.
+ * libbpf 1.x reports failure as a negative errno (int results) or NULL + errno (pointer results); both become
+ * an Error saying `failed to <verb> <thing>: <reason>`. Struct layouts are those of libbpf 1.1 on x86-64.
+ */
+import { dlopen, FFIType, JSCallback, type Pointer, ptr } from "bun:ffi";
+import { Libc } from "./libc.ts";
+
+function openLibbpfSymbols() {
+  return dlopen("libbpf.so.1", {
+    libbpf_set_print: { args: [FFIType.ptr], returns: FFIType.ptr },
+    libbpf_strerror: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    bpf_object__open_mem: { args: [FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.ptr },
+    bpf_object__load: { args: [FFIType.ptr], returns: FFIType.i32 },
+    bpf_object__close: { args: [FFIType.ptr], returns: FFIType.void },
+    bpf_object__find_map_by_name: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.ptr },
+    bpf_object__next_map: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.ptr },
+    bpf_object__find_program_by_name: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.ptr },
+    bpf_map__name: { args: [FFIType.ptr], returns: FFIType.cstring },
+    bpf_map__fd: { args: [FFIType.ptr], returns: FFIType.i32 },
+    bpf_map__set_max_entries: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    bpf_map__max_entries: { args: [FFIType.ptr], returns: FFIType.u32 },
+    bpf_map__value_size: { args: [FFIType.ptr], returns: FFIType.u32 },
+    bpf_map__set_initial_value: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    bpf_program__fd: { args: [FFIType.ptr], returns: FFIType.i32 },
+    bpf_program__attach_uprobe_opts: {
+      args: [FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.ptr],
+      returns: FFIType.ptr,
+    },
+    bpf_link__destroy: { args: [FFIType.ptr], returns: FFIType.i32 },
+    bpf_map_lookup_elem: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    bpf_prog_test_run_opts: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  }).symbols;
+}
+
+type LibbpfSymbols = ReturnType<typeof openLibbpfSymbols>;
+
+/** An opaque libbpf object pointer as bun:ffi returns it. */
+type Handle = Pointer | bigint;
+
+/** libbpf_print_level */
+export const LIBBPF_WARN = 0;
+export const LIBBPF_INFO = 1;
+export const LIBBPF_DEBUG = 2;
+
+/** A NUL-terminated copy of a string, for `const char *` arguments. Keep it referenced during the call. */
+export function cString(text: string): Buffer {
+  return Buffer.from(`${text}\0`, "utf8");
+}
+
+/** bpf_object_open_opts (libbpf 1.1): sz 80, object_name at 8. */
+const OPEN_OPTS_SIZE = 80;
+/** bpf_uprobe_opts (libbpf 1.1): sz 40; ref_ctr_offset 8, bpf_cookie 16, retprobe 24, func_name 32. */
+const UPROBE_OPTS_SIZE = 40;
+/** bpf_test_run_opts (libbpf 1.1): sz 80; ctx_in 32, ctx_size_in 48, retval 56. */
+const TEST_RUN_OPTS_SIZE = 80;
+
+export interface UprobeTarget {
+  /** Library or executable that holds the function. */
+  path: string;
+  /** Symbol name, resolved by libbpf in the file's ELF symbol tables. */
+  funcName: string;
+  retprobe: boolean;
+  /** Read by the program with bpf_get_attach_cookie(). */
+  cookie: number;
+  /** Attach for one process only (-1 = every process that maps the file). */
+  pid?: number;
+}
+
+/** libbpf, bound once per user. `Libbpf.open()` throws a clear Error when the library is missing. */
+export class Libbpf {
+  readonly libc: Libc;
+  readonly #b: LibbpfSymbols;
+  #printCallback: JSCallback | null = null;
+
+  private constructor(symbols: LibbpfSymbols, libc: Libc) {
+    this.#b = symbols;
+    this.libc = libc;
+  }
+
+  static open(): Libbpf {
+    let symbols: LibbpfSymbols;
+    try {
+      symbols = openLibbpfSymbols();
+    } catch (err) {
+      throw new Error("failed to load libbpf.so.1: not installed (Debian/Ubuntu package `libbpf1`)", {
+        cause: err,
+      });
+    }
+    return new Libbpf(symbols, new Libc());
+  }
+
+  /** Text for a libbpf/kernel error code (negative or positive errno). */
+  strerror(code: number): string {
+    const buffer = new Uint8Array(256);
+    this.#b.libbpf_strerror(code < 0 ? code : -code, buffer, BigInt(buffer.length));
+    const end = buffer.indexOf(0);
+    return new TextDecoder().decode(buffer.subarray(0, end < 0 ? buffer.length : end));
+  }
+
+  /**
+   * Sends libbpf's own messages (and the verifier log on a failed load) to `sink`; `null` silences libbpf.
+   * libbpf keeps one print function per process, so the last caller wins.
+   */
+  setPrint(sink: ((level: number, message: string) => void) | null): void {
+    const previous = this.#printCallback;
+    if (sink === null) {
+      this.#b.libbpf_set_print(null);
+      this.#printCallback = null;
+    } else {
+      const libc = this.libc;
+      const callback = new JSCallback(
+        (level: number, format: Pointer, vaList: Pointer) => {
+          sink(level, libc.formatVaList(format, vaList));
+          return 0;
+        },
+        { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+      );
+      this.#b.libbpf_set_print(callback.ptr);
+      this.#printCallback = callback;
+    }
+    previous?.close();
+  }
+
+  /** BPF_PROG_TEST_RUN with a context on a program fd (also from a Worker: fds are per process). */
+  testRunByFd(fd: number, context: Uint8Array): number {
+    const opts = new Uint8Array(TEST_RUN_OPTS_SIZE);
+    const view = new DataView(opts.buffer);
+    view.setBigUint64(0, BigInt(TEST_RUN_OPTS_SIZE), true);
+    view.setBigUint64(32, BigInt(ptr(context)), true);
+    view.setUint32(48, context.byteLength, true);
+    const err = this.#b.bpf_prog_test_run_opts(fd, opts);
+    if (err < 0) throw new Error(`failed to run BPF program: ${this.strerror(err)}`);
+    return view.getUint32(56, true);
+  }
+
+  /** Opens an object from its ELF bytes (works for files embedded in a compiled binary, unlike a path). */
+  openObject(elf: Uint8Array, name: string): BpfObject {
+    const opts = new Uint8Array(OPEN_OPTS_SIZE);
+    const view = new DataView(opts.buffer);
+    const objectName = cString(name);
+    view.setBigUint64(0, BigInt(OPEN_OPTS_SIZE), true);
+    view.setBigUint64(8, BigInt(ptr(objectName)), true);
+    // libbpf copies the ELF image, but keep ours alive across the call.
+    const handle = this.#b.bpf_object__open_mem(elf, BigInt(elf.byteLength), opts);
+    if (handle === null) {
+      throw new Error(`failed to open BPF object ${name}: ${this.libc.strerror(this.libc.errno())}`);
+    }
+    return new BpfObject(this, this.#b, handle, name);
+  }
+}
+
+/** An attached uprobe; `destroy()` detaches it (≈ 100 ms each in a VM: synchronize_rcu in the kernel). */
+export class BpfLink {
+  readonly #b: LibbpfSymbols;
+  #handle: Handle | null;
+
+  constructor(symbols: LibbpfSymbols, handle: Handle) {
+    this.#b = symbols;
+    this.#handle = handle;
+  }
+
+  destroy(): void {
+    if (this.#handle === null) return;
+    this.#b.bpf_link__destroy(this.#handle);
+    this.#handle = null;
+  }
+}
+
+/** One bpf_object: configure maps before `load()`, then look up fds, attach programs, and `close()`. */
+export class BpfObject {
+  readonly name: string;
+  readonly #lib: Libbpf;
+  readonly #b: LibbpfSymbols;
+  #handle: Handle | null;
+
+  constructor(lib: Libbpf, symbols: LibbpfSymbols, handle: Handle, name: string) {
+    this.#lib = lib;
+    this.#b = symbols;
+    this.#handle = handle;
+    this.name = name;
+  }
+
+  get #obj(): Handle {
+    if (this.#handle === null) throw new Error(`BPF object ${this.name} is closed`);
+    return this.#handle;
+  }
+
+  #map(name: string): Handle {
+    const mapName = cString(name);
+    const map = this.#b.bpf_object__find_map_by_name(this.#obj, mapName);
+    if (map === null) throw new Error(`failed to find map ${name} in ${this.name}`);
+    return map;
+  }
+
+  /** The internal map whose name ends with `suffix` (libbpf prefixes `.rodata` with part of the object name). */
+  #internalMap(suffix: string): Handle {
+    for (let map = this.#b.bpf_object__next_map(this.#obj, null); map !== null; ) {
+      if (String(this.#b.bpf_map__name(map)).endsWith(suffix)) return map;
+      map = this.#b.bpf_object__next_map(this.#obj, map);
+    }
+    throw new Error(`failed to find map ${suffix} in ${this.name}`);
+  }
+
+  setMaxEntries(mapName: string, entries: number): void {
+    const err = this.#b.bpf_map__set_max_entries(this.#map(mapName), entries);
+    if (err < 0) throw new Error(`failed to size map ${mapName}: ${this.#lib.strerror(err)}`);
+  }
+
+  maxEntries(mapName: string): number {
+    return this.#b.bpf_map__max_entries(this.#map(mapName));
+  }
+
+  /** Replaces the whole `.rodata` image (read-only globals) before load; sizes must match exactly. */
+  setReadOnlyData(bytes: Uint8Array): void {
+    const map = this.#internalMap(".rodata");
+    const size = this.#b.bpf_map__value_size(map);
+    if (size !== bytes.byteLength) {
+      throw new Error(
+        `failed to set .rodata of ${this.name}: it holds ${size} bytes, not ${bytes.byteLength}`,
+      );
+    }
+    const err = this.#b.bpf_map__set_initial_value(map, bytes, BigInt(bytes.byteLength));
+    if (err < 0) throw new Error(`failed to set .rodata of ${this.name}: ${this.#lib.strerror(err)}`);
+  }
+
+  load(): void {
+    const err = this.#b.bpf_object__load(this.#obj);
+    if (err < 0) throw new Error(`failed to load BPF object ${this.name}: ${this.#lib.strerror(err)}`);
+  }
+
+  mapFd(name: string): number {
+    const fd = this.#b.bpf_map__fd(this.#map(name));
+    if (fd < 0) throw new Error(`failed to get fd of map ${name}: ${this.#lib.strerror(fd)}`);
+    return fd;
+  }
+
+  #program(name: string): Handle {
+    const programName = cString(name);
+    const program = this.#b.bpf_object__find_program_by_name(this.#obj, programName);
+    if (program === null) throw new Error(`failed to find program ${name} in ${this.name}`);
+    return program;
+  }
+
+  programFd(name: string): number {
+    const fd = this.#b.bpf_program__fd(this.#program(name));
+    if (fd < 0) throw new Error(`failed to get fd of program ${name}: ${this.#lib.strerror(fd)}`);
+    return fd;
+  }
+
+  /** Attaches a loaded program as a uprobe/uretprobe on `target.funcName` in `target.path`. */
+  attachUprobe(programName: string, target: UprobeTarget): BpfLink {
+    const program = this.#program(programName);
+    const opts = new Uint8Array(UPROBE_OPTS_SIZE);
+    const view = new DataView(opts.buffer);
+    const funcName = cString(target.funcName);
+    const path = cString(target.path);
+    view.setBigUint64(0, BigInt(UPROBE_OPTS_SIZE), true);
+    view.setBigUint64(16, BigInt(target.cookie), true);
+    view.setUint8(24, target.retprobe ? 1 : 0);
+    view.setBigUint64(32, BigInt(ptr(funcName)), true);
+    const link = this.#b.bpf_program__attach_uprobe_opts(program, target.pid ?? -1, path, 0n, opts);
+    if (link === null) {
+      const errno = this.#lib.libc.errno();
+      throw new Error(
+        `failed to attach ${target.retprobe ? "uretprobe" : "uprobe"} ${target.funcName} in ${target.path}: ` +
+          this.#lib.libc.strerror(errno),
+      );
+    }
+    return new BpfLink(this.#b, link);
+  }
+
+  /** Reads `count` consecutive u64 values of an array map (keys 0..count-1). */
+  readU64Array(mapName: string, count: number): bigint[] {
+    const fd = this.mapFd(mapName);
+    const key = new Uint32Array(1);
+    const value = new BigUint64Array(1);
+    const values: bigint[] = [];
+    for (let i = 0; i < count; i++) {
+      key[0] = i;
+      const err = this.#b.bpf_map_lookup_elem(fd, key, value);
+      if (err < 0) throw new Error(`failed to read map ${mapName}[${i}]: ${this.#lib.strerror(err)}`);
+      values.push(value[0]!);
+    }
+    return values;
+  }
+
+  /** BPF_PROG_TEST_RUN with a context (for SEC("syscall") programs); returns the program's return value. */
+  testRun(programName: string, context: Uint8Array): number {
+    return this.#lib.testRunByFd(this.programFd(programName), context);
+  }
+
+  /** Detaching is the caller's job (BpfLink.destroy); this frees maps and programs. */
+  close(): void {
+    if (this.#handle === null) return;
+    this.#b.bpf_object__close(this.#handle);
+    this.#handle = null;
+  }
+}

@@ -1,0 +1,84 @@
+/** Typed bun:ffi bindings to the few libc calls the BPF loader needs: mmap, errno, page size, vsnprintf. */
+import { CString, dlopen, FFIType, type Pointer, read, toArrayBuffer } from "bun:ffi";
+
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const MAP_SHARED = 0x01;
+const SC_PAGESIZE = 30;
+/** mmap's MAP_FAILED, ((void *)-1), read as an unsigned 64-bit integer. */
+const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
+
+function openLibc() {
+  return dlopen("libc.so.6", {
+    mmap: {
+      args: [FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.i32, FFIType.i32, FFIType.i64],
+      returns: FFIType.u64,
+    },
+    munmap: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    sysconf: { args: [FFIType.i32], returns: FFIType.i64_fast },
+    __errno_location: { args: [], returns: FFIType.ptr },
+    strerror: { args: [FFIType.i32], returns: FFIType.cstring },
+    vsnprintf: { args: [FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    geteuid: { args: [], returns: FFIType.u32 },
+  }).symbols;
+}
+
+export type LibcSymbols = ReturnType<typeof openLibc>;
+
+/** A shared mapping of a file descriptor; `bytes` views the whole of it until `unmap()`. */
+export interface Mapping {
+  readonly address: number;
+  readonly length: number;
+  readonly bytes: ArrayBuffer;
+}
+
+/** The libc calls used here, bound once per user (no module-level state). */
+export class Libc {
+  readonly #c: LibcSymbols;
+
+  constructor() {
+    this.#c = openLibc();
+  }
+
+  /** errno of the last failed call on this thread. Read it right after the call that failed. */
+  errno(): number {
+    const location = this.#c.__errno_location();
+    return location === null ? 0 : read.i32(location, 0);
+  }
+
+  strerror(errno: number): string {
+    return String(this.#c.strerror(errno));
+  }
+
+  pageSize(): number {
+    return Number(this.#c.sysconf(SC_PAGESIZE));
+  }
+
+  geteuid(): number {
+    return this.#c.geteuid();
+  }
+
+  /** mmap(NULL, length, prot, MAP_SHARED, fd, offset); throws with errno's text on failure. */
+  mapShared(fd: number, length: number, offset: number, writable: boolean): Mapping {
+    const prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+    const result = this.#c.mmap(null, BigInt(length), prot, MAP_SHARED, fd, BigInt(offset));
+    const address = BigInt(result);
+    if (address === MAP_FAILED || address === 0n) {
+      throw new Error(`mmap: ${this.strerror(this.errno())}`);
+    }
+    const numeric = Number(address);
+    return { address: numeric, length, bytes: toArrayBuffer(numeric as Pointer, 0, length) };
+  }
+
+  unmap(mapping: Mapping): void {
+    this.#c.munmap(mapping.address as Pointer, BigInt(mapping.length));
+  }
+
+  /** Formats a C printf format with its va_list (x86-64: va_list is passed as a pointer). */
+  formatVaList(format: Pointer, vaList: Pointer): string {
+    const buffer = new Uint8Array(4096);
+    const n = this.#c.vsnprintf(buffer, BigInt(buffer.length), format, vaList);
+    if (n < 0) return new CString(format).toString();
+    return new TextDecoder().decode(buffer.subarray(0, Math.min(n, buffer.length - 1)));
+  }
+}

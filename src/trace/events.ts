@@ -1,0 +1,230 @@
+/**
+ * The user-side mirror of bpf/carnot.h: the fixed 320-byte `struct carnot_event` and `struct carnot_config`.
+ * test/trace/layout.test.ts compiles the header and compares every offset and size with the tables below.
+ * 64-bit fields are decoded as numbers: exact for user-space pointers (< 2^47) and for counts; `tsNs` loses
+ * sub-microsecond precision only after 104 days of uptime.
+ */
+
+export const EVENT_SIZE = 320;
+export const DATA_MAX = 256;
+export const COMM_LEN = 16;
+export const NIDS_MAX = DATA_MAX / 4;
+export const CONFIG_SIZE = 24;
+
+/** Index of each counter in the `stats` map. */
+export const STAT_ATTEMPTED = 0;
+export const STAT_DROPPED = 1;
+export const STAT_COUNT = 2;
+
+/** enum carnot_event_kind */
+export const EventKind = {
+  SslNew: 1,
+  SslFree: 2,
+  SetHostname: 3,
+  SetGroupsList: 4,
+  SetGroupsNids: 5,
+  CtxGroupsList: 6,
+  CtxGroupsNids: 7,
+  HandshakeEnter: 8,
+  HandshakeReturn: 9,
+  SetState: 10,
+  GetError: 11,
+  Synthetic: 100,
+} as const;
+export type EventKindValue = (typeof EventKind)[keyof typeof EventKind];
+
+/** enum carnot_hs_func: which handshake call an HS_ENTER / HS_RETURN event is about (in `aux`). */
+export const HandshakeFunc = { DoHandshake: 1, Connect: 2, Accept: 3 } as const;
+
+/** enum carnot_role: `aux` of a SET_STATE event. */
+export const Role = { Client: 1, Server: 2 } as const;
+
+/** Field → [offset, size] in struct carnot_event, as in bpf/carnot.h. */
+export const EVENT_LAYOUT = {
+  ts_ns: [0, 8],
+  ptr: [8, 8],
+  aux: [16, 8],
+  pid: [24, 4],
+  tid: [28, 4],
+  ret: [32, 4],
+  kind: [36, 2],
+  data_len: [38, 2],
+  lib_id: [40, 4],
+  depth: [44, 4],
+  comm: [48, COMM_LEN],
+  data: [64, DATA_MAX],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** Field → [offset, size] in struct carnot_config (the `.rodata` of carnot.bpf.o). */
+export const CONFIG_LAYOUT = {
+  targ_tgid: [0, 4],
+  reserved: [4, 4],
+  targ_comm: [8, COMM_LEN],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** One decoded kernel event. `text` is set for host-name / groups-list kinds, `nids` for the NID kinds. */
+export interface CarnotEvent {
+  /** CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns). */
+  tsNs: number;
+  /** SSL* (SSL_CTX* for the CTX kinds). */
+  ptr: number;
+  /** Kind-specific; decoded as a signed 64-bit value (SSL_get_error's ret argument may be negative). */
+  aux: number;
+  pid: number;
+  tid: number;
+  ret: number;
+  kind: number;
+  /** Which probed library (index into SslProbes.libraries). */
+  libId: number;
+  /** Handshake-call nesting on the thread, 1 = outermost (HS events only). */
+  depth: number;
+  comm: string;
+  /** The valid bytes of `data` (a copy). */
+  data: Uint8Array;
+  text: string | null;
+  nids: number[] | null;
+}
+
+const TEXT_KINDS: ReadonlySet<number> = new Set([
+  EventKind.SetHostname,
+  EventKind.SetGroupsList,
+  EventKind.CtxGroupsList,
+]);
+const NID_KINDS: ReadonlySet<number> = new Set([EventKind.SetGroupsNids, EventKind.CtxGroupsNids]);
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Decodes events from a byte view. Keeps a small per-thread cache of decoded comm strings (the bytes are
+ * compared every time, so a renamed thread is seen at once); one decoder per reader.
+ */
+export class EventDecoder {
+  readonly #text = new TextDecoder("utf-8", { fatal: false });
+  readonly #comms = new Map<number, { words: [number, number, number, number]; comm: string }>();
+
+  /** Decodes the event that starts at `offset` of `view` (needs EVENT_SIZE bytes). */
+  decode(view: DataView, offset: number): CarnotEvent {
+    const kind = view.getUint16(offset + 36, true);
+    const dataLen = Math.min(view.getUint16(offset + 38, true), DATA_MAX);
+    const tid = view.getUint32(offset + 28, true);
+    const dataStart = view.byteOffset + offset + 64;
+    const data = new Uint8Array(view.buffer.slice(dataStart, dataStart + dataLen));
+    return {
+      tsNs: view.getUint32(offset, true) + view.getUint32(offset + 4, true) * TWO_32,
+      ptr: view.getUint32(offset + 8, true) + view.getUint32(offset + 12, true) * TWO_32,
+      aux: view.getUint32(offset + 16, true) + view.getInt32(offset + 20, true) * TWO_32,
+      pid: view.getUint32(offset + 24, true),
+      tid,
+      ret: view.getInt32(offset + 32, true),
+      kind,
+      libId: view.getUint32(offset + 40, true),
+      depth: view.getUint32(offset + 44, true),
+      comm: this.#comm(view, offset + 48, tid),
+      data,
+      text: TEXT_KINDS.has(kind) ? this.#text.decode(data) : null,
+      nids: NID_KINDS.has(kind) ? decodeNids(data) : null,
+    };
+  }
+
+  #comm(view: DataView, offset: number, tid: number): string {
+    const w0 = view.getUint32(offset, true);
+    const w1 = view.getUint32(offset + 4, true);
+    const w2 = view.getUint32(offset + 8, true);
+    const w3 = view.getUint32(offset + 12, true);
+    const cached = this.#comms.get(tid);
+    if (
+      cached &&
+      cached.words[0] === w0 &&
+      cached.words[1] === w1 &&
+      cached.words[2] === w2 &&
+      cached.words[3] === w3
+    )
+      return cached.comm;
+    const start = view.byteOffset + offset;
+    const bytes = new Uint8Array(view.buffer, start, COMM_LEN);
+    const end = bytes.indexOf(0);
+    const comm = this.#text.decode(bytes.subarray(0, end < 0 ? COMM_LEN : end));
+    // Bounded: thread ids churn on long runs; starting over is cheap.
+    if (this.#comms.size >= 4096) this.#comms.clear();
+    this.#comms.set(tid, { words: [w0, w1, w2, w3], comm });
+    return comm;
+  }
+}
+
+function decodeNids(data: Uint8Array): number[] {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const nids: number[] = [];
+  for (let i = 0; i + 4 <= data.byteLength; i += 4) nids.push(view.getInt32(i, true));
+  return nids;
+}
+
+/** Decodes one event from exactly-sized bytes (tests, fixtures). */
+export function decodeEvent(bytes: Uint8Array): CarnotEvent {
+  if (bytes.byteLength < EVENT_SIZE)
+    throw new Error(`event too short: ${bytes.byteLength} of ${EVENT_SIZE} bytes`);
+  return new EventDecoder().decode(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
+}
+
+/** What encodeEvent needs; the rest defaults to zero/empty. */
+export type EventFields = Partial<Omit<CarnotEvent, "data" | "text" | "nids">> & {
+  kind: number;
+  data?: Uint8Array;
+  text?: string;
+  nids?: number[];
+};
+
+/** Builds the kernel's bytes for an event (the inverse of decode), so user-side stages can be tested unprivileged. */
+export function encodeEvent(fields: EventFields): Uint8Array {
+  const bytes = new Uint8Array(EVENT_SIZE);
+  const view = new DataView(bytes.buffer);
+  const setU64 = (offset: number, value: number, signed: boolean) => {
+    const big = BigInt(Math.trunc(value));
+    if (signed) view.setBigInt64(offset, big, true);
+    else view.setBigUint64(offset, big, true);
+  };
+  setU64(0, fields.tsNs ?? 0, false);
+  setU64(8, fields.ptr ?? 0, false);
+  setU64(16, fields.aux ?? 0, true);
+  view.setUint32(24, fields.pid ?? 0, true);
+  view.setUint32(28, fields.tid ?? 0, true);
+  view.setInt32(32, fields.ret ?? 0, true);
+  view.setUint16(36, fields.kind, true);
+  view.setUint32(40, fields.libId ?? 0, true);
+  view.setUint32(44, fields.depth ?? 0, true);
+  const comm = new TextEncoder().encode(fields.comm ?? "").subarray(0, COMM_LEN - 1);
+  bytes.set(comm, 48);
+  let data = fields.data ?? new Uint8Array(0);
+  if (fields.text !== undefined) data = new TextEncoder().encode(fields.text);
+  if (fields.nids !== undefined) {
+    data = new Uint8Array(fields.nids.length * 4);
+    const nidView = new DataView(data.buffer);
+    for (const [i, nid] of fields.nids.entries()) nidView.setInt32(i * 4, nid, true);
+  }
+  data = data.subarray(0, DATA_MAX);
+  bytes.set(data, 64);
+  view.setUint16(38, data.byteLength, true);
+  return bytes;
+}
+
+/** In-kernel filters of carnot.bpf.o. */
+export interface ProbeFilter {
+  /** Process id (tgid) to trace; 0 or absent = all. */
+  pid?: number;
+  /** Exact task comm (at most 15 bytes); empty or absent = all. */
+  comm?: string;
+}
+
+/** The bytes of `struct carnot_config` for the `.rodata` map. */
+export function encodeConfig(filter: ProbeFilter): Uint8Array {
+  const bytes = new Uint8Array(CONFIG_SIZE);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(CONFIG_LAYOUT.targ_tgid[0], filter.pid ?? 0, true);
+  const comm = new TextEncoder().encode(filter.comm ?? "");
+  if (comm.byteLength >= COMM_LEN) {
+    throw new Error(
+      `comm "${filter.comm}" is longer than ${COMM_LEN - 1} bytes (the kernel's task name limit)`,
+    );
+  }
+  bytes.set(comm, CONFIG_LAYOUT.targ_comm[0]);
+  return bytes;
+}

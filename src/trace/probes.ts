@@ -1,0 +1,253 @@
+/**
+ * Loads bpf/carnot.bpf.o through libbpf (bun:ffi), attaches its uprobes to each OpenSSL library, and hands
+ * the kernel's events to the caller from an mmap'ed ring buffer.
+ *
+ *   const probes = SslProbes.open({ libraries: [findSystemLibssl()!] });   // throws CarnotError
+ *   const timer = setInterval(() => probes.drain(onEvent), 10);           // never blocks: poll with a timer
+ *   …  probes.drain(onEvent); flush output; probes.close();                // close() detaches (~100 ms/link)
+ */
+import { readFileSync } from "node:fs";
+import { type BpfLink, type BpfObject, Libbpf, LIBBPF_WARN } from "../../ffi/libbpf.ts";
+import type { Libc } from "../../ffi/libc.ts";
+import { RingBufferReader } from "../../ffi/ringbuf.ts";
+import carnotObjectPath from "../../bpf/carnot.bpf.o" with { type: "file" };
+import { CarnotError } from "../errors.ts";
+import { log } from "../log.ts";
+import {
+  type CarnotEvent,
+  EVENT_SIZE,
+  EventDecoder,
+  encodeConfig,
+  STAT_ATTEMPTED,
+  STAT_COUNT,
+  STAT_DROPPED,
+} from "./events.ts";
+import { checkLibssl } from "./libssl.ts";
+
+export const DEFAULT_RINGBUF_SIZE = 8 * 1024 * 1024;
+
+export interface ProbeOptions {
+  /** Libraries or executables exporting SSL_* (the system libssl, node, …); lib_id = index in this list. */
+  libraries: string[];
+  /** Only this process (tgid), filtered in the kernel. */
+  pid?: number;
+  /** Only tasks with exactly this comm (≤ 15 bytes), filtered in the kernel. */
+  comm?: string;
+  /** Ring buffer bytes: a power of two ≥ the page size (default 8 MiB). */
+  ringbufSize?: number;
+  /** libbpf's messages and per-probe notes on stderr. */
+  verbose?: boolean;
+}
+
+export interface ProbeStats {
+  /** Events the probes tried to emit. */
+  attempted: number;
+  /** Of those, dropped because the ring buffer was full (exact). received + dropped === attempted. */
+  dropped: number;
+}
+
+/** Which program goes on which function: always its entry, and its return when the result matters. */
+const ATTACH_PLAN: readonly { func: string; exit: boolean }[] = [
+  { func: "SSL_new", exit: true },
+  { func: "SSL_free", exit: false },
+  { func: "SSL_ctrl", exit: false },
+  { func: "SSL_CTX_ctrl", exit: false },
+  { func: "SSL_set_connect_state", exit: false },
+  { func: "SSL_set_accept_state", exit: false },
+  { func: "SSL_do_handshake", exit: true },
+  { func: "SSL_connect", exit: true },
+  { func: "SSL_accept", exit: true },
+  { func: "SSL_get_error", exit: true },
+];
+
+const CAP_SYS_ADMIN = 21;
+const CAP_PERFMON = 38;
+const CAP_BPF = 39;
+const PRIVILEGE_HINT = "needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_RESOURCE on kernels before 5.11)";
+
+/** Effective capabilities of this process, from /proc (no libcap needed). */
+function effectiveCapabilities(): bigint {
+  const status = readFileSync("/proc/self/status", "utf8");
+  const match = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  return match ? BigInt(`0x${match[1]}`) : 0n;
+}
+
+function hasCapability(caps: bigint, cap: number): boolean {
+  return ((caps >> BigInt(cap)) & 1n) === 1n;
+}
+
+/** Throws the privilege error before libbpf gives a less helpful EPERM. */
+function assertPrivileged(libc: Libc): void {
+  if (libc.geteuid() === 0) return;
+  const caps = effectiveCapabilities();
+  const bpf = hasCapability(caps, CAP_BPF) || hasCapability(caps, CAP_SYS_ADMIN);
+  const perfmon = hasCapability(caps, CAP_PERFMON) || hasCapability(caps, CAP_SYS_ADMIN);
+  if (!bpf || !perfmon) throw new CarnotError(`carnot trace ${PRIVILEGE_HINT}`, { exitCode: 1 });
+}
+
+function validRingbufSize(size: number, pageSize: number): boolean {
+  return Number.isInteger(size) && size >= pageSize && size <= 2 ** 30 && (size & (size - 1)) === 0;
+}
+
+function wrap(err: unknown, extra?: string): CarnotError {
+  const message = err instanceof Error ? err.message : String(err);
+  const eperm = /Operation not permitted|Permission denied/.test(message);
+  return new CarnotError(
+    eperm ? `${message} (${PRIVILEGE_HINT})` : extra ? `${message}: ${extra}` : message,
+    {
+      cause: err,
+    },
+  );
+}
+
+/** The attached probes: owns the BPF object, its links and the ring buffer mapping until close(). */
+export class SslProbes {
+  readonly libraries: { id: number; path: string }[];
+  /** Milliseconds spent attaching every probe. */
+  readonly attachMs: number;
+  readonly #object: BpfObject;
+  readonly #libbpf: Libbpf;
+  readonly #links: BpfLink[];
+  readonly #reader: RingBufferReader;
+  readonly #decoder = new EventDecoder();
+  #closed = false;
+
+  private constructor(
+    libbpf: Libbpf,
+    object: BpfObject,
+    links: BpfLink[],
+    reader: RingBufferReader,
+    libraries: { id: number; path: string }[],
+    attachMs: number,
+  ) {
+    this.#libbpf = libbpf;
+    this.#object = object;
+    this.#links = links;
+    this.#reader = reader;
+    this.libraries = libraries;
+    this.attachMs = attachMs;
+  }
+
+  /** open_mem → set globals → load → attach; throws CarnotError naming the step that failed. */
+  static open(opts: ProbeOptions): SslProbes {
+    if (opts.libraries.length === 0) throw new CarnotError("no OpenSSL library to probe (use --libssl PATH)");
+    let libbpf: Libbpf;
+    try {
+      libbpf = Libbpf.open();
+    } catch (err) {
+      throw wrap(err);
+    }
+    assertPrivileged(libbpf.libc);
+    const ringbufSize = opts.ringbufSize ?? DEFAULT_RINGBUF_SIZE;
+    const pageSize = libbpf.libc.pageSize();
+    if (!validRingbufSize(ringbufSize, pageSize)) {
+      throw new CarnotError(
+        `invalid ring buffer size ${ringbufSize}: must be a power of two from ${pageSize} to 1073741824`,
+      );
+    }
+    let config: Uint8Array;
+    try {
+      config = encodeConfig({ pid: opts.pid, comm: opts.comm });
+    } catch (err) {
+      throw wrap(err);
+    }
+    const checks = opts.libraries.map((path) => {
+      try {
+        return checkLibssl(path);
+      } catch (err) {
+        throw wrap(err);
+      }
+    });
+
+    // libbpf's messages: kept for the load error, shown live only with --verbose.
+    const messages: string[] = [];
+    libbpf.setPrint((level, message) => {
+      messages.push(message.trimEnd());
+      if (opts.verbose) log.debug(`libbpf: ${message.trimEnd()}`);
+      else if (level === LIBBPF_WARN && messages.length > 2000) messages.splice(0, 1000);
+    });
+
+    let object: BpfObject | null = null;
+    const links: BpfLink[] = [];
+    let reader: RingBufferReader | null = null;
+    try {
+      const elf = new Uint8Array(readFileSync(carnotObjectPath));
+      object = libbpf.openObject(elf, "carnot");
+      object.setMaxEntries("events", ringbufSize);
+      object.setReadOnlyData(config);
+      try {
+        object.load();
+      } catch (err) {
+        // One line for the user; the whole log (verifier output included) rides along for --verbose and tests.
+        const hint = opts.verbose ? undefined : "run with --verbose for the verifier log";
+        throw Object.assign(wrap(err, hint), { verifierLog: messages.join("\n") });
+      }
+      const started = performance.now();
+      const libraries = checks.map((check, id) => ({ id, path: check.path }));
+      for (const check of checks) {
+        const id = libraries.find((lib) => lib.path === check.path)!.id;
+        for (const note of check.missingOptional) {
+          if (opts.verbose) log.debug(`${check.path}: no ${note}, its probe is skipped`);
+        }
+        for (const step of ATTACH_PLAN) {
+          if (!check.present.includes(step.func)) continue;
+          const kinds = step.exit ? [false, true] : [false];
+          for (const retprobe of kinds) {
+            const program = `${retprobe ? "uretprobe" : "uprobe"}__${step.func}`;
+            links.push(
+              object.attachUprobe(program, { path: check.path, funcName: step.func, retprobe, cookie: id }),
+            );
+          }
+        }
+      }
+      const attachMs = performance.now() - started;
+      if (opts.verbose) log.debug(`attached ${links.length} probes in ${attachMs.toFixed(0)} ms`);
+      reader = new RingBufferReader(libbpf.libc, object.mapFd("events"), ringbufSize);
+      return new SslProbes(libbpf, object, links, reader, libraries, attachMs);
+    } catch (err) {
+      for (const link of links) link.destroy();
+      reader?.close();
+      object?.close();
+      libbpf.setPrint(null);
+      throw err instanceof CarnotError ? err : wrap(err);
+    }
+  }
+
+  /** Number of attached uprobes (each costs ~100 ms to detach in close()). */
+  get linkCount(): number {
+    return this.#links.length;
+  }
+
+  /**
+   * Decodes every event available now, in ring-buffer order, and frees their space. Never blocks; call it
+   * from a short timer (≤ 10 ms keeps an 8 MiB buffer from filling at ~20 k events/ms). Returns events read.
+   */
+  drain(onEvent: (ev: CarnotEvent) => void, maxEvents = Infinity): number {
+    if (this.#closed) return 0;
+    const decoder = this.#decoder;
+    return this.#reader.drain((view, offset, length) => {
+      if (length >= EVENT_SIZE) onEvent(decoder.decode(view, offset));
+    }, maxEvents);
+  }
+
+  /** Bytes waiting in the ring buffer. */
+  pendingBytes(): number {
+    return this.#closed ? 0 : this.#reader.pending();
+  }
+
+  /** Exact kernel counters; drain first so that received + dropped === attempted. */
+  stats(): ProbeStats {
+    const values = this.#object.readU64Array("stats", STAT_COUNT);
+    return { attempted: Number(values[STAT_ATTEMPTED]), dropped: Number(values[STAT_DROPPED]) };
+  }
+
+  /** Detaches every probe, unmaps the ring buffer and frees the BPF object. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const link of this.#links) link.destroy();
+    this.#reader.close();
+    this.#object.close();
+    this.#libbpf.setPrint(null);
+  }
+}

@@ -23,6 +23,16 @@ const EXAMPLES: Record<string, string[]> = {
     "sudo carnot trace --libssl /usr/bin/node --comm node",
   ],
   demo: ["sudo carnot demo"],
+  bom: [
+    "carnot bom runtime.jsonl -o runtime.bom.json --owner payments --secrecy-years 15 --exposure PUBLIC_INTERNET",
+    "carnot bom runtime.jsonl --format cyclonedx -o runtime.cdx.json",
+  ],
+  merge: ["carnot merge runtime.bom.json static.cryptobom.json cloud.cryptobom.json -o merged.json"],
+  policy: ["carnot policy merged.json", "carnot policy merged.json --format sarif -o policy.sarif --enforce"],
+  attest: [
+    "carnot attest merged.json --policy policy.json --key ed25519.pem -o reports/attestation",
+    "carnot attest verify reports/attestation.json --public-key ed25519.pub.pem",
+  ],
 };
 
 const main = defineCommand({
@@ -32,6 +42,10 @@ const main = defineCommand({
     replay: () => import("./commands/replay.ts").then((m) => m.default),
     verify: () => import("./commands/verify.ts").then((m) => m.default),
     demo: () => import("./commands/demo.ts").then((m) => m.default),
+    bom: () => import("./commands/bom.ts").then((m) => m.default),
+    merge: () => import("./commands/merge.ts").then((m) => m.default),
+    policy: () => import("./commands/policy.ts").then((m) => m.default),
+    attest: () => import("./commands/attest.ts").then((m) => m.default),
   },
 });
 

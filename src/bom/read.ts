@@ -1,0 +1,108 @@
+/** The I/O edge of the BOM stages: reading inputs with errors that name the file, writing outputs whole. */
+import { rename, writeFile } from "node:fs/promises";
+import * as v from "valibot";
+import { CarnotError } from "../errors.ts";
+import { describeIssues, type HandshakeObservation, HandshakeObservationSchema } from "./observation.ts";
+
+async function readText(path: string): Promise<string> {
+  const file = Bun.file(path);
+  try {
+    return await file.text();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : describe(err);
+    throw new CarnotError(`${path}: cannot read: ${reason}`, { cause: err });
+  }
+}
+
+const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** A line that closes a chained file rather than describing a handshake (written by the chained writer). */
+function isSealLine(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return false;
+  const o = value as Record<string, unknown>;
+  return "seal" in o || o.type === "seal" || o.kind === "seal" || o.record === "seal";
+}
+
+export interface RuntimeInput {
+  readonly records: HandshakeObservation[];
+  readonly sealLines: number;
+}
+
+/** runtime.jsonl → validated records. Every non-empty line is a record or the seal; anything else fails. */
+export function parseRuntimeJsonl(path: string, text: string): RuntimeInput {
+  const records: HandshakeObservation[] = [];
+  let sealLines = 0;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === "") continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      throw new CarnotError(`${path}:${i + 1}: not JSON (a runtime.jsonl line is one JSON object)`);
+    }
+    if (isSealLine(value)) {
+      sealLines++;
+      continue;
+    }
+    const parsed = v.safeParse(HandshakeObservationSchema, value);
+    if (!parsed.success) {
+      throw new CarnotError(
+        `${path}:${i + 1}: not a handshake observation: ${describeIssues(parsed.issues)}`,
+      );
+    }
+    records.push(parsed.output);
+  }
+  return { records, sealLines };
+}
+
+export async function readRuntimeJsonl(path: string): Promise<RuntimeInput> {
+  return parseRuntimeJsonl(path, await readText(path));
+}
+
+/** A JSON document, or a one-line error naming the file. */
+export async function readJsonFile(path: string): Promise<unknown> {
+  const text = await readText(path);
+  if (text.trim() === "") throw new CarnotError(`${path}: empty file, expected a JSON document`);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new CarnotError(`${path}: not valid JSON: ${describe(err)}`);
+  }
+}
+
+/** A JSON document checked against a schema; `what` names the expected kind in the error. */
+export async function readJsonDocument<S extends v.GenericSchema>(
+  path: string,
+  schema: S,
+  what: string,
+): Promise<v.InferOutput<S>> {
+  const value = await readJsonFile(path);
+  const parsed = v.safeParse(schema, value);
+  if (!parsed.success)
+    throw new CarnotError(`${path}: not a valid ${what}: ${describeIssues(parsed.issues)}`);
+  return parsed.output;
+}
+
+/** Stable, diff-friendly JSON text. */
+export const formatJson = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+/** Writes the whole file or nothing: a temporary sibling renamed into place. `-`/undefined → stdout. */
+export async function writeOutput(path: string | undefined, text: string): Promise<void> {
+  if (path === undefined || path === "-") {
+    process.stdout.write(text);
+    return;
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, path);
+  } catch (err) {
+    await Bun.file(tmp)
+      .delete()
+      .catch(() => {});
+    throw new CarnotError(`${path}: cannot write: ${describe(err)}`, { cause: err });
+  }
+}

@@ -2,6 +2,7 @@
 import { rename, writeFile } from "node:fs/promises";
 import * as v from "valibot";
 import { CarnotError } from "../errors.ts";
+import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema } from "./cryptobom.ts";
 import { describeIssues, type HandshakeObservation, HandshakeObservationSchema } from "./observation.ts";
 
 async function readText(path: string): Promise<string> {
@@ -105,4 +106,45 @@ export async function writeOutput(path: string | undefined, text: string): Promi
       .catch(() => {});
     throw new CarnotError(`${path}: cannot write: ${describe(err)}`, { cause: err });
   }
+}
+
+/** A CryptoBOM v2.1 document (from `bom`, `merge`, or a static/cloud exporter), or a one-line error. */
+export async function readCryptoBom(path: string): Promise<CryptoBom> {
+  const text = await readText(path);
+  if (text.trim() === "") throw new CarnotError(`${path}: empty file, expected a CryptoBOM document`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const firstLine = text.slice(0, text.indexOf("\n") >>> 0);
+    const looksJsonl = (() => {
+      try {
+        return (JSON.parse(firstLine) as { source?: unknown }).source !== undefined;
+      } catch {
+        return false;
+      }
+    })();
+    if (looksJsonl)
+      throw new CarnotError(`${path}: is handshake JSONL, not a BOM: run 'carnot bom ${path}' first`);
+    throw new CarnotError(`${path}: not valid JSON: ${describe(err)}`);
+  }
+  const o = value as Record<string, unknown> | null;
+  if (o && typeof o === "object" && o.bomFormat === "CycloneDX") {
+    throw new CarnotError(
+      `${path}: is a CycloneDX document; this stage reads CryptoBOM v2.1 (bom --format cryptobom)`,
+    );
+  }
+  if (!o || typeof o !== "object" || o.schema !== CRYPTOBOM_SCHEMA) {
+    const found = o && typeof o === "object" && typeof o.schema === "string" ? `'${o.schema}'` : "none";
+    throw new CarnotError(`${path}: not a CryptoBOM: schema is ${found}, expected '${CRYPTOBOM_SCHEMA}'`);
+  }
+  const parsed = v.safeParse(CryptoBomSchema, value);
+  if (!parsed.success) throw new CarnotError(`${path}: invalid CryptoBOM: ${describeIssues(parsed.issues)}`);
+  const refs = new Set<string>();
+  for (const obs of parsed.output.observations) {
+    if (refs.has(obs.bom_ref))
+      throw new CarnotError(`${path}: invalid CryptoBOM: bom_ref ${obs.bom_ref} is not unique`);
+    refs.add(obs.bom_ref);
+  }
+  return parsed.output;
 }

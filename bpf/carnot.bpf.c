@@ -115,7 +115,7 @@ static __always_inline struct carnot_event *reserve_event(void *ctx, __u16 kind,
 	e->ret = 0;
 	e->kind = kind;
 	e->data_len = 0;
-	e->lib_id = (__u32)bpf_get_attach_cookie(ctx);
+	e->lib_id = (__u32)(bpf_get_attach_cookie(ctx) >> CARNOT_COOKIE_FUNC_BITS);
 	e->depth = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	return e;
@@ -168,89 +168,6 @@ static __always_inline void emit_nids(void *ctx, __u16 kind, __u64 ptr, long cou
 	e->data_len = err ? 0 : len;
 	e->ret = err;
 	bpf_ringbuf_submit(e, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_new, void *ctx_ptr)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u64 ctx_value = (__u64)ctx_ptr;
-
-	if (task_wanted())
-		bpf_map_update_elem(&new_ctx, &tid, &ctx_value, BPF_ANY);
-	return 0;
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe__SSL_new, void *ssl)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct carnot_event *e;
-	__u64 *ctx_value = bpf_map_lookup_elem(&new_ctx, &tid);
-	__u64 ctx_ptr;
-
-	if (!ctx_value)
-		return 0; /* entry filtered out, or not seen */
-	ctx_ptr = *ctx_value;
-	bpf_map_delete_elem(&new_ctx, &tid);
-	e = reserve_event(ctx, CARNOT_EV_SSL_NEW, (__u64)ssl);
-	if (!e)
-		return 0;
-	e->aux = ctx_ptr;
-	bpf_ringbuf_submit(e, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_free, void *ssl)
-{
-	emit_simple(ctx, CARNOT_EV_SSL_FREE, (__u64)ssl, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_ctrl, void *ssl, int cmd, long larg, void *parg)
-{
-	switch (cmd) {
-	case CARNOT_CTRL_SET_TLSEXT_HOSTNAME:
-		emit_string(ctx, CARNOT_EV_SET_HOSTNAME, (__u64)ssl, parg);
-		break;
-	case CARNOT_CTRL_SET_GROUPS_LIST:
-		emit_string(ctx, CARNOT_EV_SET_GROUPS_LIST, (__u64)ssl, parg);
-		break;
-	case CARNOT_CTRL_SET_GROUPS:
-		emit_nids(ctx, CARNOT_EV_SET_GROUPS_NIDS, (__u64)ssl, larg, parg);
-		break;
-	}
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_CTX_ctrl, void *ssl_ctx, int cmd, long larg, void *parg)
-{
-	switch (cmd) {
-	case CARNOT_CTRL_SET_GROUPS_LIST:
-		emit_string(ctx, CARNOT_EV_CTX_GROUPS_LIST, (__u64)ssl_ctx, parg);
-		break;
-	case CARNOT_CTRL_SET_GROUPS:
-		emit_nids(ctx, CARNOT_EV_CTX_GROUPS_NIDS, (__u64)ssl_ctx, larg, parg);
-		break;
-	}
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_set_connect_state, void *ssl)
-{
-	emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)ssl, CARNOT_ROLE_CLIENT);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_set_accept_state, void *ssl)
-{
-	emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)ssl, CARNOT_ROLE_SERVER);
-	return 0;
 }
 
 static __always_inline void handshake_enter(void *ctx, void *ssl, __u32 func)
@@ -307,61 +224,70 @@ static __always_inline void handshake_return(void *ctx, int ret, __u32 func)
 	bpf_ringbuf_submit(e, 0);
 }
 
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_do_handshake, void *ssl)
+static __always_inline void ssl_new_enter(void *ssl_ctx)
 {
-	handshake_enter(ctx, ssl, CARNOT_HS_DO_HANDSHAKE);
-	return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 ctx_value = (__u64)ssl_ctx;
+
+	if (task_wanted())
+		bpf_map_update_elem(&new_ctx, &tid, &ctx_value, BPF_ANY);
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe__SSL_do_handshake, int ret)
+static __always_inline void ssl_new_return(void *ctx, void *ssl)
 {
-	handshake_return(ctx, ret, CARNOT_HS_DO_HANDSHAKE);
-	return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct carnot_event *e;
+	__u64 *ctx_value = bpf_map_lookup_elem(&new_ctx, &tid);
+	__u64 ctx_ptr;
+
+	if (!ctx_value)
+		return; /* entry filtered out, or not seen */
+	ctx_ptr = *ctx_value;
+	bpf_map_delete_elem(&new_ctx, &tid);
+	e = reserve_event(ctx, CARNOT_EV_SSL_NEW, (__u64)ssl);
+	if (!e)
+		return;
+	e->aux = ctx_ptr;
+	bpf_ringbuf_submit(e, 0);
 }
 
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_connect, void *ssl)
+static __always_inline void ssl_ctrl(void *ctx, void *ssl, int cmd, long larg, void *parg)
 {
-	handshake_enter(ctx, ssl, CARNOT_HS_CONNECT);
-	return 0;
+	switch (cmd) {
+	case CARNOT_CTRL_SET_TLSEXT_HOSTNAME:
+		emit_string(ctx, CARNOT_EV_SET_HOSTNAME, (__u64)ssl, parg);
+		break;
+	case CARNOT_CTRL_SET_GROUPS_LIST:
+		emit_string(ctx, CARNOT_EV_SET_GROUPS_LIST, (__u64)ssl, parg);
+		break;
+	case CARNOT_CTRL_SET_GROUPS:
+		emit_nids(ctx, CARNOT_EV_SET_GROUPS_NIDS, (__u64)ssl, larg, parg);
+		break;
+	}
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe__SSL_connect, int ret)
+static __always_inline void ssl_ctx_ctrl(void *ctx, void *ssl_ctx, int cmd, long larg, void *parg)
 {
-	handshake_return(ctx, ret, CARNOT_HS_CONNECT);
-	return 0;
+	switch (cmd) {
+	case CARNOT_CTRL_SET_GROUPS_LIST:
+		emit_string(ctx, CARNOT_EV_CTX_GROUPS_LIST, (__u64)ssl_ctx, parg);
+		break;
+	case CARNOT_CTRL_SET_GROUPS:
+		emit_nids(ctx, CARNOT_EV_CTX_GROUPS_NIDS, (__u64)ssl_ctx, larg, parg);
+		break;
+	}
 }
 
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_accept, void *ssl)
-{
-	handshake_enter(ctx, ssl, CARNOT_HS_ACCEPT);
-	return 0;
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe__SSL_accept, int ret)
-{
-	handshake_return(ctx, ret, CARNOT_HS_ACCEPT);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(uprobe__SSL_get_error, void *ssl, int ret)
+static __always_inline void get_error_enter(void *ssl, int ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct get_error_args args = { .ssl = (__u64)ssl, .ret = ret };
 
 	if (task_wanted())
 		bpf_map_update_elem(&get_error_args, &tid, &args, BPF_ANY);
-	return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe__SSL_get_error, int code)
+static __always_inline void get_error_return(void *ctx, int code)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct get_error_args *saved = bpf_map_lookup_elem(&get_error_args, &tid);
@@ -369,14 +295,80 @@ int BPF_KRETPROBE(uretprobe__SSL_get_error, int code)
 	struct get_error_args args;
 
 	if (!saved)
-		return 0;
+		return;
 	args = *saved;
 	bpf_map_delete_elem(&get_error_args, &tid);
 	e = reserve_event(ctx, CARNOT_EV_GET_ERROR, args.ssl);
 	if (!e)
-		return 0;
+		return;
 	e->aux = (__u64)args.ret;
 	e->ret = code;
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* Entry of every probed function; the attach cookie says which one (and which library). */
+SEC("uprobe")
+int BPF_KPROBE(uprobe__libssl)
+{
+	void *arg1 = (void *)PT_REGS_PARM1(ctx);
+
+	switch (bpf_get_attach_cookie(ctx) & CARNOT_COOKIE_FUNC_MASK) {
+	case CARNOT_FN_SSL_NEW:
+		ssl_new_enter(arg1);
+		break;
+	case CARNOT_FN_SSL_FREE:
+		emit_simple(ctx, CARNOT_EV_SSL_FREE, (__u64)arg1, 0);
+		break;
+	case CARNOT_FN_SSL_CTRL:
+		ssl_ctrl(ctx, arg1, (int)PT_REGS_PARM2(ctx), (long)PT_REGS_PARM3(ctx), (void *)PT_REGS_PARM4(ctx));
+		break;
+	case CARNOT_FN_SSL_CTX_CTRL:
+		ssl_ctx_ctrl(ctx, arg1, (int)PT_REGS_PARM2(ctx), (long)PT_REGS_PARM3(ctx), (void *)PT_REGS_PARM4(ctx));
+		break;
+	case CARNOT_FN_SSL_SET_CONNECT_STATE:
+		emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)arg1, CARNOT_ROLE_CLIENT);
+		break;
+	case CARNOT_FN_SSL_SET_ACCEPT_STATE:
+		emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)arg1, CARNOT_ROLE_SERVER);
+		break;
+	case CARNOT_FN_SSL_DO_HANDSHAKE:
+		handshake_enter(ctx, arg1, CARNOT_HS_DO_HANDSHAKE);
+		break;
+	case CARNOT_FN_SSL_CONNECT:
+		handshake_enter(ctx, arg1, CARNOT_HS_CONNECT);
+		break;
+	case CARNOT_FN_SSL_ACCEPT:
+		handshake_enter(ctx, arg1, CARNOT_HS_ACCEPT);
+		break;
+	case CARNOT_FN_SSL_GET_ERROR:
+		get_error_enter(arg1, (int)PT_REGS_PARM2(ctx));
+		break;
+	}
+	return 0;
+}
+
+/* Return of the functions whose result matters (SSL_new, the handshake calls, SSL_get_error). */
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe__libssl)
+{
+	long rc = PT_REGS_RC(ctx);
+
+	switch (bpf_get_attach_cookie(ctx) & CARNOT_COOKIE_FUNC_MASK) {
+	case CARNOT_FN_SSL_NEW:
+		ssl_new_return(ctx, (void *)rc);
+		break;
+	case CARNOT_FN_SSL_DO_HANDSHAKE:
+		handshake_return(ctx, (int)rc, CARNOT_HS_DO_HANDSHAKE);
+		break;
+	case CARNOT_FN_SSL_CONNECT:
+		handshake_return(ctx, (int)rc, CARNOT_HS_CONNECT);
+		break;
+	case CARNOT_FN_SSL_ACCEPT:
+		handshake_return(ctx, (int)rc, CARNOT_HS_ACCEPT);
+		break;
+	case CARNOT_FN_SSL_GET_ERROR:
+		get_error_return(ctx, (int)rc);
+		break;
+	}
 	return 0;
 }

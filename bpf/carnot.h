@@ -36,6 +36,23 @@ enum carnot_event_kind {
 	CARNOT_EV_SYNTHETIC = 100,     /* only from bpf/flood.bpf.c (tests and benchmark): aux = sequence number */
 };
 
+/* Which function a probe sits on: the low 8 bits of the attach cookie (the rest is the library id), so one
+ * entry program and one return program serve every function and library (two links per library to detach). */
+enum carnot_probe_func {
+	CARNOT_FN_SSL_NEW = 1,
+	CARNOT_FN_SSL_FREE = 2,
+	CARNOT_FN_SSL_CTRL = 3,
+	CARNOT_FN_SSL_CTX_CTRL = 4,
+	CARNOT_FN_SSL_SET_CONNECT_STATE = 5,
+	CARNOT_FN_SSL_SET_ACCEPT_STATE = 6,
+	CARNOT_FN_SSL_DO_HANDSHAKE = 7,
+	CARNOT_FN_SSL_CONNECT = 8,
+	CARNOT_FN_SSL_ACCEPT = 9,
+	CARNOT_FN_SSL_GET_ERROR = 10,
+};
+#define CARNOT_COOKIE_FUNC_BITS 8
+#define CARNOT_COOKIE_FUNC_MASK 0xff
+
 enum carnot_hs_func {
 	CARNOT_HS_DO_HANDSHAKE = 1,
 	CARNOT_HS_CONNECT = 2,
@@ -56,7 +73,7 @@ struct carnot_event {            /* fixed 320 bytes, 8-byte aligned, no implicit
 	__s32 ret;                 /* 32 */
 	__u16 kind;                /* 36 enum carnot_event_kind */
 	__u16 data_len;            /* 38 bytes valid in data */
-	__u32 lib_id;              /* 40 which probed library: the uprobe's bpf_cookie */
+	__u32 lib_id;              /* 40 which probed library: attach cookie >> CARNOT_COOKIE_FUNC_BITS */
 	__u32 depth;               /* 44 handshake-call nesting on this thread, 1 = outermost (HS events only) */
 	char comm[CARNOT_COMM_LEN]; /* 48 NUL-padded */
 	__u8 data[CARNOT_DATA_MAX]; /* 64 */

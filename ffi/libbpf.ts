@@ -23,6 +23,7 @@ function openLibbpfSymbols() {
     bpf_map__value_size: { args: [FFIType.ptr], returns: FFIType.u32 },
     bpf_map__set_initial_value: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
     bpf_program__fd: { args: [FFIType.ptr], returns: FFIType.i32 },
+    bpf_program__set_expected_attach_type: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     bpf_program__attach_uprobe_opts: {
       args: [FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.ptr],
       returns: FFIType.ptr,
@@ -150,21 +151,44 @@ export class Libbpf {
   }
 }
 
-/** An attached uprobe; `destroy()` detaches it (≈ 100 ms each in a VM: synchronize_rcu in the kernel). */
-export class BpfLink {
-  readonly #b: LibbpfSymbols;
-  #handle: Handle | null;
+/** enum bpf_attach_type: BPF_TRACE_UPROBE_MULTI (Linux 6.6+). */
+export const BPF_TRACE_UPROBE_MULTI = 48;
+/** BPF_LINK_CREATE command of bpf(2). */
+const BPF_LINK_CREATE = 28;
+/** BPF_F_UPROBE_MULTI_RETURN */
+const UPROBE_MULTI_RETURN = 1;
+/** union bpf_attr, link_create with uprobe_multi: prog_fd 0, attach_type 8, path 16, offsets 24,
+ * ref_ctr_offsets 32, cookies 40, cnt 48, flags 52, pid 56. */
+const LINK_CREATE_ATTR_SIZE = 64;
 
-  constructor(symbols: LibbpfSymbols, handle: Handle) {
-    this.#b = symbols;
-    this.#handle = handle;
+/**
+ * An attached uprobe (a libbpf perf-event link) or uprobe_multi link (a bare fd); `destroy()` detaches it.
+ * Each detach waits for an RCU grace period in the kernel (≈ 100 ms in a VM), whatever the probe count.
+ */
+export class BpfLink {
+  readonly #destroy: () => void;
+  #done = false;
+
+  constructor(destroy: () => void) {
+    this.#destroy = destroy;
   }
 
   destroy(): void {
-    if (this.#handle === null) return;
-    this.#b.bpf_link__destroy(this.#handle);
-    this.#handle = null;
+    if (this.#done) return;
+    this.#done = true;
+    this.#destroy();
   }
+}
+
+/** One uprobe_multi attachment: every function offset of one file, with a cookie each. */
+export interface UprobeMultiTarget {
+  path: string;
+  /** File offsets of the functions (not virtual addresses). */
+  offsets: number[];
+  cookies: number[];
+  retprobe: boolean;
+  /** Only this process (0 = every process). */
+  pid?: number;
 }
 
 /** One bpf_object: configure maps before `load()`, then look up fds, attach programs, and `close()`. */
@@ -267,7 +291,44 @@ export class BpfObject {
           this.#lib.libc.strerror(errno),
       );
     }
-    return new BpfLink(this.#b, link);
+    const symbols = this.#b;
+    return new BpfLink(() => symbols.bpf_link__destroy(link));
+  }
+
+  /** Before load: makes a kprobe-type program attachable as uprobe_multi (Linux 6.6+). */
+  setExpectedAttachType(programName: string, attachType: number): void {
+    const err = this.#b.bpf_program__set_expected_attach_type(this.#program(programName), attachType);
+    if (err < 0) throw new Error(`failed to set attach type of ${programName}: ${this.#lib.strerror(err)}`);
+  }
+
+  /** Attaches a loaded program to many functions of one file with a single link (bpf(BPF_LINK_CREATE)). */
+  attachUprobeMulti(programName: string, target: UprobeMultiTarget): BpfLink {
+    if (target.offsets.length === 0 || target.offsets.length !== target.cookies.length) {
+      throw new Error(
+        `failed to attach ${programName}: ${target.offsets.length} offsets, ${target.cookies.length} cookies`,
+      );
+    }
+    const libc = this.#lib.libc;
+    const path = cString(target.path);
+    const offsets = new BigUint64Array(target.offsets.map((offset) => BigInt(offset)));
+    const cookies = new BigUint64Array(target.cookies.map((cookie) => BigInt(cookie)));
+    const attr = new Uint8Array(LINK_CREATE_ATTR_SIZE);
+    const view = new DataView(attr.buffer);
+    view.setUint32(0, this.programFd(programName), true);
+    view.setUint32(8, BPF_TRACE_UPROBE_MULTI, true);
+    view.setBigUint64(16, BigInt(ptr(path)), true);
+    view.setBigUint64(24, BigInt(ptr(offsets)), true);
+    view.setBigUint64(40, BigInt(ptr(cookies)), true);
+    view.setUint32(48, target.offsets.length, true);
+    view.setUint32(52, target.retprobe ? UPROBE_MULTI_RETURN : 0, true);
+    view.setUint32(56, target.pid ?? 0, true);
+    const fd = libc.bpf(BPF_LINK_CREATE, attr);
+    if (fd < 0) {
+      throw new Error(
+        `failed to attach ${target.retprobe ? "uretprobes" : "uprobes"} in ${target.path}: ${libc.strerror(-fd)}`,
+      );
+    }
+    return new BpfLink(() => libc.close(fd));
   }
 
   /** Reads `count` consecutive u64 values of an array map (keys 0..count-1). */

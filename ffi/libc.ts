@@ -5,6 +5,8 @@ const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x01;
 const SC_PAGESIZE = 30;
+/** x86-64 system call number of bpf(2). */
+const SYS_BPF = 321;
 /** mmap's MAP_FAILED, ((void *)-1), read as an unsigned 64-bit integer. */
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
@@ -20,6 +22,9 @@ function openLibc() {
     strerror: { args: [FFIType.i32], returns: FFIType.cstring },
     vsnprintf: { args: [FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     geteuid: { args: [], returns: FFIType.u32 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+    // syscall(2) is variadic; glibc's x86-64 version reads integer registers only, so a fixed signature is safe.
+    syscall: { args: [FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
   }).symbols;
 }
 
@@ -56,6 +61,16 @@ export class Libc {
 
   geteuid(): number {
     return this.#c.geteuid();
+  }
+
+  close(fd: number): number {
+    return this.#c.close(fd);
+  }
+
+  /** The bpf(2) system call; returns its result (>= 0) or -errno. */
+  bpf(command: number, attr: Uint8Array): number {
+    const result = Number(this.#c.syscall(SYS_BPF, BigInt(command), attr, attr.byteLength));
+    return result < 0 ? -this.errno() : result;
   }
 
   /** mmap(NULL, length, prot, MAP_SHARED, fd, offset); throws with errno's text on failure. */

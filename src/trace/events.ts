@@ -33,6 +33,21 @@ export const EventKind = {
 } as const;
 export type EventKindValue = (typeof EventKind)[keyof typeof EventKind];
 
+/** enum carnot_probe_func: the low 8 bits of a probe's attach cookie; the library id is the rest. */
+export const ProbeFunc = {
+  SSL_new: 1,
+  SSL_free: 2,
+  SSL_ctrl: 3,
+  SSL_CTX_ctrl: 4,
+  SSL_set_connect_state: 5,
+  SSL_set_accept_state: 6,
+  SSL_do_handshake: 7,
+  SSL_connect: 8,
+  SSL_accept: 9,
+  SSL_get_error: 10,
+} as const;
+export const COOKIE_FUNC_BITS = 8;
+
 /** enum carnot_hs_func: which handshake call an HS_ENTER / HS_RETURN event is about (in `aux`). */
 export const HandshakeFunc = { DoHandshake: 1, Connect: 2, Accept: 3 } as const;
 

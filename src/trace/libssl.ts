@@ -65,10 +65,11 @@ class FileRanges {
 }
 
 /**
- * Names of the functions a 64-bit little-endian ELF file defines, from .dynsym and .symtab
- * (the tables libbpf searches when attaching by name). Throws when the file is not such an ELF file.
+ * The SSL_* functions a 64-bit little-endian ELF file defines, from .dynsym and .symtab (the tables libbpf
+ * searches when attaching by name), each with its file offset (what a uprobe attaches to).
+ * Throws when the file is not such an ELF file.
  */
-export function definedFunctions(path: string): Set<string> {
+export function definedFunctions(path: string): Map<string, number> {
   const file = new FileRanges(path);
   try {
     const ident = file.read(0, 64);
@@ -84,13 +85,14 @@ export function definedFunctions(path: string): Set<string> {
       const at = i * shentsize;
       return {
         type: sections.getUint32(at + 4, true),
+        address: Number(sections.getBigUint64(at + 0x10, true)),
         offset: Number(sections.getBigUint64(at + 0x18, true)),
         size: Number(sections.getBigUint64(at + 0x20, true)),
         link: sections.getUint32(at + 0x28, true),
         entsize: Number(sections.getBigUint64(at + 0x38, true)),
       };
     };
-    const names = new Set<string>();
+    const functions = new Map<string, number>();
     const decoder = new TextDecoder();
     for (let i = 0; i < shnum; i++) {
       const table = section(i);
@@ -102,15 +104,20 @@ export function definedFunctions(path: string): Set<string> {
       for (let at = 0; at + 24 <= table.size; at += table.entsize) {
         const type = symbols.getUint8(at + 4) & 0xf;
         if (type !== STT_FUNC && type !== STT_GNU_IFUNC) continue;
-        if (symbols.getUint16(at + 6, true) === SHN_UNDEF) continue;
+        const sectionIndex = symbols.getUint16(at + 6, true);
+        if (sectionIndex === SHN_UNDEF || sectionIndex >= shnum) continue;
         const nameOffset = symbols.getUint32(at, true);
         // Only SSL_* names are of interest; skip decoding the other (possibly hundreds of thousands) names.
         if (stringBytes[nameOffset] !== 0x53 || stringBytes[nameOffset + 1] !== 0x53) continue;
         const end = stringBytes.indexOf(0, nameOffset);
-        names.add(decoder.decode(stringBytes.subarray(nameOffset, end < 0 ? stringBytes.length : end)));
+        const name = decoder.decode(stringBytes.subarray(nameOffset, end < 0 ? stringBytes.length : end));
+        // Virtual address → file offset through the section that holds the code (as libbpf does).
+        const holder = section(sectionIndex);
+        const value = Number(symbols.getBigUint64(at + 8, true));
+        if (!functions.has(name)) functions.set(name, value - holder.address + holder.offset);
       }
     }
-    return names;
+    return functions;
   } finally {
     file.close();
   }
@@ -120,8 +127,8 @@ export function definedFunctions(path: string): Set<string> {
 export interface LibsslCheck {
   /** Resolved path (uprobes attach to the inode). */
   path: string;
-  /** Probed functions present in the file. */
-  present: string[];
+  /** Probed functions present in the file, with their file offsets. */
+  offsets: Map<string, number>;
   /** Optional functions absent from the file (their probes are skipped). */
   missingOptional: string[];
 }
@@ -137,7 +144,7 @@ export function checkLibssl(path: string): LibsslCheck {
   } catch {
     throw new Error(`failed to find library ${path}: no such file`);
   }
-  let functions: Set<string>;
+  let functions: Map<string, number>;
   try {
     functions = definedFunctions(resolved);
   } catch (err) {
@@ -149,7 +156,11 @@ export function checkLibssl(path: string): LibsslCheck {
   }
   return {
     path: resolved,
-    present: [...REQUIRED_SYMBOLS, ...OPTIONAL_SYMBOLS.filter((name) => functions.has(name))],
+    offsets: new Map(
+      [...REQUIRED_SYMBOLS, ...OPTIONAL_SYMBOLS]
+        .filter((name) => functions.has(name))
+        .map((name) => [name, functions.get(name)!] as const),
+    ),
     missingOptional: OPTIONAL_SYMBOLS.filter((name) => !functions.has(name)),
   };
 }

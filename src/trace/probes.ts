@@ -7,13 +7,21 @@
  *   …  probes.drain(onEvent); flush output; probes.close();                // close() detaches (~100 ms/link)
  */
 import { readFileSync } from "node:fs";
-import { type BpfLink, type BpfObject, Libbpf, LIBBPF_WARN } from "../../ffi/libbpf.ts";
+import {
+  BPF_TRACE_UPROBE_MULTI,
+  type BpfLink,
+  type BpfObject,
+  Libbpf,
+  LIBBPF_WARN,
+} from "../../ffi/libbpf.ts";
 import type { Libc } from "../../ffi/libc.ts";
 import { RingBufferReader } from "../../ffi/ringbuf.ts";
 import carnotObjectPath from "../../bpf/carnot.bpf.o" with { type: "file" };
 import { CarnotError } from "../errors.ts";
 import { log } from "../log.ts";
 import {
+  COOKIE_FUNC_BITS,
+  ProbeFunc,
   type CarnotEvent,
   EVENT_SIZE,
   EventDecoder,
@@ -37,6 +45,8 @@ export interface ProbeOptions {
   ringbufSize?: number;
   /** libbpf's messages and per-probe notes on stderr. */
   verbose?: boolean;
+  /** Default "auto". */
+  attachMode?: AttachMode;
 }
 
 export interface ProbeStats {
@@ -46,19 +56,23 @@ export interface ProbeStats {
   dropped: number;
 }
 
-/** Which program goes on which function: always its entry, and its return when the result matters. */
-const ATTACH_PLAN: readonly { func: string; exit: boolean }[] = [
-  { func: "SSL_new", exit: true },
-  { func: "SSL_free", exit: false },
-  { func: "SSL_ctrl", exit: false },
-  { func: "SSL_CTX_ctrl", exit: false },
-  { func: "SSL_set_connect_state", exit: false },
-  { func: "SSL_set_accept_state", exit: false },
-  { func: "SSL_do_handshake", exit: true },
-  { func: "SSL_connect", exit: true },
-  { func: "SSL_accept", exit: true },
-  { func: "SSL_get_error", exit: true },
-];
+/** Functions whose return matters too (SSL_new's SSL*, the handshake result, SSL_get_error's code). */
+const RETURN_PROBED: ReadonlySet<string> = new Set([
+  "SSL_new",
+  "SSL_do_handshake",
+  "SSL_connect",
+  "SSL_accept",
+  "SSL_get_error",
+]);
+const ENTRY_PROGRAM = "uprobe__libssl";
+const RETURN_PROGRAM = "uretprobe__libssl";
+
+/**
+ * How probes are attached. "multi": one uprobe_multi link per library and direction (Linux 6.6+), so
+ * close() waits for 2 grace periods per library; "perf-event": one link per function (older kernels,
+ * ~100 ms each to detach); "auto": multi when the kernel accepts it.
+ */
+export type AttachMode = "auto" | "multi" | "perf-event";
 
 const CAP_SYS_ADMIN = 21;
 const CAP_PERFMON = 38;
@@ -89,6 +103,10 @@ function validRingbufSize(size: number, pageSize: number): boolean {
   return Number.isInteger(size) && size >= pageSize && size <= 2 ** 30 && (size & (size - 1)) === 0;
 }
 
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 function wrap(err: unknown, extra?: string): CarnotError {
   const message = err instanceof Error ? err.message : String(err);
   const eperm = /Operation not permitted|Permission denied/.test(message);
@@ -105,6 +123,8 @@ export class SslProbes {
   readonly libraries: { id: number; path: string }[];
   /** Milliseconds spent attaching every probe. */
   readonly attachMs: number;
+  /** How the probes ended up attached. */
+  readonly attachMode: "multi" | "perf-event";
   readonly #object: BpfObject;
   readonly #libbpf: Libbpf;
   readonly #links: BpfLink[];
@@ -119,7 +139,9 @@ export class SslProbes {
     reader: RingBufferReader,
     libraries: { id: number; path: string }[],
     attachMs: number,
+    attachMode: "multi" | "perf-event",
   ) {
+    this.attachMode = attachMode;
     this.#libbpf = libbpf;
     this.#object = object;
     this.#links = links;
@@ -172,38 +194,78 @@ export class SslProbes {
     let reader: RingBufferReader | null = null;
     try {
       const elf = new Uint8Array(readFileSync(carnotObjectPath));
-      object = libbpf.openObject(elf, "carnot");
-      object.setMaxEntries("events", ringbufSize);
-      object.setReadOnlyData(config);
-      try {
-        object.load();
-      } catch (err) {
-        // One line for the user; the whole log (verifier output included) rides along for --verbose and tests.
-        const hint = opts.verbose ? undefined : "run with --verbose for the verifier log";
-        throw Object.assign(wrap(err, hint), { verifierLog: messages.join("\n") });
+      const load = (mode: "multi" | "perf-event"): BpfObject => {
+        const loaded = libbpf.openObject(elf, "carnot");
+        try {
+          loaded.setMaxEntries("events", ringbufSize);
+          loaded.setReadOnlyData(config);
+          if (mode === "multi") {
+            loaded.setExpectedAttachType(ENTRY_PROGRAM, BPF_TRACE_UPROBE_MULTI);
+            loaded.setExpectedAttachType(RETURN_PROGRAM, BPF_TRACE_UPROBE_MULTI);
+          }
+          loaded.load();
+          return loaded;
+        } catch (err) {
+          loaded.close();
+          throw err;
+        }
+      };
+      const loadOrExplain = (mode: "multi" | "perf-event"): BpfObject => {
+        try {
+          return load(mode);
+        } catch (err) {
+          // One line for the user; the whole log (verifier output included) rides along for --verbose and tests.
+          const hint = opts.verbose ? undefined : "run with --verbose for the verifier log";
+          throw Object.assign(wrap(err, hint), { verifierLog: messages.join("\n") });
+        }
+      };
+      let mode: "multi" | "perf-event" = opts.attachMode === "perf-event" ? "perf-event" : "multi";
+      if (opts.attachMode === "auto" || opts.attachMode === undefined) {
+        try {
+          object = load("multi");
+        } catch (err) {
+          if (opts.verbose) log.debug(`uprobe_multi not available (${describe(err)}), one link per function`);
+          messages.length = 0;
+          mode = "perf-event";
+        }
       }
+      object ??= loadOrExplain(mode);
+      const loaded = object;
+
       const started = performance.now();
       const libraries = checks.map((check, id) => ({ id, path: check.path }));
-      for (const check of checks) {
-        const id = libraries.find((lib) => lib.path === check.path)!.id;
-        for (const note of check.missingOptional) {
-          if (opts.verbose) log.debug(`${check.path}: no ${note}, its probe is skipped`);
+      for (const [id, check] of checks.entries()) {
+        for (const name of check.missingOptional) {
+          if (opts.verbose) log.debug(`${check.path}: no ${name}, its probe is skipped`);
         }
-        for (const step of ATTACH_PLAN) {
-          if (!check.present.includes(step.func)) continue;
-          const kinds = step.exit ? [false, true] : [false];
-          for (const retprobe of kinds) {
-            const program = `${retprobe ? "uretprobe" : "uprobe"}__${step.func}`;
-            links.push(
-              object.attachUprobe(program, { path: check.path, funcName: step.func, retprobe, cookie: id }),
-            );
+        const funcs = [...check.offsets.keys()];
+        const cookie = (name: string) =>
+          id * 2 ** COOKIE_FUNC_BITS + ProbeFunc[name as keyof typeof ProbeFunc];
+        for (const retprobe of [false, true]) {
+          const probed = retprobe ? funcs.filter((name) => RETURN_PROBED.has(name)) : funcs;
+          const program = retprobe ? RETURN_PROGRAM : ENTRY_PROGRAM;
+          if (mode === "multi") {
+            const offsets = probed.map((name) => check.offsets.get(name)!);
+            const cookies = probed.map(cookie);
+            links.push(loaded.attachUprobeMulti(program, { path: check.path, offsets, cookies, retprobe }));
+          } else {
+            for (const name of probed) {
+              links.push(
+                loaded.attachUprobe(program, {
+                  path: check.path,
+                  funcName: name,
+                  retprobe,
+                  cookie: cookie(name),
+                }),
+              );
+            }
           }
         }
       }
       const attachMs = performance.now() - started;
-      if (opts.verbose) log.debug(`attached ${links.length} probes in ${attachMs.toFixed(0)} ms`);
-      reader = new RingBufferReader(libbpf.libc, object.mapFd("events"), ringbufSize);
-      return new SslProbes(libbpf, object, links, reader, libraries, attachMs);
+      if (opts.verbose) log.debug(`attached ${links.length} ${mode} links in ${attachMs.toFixed(0)} ms`);
+      reader = new RingBufferReader(libbpf.libc, loaded.mapFd("events"), ringbufSize);
+      return new SslProbes(libbpf, loaded, links, reader, libraries, attachMs, mode);
     } catch (err) {
       for (const link of links) link.destroy();
       reader?.close();
@@ -213,7 +275,7 @@ export class SslProbes {
     }
   }
 
-  /** Number of attached uprobes (each costs ~100 ms to detach in close()). */
+  /** Number of links (each costs one RCU grace period, ~100 ms in a VM, to detach in close()). */
   get linkCount(): number {
     return this.#links.length;
   }

@@ -16,25 +16,8 @@
  * - the handshake in progress (from its first handshake call to success or fatal failure): expires when no
  *   event touched it for `windowNs` (a line with error "timeout", counted in `correlationTimeouts`).
  */
+import { EventKind as Kind, HandshakeFunc as HsFunc, Role as StateRole } from "./events.ts";
 import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } from "./groups.ts";
-
-/** Event kinds of bpf/carnot.h (`enum carnot_event_kind`). */
-export const Kind = {
-  SSL_NEW: 1,
-  SSL_FREE: 2,
-  SET_HOSTNAME: 3,
-  SET_GROUPS_LIST: 4,
-  SET_GROUPS_NIDS: 5,
-  CTX_GROUPS_LIST: 6,
-  CTX_GROUPS_NIDS: 7,
-  HS_ENTER: 8,
-  HS_RETURN: 9,
-  SET_STATE: 10,
-  GET_ERROR: 11,
-} as const;
-
-/** `enum carnot_hs_func`: which handshake function an HS_ENTER/HS_RETURN is about. */
-export const HsFunc = { DO_HANDSHAKE: 1, CONNECT: 2, ACCEPT: 3 } as const;
 
 /** The fields of a decoded kernel event that correlation reads (`CarnotEvent` of src/trace/events.ts). */
 export interface SslEvent {
@@ -178,37 +161,38 @@ export class HandshakeCorrelator {
   push(ev: SslEvent): void {
     this.counters.eventsCorrelated++;
     switch (ev.kind) {
-      case Kind.SSL_NEW:
+      case Kind.SslNew:
         this.onSslNew(ev);
         break;
-      case Kind.SSL_FREE:
+      case Kind.SslFree:
         this.onSslFree(ev);
         break;
-      case Kind.SET_HOSTNAME:
+      case Kind.SetHostname:
         this.connection(ev).sni = cString(ev.data);
         break;
-      case Kind.SET_GROUPS_LIST:
+      case Kind.SetGroupsList:
         this.connection(ev).groups = canonicalGroupList(cString(ev.data), this.groupIndex);
         break;
-      case Kind.SET_GROUPS_NIDS:
+      case Kind.SetGroupsNids:
         this.connection(ev).groups = canonicalGroupNids(int32List(ev.data, ev.aux), this.groupIndex);
         break;
-      case Kind.CTX_GROUPS_LIST:
+      case Kind.CtxGroupsList:
         this.setContextGroups(ev, canonicalGroupList(cString(ev.data), this.groupIndex));
         break;
-      case Kind.CTX_GROUPS_NIDS:
+      case Kind.CtxGroupsNids:
         this.setContextGroups(ev, canonicalGroupNids(int32List(ev.data, ev.aux), this.groupIndex));
         break;
-      case Kind.SET_STATE:
-        if (ev.aux === 1 || ev.aux === 2) this.connection(ev).role = ev.aux === 1 ? "client" : "server";
+      case Kind.SetState:
+        if (ev.aux === StateRole.Client) this.connection(ev).role = "client";
+        else if (ev.aux === StateRole.Server) this.connection(ev).role = "server";
         break;
-      case Kind.HS_ENTER:
+      case Kind.HandshakeEnter:
         this.onHandshakeEnter(ev);
         break;
-      case Kind.HS_RETURN:
+      case Kind.HandshakeReturn:
         this.onHandshakeReturn(ev);
         break;
-      case Kind.GET_ERROR:
+      case Kind.GetError:
         this.onGetError(ev);
         break;
     }
@@ -300,8 +284,8 @@ export class HandshakeCorrelator {
 
   private onHandshakeEnter(ev: SslEvent): void {
     const conn = this.connection(ev);
-    if (ev.aux === HsFunc.CONNECT) conn.role = "client";
-    else if (ev.aux === HsFunc.ACCEPT) conn.role = "server";
+    if (ev.aux === HsFunc.Connect) conn.role = "client";
+    else if (ev.aux === HsFunc.Accept) conn.role = "server";
     const hs = this.progress(conn, ev);
     hs.startNs ??= ev.tsNs;
     hs.openCalls++;

@@ -3,7 +3,7 @@
  * real servers (`openssl s_server`, nginx) on 127.0.0.1, and real libssl clients (curl, python3, openssl).
  * Everything lives in one temporary directory and every process is stopped by its owner.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CarnotError } from "../errors.ts";
 
@@ -102,7 +102,9 @@ export async function waitForTcp(port: number, timeoutMs = 5000, exited?: Promis
     if (ok) return;
     await Bun.sleep(25);
   }
-  throw new CarnotError(gone ? `server on port ${port} exited before listening` : `nothing listens on port ${port}`);
+  throw new CarnotError(
+    gone ? `server on port ${port} exited before listening` : `nothing listens on port ${port}`,
+  );
 }
 
 async function stopProcess(proc: Bun.Subprocess, signal: NodeJS.Signals): Promise<void> {
@@ -151,8 +153,13 @@ export interface NginxOptions {
 }
 
 /** nginx in the foreground with its own prefix, config and logs in `dir`; answers `ok` over TLS. */
-export async function startNginx(dir: string, cert: TlsCert, opts: NginxOptions = {}): Promise<RunningServer> {
+export async function startNginx(
+  dir: string,
+  cert: TlsCert,
+  opts: NginxOptions = {},
+): Promise<RunningServer> {
   const port = opts.port ?? freeTcpPort();
+  mkdirSync(dir, { recursive: true });
   const conf = join(dir, "nginx.conf");
   writeFileSync(
     conf,
@@ -190,8 +197,12 @@ export async function startNginx(dir: string, cert: TlsCert, opts: NginxOptions 
   try {
     await waitForTcp(port, 5000, proc.exited);
   } catch (err) {
-    const log = existsSync(join(dir, "nginx-error.log")) ? await Bun.file(join(dir, "nginx-error.log")).text() : "";
-    throw new CarnotError(`nginx did not start: ${log.trim().split("\n").slice(-1)[0] ?? ""}`, { cause: err });
+    const log = existsSync(join(dir, "nginx-error.log"))
+      ? await Bun.file(join(dir, "nginx-error.log")).text()
+      : "";
+    throw new CarnotError(`nginx did not start: ${log.trim().split("\n").slice(-1)[0] ?? ""}`, {
+      cause: err,
+    });
   }
   // SIGQUIT: graceful stop, the workers finish and exit with the master
   return { pid: proc.pid, port, stop: () => stopProcess(proc, "SIGQUIT") };
@@ -227,7 +238,11 @@ async function runClient(cmd: string[]): Promise<ClientResult> {
 }
 
 /** curl to https://SNI:PORT/ resolved to 127.0.0.1 (so the SNI is `sni`), optionally with `--curves`. */
-export function curl(port: number, sni: string, opts: { groups?: string; args?: string[] } = {}): Promise<ClientResult> {
+export function curl(
+  port: number,
+  sni: string,
+  opts: { groups?: string; args?: string[] } = {},
+): Promise<ClientResult> {
   return runClient([
     "curl",
     "-sk",
@@ -351,7 +366,8 @@ export async function pythonClient(
   threads: PythonThreadSpec[],
 ): Promise<{ pid: number; handshakes: PythonHandshake[] }> {
   const res = await runClient([SYSTEM_PYTHON, "-c", PYTHON_CLIENT, JSON.stringify({ port, threads })]);
-  if (res.exitCode !== 0) throw new CarnotError(`python3 client failed: ${res.stderr.trim().split("\n").slice(-1)[0]}`);
+  if (res.exitCode !== 0)
+    throw new CarnotError(`python3 client failed: ${res.stderr.trim().split("\n").slice(-1)[0]}`);
   const handshakes = res.stdout
     .trim()
     .split("\n")

@@ -1,11 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import {
-  type CorrelatedHandshake,
-  correlateHandshakes,
-  HsFunc,
-  Kind,
-  type SslEvent,
-} from "../../src/trace/correlate.ts";
+import { type CorrelatedHandshake, correlateHandshakes, type SslEvent } from "../../src/trace/correlate.ts";
+import { EventKind as Kind, HandshakeFunc as HsFunc } from "../../src/trace/events.ts";
 
 const PID = 4242;
 const SSL_A = 0x5599ca9c6b10;
@@ -32,11 +27,11 @@ function ev(kind: number, ms: number, fields: Partial<Omit<SslEvent, "tsNs" | "k
 const text = (s: string) => new TextEncoder().encode(`${s}\0`);
 const nids = (...n: number[]) => new Uint8Array(new Int32Array(n).buffer);
 const enter = (ms: number, func: number, f: Partial<SslEvent> = {}) =>
-  ev(Kind.HS_ENTER, ms, { aux: func, ...f });
+  ev(Kind.HandshakeEnter, ms, { aux: func, ...f });
 const ret = (ms: number, r: number, func: number, f: Partial<SslEvent> = {}) =>
-  ev(Kind.HS_RETURN, ms, { ret: r, aux: func, ...f });
+  ev(Kind.HandshakeReturn, ms, { ret: r, aux: func, ...f });
 const getError = (ms: number, code: number, f: Partial<SslEvent> = {}) =>
-  ev(Kind.GET_ERROR, ms, { ret: code, aux: -1, ...f });
+  ev(Kind.GetError, ms, { ret: code, aux: -1, ...f });
 
 function only(events: SslEvent[]): CorrelatedHandshake {
   const { handshakes } = correlateHandshakes(events);
@@ -47,14 +42,14 @@ function only(events: SslEvent[]): CorrelatedHandshake {
 describe("correlateHandshakes", () => {
   test("SSL_connect wrapping SSL_do_handshake is one client handshake with SNI and context groups", () => {
     const hs = only([
-      ev(Kind.CTX_GROUPS_LIST, 0, { ptr: CTX, data: text("x25519:P-256") }),
-      ev(Kind.SSL_NEW, 1, { aux: CTX }),
-      ev(Kind.SET_HOSTNAME, 2, { data: text("api.example.org") }),
-      enter(3, HsFunc.CONNECT),
-      enter(3, HsFunc.DO_HANDSHAKE),
-      ret(5, 1, HsFunc.DO_HANDSHAKE),
-      ret(5, 1, HsFunc.CONNECT),
-      ev(Kind.SSL_FREE, 9),
+      ev(Kind.CtxGroupsList, 0, { ptr: CTX, data: text("x25519:P-256") }),
+      ev(Kind.SslNew, 1, { aux: CTX }),
+      ev(Kind.SetHostname, 2, { data: text("api.example.org") }),
+      enter(3, HsFunc.Connect),
+      enter(3, HsFunc.DoHandshake),
+      ret(5, 1, HsFunc.DoHandshake),
+      ret(5, 1, HsFunc.Connect),
+      ev(Kind.SslFree, 9),
     ]);
     expect(hs).toMatchObject({
       success: true,
@@ -70,44 +65,44 @@ describe("correlateHandshakes", () => {
 
   test("an inner failure inside SSL_connect does not finish the handshake; the outer return does", () => {
     const { handshakes } = correlateHandshakes([
-      enter(0, HsFunc.CONNECT),
-      enter(0, HsFunc.DO_HANDSHAKE),
-      ret(1, 0, HsFunc.DO_HANDSHAKE),
+      enter(0, HsFunc.Connect),
+      enter(0, HsFunc.DoHandshake),
+      ret(1, 0, HsFunc.DoHandshake),
     ]);
     expect(handshakes.map((h) => h.error)).toEqual(["incomplete"]);
   });
 
   test("non-blocking: many want-read returns are still one handshake, finished by the success", () => {
-    const events: SslEvent[] = [ev(Kind.SSL_NEW, 0, { aux: CTX }), ev(Kind.SET_STATE, 0, { aux: 2 })];
+    const events: SslEvent[] = [ev(Kind.SslNew, 0, { aux: CTX }), ev(Kind.SetState, 0, { aux: 2 })];
     for (let i = 1; i <= 5; i++) {
-      events.push(enter(i * 10, HsFunc.DO_HANDSHAKE), ret(i * 10 + 1, -1, HsFunc.DO_HANDSHAKE));
+      events.push(enter(i * 10, HsFunc.DoHandshake), ret(i * 10 + 1, -1, HsFunc.DoHandshake));
       events.push(getError(i * 10 + 1, 2 + (i % 2))); // SSL_ERROR_WANT_READ / WANT_WRITE
     }
-    events.push(enter(60, HsFunc.DO_HANDSHAKE), ret(61, 1, HsFunc.DO_HANDSHAKE));
+    events.push(enter(60, HsFunc.DoHandshake), ret(61, 1, HsFunc.DoHandshake));
     const hs = only(events);
     expect(hs).toMatchObject({ success: true, role: "server", startNs: 10 * MS, endNs: 61 * MS });
   });
 
   test("a want-read return without any SSL_get_error call stays pending until the next call finishes it", () => {
     const hs = only([
-      enter(0, HsFunc.DO_HANDSHAKE),
-      ret(1, -1, HsFunc.DO_HANDSHAKE),
-      enter(2, HsFunc.DO_HANDSHAKE),
-      ret(3, 1, HsFunc.DO_HANDSHAKE),
+      enter(0, HsFunc.DoHandshake),
+      ret(1, -1, HsFunc.DoHandshake),
+      enter(2, HsFunc.DoHandshake),
+      ret(3, 1, HsFunc.DoHandshake),
     ]);
     expect(hs.success).toBe(true);
   });
 
   test("a handshake set up on one thread and run on two others is one line, with the finishing thread", () => {
     const hs = only([
-      ev(Kind.SSL_NEW, 0, { tid: 100, aux: CTX }),
-      ev(Kind.SET_HOSTNAME, 1, { tid: 100, data: text("moved.example") }),
-      ev(Kind.SET_GROUPS_LIST, 1, { tid: 100, data: text("P-384") }),
-      enter(2, HsFunc.DO_HANDSHAKE, { tid: 101 }),
-      ret(3, -1, HsFunc.DO_HANDSHAKE, { tid: 101 }),
+      ev(Kind.SslNew, 0, { tid: 100, aux: CTX }),
+      ev(Kind.SetHostname, 1, { tid: 100, data: text("moved.example") }),
+      ev(Kind.SetGroupsList, 1, { tid: 100, data: text("P-384") }),
+      enter(2, HsFunc.DoHandshake, { tid: 101 }),
+      ret(3, -1, HsFunc.DoHandshake, { tid: 101 }),
       getError(3, 2, { tid: 101 }),
-      enter(4, HsFunc.DO_HANDSHAKE, { tid: 102 }),
-      ret(5, 1, HsFunc.DO_HANDSHAKE, { tid: 102 }),
+      enter(4, HsFunc.DoHandshake, { tid: 102 }),
+      ret(5, 1, HsFunc.DoHandshake, { tid: 102 }),
     ]);
     expect(hs).toMatchObject({
       tid: 102,
@@ -120,10 +115,10 @@ describe("correlateHandshakes", () => {
 
   test("fatal outcomes: ret 0, SSL_ERROR_SSL, SSL_ERROR_SYSCALL, SSL_ERROR_ZERO_RETURN", () => {
     const cases: [SslEvent[], string][] = [
-      [[enter(0, HsFunc.ACCEPT), ret(1, 0, HsFunc.ACCEPT)], "fatal"],
-      [[enter(0, HsFunc.ACCEPT), ret(1, -1, HsFunc.ACCEPT), getError(1, 1)], "fatal"],
-      [[enter(0, HsFunc.ACCEPT), ret(1, -1, HsFunc.ACCEPT), getError(1, 5)], "syscall"],
-      [[enter(0, HsFunc.ACCEPT), ret(1, -1, HsFunc.ACCEPT), getError(1, 6)], "closed"],
+      [[enter(0, HsFunc.Accept), ret(1, 0, HsFunc.Accept)], "fatal"],
+      [[enter(0, HsFunc.Accept), ret(1, -1, HsFunc.Accept), getError(1, 1)], "fatal"],
+      [[enter(0, HsFunc.Accept), ret(1, -1, HsFunc.Accept), getError(1, 5)], "syscall"],
+      [[enter(0, HsFunc.Accept), ret(1, -1, HsFunc.Accept), getError(1, 6)], "closed"],
     ];
     for (const [events, error] of cases) {
       const hs = only(events);
@@ -133,8 +128,8 @@ describe("correlateHandshakes", () => {
 
   test("SSL_get_error about SSL_read after a finished handshake does not produce a line", () => {
     const { handshakes } = correlateHandshakes([
-      enter(0, HsFunc.CONNECT),
-      ret(1, 1, HsFunc.CONNECT),
+      enter(0, HsFunc.Connect),
+      ret(1, 1, HsFunc.Connect),
       getError(5, 1),
       getError(6, 5, { aux: -1 }),
     ]);
@@ -143,14 +138,14 @@ describe("correlateHandshakes", () => {
 
   test("SSL_free ends a started handshake as freed; a connection that never started one leaves no line", () => {
     const { handshakes } = correlateHandshakes([
-      ev(Kind.SSL_NEW, 0, { aux: CTX }),
-      ev(Kind.SET_HOSTNAME, 1, { data: text("never.example") }),
-      ev(Kind.SSL_FREE, 2),
-      ev(Kind.SSL_NEW, 3, { ptr: SSL_B, aux: CTX }),
-      enter(4, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
-      ret(5, -1, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+      ev(Kind.SslNew, 0, { aux: CTX }),
+      ev(Kind.SetHostname, 1, { data: text("never.example") }),
+      ev(Kind.SslFree, 2),
+      ev(Kind.SslNew, 3, { ptr: SSL_B, aux: CTX }),
+      enter(4, HsFunc.DoHandshake, { ptr: SSL_B }),
+      ret(5, -1, HsFunc.DoHandshake, { ptr: SSL_B }),
       getError(5, 2, { ptr: SSL_B }),
-      ev(Kind.SSL_FREE, 7, { ptr: SSL_B }),
+      ev(Kind.SslFree, 7, { ptr: SSL_B }),
     ]);
     expect(handshakes).toHaveLength(1);
     expect(handshakes[0]).toMatchObject({ ssl: SSL_B, success: false, error: "freed", endNs: 7 * MS });
@@ -158,20 +153,20 @@ describe("correlateHandshakes", () => {
 
   test("a reused SSL* never mixes two handshakes", () => {
     const { handshakes } = correlateHandshakes([
-      ev(Kind.CTX_GROUPS_LIST, 0, { ptr: CTX, data: text("X448") }),
-      ev(Kind.SSL_NEW, 0, { aux: CTX }),
-      ev(Kind.SET_HOSTNAME, 1, { data: text("first.example") }),
-      ev(Kind.SET_GROUPS_NIDS, 1, { data: nids(1034), aux: 1 }),
-      enter(2, HsFunc.CONNECT),
-      ev(Kind.SSL_FREE, 3), // freed mid-handshake
-      ev(Kind.SSL_NEW, 4, { aux: CTX }), // same address handed out again
-      enter(5, HsFunc.CONNECT),
-      ret(6, 1, HsFunc.CONNECT),
-      ev(Kind.SET_HOSTNAME, 7, { data: text("next.example") }), // after a finished handshake: the next one's
-      enter(8, HsFunc.CONNECT),
-      ret(9, 1, HsFunc.CONNECT),
-      enter(10, HsFunc.CONNECT),
-      ret(11, 1, HsFunc.CONNECT),
+      ev(Kind.CtxGroupsList, 0, { ptr: CTX, data: text("X448") }),
+      ev(Kind.SslNew, 0, { aux: CTX }),
+      ev(Kind.SetHostname, 1, { data: text("first.example") }),
+      ev(Kind.SetGroupsNids, 1, { data: nids(1034), aux: 1 }),
+      enter(2, HsFunc.Connect),
+      ev(Kind.SslFree, 3), // freed mid-handshake
+      ev(Kind.SslNew, 4, { aux: CTX }), // same address handed out again
+      enter(5, HsFunc.Connect),
+      ret(6, 1, HsFunc.Connect),
+      ev(Kind.SetHostname, 7, { data: text("next.example") }), // after a finished handshake: the next one's
+      enter(8, HsFunc.Connect),
+      ret(9, 1, HsFunc.Connect),
+      enter(10, HsFunc.Connect),
+      ret(11, 1, HsFunc.Connect),
     ]);
     expect(handshakes.map((h) => [h.error, h.sni, h.groups, h.groupsSource])).toEqual([
       ["freed", "first.example", ["X25519"], "connection"],
@@ -184,13 +179,13 @@ describe("correlateHandshakes", () => {
   test("a handshake untouched for the window expires as timeout and is counted; one within it does not", () => {
     const { handshakes, counters } = correlateHandshakes(
       [
-        enter(0, HsFunc.DO_HANDSHAKE),
-        enter(1500, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
-        ret(1900, -1, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+        enter(0, HsFunc.DoHandshake),
+        enter(1500, HsFunc.DoHandshake, { ptr: SSL_B }),
+        ret(1900, -1, HsFunc.DoHandshake, { ptr: SSL_B }),
         getError(1900, 2, { ptr: SSL_B }),
-        ev(Kind.SSL_NEW, 2001, { ptr: 0x1 }), // time passes
-        enter(3800, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
-        ret(3850, 1, HsFunc.DO_HANDSHAKE, { ptr: SSL_B }),
+        ev(Kind.SslNew, 2001, { ptr: 0x1 }), // time passes
+        enter(3800, HsFunc.DoHandshake, { ptr: SSL_B }),
+        ret(3850, 1, HsFunc.DoHandshake, { ptr: SSL_B }),
       ],
       { windowNs: 2000 * MS },
     );
@@ -204,7 +199,7 @@ describe("correlateHandshakes", () => {
 
   test("the tables are bounded: evictions are counted and a handshake in progress is not lost silently", () => {
     const events: SslEvent[] = [];
-    for (let i = 0; i < 10; i++) events.push(enter(i, HsFunc.DO_HANDSHAKE, { ptr: 0x1000 + i * 0x100 }));
+    for (let i = 0; i < 10; i++) events.push(enter(i, HsFunc.DoHandshake, { ptr: 0x1000 + i * 0x100 }));
     const { handshakes, counters } = correlateHandshakes(events, { maxPending: 4 });
     expect(counters.cacheEvictions).toBe(6);
     expect(handshakes.filter((h) => h.error === "evicted")).toHaveLength(6);
@@ -213,12 +208,12 @@ describe("correlateHandshakes", () => {
 
   test("the same SSL* address in two processes is two connections", () => {
     const { handshakes } = correlateHandshakes([
-      ev(Kind.SET_HOSTNAME, 0, { pid: 1, tid: 1, data: text("one.example") }),
-      ev(Kind.SET_HOSTNAME, 0, { pid: 2, tid: 2, data: text("two.example") }),
-      enter(1, HsFunc.CONNECT, { pid: 2, tid: 2 }),
-      enter(1, HsFunc.CONNECT, { pid: 1, tid: 1 }),
-      ret(2, 1, HsFunc.CONNECT, { pid: 1, tid: 1 }),
-      ret(3, 1, HsFunc.CONNECT, { pid: 2, tid: 2 }),
+      ev(Kind.SetHostname, 0, { pid: 1, tid: 1, data: text("one.example") }),
+      ev(Kind.SetHostname, 0, { pid: 2, tid: 2, data: text("two.example") }),
+      enter(1, HsFunc.Connect, { pid: 2, tid: 2 }),
+      enter(1, HsFunc.Connect, { pid: 1, tid: 1 }),
+      ret(2, 1, HsFunc.Connect, { pid: 1, tid: 1 }),
+      ret(3, 1, HsFunc.Connect, { pid: 2, tid: 2 }),
     ]);
     expect(handshakes.map((h) => [h.pid, h.sni])).toEqual([
       [1, "one.example"],
@@ -228,16 +223,16 @@ describe("correlateHandshakes", () => {
 
   test("returns that lack the SSL* are matched through the thread's last handshake call", () => {
     const hs = only([
-      ev(Kind.SET_HOSTNAME, 0, { data: text("thread.example") }),
-      enter(1, HsFunc.DO_HANDSHAKE),
-      ret(2, -1, HsFunc.DO_HANDSHAKE, { ptr: 0 }),
+      ev(Kind.SetHostname, 0, { data: text("thread.example") }),
+      enter(1, HsFunc.DoHandshake),
+      ret(2, -1, HsFunc.DoHandshake, { ptr: 0 }),
       getError(2, 1, { ptr: 0 }),
     ]);
     expect(hs).toMatchObject({ sni: "thread.example", error: "fatal" });
   });
 
   test("the tracer started mid-handshake: a return without its entry still gives a line, with no start", () => {
-    const hs = only([ret(2, 1, HsFunc.DO_HANDSHAKE)]);
+    const hs = only([ret(2, 1, HsFunc.DoHandshake)]);
     expect(hs).toMatchObject({ success: true, startNs: null });
   });
 });

@@ -1,0 +1,316 @@
+/**
+ * The tracing loop of `carnot trace`: probes → drain on a short timer → correlate → records → chained writer,
+ * metrics on stderr, and an orderly stop (drain, flush pending as incomplete, seal, metrics, then detach).
+ */
+import { dlopen, FFIType, ptr } from "bun:ffi";
+import { closeSync, openSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { ChainedWriter } from "../chain/writer.ts";
+import { CarnotError, describeError } from "../errors.ts";
+import { type CorrelatedHandshake, HandshakeCorrelator } from "./correlate.ts";
+import { indexGroups } from "./groups.ts";
+import { findSystemLibssl, opensslVersion } from "./libssl.ts";
+import { buildObservation, type ObservationContext } from "./observation.ts";
+import { SslProbes } from "./probes.ts";
+
+export interface TraceOptions {
+  /** output file; null = stdout */
+  out: string | null;
+  /** libraries to probe; empty = the system libssl */
+  libraries: string[];
+  pid?: number;
+  comm?: string;
+  windowMs: number;
+  maxPending: number;
+  ringbufSize?: number;
+  /** seconds between metrics lines on stderr; 0 = only at exit */
+  metricsIntervalS: number;
+  metricsJson?: string;
+  key?: Uint8Array;
+  /** stop by itself after this many seconds */
+  durationS?: number;
+  verbose: boolean;
+  /** stops the trace like SIGINT does (tests, the demo) */
+  signal?: AbortSignal;
+  /** where "ready" and metrics lines go (default stderr) */
+  status?: (line: string) => void;
+}
+
+export interface TraceMetrics {
+  eventsReceived: number;
+  handshakesEmitted: number;
+  correlationTimeouts: number;
+  cacheEvictions: number;
+  kernel_drops: number;
+  kernel_drop_rate: number;
+}
+
+export interface TraceSummary {
+  metrics: TraceMetrics;
+  /** records written (handshakesEmitted minus none: every handshake becomes a line) */
+  records: number;
+  attachMs: number;
+  /** from the stop request to the seal written (detaching comes after) */
+  stopMs: number;
+  /** detaching every probe */
+  detachMs: number;
+  libraries: string[];
+}
+
+/** How often the ring buffer is drained: ≤ 10 ms keeps an 8 MiB buffer far from full under load. */
+const DRAIN_INTERVAL_MS = 10;
+/** How often whole lines reach the output file when the writer's buffer is not yet full. */
+const WRITE_INTERVAL_MS = 200;
+const EXE_CACHE_MAX = 4096;
+
+const CLOCK_MONOTONIC = 1;
+
+/**
+ * The clocks, sampled once at start. bpf_ktime_get_ns counts CLOCK_MONOTONIC, which Bun does not expose
+ * (process.hrtime counts from process start), so libc's clock_gettime is read once and related to both.
+ */
+export interface ClockOffsets {
+  /** wall clock minus CLOCK_MONOTONIC, in µs (for the records' `time`) */
+  wallMinusMonotonicUs: number;
+  /** CLOCK_MONOTONIC minus process.hrtime, in ns (for expiring pending handshakes against event times) */
+  monotonicMinusHrtimeNs: number;
+}
+
+export function sampleClocks(): ClockOffsets {
+  const libc = dlopen("libc.so.6", {
+    clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  });
+  try {
+    const ts = new BigInt64Array(2);
+    const hrBefore = process.hrtime.bigint();
+    const wallBefore = performance.timeOrigin + performance.now();
+    if (libc.symbols.clock_gettime(CLOCK_MONOTONIC, ptr(ts)) !== 0) throw new Error("clock_gettime failed");
+    const wallAfter = performance.timeOrigin + performance.now();
+    const hrAfter = process.hrtime.bigint();
+    const monoNs = ts[0]! * 1_000_000_000n + ts[1]!;
+    return {
+      wallMinusMonotonicUs: Math.round(((wallBefore + wallAfter) / 2) * 1000) - Number(monoNs / 1000n),
+      monotonicMinusHrtimeNs: Number(monoNs - (hrBefore + hrAfter) / 2n),
+    };
+  } finally {
+    libc.close();
+  }
+}
+
+/** Fails early, before anything is attached, when the output cannot be written; creates nothing. */
+function assertWritable(path: string): void {
+  let existed = true;
+  try {
+    statSync(path);
+  } catch {
+    existed = false;
+  }
+  try {
+    if (existed && statSync(path).isDirectory()) throw new Error("is a directory");
+    closeSync(openSync(path, "a"));
+    if (!existed) unlinkSync(path);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? describeError(err);
+    throw new CarnotError(`output path not writable: ${path} (${reason})`, { exitCode: 2, cause: err });
+  }
+}
+
+export function formatMetrics(m: TraceMetrics): string {
+  return (
+    `eventsReceived=${m.eventsReceived} handshakesEmitted=${m.handshakesEmitted} ` +
+    `correlationTimeouts=${m.correlationTimeouts} cacheEvictions=${m.cacheEvictions} ` +
+    `kernel_drops=${m.kernel_drops} kernel_drop_rate=${m.kernel_drop_rate}`
+  );
+}
+
+function writeMetricsJson(path: string, m: TraceMetrics): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, `${JSON.stringify(m)}\n`);
+    renameSync(tmp, path);
+  } catch (err) {
+    throw new CarnotError(`cannot write metrics to ${path}`, { cause: err });
+  }
+}
+
+/** /proc/PID/exe, read once per process at first sight (a short-lived client may be gone by completion). */
+class ExeCache {
+  private readonly paths = new Map<number, string | null>();
+  see(pid: number): void {
+    if (this.paths.has(pid)) return;
+    let exe: string | null = null;
+    try {
+      exe = readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      // gone already, or a kernel thread: unknown, never guessed
+    }
+    if (this.paths.size >= EXE_CACHE_MAX) {
+      const oldest = this.paths.keys().next().value;
+      if (oldest !== undefined) this.paths.delete(oldest);
+    }
+    this.paths.set(pid, exe);
+  }
+  get(pid: number): string | null {
+    if (!this.paths.has(pid)) this.see(pid);
+    return this.paths.get(pid) ?? null;
+  }
+}
+
+/** Runs until SIGINT/SIGTERM, `durationS` or `signal`; resolves once everything is written and detached. */
+export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
+  const status = opts.status ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const libraries = opts.libraries.length > 0 ? opts.libraries : [findSystemLibssl()];
+  if (libraries.some((l) => l === null)) {
+    throw new CarnotError("no libssl found (install libssl3, or name one with --libssl PATH)");
+  }
+  if (opts.out !== null) assertWritable(opts.out);
+  if (opts.metricsJson) {
+    try {
+      statSync(dirname(opts.metricsJson));
+    } catch (err) {
+      throw new CarnotError(`metrics path not writable: ${opts.metricsJson}`, { exitCode: 2, cause: err });
+    }
+  }
+
+  const probes = SslProbes.open({
+    libraries: libraries as string[],
+    pid: opts.pid,
+    comm: opts.comm,
+    ringbufSize: opts.ringbufSize,
+    verbose: opts.verbose,
+  });
+  let writer: ChainedWriter;
+  try {
+    writer = await ChainedWriter.open(opts.out, { key: opts.key });
+  } catch (err) {
+    probes.close();
+    throw err;
+  }
+
+  const labels = probes.libraries.map(({ path }) => {
+    const version = opensslVersion(path);
+    return version ? `${path} (OpenSSL ${version})` : path;
+  });
+  const clocks = sampleClocks();
+  const monotonicNowNs = () => Number(process.hrtime.bigint()) + clocks.monotonicMinusHrtimeNs;
+  const exe = new ExeCache();
+  const groupIndex = indexGroups();
+  const context: ObservationContext = {
+    library: (id) => labels[id] ?? `lib_id ${id}`,
+    exe: (pid) => exe.get(pid),
+    clockOffsetUs: clocks.wallMinusMonotonicUs,
+    groupIndex,
+  };
+  let writeError: unknown = null;
+  const onHandshake = (hs: CorrelatedHandshake) => {
+    if (writeError) return;
+    try {
+      writer.append(buildObservation(hs, context));
+    } catch (err) {
+      writeError = err;
+    }
+  };
+  const correlator = new HandshakeCorrelator(
+    { windowNs: opts.windowMs * 1e6, maxPending: opts.maxPending, groupIndex },
+    onHandshake,
+  );
+  let eventsReceived = 0;
+  const drainAll = (): number => {
+    let total = 0;
+    for (;;) {
+      const n = probes.drain((ev) => {
+        exe.see(ev.pid);
+        correlator.push(ev);
+      });
+      total += n;
+      if (n === 0) break;
+    }
+    eventsReceived += total;
+    return total;
+  };
+  const metrics = (): TraceMetrics => {
+    const { dropped } = probes.stats();
+    const c = correlator.counters;
+    const seen = eventsReceived + dropped;
+    return {
+      eventsReceived,
+      handshakesEmitted: c.handshakesEmitted,
+      correlationTimeouts: c.correlationTimeouts,
+      cacheEvictions: c.cacheEvictions,
+      kernel_drops: dropped,
+      kernel_drop_rate: seen === 0 ? 0 : Number((dropped / seen).toPrecision(6)),
+    };
+  };
+  // The writer buffers ~1 MiB; a live trace also wants its lines out while they are fresh.
+  const flushWriter = () => (writer as unknown as { flush(): void }).flush();
+
+  const attachMs = probes.attachMs;
+  const where = labels.join(", ");
+  status(`carnot: ready: ${probes.linkCount} probes on ${where}, attached in ${attachMs.toFixed(0)} ms`);
+
+  let stopRequested = 0;
+  const stopped = Promise.withResolvers<void>();
+  const requestStop = () => {
+    if (stopRequested === 0) stopRequested = performance.now();
+    stopped.resolve();
+  };
+  process.on("SIGINT", requestStop);
+  process.on("SIGTERM", requestStop);
+  opts.signal?.addEventListener("abort", requestStop, { once: true });
+  if (opts.signal?.aborted) requestStop();
+  const timers: ReturnType<typeof setInterval>[] = [];
+  let lastWrite = performance.now();
+  timers.push(
+    setInterval(() => {
+      drainAll();
+      correlator.expire(monotonicNowNs());
+      const now = performance.now();
+      if (now - lastWrite >= WRITE_INTERVAL_MS) {
+        lastWrite = now;
+        try {
+          flushWriter();
+        } catch (err) {
+          writeError ??= err;
+        }
+      }
+      if (writeError) requestStop();
+    }, DRAIN_INTERVAL_MS),
+  );
+  if (opts.metricsIntervalS > 0) {
+    timers.push(
+      setInterval(() => {
+        const m = metrics();
+        status(`carnot: ${formatMetrics(m)}`);
+        if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m);
+      }, opts.metricsIntervalS * 1000),
+    );
+  }
+  if (opts.durationS !== undefined) timers.push(setTimeout(requestStop, opts.durationS * 1000));
+
+  try {
+    await stopped.promise;
+    for (const t of timers) clearInterval(t);
+    drainAll();
+    correlator.flush("incomplete");
+    if (writeError) {
+      await writer.abort(`write failed: ${describeError(writeError)}`);
+      throw new CarnotError(`cannot write output: ${describeError(writeError)}`, { cause: writeError });
+    }
+    await writer.close();
+    const m = metrics();
+    const stopMs = performance.now() - stopRequested;
+    status(`carnot: ${formatMetrics(m)}`);
+    if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m);
+    const detachStart = performance.now();
+    probes.close();
+    const detachMs = performance.now() - detachStart;
+    return { metrics: m, records: writer.count, attachMs, stopMs, detachMs, libraries: labels };
+  } finally {
+    for (const t of timers) clearInterval(t);
+    process.off("SIGINT", requestStop);
+    process.off("SIGTERM", requestStop);
+    opts.signal?.removeEventListener("abort", requestStop);
+    await writer.abort("trace stopped by an error");
+    probes.close();
+  }
+}

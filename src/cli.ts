@@ -33,6 +33,14 @@ const EXAMPLES: Record<string, string[]> = {
     "carnot attest merged.json --policy policy.json --key ed25519.pem -o reports/attestation",
     "carnot attest verify reports/attestation.json --public-key ed25519.pub.pem",
   ],
+  seccomp: [
+    "carnot seccomp enriched.jsonl -o profile.json",
+    "carnot seccomp enriched.jsonl --exe /usr/bin/python3.11 --args -o profile.json",
+    "carnot seccomp enriched.jsonl --format spo --name my-app -o seccompprofile.yaml",
+    "carnot seccomp --apply profile.json -- python3 app.py",
+  ],
+  actions: ["carnot actions enriched.jsonl", "carnot actions enriched.jsonl --format json -o actions.jsonl"],
+  timeline: ["carnot timeline enriched.jsonl", "carnot timeline enriched.jsonl -o timeline.html"],
 };
 
 const main = defineCommand({
@@ -46,6 +54,9 @@ const main = defineCommand({
     merge: () => import("./commands/merge.ts").then((m) => m.default),
     policy: () => import("./commands/policy.ts").then((m) => m.default),
     attest: () => import("./commands/attest.ts").then((m) => m.default),
+    seccomp: () => import("./commands/seccomp.ts").then((m) => m.default),
+    actions: () => import("./commands/actions.ts").then((m) => m.default),
+    timeline: () => import("./commands/timeline.ts").then((m) => m.default),
   },
 });
 

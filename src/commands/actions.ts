@@ -1,0 +1,48 @@
+import { defineCommand } from "citty";
+import { type Action, ActionCollapser } from "../consumers/actions/collapse.ts";
+import { actionToJsonLine, actionToTextLine } from "../consumers/actions/render.ts";
+import { readEnrichedRecords } from "../consumers/enriched-reader.ts";
+import { writeThroughSink } from "../consumers/output-sink.ts";
+import { CarnotError } from "../errors.ts";
+import { commonArgs } from "./shared.ts";
+
+export default defineCommand({
+  meta: {
+    name: "actions",
+    description:
+      "What each process did, in words: correlated calls collapsed into actions (text or JSON lines)",
+  },
+  args: {
+    file: {
+      type: "positional",
+      required: true,
+      description: "enriched.jsonl from `carnot replay` (- for stdin)",
+    },
+    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    format: { type: "string", description: "text or json (one JSON object per line)", default: "text" },
+    pid: { type: "string", description: "Only the actions of this process id" },
+    ...commonArgs,
+  },
+  async run({ args }) {
+    if (args.format !== "text" && args.format !== "json")
+      throw new CarnotError(`--format must be text or json, not ${args.format}`, { exitCode: 2 });
+    const onlyPid = args.pid === undefined ? null : Number(args.pid);
+    if (onlyPid !== null && !Number.isInteger(onlyPid))
+      throw new CarnotError(`--pid must be a process id, not ${args.pid}`, { exitCode: 2 });
+    const render = args.format === "json" ? actionToJsonLine : actionToTextLine;
+    await writeThroughSink(args.output, async (sink) => {
+      const emit = (action: Action) => {
+        if (onlyPid === null || action.pid === onlyPid) sink.write(render(action));
+      };
+      const collapser = new ActionCollapser(emit);
+      let records = 0;
+      for await (const { line, record } of readEnrichedRecords(args.file)) {
+        collapser.push(record, line);
+        records++;
+      }
+      if (records === 0) throw new CarnotError(`${args.file}: no records`);
+      collapser.finish();
+    });
+    return 0;
+  },
+});

@@ -1,0 +1,47 @@
+import { defineCommand } from "citty";
+import { readEnrichedRecords } from "../consumers/enriched-reader.ts";
+import { writeThroughSink } from "../consumers/output-sink.ts";
+import { TimelineBuilder } from "../consumers/timeline/build.ts";
+import { renderTimelineHtml } from "../consumers/timeline/html.ts";
+import { COLOUR_STYLE, PLAIN_STYLE, renderTimelineText, wantsColour } from "../consumers/timeline/text.ts";
+import { CarnotError } from "../errors.ts";
+import { commonArgs } from "./shared.ts";
+
+export default defineCommand({
+  meta: {
+    name: "timeline",
+    description:
+      "Per-process tree (fork/exec parentage) with times, actions and risk tags: text or one HTML page",
+  },
+  args: {
+    file: {
+      type: "positional",
+      required: true,
+      description: "enriched.jsonl from `carnot replay` (- for stdin)",
+    },
+    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    format: { type: "string", description: "text, html (self-contained page) or json" },
+    all: { type: "boolean", description: "Also show path lookups and runtime calls", default: false },
+    ...commonArgs,
+  },
+  async run({ args }) {
+    const format = args.format ?? (args.output?.endsWith(".html") ? "html" : "text");
+    if (format !== "text" && format !== "html" && format !== "json")
+      throw new CarnotError(`--format must be text, html or json, not ${format}`, { exitCode: 2 });
+    const builder = new TimelineBuilder();
+    for await (const { line, record } of readEnrichedRecords(args.file)) builder.push(record, line);
+    const timeline = builder.finish();
+    if (timeline.records === 0) throw new CarnotError(`${args.file}: no records`);
+    const source = args.file === "-" ? "stdin" : args.file;
+    let text: string;
+    if (format === "html") text = renderTimelineHtml(timeline, { source, all: args.all });
+    else if (format === "json") text = `${JSON.stringify(timeline)}\n`;
+    else {
+      const toTerminal =
+        (!args.output || args.output === "-") && wantsColour(process.stdout.isTTY === true, process.env);
+      text = `${renderTimelineText(timeline, { style: toTerminal ? COLOUR_STYLE : PLAIN_STYLE, all: args.all, source })}\n`;
+    }
+    await writeThroughSink(args.output, async (sink) => sink.write(text));
+    return 0;
+  },
+});

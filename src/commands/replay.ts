@@ -1,11 +1,84 @@
+import { stat } from "node:fs/promises";
 import { defineCommand } from "citty";
+import { ChainedWriter, readKeyFile } from "../chain/writer.ts";
 import { CarnotError } from "../errors.ts";
-import { commonArgs } from "./shared.ts";
+import { formatCounts, replayStream, UnparsedLineError } from "../replay/run.ts";
+import { commonArgs, outputArgs } from "./shared.ts";
+
+/** Inputs at least this big get a progress bar (when stderr is a terminal). */
+const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
+
+function progressBar(total: number): (bytes: number, lines: number) => void {
+  let last = 0;
+  return (bytes, lines) => {
+    const now = performance.now();
+    if (now - last < 200 && bytes < total) return;
+    last = now;
+    const frac = Math.min(1, bytes / total);
+    const width = 30;
+    const full = Math.round(frac * width);
+    const bar = `${"#".repeat(full)}${"-".repeat(width - full)}`;
+    process.stderr.write(`\rreplay [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${lines} lines`);
+  };
+}
 
 export default defineCommand({
-  meta: { name: "replay", description: "(being built)" },
-  args: { ...commonArgs },
-  run() {
-    throw new CarnotError("carnot replay: not available in this build", { exitCode: 2 });
+  meta: {
+    name: "replay",
+    description: "Turn strace output into enriched, hash-chained records (EnhancedEvent JSONL)",
+  },
+  args: {
+    file: {
+      type: "positional",
+      description: "strace output (written with -o or from stderr); - reads stdin",
+      valueHint: "FILE|-",
+      required: true,
+    },
+    ...outputArgs,
+    strict: {
+      type: "boolean",
+      description: "Any line that is not strace output is an error (exit 2)",
+      default: false,
+    },
+    ...commonArgs,
+  },
+  async run({ args }) {
+    const input = args.file;
+    let size = 0;
+    if (input !== "-") {
+      try {
+        const st = await stat(input);
+        if (st.isDirectory()) throw new CarnotError(`cannot read ${input}: is a directory`, { exitCode: 2 });
+        size = st.size;
+      } catch (err) {
+        if (err instanceof CarnotError) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        const why = code === "ENOENT" ? "no such file or directory" : (code ?? String(err));
+        throw new CarnotError(`cannot read ${input}: ${why}`, { exitCode: 2, cause: err });
+      }
+    }
+    const key = args["key-file"] ? await readKeyFile(args["key-file"]) : undefined;
+    const source = input === "-" ? Bun.stdin.stream() : Bun.file(input).stream();
+    const writer = await ChainedWriter.open(args.output ?? null, { key });
+    const showProgress = process.stderr.isTTY === true && size >= PROGRESS_MIN_BYTES;
+    try {
+      const counts = await replayStream(source, writer, {
+        strict: args.strict,
+        onProgress: showProgress ? progressBar(size) : undefined,
+      });
+      await writer.close();
+      if (showProgress) process.stderr.write("\n");
+      process.stderr.write(`${formatCounts(counts)}\n`);
+      return 0;
+    } catch (err) {
+      if (showProgress) process.stderr.write("\n");
+      if (err instanceof UnparsedLineError) {
+        await writer.abort(err.message);
+        process.stderr.write(`${formatCounts(err.counts)}\n`);
+        throw new CarnotError(err.message, { exitCode: 2 });
+      }
+      await writer.abort(err instanceof Error ? err.message : String(err));
+      throw err;
+    }
   },
 });

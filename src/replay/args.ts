@@ -1,0 +1,385 @@
+/** Argument and return-value text → values: numbers, fd annotations, decoded strings, sockaddrs. */
+import { SYMBOLS } from "./constants.ts";
+import type { Net } from "./schema.ts";
+
+const QUOTE = 34;
+const BACKSLASH = 92;
+const LT = 60;
+const GT = 62;
+const MINUS = 45;
+const SPACE = 32;
+
+/** Splits argument text at top-level commas (strings, brackets and `<…>` annotations kept whole). */
+export function splitArgs(text: string): string[] {
+  const out: string[] = [];
+  const n = text.length;
+  let depth = 0;
+  let start = 0;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      i++;
+      while (i < n) {
+        const d = text.charCodeAt(i);
+        if (d === BACKSLASH) i += 2;
+        else if (d === QUOTE) break;
+        else i++;
+      }
+    } else if (c === LT) {
+      let angle = 1;
+      i++;
+      while (i < n && angle > 0) {
+        const d = text.charCodeAt(i);
+        if (d === BACKSLASH) i++;
+        else if (d === LT) angle++;
+        else if (d === GT && text.charCodeAt(i - 1) !== MINUS) angle--;
+        i++;
+      }
+      continue;
+    } else if (c === 40 || c === 91 || c === 123) {
+      depth++;
+    } else if (c === 41 || c === 93 || c === 125) {
+      depth--;
+    } else if (c === 44 && depth === 0) {
+      out.push(trimArg(text, start, i));
+      start = i + 1;
+    }
+    i++;
+  }
+  const last = trimArg(text, start, n);
+  if (last.length > 0 || out.length > 0) out.push(last);
+  return out;
+}
+
+function trimArg(s: string, a: number, b: number): string {
+  while (a < b && s.charCodeAt(a) === SPACE) a++;
+  while (b > a && s.charCodeAt(b - 1) === SPACE) b--;
+  return s.slice(a, b);
+}
+
+/**
+ * A number as strace prints it: decimal, `-1`, `0x…` hex, `0…` octal. Words of 2^63 and above are read as
+ * signed 64-bit (`0xffffffffffffffff` → -1); a value that is not exact in a double is NaN.
+ */
+export function parseNumber(s: string, a = 0, b = s.length): number {
+  if (a >= b) return Number.NaN;
+  let neg = false;
+  if (s.charCodeAt(a) === MINUS) {
+    neg = true;
+    a++;
+    if (a >= b) return Number.NaN;
+  }
+  let v = 0;
+  if (s.charCodeAt(a) === 48 && b - a > 1) {
+    const x = s.charCodeAt(a + 1);
+    if (x === 120) {
+      // hex
+      if (b - a - 2 > 13) return bigHex(s.slice(a + 2, b), neg);
+      for (let i = a + 2; i < b; i++) {
+        const c = s.charCodeAt(i);
+        let d: number;
+        if (c >= 48 && c <= 57) d = c - 48;
+        else if (c >= 97 && c <= 102) d = c - 87;
+        else if (c >= 65 && c <= 70) d = c - 55;
+        else return Number.NaN;
+        v = v * 16 + d;
+      }
+      if (a + 2 === b) return Number.NaN;
+      return neg ? -v : v;
+    }
+    for (let i = a + 1; i < b; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 55) return Number.NaN;
+      v = v * 8 + (c - 48);
+    }
+    return neg ? -v : v;
+  }
+  for (let i = a; i < b; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return Number.NaN;
+    v = v * 10 + (c - 48);
+  }
+  if (!Number.isSafeInteger(v)) return Number.NaN;
+  return neg ? -v : v;
+}
+
+function bigHex(digits: string, neg: boolean): number {
+  if (!/^[0-9a-fA-F]{1,16}$/.test(digits)) return Number.NaN;
+  const v = BigInt.asIntN(64, BigInt(`0x${digits}`));
+  const out = Number(neg ? -v : v);
+  return Number.isSafeInteger(out) ? out : Number.NaN;
+}
+
+/** A flag set or constant: `O_RDONLY|O_CLOEXEC`, `SIGCHLD`, `CLONE_VM|0x400`; NaN for an unknown name. */
+function parseSymbolic(s: string): number {
+  let total = 0;
+  let start = 0;
+  for (;;) {
+    const bar = s.indexOf("|", start);
+    const part = bar < 0 ? s.slice(start) : s.slice(start, bar);
+    let v = SYMBOLS.get(part);
+    if (v === undefined) {
+      v = parseNumber(part);
+      if (Number.isNaN(v)) return Number.NaN;
+    }
+    // flag bits are disjoint, so a sum is their OR without 32-bit overflow (CLONE_IO is bit 31)
+    total += v;
+    if (bar < 0) return total;
+    start = bar + 1;
+  }
+}
+
+/** The annotation text of `3</etc/passwd>` (`/etc/passwd`), `5</memfd:x>(deleted)` (`/memfd:x (deleted)`). */
+export function annotationOf(s: string): string | null {
+  const lt = s.indexOf("<");
+  if (lt <= 0) return null;
+  if (s.endsWith(">(deleted)")) return `${s.slice(lt + 1, s.length - 10)} (deleted)`;
+  if (s.charCodeAt(s.length - 1) !== GT) return null;
+  return s.slice(lt + 1, s.length - 1);
+}
+
+/**
+ * One argument's word: a number, constant or flag set; `null` for strings, structs, arrays and anything
+ * whose numeric value is not in the text. `name=value` (clone) and `/* comment *\/` (-X verbose) are handled.
+ */
+export function argValue(s: string): number | null {
+  if (s.length === 0) return null;
+  let c = s.charCodeAt(0);
+  if (c === QUOTE || c === 91 || c === 123 || c === 126) return null;
+  const comment = s.indexOf(" /*");
+  if (comment > 0) s = s.slice(0, comment);
+  const lt = s.indexOf("<");
+  if (lt > 0) s = s.slice(0, lt);
+  c = s.charCodeAt(0);
+  if ((c >= 48 && c <= 57) || c === MINUS) {
+    const v = parseNumber(s);
+    return Number.isNaN(v) ? null : v;
+  }
+  const eq = s.indexOf("=");
+  if (eq > 0) s = s.slice(eq + 1);
+  const v = parseSymbolic(s);
+  return Number.isNaN(v) ? null : v;
+}
+
+/** The six argument words. */
+export function argWords(args: string[]): (number | null)[] {
+  const out: (number | null)[] = [null, null, null, null, null, null];
+  const n = args.length < 6 ? args.length : 6;
+  for (let i = 0; i < n; i++) out[i] = argValue(args[i]!);
+  return out;
+}
+
+/** The return value: `retval` (null for `?`), `errno`, the fd annotation, the decoration in parentheses. */
+export interface ReturnValue {
+  retval: number | null;
+  errno: string | null;
+  annotation: string | null;
+}
+
+export function parseReturn(text: string): ReturnValue {
+  if (text.charCodeAt(0) === 63) {
+    // `?` or `? ERESTARTSYS (To be restarted…)`
+    const e = text.length > 2 ? text.slice(2).split(" ")[0] : null;
+    return { retval: null, errno: e?.startsWith("E") ? e : null, annotation: null };
+  }
+  let sp = text.indexOf(" ");
+  if (sp < 0) sp = text.length;
+  let word = text.slice(0, sp);
+  let annotation: string | null = null;
+  const lt = word.indexOf("<");
+  if (lt > 0) {
+    // the annotation may contain spaces: take it whole up to its last `>`
+    const gt = text.lastIndexOf(">");
+    annotation = text.slice(lt + 1, gt);
+    word = word.slice(0, lt);
+    sp = gt + 1;
+  }
+  const v = parseNumber(word);
+  const retval = Number.isNaN(v) ? null : v;
+  let errno: string | null = null;
+  if (retval !== null && retval < 0 && sp < text.length) {
+    const rest = text.slice(sp + 1);
+    const e = rest.split(" ")[0] ?? "";
+    if (e.charCodeAt(0) === 69) errno = e;
+  }
+  return { retval, errno, annotation };
+}
+
+/** Decodes a C-escaped strace string body (without quotes): `\n`, `\"`, `\\`, `\76`, `\x2f`. */
+export function decodeEscapes(s: string): string {
+  if (s.indexOf("\\") < 0) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c !== "\\") {
+      out += c;
+      continue;
+    }
+    const d = s[++i];
+    if (d === undefined) break;
+    if (d === "n") out += "\n";
+    else if (d === "t") out += "\t";
+    else if (d === "r") out += "\r";
+    else if (d === "v") out += "\v";
+    else if (d === "f") out += "\f";
+    else if (d === "x") {
+      out += String.fromCharCode(Number.parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (d >= "0" && d <= "7") {
+      let j = i;
+      while (j < i + 3 && j < s.length && s[j]! >= "0" && s[j]! <= "7") j++;
+      out += String.fromCharCode(Number.parseInt(s.slice(i, j), 8));
+      i = j - 1;
+    } else out += d;
+  }
+  return out;
+}
+
+/** A complete quoted string argument → its text; null for non-strings and `"…"...` truncated ones. */
+export function stringArg(s: string | undefined): string | null {
+  if (s === undefined || s.length < 2 || s.charCodeAt(0) !== QUOTE) return null;
+  if (s.charCodeAt(s.length - 1) !== QUOTE) return null;
+  return decodeEscapes(s.slice(1, -1));
+}
+
+/** The value of `key=` inside a struct text (`{sa_family=AF_INET, sin_port=htons(80), …}`). */
+export function fieldOf(text: string, key: string): string | null {
+  let at = text.indexOf(`${key}=`);
+  while (at > 0) {
+    const prev = text.charCodeAt(at - 1);
+    if (prev === 123 || prev === SPACE) break;
+    at = text.indexOf(`${key}=`, at + 1);
+  }
+  if (at < 0) return null;
+  const start = at + key.length + 1;
+  let depth = 0;
+  let i = start;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      i++;
+      while (i < text.length && text.charCodeAt(i) !== QUOTE) i += text.charCodeAt(i) === BACKSLASH ? 2 : 1;
+    } else if (c === 40 || c === 91 || c === 123) depth++;
+    else if (c === 41 || c === 93 || c === 125) {
+      if (depth === 0) break;
+      depth--;
+    } else if (c === 44 && depth === 0) break;
+  }
+  return text.slice(start, i);
+}
+
+/** A sockaddr struct → family, address and port (`{sa_family=AF_INET6, sin6_port=htons(8080), …}`). */
+export function parseSockaddr(
+  text: string,
+): { family: string; addr: string | null; port: number | null } | null {
+  if (text.charCodeAt(0) !== 123) return null;
+  const family = fieldOf(text, "sa_family");
+  if (!family) return null;
+  if (family === "AF_INET") {
+    const port = fieldOf(text, "sin_port");
+    const addr = fieldOf(text, "sin_addr");
+    return { family, addr: addr ? quotedIn(addr) : null, port: port ? htonsValue(port) : null };
+  }
+  if (family === "AF_INET6") {
+    const port = fieldOf(text, "sin6_port");
+    const pton = text.indexOf("inet_pton(AF_INET6, ");
+    const addr = pton >= 0 ? quotedIn(text.slice(pton + 20)) : null;
+    return { family, addr, port: port ? htonsValue(port) : null };
+  }
+  if (family === "AF_UNIX") {
+    const path = fieldOf(text, "sun_path");
+    if (path === null) return { family, addr: null, port: null };
+    // abstract sockets print as @"name"
+    const abstract = path.startsWith("@");
+    const body = stringArg(abstract ? path.slice(1) : path);
+    return { family, addr: body === null ? null : abstract ? `@${body}` : body, port: null };
+  }
+  if (family === "AF_NETLINK") {
+    const pid = fieldOf(text, "nl_pid");
+    return { family, addr: null, port: pid === null ? null : nullIfNaN(parseNumber(pid)) };
+  }
+  return { family, addr: null, port: null };
+}
+
+function quotedIn(s: string): string | null {
+  const a = s.indexOf('"');
+  const b = a < 0 ? -1 : s.indexOf('"', a + 1);
+  return a < 0 || b < 0 ? null : s.slice(a + 1, b);
+}
+
+function htonsValue(s: string): number | null {
+  const inner = s.startsWith("htons(") ? s.slice(6, -1) : s;
+  return nullIfNaN(parseNumber(inner));
+}
+
+const nullIfNaN = (v: number): number | null => (Number.isNaN(v) ? null : v);
+
+/**
+ * A `-yy` socket annotation → net fields: `TCP:[127.0.0.1:46172->127.0.0.1:18765]`, `UDPv6:[[::1]:45042]`,
+ * `UNIX-STREAM:[12508->12509]`, `NETLINK:[ROUTE:1234]`. Plain `socket:[123]` carries nothing but the kind.
+ */
+export function netFromAnnotation(a: string): Net | null {
+  const colon = a.indexOf(":[");
+  if (colon <= 0 || !a.endsWith("]")) return null;
+  const kind = a.slice(0, colon);
+  const body = a.slice(colon + 2, -1);
+  let family: string | null;
+  let protocol: string | null;
+  if (kind === "TCP" || kind === "UDP" || kind === "UDPLITE" || kind === "SCTP" || kind === "MPTCP") {
+    family = "AF_INET";
+    protocol = kind;
+  } else if (kind.endsWith("v6") && kind !== "socket") {
+    family = "AF_INET6";
+    protocol = kind.slice(0, -2);
+  } else if (kind.startsWith("UNIX")) {
+    family = "AF_UNIX";
+    protocol = kind.length > 5 ? kind.slice(5) : null;
+  } else if (kind === "NETLINK") {
+    family = "AF_NETLINK";
+    protocol = body.split(":")[0] ?? null;
+    return { family, protocol, local_addr: null, local_port: null, remote_addr: null, remote_port: null };
+  } else if (kind === "socket") {
+    return null;
+  } else {
+    family = null;
+    protocol = kind;
+  }
+  const net: Net = {
+    family,
+    protocol,
+    local_addr: null,
+    local_port: null,
+    remote_addr: null,
+    remote_port: null,
+  };
+  if (family === "AF_UNIX") {
+    // `12508->12509` (inodes) or `12508,"/run/x.sock"` or `12508->12509,"/path"`
+    const q = body.indexOf(',"');
+    if (q >= 0) {
+      const path = decodeEscapes(body.slice(q + 2, body.endsWith('"') ? -1 : undefined));
+      net.local_addr = path;
+    }
+    return net;
+  }
+  const arrow = body.indexOf("->");
+  const local = arrow >= 0 ? body.slice(0, arrow) : body;
+  const remote = arrow >= 0 ? body.slice(arrow + 2) : null;
+  const l = splitHostPort(local);
+  if (l) [net.local_addr, net.local_port] = l;
+  if (remote !== null) {
+    const r = splitHostPort(remote);
+    if (r) [net.remote_addr, net.remote_port] = r;
+  }
+  return net;
+}
+
+function splitHostPort(s: string): [string, number] | null {
+  // `127.0.0.1:80` or `[::1]:80`; a bare inode number (`12507`) has no endpoint yet
+  const c = s.lastIndexOf(":");
+  if (c <= 0) return null;
+  let host = s.slice(0, c);
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  const port = parseNumber(s, c + 1);
+  return Number.isNaN(port) ? null : [host, port];
+}

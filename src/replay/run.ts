@@ -1,0 +1,94 @@
+/** The replay pipeline's edges: bytes in (file or stdin, streamed), records out (one call per record). */
+import type { EnhancedEvent } from "./schema.ts";
+import { type ReplayCounts, type ReplayOptions, ReplaySession } from "./session.ts";
+
+/** Where records go: the chained writer in the CLI, an array in tests. */
+export interface RecordSink {
+  append(record: EnhancedEvent): void;
+}
+
+export interface ReplayRunOptions extends ReplayOptions {
+  /** Stop at the first unparsed line. */
+  strict?: boolean;
+  /** Called now and then with the bytes read so far (progress bar). */
+  onProgress?: (bytesRead: number, lines: number) => void;
+}
+
+/** A line longer than this without a newline is cut here (binary garbage must not grow memory). */
+const MAX_LINE_CHARS = 16 * 1024 * 1024;
+
+/** Thrown by the pipeline in strict mode; carries the line number. */
+export class UnparsedLineError extends Error {
+  constructor(
+    readonly lineNo: number,
+    readonly counts: ReplayCounts,
+  ) {
+    super(`line ${lineNo} is not strace output (--strict)`);
+    this.name = "UnparsedLineError";
+  }
+}
+
+/**
+ * Streams `source` through the replay session into `sink`. Memory stays flat: one chunk and the
+ * records it produced are alive at a time, plus the process/fd tables.
+ */
+export async function replayStream(
+  source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
+  sink: RecordSink,
+  options: ReplayRunOptions = {},
+): Promise<ReplayCounts> {
+  const session = new ReplaySession(options);
+  const decoder = new TextDecoder("utf-8", { fatal: false });
+  const out: EnhancedEvent[] = [];
+  let carry = "";
+  let lineNo = 0;
+  let bytes = 0;
+  let unparsedSeen = 0;
+  const strict = options.strict === true;
+
+  const drain = (): void => {
+    for (let i = 0; i < out.length; i++) sink.append(out[i]!);
+    out.length = 0;
+  };
+  const feed = (line: string): void => {
+    lineNo++;
+    session.push(line, lineNo, out);
+    if (strict && session.counts.unparsed !== unparsedSeen) {
+      unparsedSeen = session.counts.unparsed;
+      drain();
+      throw new UnparsedLineError(lineNo, session.counts);
+    }
+  };
+
+  for await (const chunk of source as AsyncIterable<Uint8Array>) {
+    bytes += chunk.byteLength;
+    const text = carry + decoder.decode(chunk, { stream: true });
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf("\n", start);
+      if (nl < 0) break;
+      feed(text.slice(start, nl));
+      start = nl + 1;
+    }
+    carry = start === 0 ? text : text.slice(start);
+    while (carry.length > MAX_LINE_CHARS) {
+      feed(carry.slice(0, MAX_LINE_CHARS));
+      carry = carry.slice(MAX_LINE_CHARS);
+    }
+    drain();
+    options.onProgress?.(bytes, lineNo);
+  }
+  carry += decoder.decode();
+  // a last line without its newline (a trace cut off mid-write) is still a line
+  if (carry.length > 0) feed(carry);
+  session.finish(out);
+  drain();
+  return session.counts;
+}
+
+/** The summary line every run prints on stderr. */
+export function formatCounts(c: ReplayCounts): string {
+  const head = `${c.lines} lines: ${c.events} events, ${c.merged} merged, ${c.stateOnly} state-only, ${c.unparsed} unparsed`;
+  if (c.firstUnparsed.length === 0) return head;
+  return `${head}\nfirst unparsed lines: ${c.firstUnparsed.join(", ")}`;
+}

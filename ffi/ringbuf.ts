@@ -20,8 +20,9 @@ export class RingBufferReader {
   readonly #producerMap: Mapping;
   readonly #consumerWords: BigUint64Array;
   readonly #producerWords: BigUint64Array;
-  /** Data area (twice `size` bytes) as a DataView; records start at `position & mask`. */
-  readonly #data: DataView;
+  /** The data area (twice `size` bytes) for decoders: offsets given to onRecord are relative to it. */
+  readonly dataBuffer: ArrayBuffer;
+  readonly dataOffset: number;
   readonly #dataWords: Uint32Array;
   #closed = false;
 
@@ -42,7 +43,8 @@ export class RingBufferReader {
     }
     this.#consumerWords = new BigUint64Array(this.#consumerMap.bytes, 0, 1);
     this.#producerWords = new BigUint64Array(this.#producerMap.bytes, 0, 1);
-    this.#data = new DataView(this.#producerMap.bytes, pageSize, 2 * size);
+    this.dataBuffer = this.#producerMap.bytes;
+    this.dataOffset = pageSize;
     this.#dataWords = new Uint32Array(this.#producerMap.bytes, pageSize, (2 * size) / 4);
   }
 
@@ -57,11 +59,12 @@ export class RingBufferReader {
   }
 
   /**
-   * Hands every committed record available now to `onRecord(view, offset, length)` (offset into `view`), then
+   * Hands every committed record available now to `onRecord(offset, length)` (byte offset of the sample in
+   * the data area: `dataBuffer` from `dataOffset`; 8-byte aligned), then
    * publishes the new consumer position once. Stops at the first record still being written. Returns the
    * number of records delivered (discarded ones are skipped, not counted).
    */
-  drain(onRecord: (view: DataView, offset: number, length: number) => void, maxRecords = Infinity): number {
+  drain(onRecord: (offset: number, length: number) => void, maxRecords = Infinity): number {
     if (this.#closed) return 0;
     const start = RingBufferReader.#position(this.#consumerWords);
     const end = RingBufferReader.#position(this.#producerWords);
@@ -75,7 +78,7 @@ export class RingBufferReader {
       if ((header & BUSY_BIT) !== 0) break;
       const length = (header & ~(BUSY_BIT | DISCARD_BIT)) >>> 0;
       if ((header & DISCARD_BIT) === 0) {
-        onRecord(this.#data, offset + HEADER_SIZE, length);
+        onRecord(offset + HEADER_SIZE, length);
         delivered++;
       }
       position += (length + HEADER_SIZE + 7) & ~7;

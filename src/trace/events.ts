@@ -100,68 +100,99 @@ export interface CarnotEvent {
   nids: number[] | null;
 }
 
-const TEXT_KINDS: ReadonlySet<number> = new Set([
-  EventKind.SetHostname,
-  EventKind.SetGroupsList,
-  EventKind.CtxGroupsList,
-]);
-const NID_KINDS: ReadonlySet<number> = new Set([EventKind.SetGroupsNids, EventKind.CtxGroupsNids]);
-
 const TWO_32 = 0x1_0000_0000;
 
+function kindHasText(kind: number): boolean {
+  return kind === EventKind.SetHostname || kind === EventKind.SetGroupsList || kind === EventKind.CtxGroupsList;
+}
+
+function kindHasNids(kind: number): boolean {
+  return kind === EventKind.SetGroupsNids || kind === EventKind.CtxGroupsNids;
+}
+
+const NO_DATA = new Uint8Array(0);
+
+interface CommEntry {
+  tid: number;
+  w0: number;
+  w1: number;
+  w2: number;
+  w3: number;
+  comm: string;
+}
+
 /**
- * Decodes events from a byte view. Keeps a small per-thread cache of decoded comm strings (the bytes are
- * compared every time, so a renamed thread is seen at once); one decoder per reader.
+ * Decodes events in place from a region of memory (the ring buffer's data area, or a copy of one event),
+ * through typed-array views: several times faster than DataView calls. Event offsets are 8-byte aligned, as
+ * the kernel places them. Caches decoded comm strings per thread (the 16 bytes are compared every time, so a
+ * renamed thread is seen at once); one decoder per reader.
  */
 export class EventDecoder {
+  readonly #u8: Uint8Array;
+  readonly #u16: Uint16Array;
+  readonly #u32: Uint32Array;
+  readonly #i32: Int32Array;
   readonly #text = new TextDecoder("utf-8", { fatal: false });
-  readonly #comms = new Map<number, { words: [number, number, number, number]; comm: string }>();
+  readonly #comms = new Map<number, CommEntry>();
+  #lastComm: CommEntry = { tid: -1, w0: 0, w1: 0, w2: 0, w3: 0, comm: "" };
 
-  /** Decodes the event that starts at `offset` of `view` (needs EVENT_SIZE bytes). */
-  decode(view: DataView, offset: number): CarnotEvent {
-    const kind = view.getUint16(offset + 36, true);
-    const dataLen = Math.min(view.getUint16(offset + 38, true), DATA_MAX);
-    const tid = view.getUint32(offset + 28, true);
-    const dataStart = view.byteOffset + offset + 64;
-    const data = new Uint8Array(view.buffer.slice(dataStart, dataStart + dataLen));
+  constructor(buffer: ArrayBufferLike, byteOffset = 0, byteLength = buffer.byteLength - byteOffset) {
+    if (byteOffset % 8 !== 0 || byteLength % 8 !== 0) throw new Error("event region must be 8-byte aligned");
+    this.#u8 = new Uint8Array(buffer, byteOffset, byteLength);
+    this.#u16 = new Uint16Array(buffer, byteOffset, byteLength / 2);
+    this.#u32 = new Uint32Array(buffer, byteOffset, byteLength / 4);
+    this.#i32 = new Int32Array(buffer, byteOffset, byteLength / 4);
+  }
+
+  /** Decodes the event at byte `offset` of the region (a multiple of 8; needs EVENT_SIZE bytes). */
+  decode(offset: number): CarnotEvent {
+    const u32 = this.#u32;
+    const w = offset >>> 2;
+    const kind = this.#u16[(offset >>> 1) + 18]!;
+    const dataLen = Math.min(this.#u16[(offset >>> 1) + 19]!, DATA_MAX);
+    const tid = u32[w + 7]!;
+    let data = NO_DATA;
+    if (dataLen > 0) {
+      data = new Uint8Array(dataLen);
+      data.set(this.#u8.subarray(offset + 64, offset + 64 + dataLen));
+    }
     return {
-      tsNs: view.getUint32(offset, true) + view.getUint32(offset + 4, true) * TWO_32,
-      ptr: view.getUint32(offset + 8, true) + view.getUint32(offset + 12, true) * TWO_32,
-      aux: view.getUint32(offset + 16, true) + view.getInt32(offset + 20, true) * TWO_32,
-      pid: view.getUint32(offset + 24, true),
+      tsNs: u32[w]! + u32[w + 1]! * TWO_32,
+      ptr: u32[w + 2]! + u32[w + 3]! * TWO_32,
+      aux: u32[w + 4]! + this.#i32[w + 5]! * TWO_32,
+      pid: u32[w + 6]!,
       tid,
-      ret: view.getInt32(offset + 32, true),
+      ret: this.#i32[w + 8]!,
       kind,
-      libId: view.getUint32(offset + 40, true),
-      depth: view.getUint32(offset + 44, true),
-      comm: this.#comm(view, offset + 48, tid),
+      libId: u32[w + 10]!,
+      depth: u32[w + 11]!,
+      comm: this.#comm(w + 12, tid),
       data,
-      text: TEXT_KINDS.has(kind) ? this.#text.decode(data) : null,
-      nids: NID_KINDS.has(kind) ? decodeNids(data) : null,
+      text: kindHasText(kind) ? this.#text.decode(data) : null,
+      nids: kindHasNids(kind) ? decodeNids(data) : null,
     };
   }
 
-  #comm(view: DataView, offset: number, tid: number): string {
-    const w0 = view.getUint32(offset, true);
-    const w1 = view.getUint32(offset + 4, true);
-    const w2 = view.getUint32(offset + 8, true);
-    const w3 = view.getUint32(offset + 12, true);
-    const cached = this.#comms.get(tid);
-    if (
-      cached &&
-      cached.words[0] === w0 &&
-      cached.words[1] === w1 &&
-      cached.words[2] === w2 &&
-      cached.words[3] === w3
-    )
-      return cached.comm;
-    const start = view.byteOffset + offset;
-    const bytes = new Uint8Array(view.buffer, start, COMM_LEN);
+  #comm(word: number, tid: number): string {
+    const u32 = this.#u32;
+    const w0 = u32[word]!;
+    const w1 = u32[word + 1]!;
+    const w2 = u32[word + 2]!;
+    const w3 = u32[word + 3]!;
+    let entry: CommEntry | undefined = this.#lastComm;
+    if (entry.tid !== tid) entry = this.#comms.get(tid);
+    if (entry && entry.w0 === w0 && entry.w1 === w1 && entry.w2 === w2 && entry.w3 === w3) {
+      this.#lastComm = entry;
+      return entry.comm;
+    }
+    const bytes = this.#u8.subarray(word * 4, word * 4 + COMM_LEN);
     const end = bytes.indexOf(0);
     const comm = this.#text.decode(bytes.subarray(0, end < 0 ? COMM_LEN : end));
     // Bounded: thread ids churn on long runs; starting over is cheap.
     if (this.#comms.size >= 4096) this.#comms.clear();
-    this.#comms.set(tid, { words: [w0, w1, w2, w3], comm });
+    const fresh = { tid, w0, w1, w2, w3, comm };
+    this.#comms.set(tid, fresh);
+    this.#lastComm = fresh;
     return comm;
   }
 }
@@ -177,7 +208,7 @@ function decodeNids(data: Uint8Array): number[] {
 export function decodeEvent(bytes: Uint8Array): CarnotEvent {
   if (bytes.byteLength < EVENT_SIZE)
     throw new Error(`event too short: ${bytes.byteLength} of ${EVENT_SIZE} bytes`);
-  return new EventDecoder().decode(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
+  return new EventDecoder(bytes.slice(0, EVENT_SIZE).buffer).decode(0);
 }
 
 /** What encodeEvent needs; the rest defaults to zero/empty. */

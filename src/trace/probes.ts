@@ -129,7 +129,7 @@ export class SslProbes {
   readonly #libbpf: Libbpf;
   readonly #links: BpfLink[];
   readonly #reader: RingBufferReader;
-  readonly #decoder = new EventDecoder();
+  readonly #decoder: EventDecoder;
   #closed = false;
 
   private constructor(
@@ -146,6 +146,7 @@ export class SslProbes {
     this.#object = object;
     this.#links = links;
     this.#reader = reader;
+    this.#decoder = new EventDecoder(reader.dataBuffer, reader.dataOffset, 2 * reader.size);
     this.libraries = libraries;
     this.attachMs = attachMs;
   }
@@ -287,8 +288,8 @@ export class SslProbes {
   drain(onEvent: (ev: CarnotEvent) => void, maxEvents = Infinity): number {
     if (this.#closed) return 0;
     const decoder = this.#decoder;
-    return this.#reader.drain((view, offset, length) => {
-      if (length >= EVENT_SIZE) onEvent(decoder.decode(view, offset));
+    return this.#reader.drain((offset, length) => {
+      if (length >= EVENT_SIZE) onEvent(decoder.decode(offset));
     }, maxEvents);
   }
 
@@ -312,4 +313,82 @@ export class SslProbes {
     this.#object.close();
     this.#libbpf.setPrint(null);
   }
+}
+
+/**
+ * Test and benchmark source of synthetic events: bpf/flood.bpf.o run through BPF_PROG_TEST_RUN, read through
+ * the same ring-buffer reader, decoder and drop counter as SslProbes. `elf` = the bytes of flood.bpf.o.
+ */
+export class SyntheticEventSource {
+  readonly ringbufSize: number;
+  /** fd of the `flood` program, for emitting from a Worker (Libbpf.testRunByFd). */
+  readonly programFd: number;
+  readonly #libbpf: Libbpf;
+  readonly #object: BpfObject;
+  readonly #reader: RingBufferReader;
+  readonly #decoder: EventDecoder;
+  #nextSeq = 0;
+  #closed = false;
+
+  constructor(elf: Uint8Array, ringbufSize: number) {
+    this.#libbpf = Libbpf.open();
+    this.#libbpf.setPrint(null);
+    this.ringbufSize = ringbufSize;
+    this.#object = this.#libbpf.openObject(elf, "flood");
+    try {
+      this.#object.setMaxEntries("events", ringbufSize);
+      this.#object.load();
+      this.programFd = this.#object.programFd("flood");
+      this.#reader = new RingBufferReader(this.#libbpf.libc, this.#object.mapFd("events"), ringbufSize);
+      this.#decoder = new EventDecoder(this.#reader.dataBuffer, this.#reader.dataOffset, 2 * ringbufSize);
+    } catch (err) {
+      this.#object.close();
+      throw err;
+    }
+  }
+
+  /** Emits `count` events now (aux = consecutive sequence numbers); returns the first sequence number. */
+  emit(count: number): number {
+    const first = this.#nextSeq;
+    this.#libbpf.testRunByFd(this.programFd, floodArgs(count, first));
+    this.#nextSeq += count;
+    return first;
+  }
+
+  drain(onEvent: (ev: CarnotEvent) => void, maxEvents = Infinity): number {
+    const decoder = this.#decoder;
+    return this.#reader.drain((offset, length) => {
+      if (length >= EVENT_SIZE) onEvent(decoder.decode(offset));
+    }, maxEvents);
+  }
+
+  /** Counts records without decoding them: the reader's own speed. */
+  skip(): number {
+    return this.#reader.drain(() => {});
+  }
+
+  pendingBytes(): number {
+    return this.#reader.pending();
+  }
+
+  stats(): ProbeStats {
+    const values = this.#object.readU64Array("stats", STAT_COUNT);
+    return { attempted: Number(values[STAT_ATTEMPTED]), dropped: Number(values[STAT_DROPPED]) };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#reader.close();
+    this.#object.close();
+  }
+}
+
+/** struct flood_args of bpf/flood.bpf.c: u32 count, u32 reserved, u64 first_seq. */
+export function floodArgs(count: number, firstSeq: number): Uint8Array {
+  const bytes = new Uint8Array(16);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, count, true);
+  view.setBigUint64(8, BigInt(firstSeq), true);
+  return bytes;
 }

@@ -1,0 +1,205 @@
+/**
+ * bpf/carnot.h is the one definition of the kernel→user layout: compile it into a tiny C program that prints
+ * offsetof/sizeof of every field and the value of every constant, and compare with src/trace/events.ts.
+ * Editing one side only fails here.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  CONFIG_LAYOUT,
+  CONFIG_SIZE,
+  COMM_LEN,
+  COOKIE_FUNC_BITS,
+  DATA_MAX,
+  decodeEvent,
+  EVENT_LAYOUT,
+  EVENT_SIZE,
+  EventKind,
+  encodeConfig,
+  encodeEvent,
+  HandshakeFunc,
+  NIDS_MAX,
+  ProbeFunc,
+  Role,
+  STAT_ATTEMPTED,
+  STAT_COUNT,
+  STAT_DROPPED,
+} from "../../src/trace/events.ts";
+
+const REPO = join(import.meta.dir, "..", "..");
+const COMPILER = Bun.which("cc") ?? Bun.which("clang") ?? Bun.which("gcc");
+
+/** TS constant → C name in bpf/carnot.h. */
+const CONSTANTS: Record<string, [number, string]> = {
+  EVENT_SIZE: [EVENT_SIZE, "sizeof(struct carnot_event)"],
+  CONFIG_SIZE: [CONFIG_SIZE, "sizeof(struct carnot_config)"],
+  DATA_MAX: [DATA_MAX, "CARNOT_DATA_MAX"],
+  COMM_LEN: [COMM_LEN, "CARNOT_COMM_LEN"],
+  NIDS_MAX: [NIDS_MAX, "CARNOT_NIDS_MAX"],
+  STAT_ATTEMPTED: [STAT_ATTEMPTED, "CARNOT_STAT_ATTEMPTED"],
+  STAT_DROPPED: [STAT_DROPPED, "CARNOT_STAT_DROPPED"],
+  STAT_COUNT: [STAT_COUNT, "CARNOT_STAT_COUNT"],
+  COOKIE_FUNC_BITS: [COOKIE_FUNC_BITS, "CARNOT_COOKIE_FUNC_BITS"],
+  "EventKind.SslNew": [EventKind.SslNew, "CARNOT_EV_SSL_NEW"],
+  "EventKind.SslFree": [EventKind.SslFree, "CARNOT_EV_SSL_FREE"],
+  "EventKind.SetHostname": [EventKind.SetHostname, "CARNOT_EV_SET_HOSTNAME"],
+  "EventKind.SetGroupsList": [EventKind.SetGroupsList, "CARNOT_EV_SET_GROUPS_LIST"],
+  "EventKind.SetGroupsNids": [EventKind.SetGroupsNids, "CARNOT_EV_SET_GROUPS_NIDS"],
+  "EventKind.CtxGroupsList": [EventKind.CtxGroupsList, "CARNOT_EV_CTX_GROUPS_LIST"],
+  "EventKind.CtxGroupsNids": [EventKind.CtxGroupsNids, "CARNOT_EV_CTX_GROUPS_NIDS"],
+  "EventKind.HandshakeEnter": [EventKind.HandshakeEnter, "CARNOT_EV_HS_ENTER"],
+  "EventKind.HandshakeReturn": [EventKind.HandshakeReturn, "CARNOT_EV_HS_RETURN"],
+  "EventKind.SetState": [EventKind.SetState, "CARNOT_EV_SET_STATE"],
+  "EventKind.GetError": [EventKind.GetError, "CARNOT_EV_GET_ERROR"],
+  "EventKind.Synthetic": [EventKind.Synthetic, "CARNOT_EV_SYNTHETIC"],
+  "HandshakeFunc.DoHandshake": [HandshakeFunc.DoHandshake, "CARNOT_HS_DO_HANDSHAKE"],
+  "HandshakeFunc.Connect": [HandshakeFunc.Connect, "CARNOT_HS_CONNECT"],
+  "HandshakeFunc.Accept": [HandshakeFunc.Accept, "CARNOT_HS_ACCEPT"],
+  "Role.Client": [Role.Client, "CARNOT_ROLE_CLIENT"],
+  "Role.Server": [Role.Server, "CARNOT_ROLE_SERVER"],
+  "ProbeFunc.SSL_new": [ProbeFunc.SSL_new, "CARNOT_FN_SSL_NEW"],
+  "ProbeFunc.SSL_free": [ProbeFunc.SSL_free, "CARNOT_FN_SSL_FREE"],
+  "ProbeFunc.SSL_ctrl": [ProbeFunc.SSL_ctrl, "CARNOT_FN_SSL_CTRL"],
+  "ProbeFunc.SSL_CTX_ctrl": [ProbeFunc.SSL_CTX_ctrl, "CARNOT_FN_SSL_CTX_CTRL"],
+  "ProbeFunc.SSL_set_connect_state": [ProbeFunc.SSL_set_connect_state, "CARNOT_FN_SSL_SET_CONNECT_STATE"],
+  "ProbeFunc.SSL_set_accept_state": [ProbeFunc.SSL_set_accept_state, "CARNOT_FN_SSL_SET_ACCEPT_STATE"],
+  "ProbeFunc.SSL_do_handshake": [ProbeFunc.SSL_do_handshake, "CARNOT_FN_SSL_DO_HANDSHAKE"],
+  "ProbeFunc.SSL_connect": [ProbeFunc.SSL_connect, "CARNOT_FN_SSL_CONNECT"],
+  "ProbeFunc.SSL_accept": [ProbeFunc.SSL_accept, "CARNOT_FN_SSL_ACCEPT"],
+  "ProbeFunc.SSL_get_error": [ProbeFunc.SSL_get_error, "CARNOT_FN_SSL_GET_ERROR"],
+};
+
+/** Compiles and runs the probe program; returns "name value" lines as a map. */
+function measureHeader(): Map<string, number> {
+  const dir = mkdtempSync(join(tmpdir(), "carnot-layout-"));
+  try {
+    const lines: string[] = [];
+    const field = (struct: string, name: string) =>
+      `  printf("${struct}.${name} %zu %zu\\n", offsetof(struct ${struct}, ${name}), sizeof(((struct ${struct} *)0)->${name}));`;
+    for (const name of Object.keys(EVENT_LAYOUT)) lines.push(field("carnot_event", name));
+    for (const name of Object.keys(CONFIG_LAYOUT)) lines.push(field("carnot_config", name));
+    for (const [name, [, cName]] of Object.entries(CONSTANTS)) {
+      lines.push(`  printf("${name} %lld\\n", (long long)(${cName}));`);
+    }
+    const source = `#include <stdio.h>\n#include <stddef.h>\n#include "carnot.h"\nint main(void) {\n${lines.join("\n")}\n  return 0;\n}\n`;
+    writeFileSync(join(dir, "layout.c"), source);
+    const compile = Bun.spawnSync([
+      COMPILER!,
+      "-Wall",
+      "-Werror",
+      "-I",
+      join(REPO, "bpf"),
+      "-o",
+      join(dir, "layout"),
+      join(dir, "layout.c"),
+    ]);
+    if (compile.exitCode !== 0) throw new Error(`cc failed: ${compile.stderr.toString()}`);
+    const run = Bun.spawnSync([join(dir, "layout")]);
+    const values = new Map<string, number>();
+    for (const line of run.stdout.toString().trim().split("\n")) {
+      const [name, ...numbers] = line.split(" ");
+      numbers.forEach((n, i) => {
+        values.set(
+          i === 0 && numbers.length === 2 ? `${name}@offset` : i === 1 ? `${name}@size` : name!,
+          Number(n),
+        );
+      });
+    }
+    return values;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe.skipIf(COMPILER === null)("bpf/carnot.h and src/trace/events.ts agree", () => {
+  if (COMPILER === null) console.warn("layout test skipped: no C compiler (cc, clang or gcc) on PATH");
+  const measured = COMPILER === null ? new Map<string, number>() : measureHeader();
+
+  test.each(Object.entries(EVENT_LAYOUT))("carnot_event.%s offset and size", (name, [offset, size]) => {
+    expect([measured.get(`carnot_event.${name}@offset`), measured.get(`carnot_event.${name}@size`)]).toEqual([
+      offset,
+      size,
+    ]);
+  });
+
+  test.each(Object.entries(CONFIG_LAYOUT))("carnot_config.%s offset and size", (name, [offset, size]) => {
+    expect([
+      measured.get(`carnot_config.${name}@offset`),
+      measured.get(`carnot_config.${name}@size`),
+    ]).toEqual([offset, size]);
+  });
+
+  test.each(Object.entries(CONSTANTS))("%s", (name, [value]) => {
+    expect(measured.get(name)).toBe(value);
+  });
+
+  test("the decoder's fields tile each struct exactly (no field missing on the TS side)", () => {
+    for (const [layout, size] of [
+      [EVENT_LAYOUT, EVENT_SIZE],
+      [CONFIG_LAYOUT, CONFIG_SIZE],
+    ] as const) {
+      const spans = Object.values(layout).toSorted((a, b) => a[0] - b[0]);
+      let end = 0;
+      for (const [offset, length] of spans) {
+        expect(offset).toBe(end);
+        end = offset + length;
+      }
+      expect(end).toBe(size);
+    }
+  });
+});
+
+describe("event codec", () => {
+  test("decode reads back what encode wrote, negative aux and 47-bit pointers included", () => {
+    const bytes = encodeEvent({
+      kind: EventKind.GetError,
+      tsNs: 123_456_789_012_345,
+      ptr: 0x7fff_dead_beef,
+      aux: -1,
+      pid: 4242,
+      tid: 4243,
+      ret: -5,
+      libId: 3,
+      depth: 2,
+      comm: "nginx: worker",
+    });
+    expect(bytes.byteLength).toBe(EVENT_SIZE);
+    const ev = decodeEvent(bytes);
+    expect(ev).toMatchObject({
+      kind: EventKind.GetError,
+      tsNs: 123_456_789_012_345,
+      ptr: 0x7fff_dead_beef,
+      aux: -1,
+      pid: 4242,
+      tid: 4243,
+      ret: -5,
+      libId: 3,
+      depth: 2,
+      comm: "nginx: worker",
+      text: null,
+      nids: null,
+    });
+  });
+
+  test("text kinds carry the string, NID kinds the integers", () => {
+    expect(decodeEvent(encodeEvent({ kind: EventKind.SetHostname, text: "api.example.org" })).text).toBe(
+      "api.example.org",
+    );
+    expect(decodeEvent(encodeEvent({ kind: EventKind.CtxGroupsNids, nids: [1034, 415, -1] })).nids).toEqual([
+      1034, 415, -1,
+    ]);
+  });
+
+  test("config: pid and comm land where the header puts them; a comm over 15 bytes is refused", () => {
+    const bytes = encodeConfig({ pid: 77, comm: "curl" });
+    const view = new DataView(bytes.buffer);
+    expect(view.getUint32(CONFIG_LAYOUT.targ_tgid[0], true)).toBe(77);
+    expect(
+      new TextDecoder().decode(bytes.subarray(CONFIG_LAYOUT.targ_comm[0], CONFIG_LAYOUT.targ_comm[0] + 4)),
+    ).toBe("curl");
+    expect(bytes[CONFIG_LAYOUT.targ_comm[0] + 4]).toBe(0);
+    expect(() => encodeConfig({ comm: "a-very-long-name" })).toThrow(/longer than 15 bytes/);
+  });
+});

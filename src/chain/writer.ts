@@ -1,5 +1,6 @@
 import {
   closeSync,
+  fstatSync,
   fsyncSync,
   ftruncateSync,
   openSync,
@@ -24,7 +25,6 @@ const FLUSH_BYTES = 1 << 20;
 const CHAIN_PREFIX = new TextEncoder().encode(',"chain":"');
 /** Bytes a line gains after its record JSON loses its final `}`: prefix, 64 hex, `"}` and `\n`. */
 const SUFFIX_LEN = CHAIN_PREFIX.length + 64 + 3;
-const HEX_ASCII = new TextEncoder().encode("0123456789abcdef");
 
 /**
  * The one writer of every JSONL output: each record gets `raw_hash` and a `chain` value, and a
@@ -54,7 +54,10 @@ export class ChainedWriter {
 
   private constructor(
     private readonly fd: number,
-    private readonly path: string | null,
+    /** The output's name in messages. */
+    private readonly name: string,
+    /** Where the seal goes; null for stdout, pipes and devices (no seal, no fsync, no truncation). */
+    private readonly sealPath: string | null,
     private readonly keys: ChainKeys,
     private readonly tool: string,
   ) {
@@ -69,21 +72,27 @@ export class ChainedWriter {
   ): Promise<ChainedWriter> {
     const keys = deriveChainKeys(opts.key);
     const tool = opts.tool ?? TOOL;
-    if (path === null) return new ChainedWriter(1, null, keys, tool);
-    // A seal from an earlier run would describe other content: until this one closes there is none.
-    try {
-      unlinkSync(sealPathOf(path));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-        throw ioError("cannot remove old seal of", path, err);
-    }
+    if (path === null) return new ChainedWriter(1, "stdout", null, keys, tool);
     let fd: number;
     try {
       fd = openSync(path, "w", 0o644);
     } catch (err) {
       throw ioError("cannot create", path, err, 2);
     }
-    return new ChainedWriter(fd, path, keys, tool);
+    // -o /dev/stdout or a FIFO: a stream like stdout, nothing to seal beside it
+    const sealPath = fstatSync(fd).isFile() ? sealPathOf(path) : null;
+    if (sealPath !== null) {
+      // A seal from an earlier run describes other content: until this one closes there is none.
+      try {
+        unlinkSync(sealPath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+          closeSync(fd);
+          throw ioError("cannot remove the old seal", sealPath, err);
+        }
+      }
+    }
+    return new ChainedWriter(fd, path, sealPath, keys, tool);
   }
 
   /** Records appended so far. */
@@ -101,15 +110,16 @@ export class ChainedWriter {
     const h = this.hasher;
     const raw = record.raw_line;
     const rawText = typeof raw === "string" ? raw : canonicalJson(record, ["raw_hash", "chain"]);
-    record.raw_hash = wordsToHex(h.digest(h.encode(rawText)));
+    h.digest(h.encode(rawText));
+    record.raw_hash = h.outHex();
     if (record.chain !== undefined) delete record.chain;
     const json = JSON.stringify(record);
     if (json === undefined || json.charCodeAt(0) !== 123)
       throw new TypeError("ChainedWriter: a record must be a JSON object");
     const n = h.encode(json);
-    const out = h.digest(n, this.chain);
-    const chain = this.chain;
-    for (let i = 0; i < 8; i++) chain[i] = out[i]!;
+    h.digest(n, this.chain);
+    const chainHex = h.outHex();
+    this.chain.set(h.out);
 
     if (this.pos + n + SUFFIX_LEN > this.buf.length) {
       this.flush();
@@ -121,20 +131,13 @@ export class ChainedWriter {
     p += n - 1;
     buf.set(CHAIN_PREFIX, p);
     p += CHAIN_PREFIX.length;
-    for (let i = 0; i < 8; i++) {
-      const w = chain[i]!;
-      for (let s = 0; s < 32; s += 8) {
-        const b = (w >>> s) & 255;
-        buf[p++] = HEX_ASCII[b >>> 4]!;
-        buf[p++] = HEX_ASCII[b & 15]!;
-      }
-    }
+    for (let i = 0; i < 64; i++) buf[p++] = chainHex.charCodeAt(i);
     buf[p++] = 34; // "
     buf[p++] = 125; // }
     buf[p++] = 10; // \n
     this.pos = p;
     this.appended++;
-    record.chain = wordsToHex(chain);
+    record.chain = chainHex;
     if (p >= FLUSH_BYTES) this.flush();
   }
 
@@ -148,13 +151,18 @@ export class ChainedWriter {
       throw err;
     }
     this.state = "closed";
-    if (this.path === null) return null;
+    if (this.sealPath === null) {
+      if (this.fd !== 1) closeSync(this.fd);
+      return null;
+    }
     try {
       fsyncSync(this.fd);
+    } catch (err) {
+      throw ioError("cannot write", this.name, err);
     } finally {
       closeSync(this.fd);
     }
-    this.seal = this.writeSeal(true, null);
+    this.seal = this.writeSeal(this.sealPath, true, null);
     return this.seal;
   }
 
@@ -168,17 +176,20 @@ export class ChainedWriter {
     try {
       this.flush();
     } catch (err) {
-      reason = `${reason}; write failed: ${(err as Error).message}`;
+      reason = `${reason}; ${(err as Error).message}`;
     }
-    if (this.path === null) return;
+    if (this.sealPath === null) {
+      if (this.fd !== 1) closeSync(this.fd);
+      return;
+    }
     try {
       fsyncSync(this.fd);
     } catch {
-      // the seal below still records what is known to be whole
+      // the seal below still records only lines that were written whole
     } finally {
       closeSync(this.fd);
     }
-    this.seal = this.writeSeal(false, reason);
+    this.seal = this.writeSeal(this.sealPath, false, reason);
   }
 
   /** Write the buffered lines. On a failed write the file is cut back to its last whole line. */
@@ -187,7 +198,7 @@ export class ChainedWriter {
     try {
       while (off < this.pos) off += writeAll(this.fd, this.buf, off, this.pos - off);
     } catch (err) {
-      if (this.path !== null) {
+      if (this.sealPath !== null) {
         try {
           ftruncateSync(this.fd, this.flushedBytes);
         } catch {
@@ -197,7 +208,7 @@ export class ChainedWriter {
       this.pos = 0;
       this.appended = this.flushedCount;
       this.chain.set(this.flushedChain);
-      throw ioError("cannot write", this.path ?? "stdout", err);
+      throw ioError("cannot write", this.name, err);
     }
     this.flushedBytes += this.pos;
     this.pos = 0;
@@ -205,8 +216,7 @@ export class ChainedWriter {
     this.flushedChain.set(this.chain);
   }
 
-  private writeSeal(complete: boolean, reason: string | null): ChainSeal {
-    const path = this.path!;
+  private writeSeal(sealPath: string, complete: boolean, reason: string | null): ChainSeal {
     const seal = buildSeal(
       {
         tool: this.tool,
@@ -218,7 +228,6 @@ export class ChainedWriter {
       },
       this.keys,
     );
-    const sealPath = sealPathOf(path);
     const tmp = `${sealPath}.tmp-${process.pid}`;
     try {
       writeFileSync(tmp, `${JSON.stringify(seal)}\n`, { mode: 0o644 });

@@ -28,10 +28,10 @@ export interface TracerProcess {
   ): Promise<{ exitCode: number; exitMs: number; stderr: string; stdout: string }>;
 }
 
-/** Starts the tracer with `args` and resolves once it printed "ready" (it has attached). */
-export async function startTracer(args: string[], opts: { compiled?: boolean } = {}): Promise<TracerProcess> {
-  const cmd = opts.compiled
-    ? [COMPILED, "trace", ...args]
+/** Starts the tracer (the sources through bun, or a compiled `binary`) with `args`; resolves once it printed "ready" (it has attached). */
+export async function startTracer(args: string[], opts: { binary?: string } = {}): Promise<TracerProcess> {
+  const cmd = opts.binary
+    ? [opts.binary, "trace", ...args]
     : [process.execPath, join(REPO, "src", "cli.ts"), "trace", ...args];
   const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", cwd: REPO });
   let err = "";

@@ -1,0 +1,96 @@
+/**
+ * The compiled single binary (`make build` → ./carnot, BPF object embedded) traces real handshakes the same
+ * way the sources do. When ./carnot is missing it is compiled into a temporary directory first.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type ClientResult,
+  childPids,
+  curl,
+  makeSelfSignedCert,
+  type PythonHandshake,
+  pythonClient,
+  type RunningServer,
+  startNginx,
+} from "../../src/trace/loopback.ts";
+import type { ChainedObservation } from "../../src/trace/observation.ts";
+import { COMPILED, readObservations, REPO, startTracer, traceSkipReason } from "../support/tracer.ts";
+
+const skip = traceSkipReason();
+if (skip) console.warn(`skipping compiled carnot trace tests: ${skip}`);
+
+describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
+  let dir = "";
+  let binary = COMPILED;
+  let nginx: RunningServer;
+  let records: ChainedObservation[] = [];
+  let exit = { exitCode: -1, exitMs: 0, stderr: "" };
+  let client: ClientResult;
+  let py: { pid: number; handshakes: PythonHandshake[] };
+  let workers: number[] = [];
+  let out = "";
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "carnot-bin-"));
+    if (!existsSync(COMPILED)) {
+      binary = join(dir, "carnot");
+      const build = Bun.spawnSync(
+        ["bun", "build", "--compile", join(REPO, "src", "cli.ts"), "--outfile", binary],
+        { cwd: REPO, stdout: "ignore", stderr: "pipe" },
+      );
+      if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+    }
+    const cert = await makeSelfSignedCert(dir);
+    nginx = await startNginx(join(dir, "nginx"), cert);
+    out = join(dir, "runtime.jsonl");
+    const tracer = await startTracer(["-out", out, "--metrics-interval", "0"], { binary });
+    client = await curl(nginx.port, "bin.example", { groups: "P-384:X25519" });
+    py = await pythonClient(
+      nginx.port,
+      Array.from({ length: 8 }, (_, i) => ({
+        sni: `bin${i}.example`,
+        groups: i % 2 ? "X448:P-256" : "P-521",
+        on: i % 3 ? ("connection" as const) : ("context" as const),
+        count: 3,
+      })),
+    );
+    workers = await childPids(nginx.pid);
+    await Bun.sleep(200);
+    exit = await tracer.stop("SIGINT");
+    records = readObservations(out);
+  }, 60_000);
+
+  afterAll(async () => {
+    await nginx?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("exits 0 within 3 s of SIGINT with a sealed log its own verify accepts", () => {
+    expect(exit.exitCode).toBe(0);
+    expect(exit.exitMs).toBeLessThan(3000);
+    const verify = Bun.spawnSync([binary, "verify", out]);
+    expect(verify.stdout.toString()).toStartWith("ok:");
+    expect(verify.exitCode).toBe(0);
+  });
+
+  test("curl, python and nginx lines carry the right SNI, groups, role and outcome", () => {
+    const curlLines = records.filter((r) => r.pid === client.pid);
+    expect(curlLines.map((r) => [r.sni, r.groups_offered, r.groups_source, r.handshake_success])).toEqual([
+      ["bin.example", ["secp384r1", "X25519"], "context", true],
+    ]);
+    const pyLines = records.filter((r) => r.pid === py.pid);
+    expect(pyLines).toHaveLength(24);
+    for (const r of pyLines) {
+      const i = Number(/^bin(\d)\.example$/.exec(r.sni ?? "")?.[1]);
+      expect(r.groups_offered).toEqual(i % 2 ? ["X448", "secp256r1"] : ["secp521r1"]);
+      expect(r.groups_source).toBe(i % 3 ? "connection" : "context");
+      expect(r.handshake_success).toBe(true);
+    }
+    const server = records.filter((r) => workers.includes(r.pid));
+    expect(server).toHaveLength(25);
+    expect(server.every((r) => r.role === "server" && r.handshake_success)).toBe(true);
+  });
+});

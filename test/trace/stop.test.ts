@@ -34,7 +34,7 @@ const cli = (args: string[]) =>
 describe.skipIf(skip !== null)("carnot trace stops cleanly", () => {
   let dir = "";
   /** accepts TLS clients and never answers: their handshakes stay in progress */
-  let silent: ReturnType<typeof Bun.listen>;
+  let silent: Bun.TCPSocketListener<undefined>;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "carnot-stop-"));

@@ -72,6 +72,7 @@ class FileRanges {
 export function definedFunctions(path: string): Map<string, number> {
   const file = new FileRanges(path);
   try {
+    if (file.size < 64) throw new Error("not an ELF file");
     const ident = file.read(0, 64);
     if (ident.getUint32(0, false) !== 0x7f454c46) throw new Error("not an ELF file");
     if (ident.getUint8(4) !== 2 || ident.getUint8(5) !== 1)

@@ -1,11 +1,137 @@
 import { defineCommand } from "citty";
-import { CarnotError } from "../errors.ts";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type ClientResult,
+  childPids,
+  curl,
+  makeSelfSignedCert,
+  openSslClient,
+  pythonClient,
+  type RunningServer,
+  startNginx,
+  startOpenSslServer,
+} from "../trace/loopback.ts";
+import type { Observation } from "../trace/observation.ts";
+import { runTrace } from "../trace/run.ts";
 import { commonArgs } from "./shared.ts";
 
+interface DemoClient {
+  label: string;
+  pid: number;
+}
+
+/** The observations as an aligned text table (one row per handshake). */
+export function observationTable(rows: { who: string; obs: Observation }[]): string {
+  const header = ["ROLE", "PROCESS", "SNI", "GROUPS OFFERED", "FROM", "OK", "ERROR", "µs"];
+  const cells = rows.map(({ who, obs }) => [
+    obs.role ?? "?",
+    who,
+    obs.sni ?? "-",
+    obs.groups_offered.length ? obs.groups_offered.join(",") : "-",
+    obs.groups_source ?? "-",
+    obs.handshake_success ? "yes" : "no",
+    obs.error ?? "",
+    obs.duration_us === null ? "-" : String(obs.duration_us),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) =>
+    c
+      .map((s, i) => s.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...cells.map(line)].join("\n");
+}
+
 export default defineCommand({
-  meta: { name: "demo", description: "(being built)" },
+  meta: {
+    name: "demo",
+    description:
+      "Start local TLS servers (nginx, openssl s_server), trace real handshakes of curl, python3 and openssl, show them",
+  },
   args: { ...commonArgs },
-  run() {
-    throw new CarnotError("carnot demo: not available in this build", { exitCode: 2 });
+  async run({ args }) {
+    const say = (s: string) => process.stdout.write(`${s}\n`);
+    const dir = mkdtempSync(join(tmpdir(), "carnot-demo-"));
+    const out = join(dir, "runtime.jsonl");
+    const servers: RunningServer[] = [];
+    const stop = new AbortController();
+    try {
+      const cert = await makeSelfSignedCert(dir);
+      const nginx = await startNginx(join(dir, "nginx"), cert);
+      servers.push(nginx);
+      const strict = await startNginx(join(dir, "nginx-tls13-x448"), cert, {
+        protocols: "TLSv1.3",
+        groups: "X448",
+      });
+      servers.push(strict);
+      const sServer = await startOpenSslServer(cert);
+      servers.push(sServer);
+      say(
+        `servers on 127.0.0.1: nginx :${nginx.port}, nginx (TLS 1.3 + X448 only) :${strict.port}, openssl s_server :${sServer.port}`,
+      );
+
+      const ready = Promise.withResolvers<void>();
+      const tracing = runTrace({
+        out,
+        libraries: [],
+        windowMs: 2000,
+        maxPending: 65_536,
+        metricsIntervalS: 0,
+        verbose: args.verbose,
+        signal: stop.signal,
+        status: (line) => {
+          process.stderr.write(`${line}\n`);
+          if (line.includes("ready")) ready.resolve();
+        },
+      });
+      await Promise.race([ready.promise, tracing]);
+
+      const clients: DemoClient[] = [];
+      const ran = (label: string, r: ClientResult) => clients.push({ label, pid: r.pid });
+      ran("curl", await curl(nginx.port, "api.demo.example", { groups: "X25519:P-256" }));
+      ran("curl", await curl(sServer.port, "legacy.demo.example", { groups: "P-384" }));
+      const py = await pythonClient(nginx.port, [
+        { sni: "py-a.demo.example", groups: "X25519", on: "connection", count: 1 },
+        { sni: "py-b.demo.example", groups: "P-521:P-384", on: "context", count: 1 },
+        { sni: "py-c.demo.example", groups: null, on: "context", count: 1 },
+      ]);
+      clients.push({ label: "python3", pid: py.pid });
+      const sc = await openSslClient(sServer.port, "s-client.demo.example", "X448");
+      ran("openssl", sc);
+      const refused = await pythonClient(strict.port, [
+        { sni: "refused.demo.example", groups: "P-256", on: "connection", count: 1, maxVersion: "TLSv1_2" },
+      ]);
+      clients.push({ label: "python3", pid: refused.pid });
+      const workers = [...(await childPids(nginx.pid)), ...(await childPids(strict.pid))];
+      await Bun.sleep(300); // the clients' last SSL_free calls reach the ring buffer
+
+      stop.abort();
+      const summary = await tracing;
+      const text = await Bun.file(out).text();
+      const rows: { who: string; obs: Observation }[] = [];
+      for (const line of text.split("\n")) {
+        if (line === "") continue;
+        const obs = JSON.parse(line) as Observation;
+        const client = clients.find((c) => c.pid === obs.pid);
+        if (client) rows.push({ who: `${client.label}[${obs.pid}]`, obs });
+        else if (workers.includes(obs.pid)) rows.push({ who: `nginx[${obs.pid}]`, obs });
+      }
+      say("");
+      say(observationTable(rows));
+      say("");
+      if (!rows.some((r) => r.obs.pid === sc.pid)) {
+        say(
+          "openssl s_client/s_server: no line — they run the handshake inside SSL_read/SSL_write, not through SSL_connect/SSL_accept/SSL_do_handshake, which are what carnot probes.",
+        );
+      }
+      say(`${summary.records} observations (all processes) in ${out}`);
+      say(`seal: ${out}.seal.json — check with: carnot verify ${out}`);
+      return 0;
+    } finally {
+      stop.abort();
+      await Promise.all(servers.map((s) => s.stop()));
+    }
   },
 });

@@ -93,4 +93,23 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     expect(server).toHaveLength(25);
     expect(server.every((r) => r.role === "server" && r.handshake_success)).toBe(true);
   });
+
+  test("demo: starts its servers, traces real handshakes, shows them and stops by itself", () => {
+    const t0 = performance.now();
+    const res = Bun.spawnSync([binary, "demo"], { stdout: "pipe", stderr: "pipe", timeout: 60_000 });
+    const stdout = res.stdout.toString();
+    expect(res.exitCode).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(30_000);
+    const row = (sni: string) => stdout.split("\n").find((l) => l.includes(` ${sni} `)) ?? "";
+    expect(row("api.demo.example")).toMatch(
+      /^client\s+curl\[\d+\]\s+api\.demo\.example\s+X25519,secp256r1\s+context\s+yes/,
+    );
+    expect(row("py-a.demo.example")).toMatch(/X25519\s+connection\s+yes/);
+    expect(row("refused.demo.example")).toMatch(/\s+no\s+fatal\s/);
+    expect(stdout).toMatch(/^server\s+nginx\[\d+\]/m);
+    const path = /seal: (\S+)\.seal\.json/.exec(stdout)?.[1];
+    expect(path).toBeDefined();
+    expect(Bun.spawnSync([binary, "verify", path!]).exitCode).toBe(0);
+    rmSync(join(path!, ".."), { recursive: true, force: true });
+  });
 });

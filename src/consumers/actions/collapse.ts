@@ -84,6 +84,18 @@ function extendSpan(span: Span, record: EnrichedRecord, line: number): void {
   }
 }
 
+function mergeSpan(into: Span, from: Span): void {
+  into.start_ts = Math.min(into.start_ts, from.start_ts);
+  into.end_ts = Math.max(into.end_ts, from.end_ts);
+  into.first_line = Math.min(into.first_line, from.first_line);
+  into.last_line = Math.max(into.last_line, from.last_line);
+  into.records += from.records;
+  if (from.risk) {
+    into.risk ??= new Set();
+    for (const tag of from.risk) into.risk.add(tag);
+  }
+}
+
 interface SocketUse {
   family: string | null;
   protocol: string | null;
@@ -111,8 +123,24 @@ interface FdUse {
   writeBytes: number;
   listings: number;
   execMapped: boolean;
+  mapped: boolean;
   socket: SocketUse | null;
 }
+
+/** Consecutive similar file actions of one process (libraries, locale files), named once. */
+interface FdGroup {
+  span: Span;
+  verb: GroupVerb;
+  directory: string;
+  names: string[];
+  files: number;
+  reads: number;
+  bytes: number;
+  /** what the first file alone would be called */
+  single: { kind: ActionKind; summary: string; target: string | null };
+}
+
+type GroupVerb = "loaded" | "mapped" | "read" | "opened";
 
 /** Consecutive path look-ups (stat, access, failed opens and execs) of one process. */
 interface LookupRun {
@@ -135,6 +163,7 @@ interface ProcessState {
   fds: Map<number, FdUse>;
   lookup: LookupRun | null;
   runtime: RuntimeRun | null;
+  group: FdGroup | null;
 }
 
 interface PendingSpawn {
@@ -152,6 +181,7 @@ enum Category {
   Listen,
   Read,
   Write,
+  Copy,
   Listing,
   FdMetadata,
   Mmap,
@@ -176,7 +206,8 @@ assign(Category.Connect, "connect");
 assign(Category.Bind, "bind");
 assign(Category.Listen, "listen");
 assign(Category.Read, "read pread64 readv preadv preadv2 recvfrom recvmsg recvmmsg recv");
-assign(Category.Write, "write pwrite64 writev pwritev pwritev2 sendto sendmsg sendmmsg send sendfile");
+assign(Category.Write, "write pwrite64 writev pwritev pwritev2 sendto sendmsg sendmmsg send");
+assign(Category.Copy, "sendfile copy_file_range splice");
 assign(Category.Listing, "getdents getdents64");
 assign(Category.FdMetadata, "fstat fstatfs fcntl ioctl lseek fadvise64 fsync fdatasync ftruncate flock");
 assign(Category.Mmap, "mmap");
@@ -229,13 +260,11 @@ export class ActionCollapser {
     switch (category) {
       case Category.Open:
         if (ok) {
-          this.flushLookup(state);
           this.openFd(state, record, line, record.retval!);
         } else this.lookup(state, record, line, false);
         return;
       case Category.Socket:
         if (ok) {
-          this.flushLookup(state);
           const use = this.openFd(state, record, line, record.retval!);
           use.socket = this.socketOf(record);
         } else this.runtime(state, record, line);
@@ -255,6 +284,9 @@ export class ActionCollapser {
       case Category.Close:
         this.fdCall(state, record, line, category, ok);
         return;
+      case Category.Copy:
+        this.copy(state, record, line, ok);
+        return;
       case Category.Mmap: {
         const fd = record.args[4];
         if (typeof fd === "number" && fd >= 0 && state.fds.has(fd)) {
@@ -262,12 +294,18 @@ export class ActionCollapser {
           extendSpan(use.span, record, line);
           const prot = record.args[2];
           if (typeof prot === "number" && (prot & PROT_EXEC) !== 0) use.execMapped = true;
+          else use.mapped = true;
         } else this.runtime(state, record, line);
         return;
       }
-      case Category.Lookup:
-        this.lookup(state, record, line, ok);
+      case Category.Lookup: {
+        // fstat through newfstatat/statx(fd, "", AT_EMPTY_PATH) is about the open fd, not a path
+        const fd = record.args[0];
+        if (typeof fd === "number" && state.fds.has(fd) && record.raw_line.includes("AT_EMPTY_PATH"))
+          this.fdCall(state, record, line, Category.FdMetadata, ok);
+        else this.lookup(state, record, line, ok);
         return;
+      }
       case Category.Exec:
         this.exec(state, record, line, ok);
         return;
@@ -311,7 +349,7 @@ export class ActionCollapser {
   private process(record: EnrichedRecord): ProcessState {
     let state = this.processes.get(record.pid);
     if (!state) {
-      state = { pid: record.pid, exe: null, fds: new Map(), lookup: null, runtime: null };
+      state = { pid: record.pid, exe: null, fds: new Map(), lookup: null, runtime: null, group: null };
       this.processes.set(record.pid, state);
     }
     if (record.exe_path) state.exe = record.exe_path;
@@ -319,6 +357,17 @@ export class ActionCollapser {
   }
 
   private action(
+    state: ProcessState,
+    kind: ActionKind,
+    summary: string,
+    target: string | null,
+    span: Span,
+  ): void {
+    this.flushGroup(state);
+    this.emitAction(state, kind, summary, target, span);
+  }
+
+  private emitAction(
     state: ProcessState,
     kind: ActionKind,
     summary: string,
@@ -359,6 +408,7 @@ export class ActionCollapser {
       writeBytes: 0,
       listings: 0,
       execMapped: false,
+      mapped: false,
       socket: null,
     };
     state.fds.set(fd, use);
@@ -389,6 +439,7 @@ export class ActionCollapser {
       writeBytes: 0,
       listings: 0,
       execMapped: false,
+      mapped: false,
       socket: record.resource_type === "SOCKET" || record.net ? this.socketOf(record) : null,
     };
     state.fds.set(fd, use);
@@ -454,6 +505,32 @@ export class ActionCollapser {
       state.fds.delete(fd);
       this.emitFd(state, use);
     }
+  }
+
+  /** sendfile(out, in, …), copy_file_range(in, off, out, …), splice(in, off, out, …): a read and a write. */
+  private copy(state: ProcessState, record: EnrichedRecord, line: number, ok: boolean): void {
+    const [a, , c] = record.args;
+    const from = record.call === "sendfile" ? record.args[1] : a;
+    const to = record.call === "sendfile" ? a : c;
+    if (!ok || typeof from !== "number" || typeof to !== "number" || from < 0 || to < 0) {
+      this.runtime(state, record, line);
+      return;
+    }
+    const bytes = record.byte_count ?? record.retval!;
+    const source = this.fdUse(state, record, line, from);
+    source.reads++;
+    source.readBytes += bytes;
+    // the record is counted on the source; the destination only gets the bytes and the time
+    let sink = state.fds.get(to);
+    if (!sink) {
+      sink = this.fdUse(state, { ...record, abs_path: null, resource_type: null, net: null }, line, to);
+      sink.span.records--;
+    } else if (sink !== source) {
+      sink.span.end_ts = Math.max(sink.span.end_ts, record.ts);
+      sink.span.last_line = line;
+    }
+    sink.writes++;
+    sink.writeBytes += bytes;
   }
 
   private socketCall(
@@ -616,7 +693,6 @@ export class ActionCollapser {
   }
 
   private signal(state: ProcessState, record: EnrichedRecord, line: number): void {
-    this.flushLookup(state);
     const target = record.args[0];
     const name =
       signalName(record.raw_line) ??
@@ -627,7 +703,6 @@ export class ActionCollapser {
   }
 
   private change(state: ProcessState, record: EnrichedRecord, line: number, ok: boolean): void {
-    this.flushLookup(state);
     const path = record.abs_path ?? null;
     const where = path ?? "a path";
     const verb: Record<string, string> = {
@@ -680,16 +755,98 @@ export class ActionCollapser {
   }
 
   private flushProcess(state: ProcessState): void {
-    this.flushLookup(state);
     const fds = [...state.fds.keys()].sort((a, b) => a - b);
     for (const fd of fds) this.emitFd(state, state.fds.get(fd)!);
     state.fds.clear();
+    this.flushGroup(state);
+    this.flushLookup(state);
     this.flushRuntime(state);
   }
 
   private emitFd(state: ProcessState, use: FdUse): void {
+    // an inherited fd that was only closed (or dup'ed over) is plumbing, not an action
+    const idle = use.reads === 0 && use.writes === 0 && use.listings === 0 && !use.mapped && !use.execMapped;
+    if (!use.opened && idle && !use.socket) {
+      this.foldIntoRuntime(state, use.span);
+      return;
+    }
     const { kind, summary } = describeFdUse(use);
-    this.action(state, kind, summary, use.socket?.remote ?? use.socket?.local ?? use.path, use.span);
+    const target = use.socket?.remote ?? use.socket?.local ?? use.path;
+    const verb = groupVerb(use, kind);
+    if (verb === null || use.path === null) {
+      this.action(state, kind, summary, target, use.span);
+      return;
+    }
+    const directory = directoryOf(use.path);
+    const group = state.group;
+    if (group && group.verb === verb) {
+      const common = commonDirectory(group.directory, directory);
+      if (depth(common) >= Math.max(1, Math.min(depth(group.directory), depth(directory)) - 1)) {
+        group.directory = common;
+        group.names.push(use.path);
+        group.files++;
+        group.reads += use.reads;
+        group.bytes += use.readBytes;
+        mergeSpan(group.span, use.span);
+        return;
+      }
+    }
+    this.flushGroup(state);
+    state.group = {
+      span: { ...use.span, risk: use.span.risk ? new Set(use.span.risk) : null },
+      verb,
+      directory,
+      names: [use.path],
+      files: 1,
+      reads: use.reads,
+      bytes: use.readBytes,
+      single: { kind, summary, target },
+    };
+  }
+
+  private flushGroup(state: ProcessState): void {
+    const group = state.group;
+    if (!group) return;
+    state.group = null;
+    const summary = group.files === 1 ? group.single.summary : describeGroup(group);
+    const target = group.files === 1 ? group.single.target : group.directory;
+    this.emitAction(state, group.single.kind, summary, target, group.span);
+  }
+
+  private foldIntoRuntime(state: ProcessState, span: Span): void {
+    if (!state.runtime) {
+      state.runtime = { span: { ...span, risk: span.risk ? new Set(span.risk) : null }, calls: new Map() };
+      return;
+    }
+    mergeSpan(state.runtime.span, span);
+  }
+}
+
+function depth(directory: string): number {
+  return directory.split("/").filter(Boolean).length;
+}
+
+function groupVerb(use: FdUse, kind: ActionKind): GroupVerb | null {
+  if (kind === "library") return "loaded";
+  if (kind === "file-read") return "read";
+  if (kind !== "file-open") return null;
+  return use.mapped ? "mapped" : "opened";
+}
+
+function describeGroup(group: FdGroup): string {
+  const cut = group.directory === "/" ? 1 : group.directory.length + 1;
+  const shown = group.names.slice(0, 4).map((name) => name.slice(cut));
+  const names = `${shown.join(", ")}${group.names.length > 4 ? ", …" : ""}`;
+  const files = plural(group.files, "file");
+  switch (group.verb) {
+    case "loaded":
+      return `loaded ${plural(group.files, "library", "libraries")} from ${group.directory} (${names})`;
+    case "mapped":
+      return `mapped ${files} from ${group.directory} into memory (${names})`;
+    case "read":
+      return `read ${files} from ${group.directory} (${names}; ${plural(group.reads, "read")}, ${formatBytes(group.bytes)})`;
+    default:
+      return `opened ${files} in ${group.directory} (${names})`;
   }
 }
 
@@ -754,6 +911,7 @@ export function describeFdUse(use: FdUse): { kind: ActionKind; summary: string }
       kind: "file-read",
       summary: `read ${path} (${plural(use.reads, "read")}, ${formatBytes(use.readBytes)})`,
     };
+  if (use.mapped) return { kind: "file-open", summary: `mapped ${path} into memory` };
   if (creating)
     return {
       kind: "file-write",

@@ -95,7 +95,9 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     return 0;
   }
   try {
-    const { result } = await runCommand(main, { rawArgs });
+    // run the subcommand itself: citty drops a subcommand's return value (the exit code)
+    const [cmd, path] = await resolveTarget(rawArgs);
+    const { result } = await runCommand(cmd, { rawArgs: rawArgs.slice(path.length - 1) });
     return typeof result === "number" ? result : 0;
   } catch (err) {
     const message = describeError(err);

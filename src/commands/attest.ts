@@ -1,11 +1,193 @@
+import { existsSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { defineCommand } from "citty";
+import * as v from "valibot";
+import {
+  type Attestation,
+  AttestationSchema,
+  buildAttestation,
+  defaultAsOfYear,
+} from "../attest/attestation.ts";
+import { DEFAULT_CRQC_SOURCE, DEFAULT_CRQC_YEAR, DEFAULT_MIGRATION_YEARS } from "../attest/hndl.ts";
+import { renderHtml, renderMarkdown } from "../attest/render.ts";
+import { loadEd25519PrivateKey, sha256Hex, signAttestation, verifyAttestation } from "../attest/sign.ts";
+import { describeIssues } from "../bom/observation.ts";
+import { formatJson, readCryptoBom, readJsonDocument, writeOutput } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
+import { log } from "../log.ts";
+import { evaluatePolicy, PolicyResultSchema } from "../policy/rules.ts";
 import { commonArgs } from "./shared.ts";
 
+function yearArg(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+    throw new CarnotError(`--${name} must be a whole number from ${min} to ${max}, not '${raw}'`, {
+      exitCode: 2,
+    });
+  }
+  return n;
+}
+
+/** `-o reports/attestation` → reports/attestation.{json,md,html}; a directory gets attestation.* inside. */
+function outputPrefix(output: string): string {
+  const isDir = output.endsWith("/") || (existsSync(output) && statSync(output).isDirectory());
+  const prefix = isDir ? join(output, "attestation") : output.replace(/\.json$/, "");
+  if (!existsSync(dirname(prefix)))
+    throw new CarnotError(`${dirname(prefix)}: output directory does not exist`);
+  return prefix;
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await Bun.file(path).text();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new CarnotError(
+      `${path}: cannot read ${what}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`,
+    );
+  }
+}
+
+async function runVerify(file: string | undefined, publicKeyPath: string | undefined): Promise<void> {
+  if (!file) throw new CarnotError("attest verify needs the attestation.json to check", { exitCode: 2 });
+  const attestation: Attestation = await readJsonDocument(file, AttestationSchema, "attestation");
+  const dir = dirname(file);
+  const current: Record<string, string | null> = {};
+  for (const name of Object.keys(attestation.signature?.signed_files ?? {})) {
+    const path = join(dir, name);
+    current[name] = existsSync(path) ? sha256Hex(new Uint8Array(await Bun.file(path).arrayBuffer())) : null;
+  }
+  const pinned = publicKeyPath ? await readText(publicKeyPath, "public key") : undefined;
+  const outcome = verifyAttestation(attestation, current, pinned);
+  if (!outcome.ok) throw new CarnotError(`${file}: verification failed: ${outcome.reason}`);
+  const files = Object.keys(attestation.signature?.signed_files ?? {}).join(", ");
+  process.stdout.write(
+    `${file}: signature valid (Ed25519, key ${outcome.keyId}; covers ${basename(file)}, ${files})\n`,
+  );
+  if (!pinned)
+    log.warn("no --public-key given: the signature is checked against the key embedded in the file");
+}
+
 export default defineCommand({
-  meta: { name: "attest", description: "(being built)" },
-  args: { ...commonArgs },
-  run() {
-    throw new CarnotError("carnot attest: not available in this build", { exitCode: 2 });
+  meta: {
+    name: "attest",
+    description:
+      "CryptoBOM → signed post-quantum attestation (JSON, Markdown, HTML); `attest verify FILE` checks one",
+  },
+  args: {
+    ...commonArgs,
+    input: {
+      type: "positional",
+      required: true,
+      description: "merged CryptoBOM, or `verify`",
+      valueHint: "FILE",
+    },
+    output: {
+      type: "string",
+      alias: ["o"],
+      description: "Output path prefix: writes PREFIX.json, .md, .html",
+      default: "attestation",
+      valueHint: "PREFIX",
+    },
+    policy: {
+      type: "string",
+      description: "policy result (JSON) to include instead of evaluating",
+      valueHint: "FILE",
+    },
+    key: { type: "string", description: "Ed25519 private key (PEM) to sign with", valueHint: "FILE" },
+    "public-key": {
+      type: "string",
+      description: "verify: the Ed25519 public key (PEM) expected",
+      valueHint: "FILE",
+    },
+    "crqc-year": {
+      type: "string",
+      description: `Year a CRQC is assumed (default ${DEFAULT_CRQC_YEAR})`,
+      valueHint: "YEAR",
+    },
+    "crqc-source": { type: "string", description: "Where the CRQC year comes from (shown in the report)" },
+    "migration-years": {
+      type: "string",
+      description: `Years the migration takes (default ${DEFAULT_MIGRATION_YEARS})`,
+      valueHint: "N",
+    },
+    "as-of": {
+      type: "string",
+      description: "Year for records without a time (default: newest record's)",
+      valueHint: "YEAR",
+    },
+  },
+  async run({ args }) {
+    if (args.input === "verify") return runVerify(args._[1], args["public-key"]);
+
+    const crqcYear = yearArg("crqc-year", args["crqc-year"], DEFAULT_CRQC_YEAR, 2000, 2200);
+    const migrationYears = yearArg(
+      "migration-years",
+      args["migration-years"],
+      DEFAULT_MIGRATION_YEARS,
+      0,
+      100,
+    );
+    const crqcSource =
+      args["crqc-source"] ?? (args["crqc-year"] === undefined ? DEFAULT_CRQC_SOURCE : "set with --crqc-year");
+    const prefix = outputPrefix(args.output);
+    let key: ReturnType<typeof loadEd25519PrivateKey> | undefined;
+    if (args.key) {
+      const pem = await readText(args.key, "signing key");
+      try {
+        key = loadEd25519PrivateKey(pem);
+      } catch (err) {
+        throw new CarnotError(`${args.key}: ${(err as Error).message}`, { exitCode: 2 });
+      }
+    }
+
+    const bomText = await readText(args.input, "BOM");
+    const bom = await readCryptoBom(args.input);
+    let policy = evaluatePolicy(bom, { input: args.input, enforce: false });
+    let policySource = "evaluated by attest";
+    if (args.policy) {
+      policy = await readJsonDocument(args.policy, PolicyResultSchema, "policy result");
+      if (policy.run_id !== bom.run_id) {
+        throw new CarnotError(
+          `${args.policy}: policy result is for run ${policy.run_id}, the BOM is run ${bom.run_id}`,
+        );
+      }
+      policySource = args.policy;
+    }
+    const asOfYear = yearArg(
+      "as-of",
+      args["as-of"],
+      defaultAsOfYear(bom, new Date().getUTCFullYear()),
+      2000,
+      2200,
+    );
+    const body = buildAttestation({
+      bom,
+      file: args.input,
+      sha256: sha256Hex(bomText),
+      policy,
+      policySource,
+      parameters: { crqcYear, crqcSource, migrationYears, asOfYear },
+    });
+    const check = v.safeParse(AttestationSchema, body);
+    if (!check.success)
+      throw new Error(`internal: attestation does not match its schema: ${describeIssues(check.issues)}`);
+
+    const md = renderMarkdown(body);
+    const html = renderHtml(body);
+    const name = basename(prefix);
+    const files = { [`${name}.md`]: sha256Hex(md), [`${name}.html`]: sha256Hex(html) };
+    const attestation = key ? signAttestation(body, files, key) : body;
+    await writeOutput(`${prefix}.md`, md);
+    await writeOutput(`${prefix}.html`, html);
+    // The JSON (with the signature over the other two) is written last: present means complete.
+    await writeOutput(`${prefix}.json`, formatJson(attestation));
+    const m = attestation.metrics;
+    log.info(
+      `attest: ${m.handshakes_successful} successful handshake(s), ${m.hndl_exposed} HNDL-exposed, policy ${attestation.policy.status}` +
+        `${key ? `, signed by ${attestation.signature?.key_id}` : ""}`,
+    );
+    process.stdout.write(`${prefix}.json\n${prefix}.md\n${prefix}.html\n`);
   },
 });

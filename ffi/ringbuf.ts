@@ -69,11 +69,12 @@ export class RingBufferReader {
     const start = RingBufferReader.#position(this.#consumerWords);
     const end = RingBufferReader.#position(this.#producerWords);
     const words = this.#dataWords;
-    const size = this.size;
+    const mask = this.size - 1;
+    // Positions pass 2^32 (no bitwise ops on them); the offset within the buffer is a small integer.
+    let offset = start % this.size;
     let position = start;
     let delivered = 0;
     while (position < end && delivered < maxRecords) {
-      const offset = position % size; // positions exceed 2^32: no bitwise & on them
       const header = words[offset >>> 2]!;
       if ((header & BUSY_BIT) !== 0) break;
       const length = (header & ~(BUSY_BIT | DISCARD_BIT)) >>> 0;
@@ -81,7 +82,9 @@ export class RingBufferReader {
         onRecord(offset + HEADER_SIZE, length);
         delivered++;
       }
-      position += (length + HEADER_SIZE + 7) & ~7;
+      const step = (length + HEADER_SIZE + 7) & ~7;
+      position += step;
+      offset = (offset + step) & mask;
     }
     // One 8-byte store per batch: the producer never sees a half-written position.
     if (position !== start) this.#consumerWords[0] = BigInt(position);

@@ -103,7 +103,9 @@ export interface CarnotEvent {
 const TWO_32 = 0x1_0000_0000;
 
 function kindHasText(kind: number): boolean {
-  return kind === EventKind.SetHostname || kind === EventKind.SetGroupsList || kind === EventKind.CtxGroupsList;
+  return (
+    kind === EventKind.SetHostname || kind === EventKind.SetGroupsList || kind === EventKind.CtxGroupsList
+  );
 }
 
 function kindHasNids(kind: number): boolean {
@@ -151,11 +153,8 @@ export class EventDecoder {
     const kind = this.#u16[(offset >>> 1) + 18]!;
     const dataLen = Math.min(this.#u16[(offset >>> 1) + 19]!, DATA_MAX);
     const tid = u32[w + 7]!;
-    let data = NO_DATA;
-    if (dataLen > 0) {
-      data = new Uint8Array(dataLen);
-      data.set(this.#u8.subarray(offset + 64, offset + 64 + dataLen));
-    }
+    // A copy: the ring buffer space is reused once the batch is consumed.
+    const data = dataLen > 0 ? this.#u8.slice(offset + 64, offset + 64 + dataLen) : NO_DATA;
     return {
       tsNs: u32[w]! + u32[w + 1]! * TWO_32,
       ptr: u32[w + 2]! + u32[w + 3]! * TWO_32,

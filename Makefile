@@ -57,6 +57,7 @@ demo: build
 
 bench: build
 	bun run bench/replay.ts
+	bun run bench/ringbuf.ts
 
 clean:
 	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o

@@ -427,6 +427,12 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
     case "execve":
     case "execveat":
       if (call === "execveat" && absPath === null && fdEntry?.file.path) absPath = fdEntry.file.path;
+      if (absPath?.startsWith("/proc/")) {
+        // fexecve through /proc/self/fd/N runs whatever fd N is (a memfd, a deleted file)
+        const m = /^\/proc\/(?:self|thread-self|\d+)\/fd\/(\d+)$/.exec(absPath);
+        const viaFd = m ? files.fds.get(Number(m[1])) : undefined;
+        if (viaFd) fdEntry = viaFd;
+      }
       if (absPath !== null) resourceType = classifyPath(absPath);
       if (retval === 0) {
         task.proc.exe = absPath;
@@ -456,6 +462,11 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
     case "getegid":
       if (ok) task.proc.egid = retval;
       break;
+    case "getcwd": {
+      const cwd = ok ? stringArg(args[0]) : null;
+      if (cwd?.startsWith("/")) task.fs.cwd = cwd;
+      break;
+    }
     case "getppid":
       if (ok) task.proc.ppid = retval;
       break;

@@ -102,32 +102,41 @@ const isDigit = (c: number): boolean => c >= DIGIT0 && c <= DIGIT9;
 const isNameChar = (c: number): boolean =>
   (c >= 97 && c <= 122) || (c >= DIGIT0 && c <= DIGIT9) || c === 95 || (c >= 65 && c <= 90) || c === 63;
 
-/** Reads digits from `i`; returns the value and the index after them (value -1 when there are none). */
-function readInt(s: string, i: number): [number, number] {
+/** Scan position shared by the small readers below (one per parsed line, so no tuple per number). */
+interface Cursor {
+  i: number;
+}
+
+/** Reads digits at `c.i` and moves past them; -1 when there are none. */
+function readInt(s: string, c: Cursor): number {
+  let i = c.i;
   let v = 0;
   const start = i;
   while (i < s.length) {
-    const c = s.charCodeAt(i);
-    if (c < DIGIT0 || c > DIGIT9) break;
-    v = v * 10 + (c - DIGIT0);
+    const d = s.charCodeAt(i);
+    if (d < DIGIT0 || d > DIGIT9) break;
+    v = v * 10 + (d - DIGIT0);
     i++;
   }
-  return [i === start ? -1 : v, i];
+  c.i = i;
+  return i === start ? -1 : v;
 }
 
-/** Fraction digits (3, 6 or 9 of them) → microseconds; returns [µs, index after]. */
-function readFraction(s: string, i: number): [number, number] {
+/** Fraction digits (3, 6 or 9 of them) at `c.i` → microseconds. */
+function readFraction(s: string, c: Cursor): number {
+  let i = c.i;
   let us = 0;
   let n = 0;
   while (i < s.length) {
-    const c = s.charCodeAt(i);
-    if (c < DIGIT0 || c > DIGIT9) break;
-    if (n < 6) us = us * 10 + (c - DIGIT0);
+    const d = s.charCodeAt(i);
+    if (d < DIGIT0 || d > DIGIT9) break;
+    if (n < 6) us = us * 10 + (d - DIGIT0);
     n++;
     i++;
   }
   for (let k = n; k < 6; k++) us *= 10;
-  return [us, i];
+  c.i = i;
+  return us;
 }
 
 /**
@@ -183,12 +192,13 @@ function splitLatency(s: string, start: number): [string, number | null] {
     const open = s.lastIndexOf(" <", end);
     if (open >= start) {
       if (s.startsWith("<unavailable>", open + 1)) return [s.slice(start, open), null];
-      let [secs, j] = readInt(s, open + 2);
-      if (secs >= 0 && s.charCodeAt(j) === DOT) {
-        const [us, k] = readFraction(s, j + 1);
-        if (k === end - 1) return [s.slice(start, open), secs * 1_000_000 + us];
+      const c: Cursor = { i: open + 2 };
+      const secs = readInt(s, c);
+      if (secs >= 0 && s.charCodeAt(c.i) === DOT) {
+        c.i++;
+        const us = readFraction(s, c);
+        if (c.i === end - 1) return [s.slice(start, open), secs * 1_000_000 + us];
       }
-      secs = -1;
     }
   }
   return [s.slice(start, end), null];
@@ -205,17 +215,50 @@ function parseCallBody(s: string, i: number, head: LineHead, call: string, resum
       const eq = s.indexOf("= ", after);
       if (eq < 0) return UNPARSED;
       const [retText, latency] = splitLatency(s, eq + 2);
-      return { kind: "call", ...head, call, argText, resumed, finished: true, retText, latency };
+      return {
+        kind: "call",
+        tid: head.tid,
+        time: head.time,
+        timeForm: head.timeForm,
+        call,
+        argText,
+        resumed,
+        finished: true,
+        retText,
+        latency,
+      };
     }
     if (after !== s.length && s.slice(after).trim() !== "") return UNPARSED;
-    return { kind: "call", ...head, call, argText, resumed, finished: false, retText: null, latency: null };
+    return {
+      kind: "call",
+      tid: head.tid,
+      time: head.time,
+      timeForm: head.timeForm,
+      call,
+      argText,
+      resumed,
+      finished: false,
+      retText: null,
+      latency: null,
+    };
   }
   let j = end + 1;
   while (j < s.length && s.charCodeAt(j) === SPACE) j++;
   if (s.charCodeAt(j) !== 61 || s.charCodeAt(j + 1) !== SPACE) return UNPARSED;
   const [retText, latency] = splitLatency(s, j + 2);
   if (retText.length === 0) return UNPARSED;
-  return { kind: "call", ...head, call, argText, resumed, finished: true, retText, latency };
+  return {
+    kind: "call",
+    tid: head.tid,
+    time: head.time,
+    timeForm: head.timeForm,
+    call,
+    argText,
+    resumed,
+    finished: true,
+    retText,
+    latency,
+  };
 }
 
 function parseTrailer(s: string, i: number, head: LineHead): ParsedLine {
@@ -241,8 +284,9 @@ function parseDiagnostic(s: string, i: number, head: LineHead, fragment: string)
   const text = s.slice(i);
   let attached: number | null = null;
   if (text.startsWith("strace: Process ")) {
-    const [pid, j] = readInt(text, 16);
-    if (pid >= 0 && text.startsWith(" attached", j)) attached = pid;
+    const c: Cursor = { i: 16 };
+    const pid = readInt(text, c);
+    if (pid >= 0 && text.startsWith(" attached", c.i)) attached = pid;
   }
   return { kind: "diagnostic", ...head, attached, text, fragment };
 }
@@ -258,43 +302,52 @@ export function parseLine(s: string): ParsedLine {
   let time: number | null = null;
   let timeForm: TimeForm = "none";
 
+  const cur: Cursor = { i };
   if (s.startsWith("[pid ", i)) {
     i += 5;
     while (i < n && s.charCodeAt(i) === SPACE) i++;
-    const [v, j] = readInt(s, i);
-    if (v < 0 || s.charCodeAt(j) !== 93) return UNPARSED;
+    cur.i = i;
+    const v = readInt(s, cur);
+    if (v < 0 || s.charCodeAt(cur.i) !== 93) return UNPARSED;
     tid = v;
-    i = j + 1;
+    i = cur.i + 1;
     while (i < n && s.charCodeAt(i) === SPACE) i++;
   } else if (isDigit(s.charCodeAt(i))) {
-    const [v, j] = readInt(s, i);
-    if (s.charCodeAt(j) === SPACE) {
+    const v = readInt(s, cur);
+    if (s.charCodeAt(cur.i) === SPACE) {
       tid = v;
-      i = j;
+      i = cur.i;
       while (i < n && s.charCodeAt(i) === SPACE) i++;
     }
   }
 
   if (isDigit(s.charCodeAt(i))) {
-    const [a, j] = readInt(s, i);
-    const c = s.charCodeAt(j);
+    cur.i = i;
+    const a = readInt(s, cur);
+    const c = s.charCodeAt(cur.i);
     if (c === COLON) {
       // HH:MM:SS[.frac]
-      const [m, k] = readInt(s, j + 1);
-      if (m < 0 || s.charCodeAt(k) !== COLON) return UNPARSED;
-      const [sec, l] = readInt(s, k + 1);
+      cur.i++;
+      const m = readInt(s, cur);
+      if (m < 0 || s.charCodeAt(cur.i) !== COLON) return UNPARSED;
+      cur.i++;
+      const sec = readInt(s, cur);
       if (sec < 0) return UNPARSED;
       let us = 0;
-      i = l;
-      if (s.charCodeAt(l) === DOT) [us, i] = readFraction(s, l + 1);
+      if (s.charCodeAt(cur.i) === DOT) {
+        cur.i++;
+        us = readFraction(s, cur);
+      }
+      i = cur.i;
       time = ((a * 60 + m) * 60 + sec) * 1_000_000 + us;
       timeForm = "clock";
     } else if (c === DOT) {
-      const [us, k] = readFraction(s, j + 1);
+      cur.i++;
+      const us = readFraction(s, cur);
       time = a * 1_000_000 + us;
       // `-r` prints small deltas; `-ttt` prints seconds since the epoch
       timeForm = a >= 100_000_000 ? "epoch" : "relative";
-      i = k;
+      i = cur.i;
     } else {
       return UNPARSED;
     }

@@ -100,7 +100,7 @@ export function riskTags(r: RiskInput): string[] {
   if (exec) {
     const target = r.absPath ?? r.fdPath;
     if (underTmp(target)) tags.push("TMP_EXEC");
-    if (isMemfd(target) || r.fdType === "SHM") tags.push("MEMFD_EXEC");
+    if (isMemfd(target) || isMemfd(r.fdPath)) tags.push("MEMFD_EXEC");
     if (target !== null) {
       const base = target.slice(target.lastIndexOf("/") + 1);
       if (SHELLS.has(base)) tags.push("SHELL_SPAWN");

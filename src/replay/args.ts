@@ -165,7 +165,7 @@ export function argValue(s: string): number | null {
 /** The six argument words. */
 export function argWords(args: string[]): (number | null)[] {
   const out: (number | null)[] = [null, null, null, null, null, null];
-  const n = args.length < 6 ? args.length : 6;
+  const n = Math.min(args.length, 6);
   for (let i = 0; i < n; i++) out[i] = argValue(args[i]!);
   return out;
 }

@@ -44,7 +44,7 @@ const SOCK_PACKET = 10;
 const SOCK_TYPE_MASK = 0xf;
 
 const underTmp = (p: string | null): boolean => p !== null && TMP_DIRS.some((d) => p.startsWith(d));
-const isMemfd = (p: string | null): boolean => p !== null && p.startsWith("/memfd:");
+const isMemfd = (p: string | null): boolean => p?.startsWith("/memfd:") === true;
 
 /** Paths whose reading exposes secrets: shadow files, sudoers, SSH keys, private TLS keys, process memory. */
 export function isSensitivePath(p: string): boolean {

@@ -33,7 +33,7 @@ export class UnparsedLineError extends Error {
  * records it produced are alive at a time, plus the process/fd tables.
  */
 export async function replayStream(
-  source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>,
   sink: RecordSink,
   options: ReplayRunOptions = {},
 ): Promise<ReplayCounts> {

@@ -194,7 +194,7 @@ export class ReplaySession {
     }
     if (this.base === null) this.base = abs;
     const ts = abs - this.base;
-    this.lastTs = ts < 0 ? 0 : ts;
+    this.lastTs = Math.max(ts, 0);
     return this.lastTs;
   }
 

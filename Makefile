@@ -8,7 +8,7 @@ BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
 ARCH := x86
 
-.PHONY: all setup deps bpf build test check typecheck lint unit demo bench clean
+.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean
 
 all: build
 
@@ -54,6 +54,30 @@ test: setup bpf carnot typecheck lint unit
 # The main job on a built-in default: a local TLS server, real handshakes, traced by the compiled binary.
 demo: build
 	./carnot demo
+
+# trace → bom → merge → policy → attest on real local handshakes (curl and python3 against s_server on 127.0.0.1).
+pipeline: build
+	@set -e; d=$$(mktemp -d /tmp/carnot-pipeline.XXXXXX); \
+	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+	  -keyout $$d/key.pem -out $$d/cert.pem 2>/dev/null; \
+	openssl genpkey -algorithm ed25519 -out $$d/ed25519.pem; \
+	openssl s_server -accept 127.0.0.1:$$port -cert $$d/cert.pem -key $$d/key.pem -www -quiet >/dev/null 2>&1 & srv=$$!; \
+	./carnot trace --out $$d/runtime.jsonl --duration 4 --metrics-interval 0 2>$$d/trace.log & tr=$$!; \
+	for i in $$(seq 100); do grep -q 'carnot: ready' $$d/trace.log && break; sleep 0.1; done; \
+	for h in api www; do curl -sk -o /dev/null --resolve $$h.pipeline.example:$$port:127.0.0.1 https://$$h.pipeline.example:$$port/; done; \
+	curl -sk -o /dev/null --curves ffdhe2048 --resolve old.pipeline.example:$$port:127.0.0.1 https://old.pipeline.example:$$port/; \
+	/usr/bin/python3 -c 'import socket, ssl, sys; c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; c.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="py.pipeline.example").close()' $$port; \
+	wait $$tr; kill $$srv; \
+	printf '%s\n' '{"schema":"carnot.v2.1.cryptobom","run_id":"inventory","summary":{"components":0,"observations":0,"unique_snis":0},"observations":[],"metrics":{"sni_counts":{},"components":[]},"assets":[{"asset_id":"svc-pipeline","kind":"service","source":"static.inventory","domains":["*.pipeline.example"],"owner":"platform","data_class":"confidential","secrecy_lifetime_years":15,"exposure":"PUBLIC_INTERNET"}]}' > $$d/inventory.cryptobom.json; \
+	./carnot bom $$d/runtime.jsonl -o $$d/runtime.bom.json; \
+	./carnot bom $$d/runtime.jsonl --format cyclonedx -o $$d/runtime.cdx.json; \
+	./carnot merge $$d/runtime.bom.json $$d/inventory.cryptobom.json -o $$d/merged.json; \
+	./carnot policy $$d/merged.json -o $$d/policy.json; \
+	./carnot policy $$d/merged.json --format sarif -o $$d/policy.sarif 2>/dev/null; \
+	./carnot attest $$d/merged.json --policy $$d/policy.json --key $$d/ed25519.pem -o $$d/attestation >/dev/null; \
+	./carnot attest verify $$d/attestation.json; \
+	echo "pipeline: reports in $$d: runtime.bom.json runtime.cdx.json merged.json policy.json policy.sarif attestation.{json,md,html}"
 
 bench: build
 	bun run bench/replay.ts

@@ -107,15 +107,12 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A CarnotError from a failed step; EPERM as non-root gets the privilege hint (as root it is the verifier). */
 function wrap(err: unknown, extra?: string): CarnotError {
-  const message = err instanceof Error ? err.message : String(err);
-  const eperm = /Operation not permitted|Permission denied/.test(message);
-  return new CarnotError(
-    eperm ? `${message} (${PRIVILEGE_HINT})` : extra ? `${message}: ${extra}` : message,
-    {
-      cause: err,
-    },
-  );
+  const message = describe(err);
+  const eperm = /Operation not permitted|Permission denied/.test(message) && process.geteuid?.() !== 0;
+  const suffix = eperm ? ` (${PRIVILEGE_HINT})` : extra ? `: ${extra}` : "";
+  return new CarnotError(`${message}${suffix}`, { cause: err });
 }
 
 /** The attached probes: owns the BPF object, its links and the ring buffer mapping until close(). */
@@ -185,9 +182,11 @@ export class SslProbes {
     // libbpf's messages: kept for the load error, shown live only with --verbose.
     const messages: string[] = [];
     libbpf.setPrint((level, message) => {
-      messages.push(message.trimEnd());
-      if (opts.verbose) log.debug(`libbpf: ${message.trimEnd()}`);
-      else if (level === LIBBPF_WARN && messages.length > 2000) messages.splice(0, 1000);
+      const line = message.trimEnd();
+      // Debug chatter is only worth keeping when it is shown; warnings (and the verifier log) always are.
+      if (level === LIBBPF_WARN || opts.verbose) messages.push(line);
+      if (messages.length > 1000) messages.splice(0, messages.length - 1000);
+      if (opts.verbose) log.debug(line);
     });
 
     let object: BpfObject | null = null;
@@ -265,7 +264,8 @@ export class SslProbes {
       }
       const attachMs = performance.now() - started;
       if (opts.verbose) log.debug(`attached ${links.length} ${mode} links in ${attachMs.toFixed(0)} ms`);
-      reader = new RingBufferReader(libbpf.libc, loaded.mapFd("events"), ringbufSize);
+      // The size the kernel really has (libbpf may round a ring buffer up).
+      reader = new RingBufferReader(libbpf.libc, loaded.mapFd("events"), loaded.maxEntries("events"));
       return new SslProbes(libbpf, loaded, links, reader, libraries, attachMs, mode);
     } catch (err) {
       for (const link of links) link.destroy();
@@ -333,14 +333,18 @@ export class SyntheticEventSource {
   constructor(elf: Uint8Array, ringbufSize: number) {
     this.#libbpf = Libbpf.open();
     this.#libbpf.setPrint(null);
-    this.ringbufSize = ringbufSize;
     this.#object = this.#libbpf.openObject(elf, "flood");
     try {
       this.#object.setMaxEntries("events", ringbufSize);
       this.#object.load();
       this.programFd = this.#object.programFd("flood");
-      this.#reader = new RingBufferReader(this.#libbpf.libc, this.#object.mapFd("events"), ringbufSize);
-      this.#decoder = new EventDecoder(this.#reader.dataBuffer, this.#reader.dataOffset, 2 * ringbufSize);
+      this.ringbufSize = this.#object.maxEntries("events");
+      this.#reader = new RingBufferReader(this.#libbpf.libc, this.#object.mapFd("events"), this.ringbufSize);
+      this.#decoder = new EventDecoder(
+        this.#reader.dataBuffer,
+        this.#reader.dataOffset,
+        2 * this.ringbufSize,
+      );
     } catch (err) {
       this.#object.close();
       throw err;

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { LIBBPF_WARN, Libbpf } from "../../ffi/libbpf.ts";
 import { type CarnotEvent, EventKind, HandshakeFunc, Role } from "../../src/trace/events.ts";
 import { checkLibssl, definedFunctions, findSystemLibssl, opensslVersion } from "../../src/trace/libssl.ts";
 import { type AttachMode, SslProbes } from "../../src/trace/probes.ts";
@@ -448,6 +449,50 @@ catch (e) { console.log(e.name + ": " + e.message); }`,
       "CarnotError: carnot trace needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_RESOURCE on kernels before 5.11)",
     );
   });
+
+  test.skipIf(!Bun.which("clang"))(
+    "a program the verifier refuses: the error names the step, libbpf's log carries the verifier's reason",
+    () => {
+      const source = join(dir, "refused.bpf.c");
+      writeFileSync(
+        source,
+        `#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+SEC("uprobe") int uprobe__refused(void *ctx) { return *(long *)0x1000; }
+`,
+      );
+      const object = join(dir, "refused.bpf.o");
+      const compile = Bun.spawnSync([
+        "clang",
+        "-O2",
+        "-target",
+        "bpf",
+        "-I",
+        join(REPO, "bpf", ".build"),
+        "-c",
+        source,
+        "-o",
+        object,
+      ]);
+      expect(compile.exitCode).toBe(0);
+      const libbpf = Libbpf.open();
+      const warnings: string[] = [];
+      libbpf.setPrint((level, message) => {
+        if (level === LIBBPF_WARN) warnings.push(message);
+      });
+      const bpf = libbpf.openObject(new Uint8Array(readFileSync(object)), "refused");
+      try {
+        expect(() => bpf.load()).toThrow("failed to load BPF object refused: Permission denied");
+        const log = warnings.join("");
+        expect(log).toContain("-- BEGIN PROG LOAD LOG --");
+        expect(log).toContain("invalid mem access");
+      } finally {
+        bpf.close();
+        libbpf.setPrint(null);
+      }
+    },
+  );
 
   test("bad options are refused before anything is loaded", () => {
     expect(() => SslProbes.open({ libraries: [LIBSSL!], ringbufSize: 5000 })).toThrow(

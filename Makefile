@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BUN_VERSION := 1.4.4
 # Debian packages the build, the tests and the demo need
-APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium
+APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
@@ -82,6 +82,7 @@ pipeline: build
 bench: build
 	bun run bench/replay.ts
 	bun run bench/ringbuf.ts
+	bun run bench/trace.ts
 
 clean:
 	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o

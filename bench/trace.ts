@@ -1,0 +1,152 @@
+/**
+ * nginx TLS handshake throughput with and without `carnot trace`, side by side in one run:
+ *   hey -n 5000 -c 50 -disable-keepalive https://127.0.0.1:PORT/
+ * alternating untraced and traced rounds. Each traced round must give exactly 5,000 server-side observations,
+ * 0 kernel drops, 0 correlation timeouts. Prints throughput ratio, tracer CPU and peak RSS, attach time and
+ * exit time after SIGINT; exits 1 when a target is missed. Needs root. Run: `make bench` or `bun bench/trace.ts`.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { childPids, makeSelfSignedCert, startNginx } from "../src/trace/loopback.ts";
+import { COMPILED, readObservations, startTracer } from "../test/support/tracer.ts";
+
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5000);
+const CONCURRENCY = 50;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+interface Round {
+  baselineRps: number;
+  tracedRps: number;
+  observations: number;
+  failed: number;
+  drops: number;
+  timeouts: number;
+  eventsReceived: number;
+  cpuS: number;
+  peakRssMb: number;
+  attachMs: number;
+  readyMs: number;
+  exitMs: number;
+}
+
+function hey(port: number): number {
+  const res = Bun.spawnSync(
+    [
+      "hey",
+      "-n",
+      String(REQUESTS),
+      "-c",
+      String(CONCURRENCY),
+      "-disable-keepalive",
+      `https://127.0.0.1:${port}/`,
+    ],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const text = res.stdout.toString();
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text)?.[1];
+  const ok = /\[200\]\s+(\d+) responses/.exec(text)?.[1];
+  if (res.exitCode !== 0 || !rps || Number(ok) !== REQUESTS) {
+    throw new Error(`hey failed (exit ${res.exitCode}, ${ok ?? 0} × 200): ${res.stderr.toString().trim()}`);
+  }
+  return Number(rps);
+}
+
+/** utime + stime in seconds and VmHWM in MB of a live process. */
+function usage(pid: number): { cpuS: number; peakRssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpuS = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // fields 14, 15 of stat(5)
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const hwmKb = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0);
+  return { cpuS, peakRssMb: hwmKb / 1024 };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+if (process.getuid?.() !== 0) {
+  console.error("bench/trace.ts needs root (BPF uprobes)");
+  process.exit(2);
+}
+const binary = existsSync(COMPILED) ? COMPILED : undefined;
+const dir = mkdtempSync(join(tmpdir(), "carnot-bench-"));
+const cert = await makeSelfSignedCert(dir);
+const nginx = await startNginx(join(dir, "nginx"), cert, { workers: 1 });
+const rounds: Round[] = [];
+try {
+  hey(nginx.port); // warm-up: first connections, page cache, CPU frequency
+  const workers = await childPids(nginx.pid);
+  for (let i = 0; i < ROUNDS; i++) {
+    const baselineRps = hey(nginx.port);
+    const out = join(dir, `runtime-${i}.jsonl`);
+    const metricsPath = join(dir, `metrics-${i}.json`);
+    const t0 = performance.now();
+    const tracer = await startTracer(
+      ["--out", out, "--metrics-json", metricsPath, "--metrics-interval", "0"],
+      {
+        binary,
+      },
+    );
+    const readyMs = performance.now() - t0;
+    const attachMs = Number(/attached in (\d+) ms/.exec(tracer.stderr())?.[1] ?? Number.NaN);
+    const tracedRps = hey(nginx.port);
+    await Bun.sleep(100); // the last SSL_free calls
+    const { cpuS, peakRssMb } = usage(tracer.proc.pid);
+    const stopped = await tracer.stop("SIGINT");
+    if (stopped.exitCode !== 0) throw new Error(`tracer exited ${stopped.exitCode}: ${stopped.stderr}`);
+    const server = readObservations(out).filter((r) => workers.includes(r.pid));
+    const metrics = JSON.parse(readFileSync(metricsPath, "utf8"));
+    rounds.push({
+      baselineRps,
+      tracedRps,
+      observations: server.length,
+      failed: server.filter((r) => !r.handshake_success).length,
+      drops: metrics.kernel_drops,
+      timeouts: metrics.correlationTimeouts,
+      eventsReceived: metrics.eventsReceived,
+      cpuS,
+      peakRssMb,
+      attachMs,
+      readyMs,
+      exitMs: stopped.exitMs,
+    });
+    const r = rounds[rounds.length - 1]!;
+    console.log(
+      `round ${i + 1}: without ${r.baselineRps.toFixed(0)} req/s, with ${r.tracedRps.toFixed(0)} req/s ` +
+        `(ratio ${(r.tracedRps / r.baselineRps).toFixed(3)}); observations ${r.observations}/${REQUESTS} ` +
+        `(${r.failed} failed), events ${r.eventsReceived} (${(r.eventsReceived / REQUESTS).toFixed(2)}/handshake), ` +
+        `kernel drops ${r.drops}, correlation timeouts ${r.timeouts}, tracer CPU ${r.cpuS.toFixed(2)} s, ` +
+        `peak RSS ${r.peakRssMb.toFixed(1)} MB, attach ${r.attachMs} ms (ready after ${r.readyMs.toFixed(0)} ms), ` +
+        `exit after SIGINT ${r.exitMs.toFixed(0)} ms`,
+    );
+  }
+} finally {
+  await nginx.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const ratio = median(rounds.map((r) => r.tracedRps / r.baselineRps));
+const worst = <K extends keyof Round>(k: K) => Math.max(...rounds.map((r) => r[k] as number));
+const checks: [string, boolean][] = [
+  [`observations exactly ${REQUESTS} per traced round`, rounds.every((r) => r.observations === REQUESTS)],
+  ["all handshakes successful", rounds.every((r) => r.failed === 0)],
+  ["0 kernel drops", worst("drops") === 0],
+  ["0 correlation timeouts", worst("timeouts") === 0],
+  [`throughput ratio ≥ 0.95 (median ${ratio.toFixed(3)})`, ratio >= 0.95],
+  [`peak RSS < 150 MB (max ${worst("peakRssMb").toFixed(1)} MB)`, worst("peakRssMb") < 150],
+  [`attach < 1 s (max ${worst("attachMs")} ms)`, worst("attachMs") < 1000],
+  [`exit after SIGINT < 3 s (max ${worst("exitMs").toFixed(0)} ms)`, worst("exitMs") < 3000],
+];
+console.log(
+  `\nsummary (${ROUNDS} rounds, hey -n ${REQUESTS} -c ${CONCURRENCY} -disable-keepalive, nginx 1 worker, ` +
+    `${binary ? "compiled ./carnot" : "bun src/cli.ts"}): without median ${median(rounds.map((r) => r.baselineRps)).toFixed(0)} req/s, ` +
+    `with median ${median(rounds.map((r) => r.tracedRps)).toFixed(0)} req/s, ratio ${ratio.toFixed(3)}; ` +
+    `tracer CPU ${median(rounds.map((r) => r.cpuS)).toFixed(2)} s per ${REQUESTS} handshakes`,
+);
+for (const [what, ok] of checks) console.log(`${ok ? "ok  " : "MISS"} ${what}`);
+process.exit(checks.every(([, ok]) => ok) ? 0 : 1);

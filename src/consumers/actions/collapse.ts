@@ -125,6 +125,8 @@ interface FdUse {
   execMapped: boolean;
   mapped: boolean;
   socket: SocketUse | null;
+  /** how many fd numbers of the process point at it (dup, dup2, fcntl F_DUPFD) */
+  refs: number;
 }
 
 /** Consecutive similar file actions of one process (libraries, locale files), named once. */
@@ -186,6 +188,7 @@ enum Category {
   FdMetadata,
   Mmap,
   Close,
+  Dup,
   Lookup,
   Exec,
   Clone,
@@ -212,6 +215,7 @@ assign(Category.Listing, "getdents getdents64");
 assign(Category.FdMetadata, "fstat fstatfs fcntl ioctl lseek fadvise64 fsync fdatasync ftruncate flock");
 assign(Category.Mmap, "mmap");
 assign(Category.Close, "close");
+assign(Category.Dup, "dup dup2 dup3");
 assign(
   Category.Lookup,
   "stat lstat newfstatat statx access faccessat faccessat2 readlink readlinkat statfs getxattr lgetxattr",
@@ -226,7 +230,10 @@ assign(
 );
 
 const O_ACCMODE = 3;
+const F_DUPFD = 0;
+const F_DUPFD_CLOEXEC = 1030;
 const O_CREAT = 0o100;
+const O_CLOEXEC = 0o2000000;
 const PROT_EXEC = 4;
 const FAMILY_NAMES: Record<number, string> = { 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK" };
 
@@ -286,6 +293,9 @@ export class ActionCollapser {
         return;
       case Category.Copy:
         this.copy(state, record, line, ok);
+        return;
+      case Category.Dup:
+        this.dup(state, record, line, ok);
         return;
       case Category.Mmap: {
         const fd = record.args[4];
@@ -390,8 +400,8 @@ export class ActionCollapser {
   }
 
   private openFd(state: ProcessState, record: EnrichedRecord, line: number, fd: number): FdUse {
-    const previous = state.fds.get(fd);
-    if (previous) this.emitFd(state, previous);
+    // a number reused without a close we saw (close missing from the trace): the old file is done
+    this.release(state, fd);
     const flagIndex = record.call === "open" ? 1 : record.call === "openat" ? 2 : -1;
     const flags = flagIndex >= 0 ? record.args[flagIndex] : record.call === "creat" ? O_CREAT | 1 : null;
     const use: FdUse = {
@@ -410,6 +420,7 @@ export class ActionCollapser {
       execMapped: false,
       mapped: false,
       socket: null,
+      refs: 1,
     };
     state.fds.set(fd, use);
     return use;
@@ -441,6 +452,7 @@ export class ActionCollapser {
       execMapped: false,
       mapped: false,
       socket: record.resource_type === "SOCKET" || record.net ? this.socketOf(record) : null,
+      refs: 1,
     };
     state.fds.set(fd, use);
     return use;
@@ -479,6 +491,32 @@ export class ActionCollapser {
     return record.fd !== null && record.fd !== undefined && record.fd >= 0 ? record.fd : null;
   }
 
+  /** dup/dup2/dup3: the new number names the same open file. */
+  private dup(state: ProcessState, record: EnrichedRecord, line: number, ok: boolean): void {
+    const from = this.fdArgument(record);
+    if (!ok || from === null || record.retval === null || record.retval === from) {
+      this.runtime(state, record, line);
+      return;
+    }
+    this.alias(state, this.fdUse(state, record, line, from), record.retval);
+  }
+
+  private alias(state: ProcessState, use: FdUse, fd: number): void {
+    if (state.fds.get(fd) === use) return;
+    this.release(state, fd);
+    use.refs++;
+    state.fds.set(fd, use);
+  }
+
+  /** An fd number stops pointing at its file; the file's action is complete when no number is left. */
+  private release(state: ProcessState, fd: number): void {
+    const use = state.fds.get(fd);
+    if (!use) return;
+    state.fds.delete(fd);
+    use.refs--;
+    if (use.refs <= 0) this.emitFd(state, use);
+  }
+
   private fdCall(
     state: ProcessState,
     record: EnrichedRecord,
@@ -502,8 +540,13 @@ export class ActionCollapser {
     } else if (category === Category.Listing && ok) {
       use.listings++;
     } else if (category === Category.Close) {
-      state.fds.delete(fd);
-      this.emitFd(state, use);
+      this.release(state, fd);
+    } else if (
+      record.call === "fcntl" &&
+      ok &&
+      (record.args[1] === F_DUPFD || record.args[1] === F_DUPFD_CLOEXEC)
+    ) {
+      this.alias(state, use, record.retval!);
     }
   }
 
@@ -611,8 +654,16 @@ export class ActionCollapser {
       this.lookup(state, record, line, false);
       return;
     }
-    // a new program: what the old one had open or was doing is complete
-    this.flushProcess(state);
+    // a new program: what the old one was doing is complete, its close-on-exec files are closed;
+    // other fds (a shell's redirections) live on into the new program
+    const closing = [...state.fds.entries()]
+      .filter(([, use]) => use.flags !== null && (use.flags & O_CLOEXEC) !== 0)
+      .map(([fd]) => fd)
+      .sort((a, b) => a - b);
+    for (const fd of closing) this.release(state, fd);
+    this.flushGroup(state);
+    this.flushLookup(state);
+    this.flushRuntime(state);
     const path = record.exe_path ?? record.abs_path ?? null;
     state.exe = path;
     const command = formatCommand(path ?? "?", execArgv(record.raw_line));
@@ -756,7 +807,12 @@ export class ActionCollapser {
 
   private flushProcess(state: ProcessState): void {
     const fds = [...state.fds.keys()].sort((a, b) => a - b);
-    for (const fd of fds) this.emitFd(state, state.fds.get(fd)!);
+    const emitted = new Set<FdUse>();
+    for (const fd of fds) {
+      const use = state.fds.get(fd)!;
+      if (!emitted.has(use)) this.emitFd(state, use);
+      emitted.add(use);
+    }
     state.fds.clear();
     this.flushGroup(state);
     this.flushLookup(state);
@@ -766,7 +822,7 @@ export class ActionCollapser {
   private emitFd(state: ProcessState, use: FdUse): void {
     // an inherited fd that was only closed (or dup'ed over) is plumbing, not an action
     const idle = use.reads === 0 && use.writes === 0 && use.listings === 0 && !use.mapped && !use.execMapped;
-    if (!use.opened && idle && !use.socket) {
+    if (!use.opened && idle && !use.socket?.connected && !use.socket?.listening) {
       this.foldIntoRuntime(state, use.span);
       return;
     }
@@ -858,38 +914,56 @@ function transferred(sent: number, received: number): string {
 }
 
 /** The one-line name of what an fd was used for. */
+const STDIO_NAMES = ["stdin", "stdout", "stderr"];
+
+/** "127.0.0.1:8000 over TCP", "unix socket /run/x" — transport named only where it says something. */
+function endpoint(socket: SocketUse, address: string | null, fallback: string): string {
+  if (socket.family === "AF_UNIX") return `unix socket ${address ?? "(unnamed)"}`;
+  const over =
+    socket.protocol && /^(TCP|UDP|SCTP|ICMP|ICMPV6|RAW)$/i.test(socket.protocol)
+      ? ` over ${socket.protocol}`
+      : "";
+  return `${address ?? fallback}${over}`;
+}
+
+/** The one-line name of what an fd was used for. */
 export function describeFdUse(use: FdUse): { kind: ActionKind; summary: string } {
   const socket = use.socket;
+  // the standard streams a process inherited: named by role, whatever is behind them
+  if (!use.opened && use.fd <= 2 && !socket?.connected && !socket?.listening) {
+    const stream = STDIO_NAMES[use.fd]!;
+    const parts: string[] = [];
+    if (use.readBytes > 0 || use.reads > 0) parts.push(`read ${formatBytes(use.readBytes)} from ${stream}`);
+    if (use.writeBytes > 0 || use.writes > 0) parts.push(`wrote ${formatBytes(use.writeBytes)} to ${stream}`);
+    return {
+      kind: use.writes > 0 ? "file-write" : "file-read",
+      summary: parts.join(", ") || `used ${stream}`,
+    };
+  }
   if (socket) {
-    const over = socket.protocol ? ` over ${socket.protocol}` : "";
     const io = transferred(use.writeBytes, use.readBytes);
-    if (socket.listening) {
-      const at = socket.local ?? "a socket";
+    if (socket.listening)
       return {
         kind: "net-listen",
-        summary: `listened on ${at}${over}, accepted ${plural(socket.accepted, "connection")}`,
+        summary: `listened on ${endpoint(socket, socket.local, "a socket")}, accepted ${plural(socket.accepted, "connection")}`,
       };
-    }
-    if (
-      socket.acceptedFrom !== null ||
-      (use.opened && socket.connected && !socket.remote && socket.accepted > 0)
-    )
+    if (socket.acceptedFrom !== null)
       return {
         kind: "net-accept",
-        summary: `served a connection from ${socket.acceptedFrom ?? "a client"}${socket.local ? ` on ${socket.local}` : ""}${over}${io}`,
+        summary: `served a connection from ${endpoint(socket, socket.acceptedFrom, "a client")}${socket.local ? ` on ${socket.local}` : ""}${io}`,
       };
     if (socket.connectError)
       return {
         kind: "net-connect",
-        summary: `failed to connect to ${socket.remote ?? "a peer"}${over} (${socket.connectError})`,
+        summary: `failed to connect to ${endpoint(socket, socket.remote, "a peer")} (${socket.connectError})`,
       };
     if (socket.connected)
-      return { kind: "net-connect", summary: `connected to ${socket.remote ?? "a peer"}${over}${io}` };
-    const family = socket.family ?? "a";
-    return {
-      kind: "net-socket",
-      summary: `used ${family === "a" ? "a" : `an ${family}`} socket${over}${io}`,
-    };
+      return {
+        kind: "net-connect",
+        summary: `connected to ${endpoint(socket, socket.remote, "a peer")}${io}`,
+      };
+    const family = socket.family === "AF_UNIX" ? "a unix" : socket.family ? `an ${socket.family}` : "a";
+    return { kind: "net-socket", summary: `used ${family} socket${io}` };
   }
   const path = use.path ?? `fd ${use.fd}`;
   if (use.resource === "PIPE")

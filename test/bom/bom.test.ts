@@ -218,7 +218,7 @@ describe("bom: command line", () => {
     ["not-json.jsonl", /not-json\.jsonl:2: not JSON/],
     ["bad-field.jsonl", /bad-field\.jsonl:3: not a handshake observation: field 'pid'/],
     ["missing.jsonl", /missing\.jsonl: cannot read: no such file/],
-    ["context.json", /context\.json:1: not a handshake observation/],
+    ["not-observation.jsonl", /not-observation\.jsonl:1: not a handshake observation: field .asset_id./],
   ])("bad input %s: one line naming the file and problem, non-zero exit, no output file", (name, pattern) => {
     const out = join(dir, `${name}.out.json`);
     const r = runCarnot(["bom", fixture(name), "-o", out]);

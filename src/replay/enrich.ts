@@ -182,6 +182,13 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
     }
   }
   if (absPath === null && fdEntry?.file.path?.startsWith("/")) absPath = fdEntry.file.path;
+  let destPath: string | null = null;
+  if (spec.path2 !== undefined) {
+    const p = stringArg(args[spec.path2]);
+    const d = spec.dirfd2 === undefined ? AT_FDCWD : int32(words[spec.dirfd2]);
+    const base = d === AT_FDCWD ? task.fs.cwd : d === null ? null : (files.fds.get(d)?.file.path ?? null);
+    if (p !== null && p !== "") destPath = joinPath(base, p);
+  }
 
   let resourceType: string | null = fdEntry?.file.type ?? null;
   let net: Net | null = fdEntry?.file.net ?? null;
@@ -486,6 +493,7 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
     words,
     retval,
     absPath,
+    destPath,
     fdType: fdEntry?.file.type ?? null,
     fdPath: fdEntry?.file.path ?? null,
     openFlags,

@@ -8,6 +8,8 @@ export interface RiskInput {
   words: (number | null)[];
   retval: number | null;
   absPath: string | null;
+  /** Destination of rename/renameat. */
+  destPath: string | null;
   /** Type of the fd the call acts on (mmap, execveat). */
   fdType: string | null;
   fdPath: string | null;
@@ -119,7 +121,7 @@ export function riskTags(r: RiskInput): string[] {
       if ((flags & O_ACCMODE) !== 1 && isSensitivePath(r.absPath)) tags.push("SENSITIVE_READ");
     }
   } else if (WRITE_CALLS.has(call)) {
-    if (r.absPath?.startsWith("/etc/")) tags.push("ETC_WRITE");
+    if (r.absPath?.startsWith("/etc/") || r.destPath?.startsWith("/etc/")) tags.push("ETC_WRITE");
   } else if (SETID_CALLS.has(call)) {
     if (r.targetIds?.some((id) => id === 0)) tags.push("PRIV_ESC");
   } else if (call === "capset") {

@@ -14,6 +14,9 @@ export interface CallSpec {
   dirfd?: number;
   /** The return value is a new fd. */
   returnsFd?: boolean;
+  /** Second pathname (rename's and link's destination) and the dirfd it is relative to. */
+  path2?: number;
+  dirfd2?: number;
   /** Argument holding mode bits. */
   mode?: number;
   /** Argument holding the requested byte count (the return value is the count transferred). */
@@ -98,9 +101,9 @@ export const CALLS: ReadonlyMap<string, CallSpec> = new Map<string, CallSpec>([
   ["unlink", spec("DELETE", "FileWrite", { path: 0 })],
   ["rmdir", spec("DELETE", "FileWrite", { path: 0 })],
   ["unlinkat", spec("DELETE", "FileWrite", { dirfd: 0, path: 1 })],
-  ["rename", spec("RENAME", "FileWrite", { path: 0 })],
-  ["renameat", spec("RENAME", "FileWrite", { dirfd: 0, path: 1 })],
-  ["renameat2", spec("RENAME", "FileWrite", { dirfd: 0, path: 1 })],
+  ["rename", spec("RENAME", "FileWrite", { path: 0, path2: 1 })],
+  ["renameat", spec("RENAME", "FileWrite", { dirfd: 0, path: 1, dirfd2: 2, path2: 3 })],
+  ["renameat2", spec("RENAME", "FileWrite", { dirfd: 0, path: 1, dirfd2: 2, path2: 3 })],
   ["link", spec("CREATE", "FileWrite", { path: 1 })],
   ["linkat", spec("CREATE", "FileWrite", { dirfd: 2, path: 3 })],
   ["symlink", spec("CREATE", "FileWrite", { path: 1 })],

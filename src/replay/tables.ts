@@ -195,7 +195,7 @@ function unescapeAnnotation(p: string): string {
   if (p.indexOf("\\") < 0) return p;
   return p.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_, e: string) => {
     if (e[0] === "x") return String.fromCharCode(Number.parseInt(e.slice(1), 16));
-    if (e >= "0" && e <= "7") return String.fromCharCode(Number.parseInt(e, 8));
+    if (e.charCodeAt(0) >= 48 && e.charCodeAt(0) <= 55) return String.fromCharCode(Number.parseInt(e, 8));
     return e === "n" ? "\n" : e === "t" ? "\t" : e === "r" ? "\r" : e;
   });
 }

@@ -54,7 +54,7 @@ export default defineCommand({
         if (err instanceof CarnotError) throw err;
         const code = (err as NodeJS.ErrnoException).code;
         const why = code === "ENOENT" ? "no such file or directory" : (code ?? String(err));
-        throw new CarnotError(`cannot read ${input}: ${why}`, { exitCode: 2, cause: err });
+        throw new CarnotError(`cannot read ${input}: ${why}`, { exitCode: 2 });
       }
     }
     const key = args["key-file"] ? await readKeyFile(args["key-file"]) : undefined;

@@ -87,7 +87,7 @@ export default defineCommand({
     },
     "max-pending": {
       type: "string",
-      description: "Bound of the correlation tables; the least recently used entry is evicted (counted)",
+      description: "Bound of the correlation tables; the oldest entry is evicted (counted)",
       default: String(DEFAULT_MAX_PENDING),
       valueHint: "N",
     },

@@ -61,6 +61,8 @@ export interface TraceSummary {
 const DRAIN_INTERVAL_MS = 10;
 /** How often whole lines reach the output file when the writer's buffer is not yet full. */
 const WRITE_INTERVAL_MS = 200;
+/** How often pending handshakes are checked against the window (a scan of the pending table). */
+const EXPIRE_INTERVAL_MS = 100;
 const EXE_CACHE_MAX = 4096;
 
 const CLOCK_MONOTONIC = 1;
@@ -260,11 +262,15 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
   if (opts.signal?.aborted) requestStop();
   const timers: ReturnType<typeof setInterval>[] = [];
   let lastWrite = performance.now();
+  let lastExpire = lastWrite;
   timers.push(
     setInterval(() => {
       drainAll();
-      correlator.expire(monotonicNowNs());
       const now = performance.now();
+      if (now - lastExpire >= EXPIRE_INTERVAL_MS) {
+        lastExpire = now;
+        correlator.expire(monotonicNowNs());
+      }
       if (now - lastWrite >= WRITE_INTERVAL_MS) {
         lastWrite = now;
         try {

@@ -131,7 +131,7 @@ static __always_inline void emit_simple(void *ctx, __u16 kind, __u64 ptr, __u64 
 	if (!e)
 		return;
 	e->aux = aux;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void emit_string(void *ctx, __u16 kind, __u64 ptr, const void *str)
@@ -147,7 +147,7 @@ static __always_inline void emit_string(void *ctx, __u16 kind, __u64 ptr, const 
 	n = bpf_probe_read_user_str(e->data, sizeof(e->data), str);
 	e->data_len = n > 0 ? n - 1 : 0; /* without the NUL */
 	e->ret = n < 0 ? n : 0;           /* the read error, when the string could not be read */
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void emit_nids(void *ctx, __u16 kind, __u64 ptr, long count, const void *nids)
@@ -167,7 +167,7 @@ static __always_inline void emit_nids(void *ctx, __u16 kind, __u64 ptr, long cou
 		err = bpf_probe_read_user(e->data, len, nids);
 	e->data_len = err ? 0 : len;
 	e->ret = err;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void handshake_enter(void *ctx, void *ssl, __u32 func)
@@ -195,7 +195,7 @@ static __always_inline void handshake_enter(void *ctx, void *ssl, __u32 func)
 		return;
 	e->aux = func;
 	e->depth = depth;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void handshake_return(void *ctx, int ret, __u32 func)
@@ -221,7 +221,7 @@ static __always_inline void handshake_return(void *ctx, int ret, __u32 func)
 	e->aux = func;
 	e->ret = ret;
 	e->depth = depth;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void ssl_new_enter(void *ssl_ctx)
@@ -248,7 +248,7 @@ static __always_inline void ssl_new_return(void *ctx, void *ssl)
 	if (!e)
 		return;
 	e->aux = ctx_ptr;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void ssl_ctrl(void *ctx, void *ssl, int cmd, long larg, void *parg)
@@ -303,7 +303,7 @@ static __always_inline void get_error_return(void *ctx, int code)
 		return;
 	e->aux = (__u64)args.ret;
 	e->ret = code;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 /* Entry of every probed function; the attach cookie says which one (and which library). */

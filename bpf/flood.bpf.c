@@ -55,7 +55,7 @@ static long emit_one(__u32 index, struct flood_state *state)
 	e->depth = 0;
 	__builtin_memcpy(e->comm, "carnot-flood\0\0\0", CARNOT_COMM_LEN);
 	__builtin_memcpy(e->data, "flood:ok", 8);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 

@@ -5,6 +5,7 @@ const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x01;
 const SC_PAGESIZE = 30;
+const CLOCK_THREAD_CPUTIME_ID = 3;
 /** x86-64 system call number of bpf(2). */
 const SYS_BPF = 321;
 /** mmap's MAP_FAILED, ((void *)-1), read as an unsigned 64-bit integer. */
@@ -23,6 +24,7 @@ function openLibc() {
     vsnprintf: { args: [FFIType.ptr, FFIType.u64, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     geteuid: { args: [], returns: FFIType.u32 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
+    clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
     // syscall(2) is variadic; glibc's x86-64 version reads integer registers only, so a fixed signature is safe.
     syscall: { args: [FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
   }).symbols;
@@ -61,6 +63,13 @@ export class Libc {
 
   geteuid(): number {
     return this.#c.geteuid();
+  }
+
+  /** CPU time of the calling thread, in seconds (benchmarks on a shared machine). */
+  threadCpuSeconds(): number {
+    const timespec = new BigInt64Array(2);
+    this.#c.clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespec);
+    return Number(timespec[0]) + Number(timespec[1]) / 1e9;
   }
 
   close(fd: number): number {

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { type Action, ActionCollapser } from "../consumers/actions/collapse.ts";
 import { actionToJsonLine, actionToTextLine } from "../consumers/actions/render.ts";
-import { readEnrichedRecords } from "../consumers/enriched-reader.ts";
+import { forEachEnrichedRecord } from "../consumers/enriched-reader.ts";
 import { writeThroughSink } from "../consumers/output-sink.ts";
 import { CarnotError } from "../errors.ts";
 import { commonArgs } from "./shared.ts";
@@ -35,11 +35,7 @@ export default defineCommand({
         if (onlyPid === null || action.pid === onlyPid) sink.write(render(action));
       };
       const collapser = new ActionCollapser(emit);
-      let records = 0;
-      for await (const { line, record } of readEnrichedRecords(args.file)) {
-        collapser.push(record, line);
-        records++;
-      }
+      const records = await forEachEnrichedRecord(args.file, (record, line) => collapser.push(record, line));
       if (records === 0) throw new CarnotError(`${args.file}: no records`);
       collapser.finish();
     });

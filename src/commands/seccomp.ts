@@ -1,6 +1,6 @@
 import { basename } from "node:path";
 import { defineCommand } from "citty";
-import { readEnrichedRecords } from "../consumers/enriched-reader.ts";
+import { forEachEnrichedRecord } from "../consumers/enriched-reader.ts";
 import { writeThroughSink } from "../consumers/output-sink.ts";
 import { execUnderProfile, readOciProfile } from "../consumers/seccomp/apply.ts";
 import {
@@ -77,7 +77,7 @@ export default defineCommand({
       throw new CarnotError(`--format must be oci or spo, not ${args.format}`, { exitCode: 2 });
 
     const usage = new SyscallUsage({ exe: args.exe ?? null });
-    for await (const { line, record } of readEnrichedRecords(file)) usage.add(record, line);
+    await forEachEnrichedRecord(file, (record, line) => usage.add(record, line));
 
     if (usage.records === 0) throw new CarnotError(`${file}: no records`);
     if (args.exe && usage.matched === 0) {

@@ -1,5 +1,5 @@
 import { defineCommand } from "citty";
-import { readEnrichedRecords } from "../consumers/enriched-reader.ts";
+import { forEachEnrichedRecord } from "../consumers/enriched-reader.ts";
 import { writeThroughSink } from "../consumers/output-sink.ts";
 import { TimelineBuilder } from "../consumers/timeline/build.ts";
 import { renderTimelineHtml } from "../consumers/timeline/html.ts";
@@ -29,7 +29,7 @@ export default defineCommand({
     if (format !== "text" && format !== "html" && format !== "json")
       throw new CarnotError(`--format must be text, html or json, not ${format}`, { exitCode: 2 });
     const builder = new TimelineBuilder();
-    for await (const { line, record } of readEnrichedRecords(args.file)) builder.push(record, line);
+    await forEachEnrichedRecord(args.file, (record, line) => builder.push(record, line));
     const timeline = builder.finish();
     if (timeline.records === 0) throw new CarnotError(`${args.file}: no records`);
     const source = args.file === "-" ? "stdin" : args.file;

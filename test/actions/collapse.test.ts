@@ -273,3 +273,12 @@ describe("wording", () => {
     expect(formatCommand("/bin/sh", ["sh", "-c", "a b"])).toBe('/bin/sh -c "a b"');
   });
 });
+
+test("common directory of two paths", async () => {
+  const { commonDirectory } = await import("../../src/consumers/actions/describe.ts");
+  expect(commonDirectory("/usr/lib/a", "/usr/lib/b/c")).toBe("/usr/lib");
+  expect(commonDirectory("/usr/lib", "/usr/lib/x")).toBe("/usr/lib");
+  expect(commonDirectory("/usr/lib", "/usr/libexec")).toBe("/usr");
+  expect(commonDirectory("/etc", "/usr")).toBe("/");
+  expect(commonDirectory("/etc", "/etc")).toBe("/etc");
+});

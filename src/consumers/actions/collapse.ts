@@ -433,7 +433,9 @@ export class ActionCollapser {
       extendSpan(known.span, record, line);
       if (!known.path && record.abs_path) known.path = record.abs_path;
       if (!known.resource && record.resource_type) known.resource = record.resource_type;
-      if (known.socket && record.net) this.updateSocket(known.socket, record);
+      // addresses are filled once; connect/bind/accept update them explicitly
+      if (known.socket && record.net && (known.socket.remote === null || known.socket.local === null))
+        this.updateSocket(known.socket, record);
       return known;
     }
     const use: FdUse = {
@@ -591,6 +593,7 @@ export class ActionCollapser {
     const use = this.fdUse(state, record, line, fd);
     use.socket ??= this.socketOf(record);
     const socket = use.socket;
+    if (record.net) this.updateSocket(socket, record);
     if (category === Category.Connect) {
       // a non-blocking connect reports EINPROGRESS and completes later
       if (ok || record.errno === "EINPROGRESS") {
@@ -878,8 +881,12 @@ export class ActionCollapser {
   }
 }
 
+/** Number of components of an absolute directory ("/" → 0, "/usr/lib" → 2). */
 function depth(directory: string): number {
-  return directory.split("/").filter(Boolean).length;
+  if (directory === "/") return 0;
+  let count = 0;
+  for (let i = 0; i < directory.length; i++) if (directory.charCodeAt(i) === 47) count++;
+  return count;
 }
 
 function groupVerb(use: FdUse, kind: ActionKind): GroupVerb | null {

@@ -84,15 +84,15 @@ export function formatCommand(path: string, argv: string[] | null, limit = 120):
 
 /** The longest common directory of two absolute paths ("/usr/lib/a", "/usr/lib/b/c" → "/usr/lib"). */
 export function commonDirectory(a: string, b: string): string {
-  const pa = a.split("/");
-  const pb = b.split("/");
-  const out: string[] = [];
-  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
-    if (pa[i] !== pb[i]) break;
-    out.push(pa[i]!);
-  }
-  const joined = out.join("/");
-  return joined === "" ? "/" : joined;
+  if (a === b) return a;
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  // the common prefix is a directory when it ends where both paths end or continue with "/"
+  const whole = (s: string) => i === s.length || s.charCodeAt(i) === 47;
+  if (whole(a) && whole(b)) return i === 0 ? "/" : a.slice(0, i);
+  const cut = a.lastIndexOf("/", i - 1);
+  return cut <= 0 ? "/" : a.slice(0, cut);
 }
 
 /** The directory part of an absolute path. */

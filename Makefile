@@ -8,7 +8,7 @@ BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
 ARCH := x86
 
-.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean
+.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls
 
 all: build
 
@@ -83,6 +83,11 @@ bench: build
 	bun run bench/replay.ts
 	bun run bench/ringbuf.ts
 	bun run bench/trace.ts
+	bun run bench/consumers.ts
+
+# Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
+syscalls:
+	bun src/consumers/seccomp/generate-syscall-table.ts /usr/include/x86_64-linux-gnu/asm/unistd_64.h
 
 clean:
 	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o

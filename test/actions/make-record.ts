@@ -34,6 +34,6 @@ export function numbered(records: EnrichedRecord[]): Array<{ line: number; recor
 /** Writes records as JSONL to a temporary file and returns its path. */
 export async function writeJsonl(dir: string, name: string, records: EnrichedRecord[]): Promise<string> {
   const path = `${dir}/${name}`;
-  await Bun.write(path, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  await Bun.write(path, `${records.map((r) => JSON.stringify(r)).join("\n")}\n`);
   return path;
 }

@@ -4,7 +4,11 @@
  *
  *   const probes = SslProbes.open({ libraries: [findSystemLibssl()!] });   // throws CarnotError
  *   const timer = setInterval(() => probes.drain(onEvent), 10);           // never blocks: poll with a timer
- *   …  probes.drain(onEvent); flush output; probes.close();                // close() detaches (~100 ms/link)
+ *   …  probes.drain(onEvent); flush output; probes.close();                // then detach
+ *
+ * Two BPF programs (uprobe__libssl, uretprobe__libssl) serve every probed function; the attach cookie says
+ * which function and library. With uprobe_multi (Linux 6.6+) that is 2 links per library, and close() costs
+ * one RCU grace period per link (~50-100 ms here) instead of one per function.
  */
 import { readFileSync } from "node:fs";
 import {
@@ -178,6 +182,8 @@ export class SslProbes {
         throw wrap(err);
       }
     });
+    // The same file named twice (a symlink and its target) would report every call twice.
+    const unique = checks.filter((check, i) => checks.findIndex((other) => other.path === check.path) === i);
 
     // libbpf's messages: kept for the load error, shown live only with --verbose.
     const messages: string[] = [];
@@ -233,8 +239,8 @@ export class SslProbes {
       const loaded = object;
 
       const started = performance.now();
-      const libraries = checks.map((check, id) => ({ id, path: check.path }));
-      for (const [id, check] of checks.entries()) {
+      const libraries = unique.map((check, id) => ({ id, path: check.path }));
+      for (const [id, check] of unique.entries()) {
         for (const name of check.missingOptional) {
           if (opts.verbose) log.debug(`${check.path}: no ${name}, its probe is skipped`);
         }

@@ -4,7 +4,15 @@
  * Needs root; skips with the reason otherwise.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LIBBPF_WARN, Libbpf } from "../../ffi/libbpf.ts";
@@ -502,6 +510,22 @@ SEC("uprobe") int uprobe__refused(void *ctx) { return *(long *)0x1000; }
       }
     },
   );
+
+  test("the same library named twice (once through a symlink) is probed once", async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), "carnot-link-"));
+    const alias = join(dir2, "libssl-alias.so");
+    symlinkSync(LIBSSL!, alias);
+    const probes = SslProbes.open({ libraries: [LIBSSL!, alias], comm: "curl" });
+    try {
+      expect(probes.libraries).toEqual([{ id: 0, path: LIBSSL! }]);
+      const curlPid = (await run(curl("once.example"))).pid;
+      const events = await drainAccounted(probes);
+      expect(events.filter((e) => e.pid === curlPid && e.kind === EventKind.SetHostname).length).toBe(1);
+    } finally {
+      probes.close();
+      rmSync(dir2, { recursive: true, force: true });
+    }
+  });
 
   test("bad options are refused before anything is loaded", () => {
     expect(() => SslProbes.open({ libraries: [LIBSSL!], ringbufSize: 5000 })).toThrow(

@@ -19,6 +19,9 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
 interface Round {
   baselineRps: number;
   tracedRps: number;
+  /** nginx worker CPU per handshake (µs): load on the machine does not change it, probe traps do */
+  baselineNginxUs: number;
+  tracedNginxUs: number;
   observations: number;
   failed: number;
   drops: number;
@@ -53,6 +56,24 @@ function hey(port: number): number {
   return Number(rps);
 }
 
+/** utime + stime of processes, in seconds. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]); // fields 14, 15 of stat(5)
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** hey's requests/s and the CPU the nginx workers spent per handshake, in µs. */
+function measured(port: number, workers: number[]): { rps: number; nginxUs: number } {
+  const before = cpuSeconds(workers);
+  const rps = hey(port);
+  return { rps, nginxUs: ((cpuSeconds(workers) - before) * 1e6) / REQUESTS };
+}
+
 /** utime + stime in seconds and VmHWM in MB of a live process. */
 function usage(pid: number): { cpuS: number; peakRssMb: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -82,7 +103,7 @@ try {
   hey(nginx.port); // warm-up: first connections, page cache, CPU frequency
   const workers = await childPids(nginx.pid);
   for (let i = 0; i < ROUNDS; i++) {
-    const baselineRps = hey(nginx.port);
+    const baseline = measured(nginx.port, workers);
     const out = join(dir, `runtime-${i}.jsonl`);
     const metricsPath = join(dir, `metrics-${i}.json`);
     const t0 = performance.now();
@@ -94,7 +115,7 @@ try {
     );
     const readyMs = performance.now() - t0;
     const attachMs = Number(/attached in (\d+) ms/.exec(tracer.stderr())?.[1] ?? Number.NaN);
-    const tracedRps = hey(nginx.port);
+    const traced = measured(nginx.port, workers);
     await Bun.sleep(100); // the last SSL_free calls
     const { cpuS, peakRssMb } = usage(tracer.proc.pid);
     const stopped = await tracer.stop("SIGINT");
@@ -102,8 +123,10 @@ try {
     const server = readObservations(out).filter((r) => workers.includes(r.pid));
     const metrics = JSON.parse(readFileSync(metricsPath, "utf8"));
     rounds.push({
-      baselineRps,
-      tracedRps,
+      baselineRps: baseline.rps,
+      tracedRps: traced.rps,
+      baselineNginxUs: baseline.nginxUs,
+      tracedNginxUs: traced.nginxUs,
       observations: server.length,
       failed: server.filter((r) => !r.handshake_success).length,
       drops: metrics.kernel_drops,
@@ -118,7 +141,8 @@ try {
     const r = rounds[rounds.length - 1]!;
     console.log(
       `round ${i + 1}: without ${r.baselineRps.toFixed(0)} req/s, with ${r.tracedRps.toFixed(0)} req/s ` +
-        `(ratio ${(r.tracedRps / r.baselineRps).toFixed(3)}); observations ${r.observations}/${REQUESTS} ` +
+        `(ratio ${(r.tracedRps / r.baselineRps).toFixed(3)}); nginx CPU ${r.baselineNginxUs.toFixed(0)} → ` +
+        `${r.tracedNginxUs.toFixed(0)} µs/handshake; observations ${r.observations}/${REQUESTS} ` +
         `(${r.failed} failed), events ${r.eventsReceived} (${(r.eventsReceived / REQUESTS).toFixed(2)}/handshake), ` +
         `kernel drops ${r.drops}, correlation timeouts ${r.timeouts}, tracer CPU ${r.cpuS.toFixed(2)} s, ` +
         `peak RSS ${r.peakRssMb.toFixed(1)} MB, attach ${r.attachMs} ms (ready after ${r.readyMs.toFixed(0)} ms), ` +
@@ -147,6 +171,16 @@ console.log(
     `${binary ? "compiled ./carnot" : "bun src/cli.ts"}): without median ${median(rounds.map((r) => r.baselineRps)).toFixed(0)} req/s, ` +
     `with median ${median(rounds.map((r) => r.tracedRps)).toFixed(0)} req/s, ratio ${ratio.toFixed(3)}; ` +
     `tracer CPU ${median(rounds.map((r) => r.cpuS)).toFixed(2)} s per ${REQUESTS} handshakes`,
+);
+// Where the cost is, independent of other load on the machine: CPU per handshake with and without.
+const nginxBase = median(rounds.map((r) => r.baselineNginxUs));
+const nginxAdded = median(rounds.map((r) => r.tracedNginxUs - r.baselineNginxUs));
+const tracerUs = (median(rounds.map((r) => r.cpuS)) * 1e6) / REQUESTS;
+const events = median(rounds.map((r) => r.eventsReceived)) / REQUESTS;
+console.log(
+  `cost per handshake: nginx ${nginxBase.toFixed(0)} µs untraced, +${nginxAdded.toFixed(0)} µs in probes ` +
+    `(${events.toFixed(2)} events/handshake); tracer ${tracerUs.toFixed(0)} µs (whole process, start-up included); ` +
+    `CPU ratio nginx/(nginx + probes + tracer) = ${(nginxBase / (nginxBase + nginxAdded + tracerUs)).toFixed(3)}`,
 );
 for (const [what, ok] of checks) console.log(`${ok ? "ok  " : "MISS"} ${what}`);
 process.exit(checks.every(([, ok]) => ok) ? 0 : 1);

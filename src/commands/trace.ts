@@ -122,7 +122,7 @@ export default defineCommand({
     }
     if (out === "-") out = null;
     const keyFile = args["key-file"];
-    const summary = await runTrace({
+    const trace = runTrace({
       out,
       libraries: repeatedValues(rawArgs, "--libssl"),
       pid: args.pid === undefined ? undefined : parseCount(args.pid, "--pid", 1),
@@ -136,6 +136,12 @@ export default defineCommand({
       key: keyFile ? await readKeyFile(keyFile) : undefined,
       durationS: args.duration === undefined ? undefined : parseSeconds(args.duration, "--duration"),
       verbose: args.verbose,
+    });
+    const summary = await trace.catch((err: unknown) => {
+      // a rejected BPF load carries the verifier's log: the whole of it with --verbose, one line otherwise
+      const verifierLog = (err as { verifierLog?: unknown }).verifierLog;
+      if (args.verbose && typeof verifierLog === "string") process.stderr.write(`${verifierLog}\n`);
+      throw err;
     });
     if (out !== null) process.stderr.write(`carnot: ${summary.records} handshakes written to ${out}\n`);
     return 0;

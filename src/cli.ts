@@ -44,7 +44,11 @@ const EXAMPLES: Record<string, string[]> = {
 };
 
 const main = defineCommand({
-  meta: { name: "carnot", version: VERSION, description: "What cryptography and system calls programs really use" },
+  meta: {
+    name: "carnot",
+    version: VERSION,
+    description: "What cryptography and system calls programs really use",
+  },
   subCommands: {
     trace: () => import("./commands/trace.ts").then((m) => m.default),
     replay: () => import("./commands/replay.ts").then((m) => m.default),
@@ -86,7 +90,10 @@ async function printHelp(rawArgs: string[]): Promise<void> {
 }
 
 export async function runCli(rawArgs: string[]): Promise<number> {
-  if (rawArgs.length === 0 || rawArgs.some((a) => a === "--help" || a === "-h")) {
+  // after "--" the words belong to a command carnot runs (`carnot seccomp --apply p.json -- curl --help`)
+  const separator = rawArgs.indexOf("--");
+  const ownArgs = separator === -1 ? rawArgs : rawArgs.slice(0, separator);
+  if (rawArgs.length === 0 || ownArgs.some((a) => a === "--help" || a === "-h")) {
     await printHelp(rawArgs);
     return rawArgs.length === 0 ? 1 : 0;
   }
@@ -102,7 +109,8 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   } catch (err) {
     const message = describeError(err);
     process.stderr.write(`carnot: ${message}\n`);
-    if (rawArgs.includes("--verbose") && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (rawArgs.includes("--verbose") && err instanceof Error && err.stack)
+      process.stderr.write(`${err.stack}\n`);
     if (err instanceof CarnotError) return err.exitCode;
     // citty's own argument errors (unknown command, missing positional) are usage errors
     const code = (err as { code?: string }).code;

@@ -106,3 +106,21 @@ describe("carnot seccomp names", () => {
     expect(result.stderr.split("\n")).toHaveLength(2);
   });
 });
+
+describe("carnot seccomp --apply", () => {
+  test("words after -- belong to the command, even --help", async () => {
+    const profile = join(dir, "allow-all.json");
+    await Bun.write(profile, JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [] }));
+    const result = await carnot(["seccomp", "--apply", profile, "--", "printf", "%s\\n", "--help"]);
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("--help\n");
+    expect(result.exitCode).toBe(0);
+  });
+
+  test("a command that does not exist exits 127", async () => {
+    const profile = join(dir, "allow-all.json");
+    const result = await carnot(["seccomp", "--apply", profile, "--", "no-such-command-here"]);
+    expect(result.exitCode).toBe(127);
+    expect(result.stderr).toBe("carnot: no-such-command-here: command not found\n");
+  });
+});

@@ -44,11 +44,7 @@ const EXAMPLES: Record<string, string[]> = {
 };
 
 const main = defineCommand({
-  meta: {
-    name: "carnot",
-    version: VERSION,
-    description: "What cryptography and system calls programs really use",
-  },
+  meta: { name: "carnot", version: VERSION, description: "What cryptography and system calls programs really use" },
   subCommands: {
     trace: () => import("./commands/trace.ts").then((m) => m.default),
     replay: () => import("./commands/replay.ts").then((m) => m.default),
@@ -109,8 +105,7 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   } catch (err) {
     const message = describeError(err);
     process.stderr.write(`carnot: ${message}\n`);
-    if (rawArgs.includes("--verbose") && err instanceof Error && err.stack)
-      process.stderr.write(`${err.stack}\n`);
+    if (rawArgs.includes("--verbose") && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     if (err instanceof CarnotError) return err.exitCode;
     // citty's own argument errors (unknown command, missing positional) are usage errors
     const code = (err as { code?: string }).code;

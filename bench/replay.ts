@@ -3,7 +3,9 @@
  * runs `carnot replay` on it end to end (read, parse, enrich, hash, chain, write) and prints lines/s,
  * peak RSS and the mean record size without raw_line.
  *
- *   bun run bench/replay.ts [--lines N] [--bun]    (--bun: run src/cli.ts instead of ./carnot)
+ *   bun run bench/replay.ts [--lines N] [--bun | --bin PATH]   (default ./carnot; --bun runs src/cli.ts)
+ *
+ * Lines/s is wall clock; the CPU-time rate is printed too because the machine is shared.
  */
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +13,9 @@ import { join } from "node:path";
 
 const argv = process.argv.slice(2);
 const linesWanted = Number(argv[argv.indexOf("--lines") + 1] ?? 0) || 1_200_000;
-const useBun = argv.includes("--bun") || !existsSync("./carnot");
+const binAt = argv.indexOf("--bin");
+const bin = binAt >= 0 ? argv[binAt + 1]! : "./carnot";
+const useBun = argv.includes("--bun") || !existsSync(bin);
 
 /** A deterministic pseudo-random sequence, so every run replays the same trace. */
 function lcg(seed: number): () => number {
@@ -129,20 +133,25 @@ try {
   const out = join(dir, "enriched.jsonl");
   const lines = await generate(trace, linesWanted);
   const bytes = statSync(trace).size;
-  const cmd = useBun ? ["bun", "src/cli.ts"] : ["./carnot"];
+  const cmd = useBun ? ["bun", "src/cli.ts"] : [bin];
   const started = performance.now();
-  const proc = Bun.spawn(["/usr/bin/time", "-f", "%M", ...cmd, "replay", trace, "-o", out], {
+  const proc = Bun.spawn(["/usr/bin/time", "-f", "%M %U %S", ...cmd, "replay", trace, "-o", out], {
     stderr: "pipe",
   });
   const code = await proc.exited;
   const secs = (performance.now() - started) / 1000;
   const stderr = await new Response(proc.stderr).text();
   if (code !== 0) throw new Error(`replay failed (${code}): ${stderr}`);
-  const rssKb = Number(stderr.trim().split("\n").at(-1));
-  // mean record size without raw_line (and without the writer's chain/raw_hash, which are fixed size)
+  const [rssKb, user, sys] = (stderr.trim().split("\n").at(-1) ?? "").split(" ").map(Number) as [
+    number,
+    number,
+    number,
+  ];
+  // mean record size without raw_line, and also without the fixed-size raw_hash and chain (64 hex each)
   let sizeSum = 0;
   let n = 0;
   let withoutRawSum = 0;
+  let withoutHashesSum = 0;
   const file = Bun.file(out);
   const reader = file.stream().pipeThrough(new TextDecoderStream());
   let carry = "";
@@ -154,6 +163,8 @@ try {
         const rec = JSON.parse(line) as Record<string, unknown>;
         const { raw_line: _raw, ...rest } = rec;
         withoutRawSum += JSON.stringify(rest).length + 1;
+        const { raw_hash: _h, chain: _c, ...bare } = rest;
+        withoutHashesSum += JSON.stringify(bare).length + 1;
       }
       sizeSum += line.length + 1;
       n++;
@@ -164,9 +175,12 @@ try {
   console.log(`input:             ${lines} lines, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
   console.log(`records:           ${n}`);
   console.log(`${(lines / secs / 1000).toFixed(0).padStart(6)} k lines/s  (${secs.toFixed(2)} s end to end)`);
+  console.log(
+    `${(lines / (user + sys) / 1000).toFixed(0).padStart(6)} k lines/s of CPU time  (${user.toFixed(2)} s user, ${sys.toFixed(2)} s sys)`,
+  );
   console.log(`peak RSS:          ${(rssKb / 1024).toFixed(0)} MiB`);
   console.log(
-    `mean record:       ${(sizeSum / n).toFixed(0)} B with raw_line, ${(withoutRawSum / sampled).toFixed(0)} B without`,
+    `mean record:       ${(sizeSum / n).toFixed(0)} B with raw_line, ${(withoutRawSum / sampled).toFixed(0)} B without, ${(withoutHashesSum / sampled).toFixed(0)} B without raw_line, raw_hash and chain`,
   );
   console.log(stderr.trim().split("\n").slice(0, -1).join("\n"));
 } finally {

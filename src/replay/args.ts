@@ -42,8 +42,10 @@ export function splitArgs(text: string): string[] {
     } else if (c === 41 || c === 93 || c === 125) {
       depth--;
     } else if (c === 44 && depth === 0) {
-      out.push(trimArg(text, start, i));
+      out.push(text.charCodeAt(i - 1) === SPACE ? trimArg(text, start, i) : text.slice(start, i));
+      // strace separates arguments with ", "
       start = i + 1;
+      while (start < n && text.charCodeAt(start) === SPACE) start++;
     }
     i++;
   }
@@ -144,21 +146,27 @@ export function annotationOf(s: string): string | null {
  * whose numeric value is not in the text. `name=value` (clone) and `/* comment *\/` (-X verbose) are handled.
  */
 export function argValue(s: string): number | null {
-  if (s.length === 0) return null;
-  let c = s.charCodeAt(0);
+  const n = s.length;
+  if (n === 0) return null;
+  const c = s.charCodeAt(0);
   if (c === QUOTE || c === 91 || c === 123 || c === 126) return null;
-  const comment = s.indexOf(" /*");
-  if (comment > 0) s = s.slice(0, comment);
-  const lt = s.indexOf("<");
-  if (lt > 0) s = s.slice(0, lt);
-  c = s.charCodeAt(0);
+  // the word ends at a space (` /* comment */`) or at `<` (an fd annotation)
+  let end = 0;
+  let eq = -1;
+  while (end < n) {
+    const d = s.charCodeAt(end);
+    if (d === SPACE || d === LT) break;
+    if (d === 61 && eq < 0) eq = end;
+    end++;
+  }
   if ((c >= 48 && c <= 57) || c === MINUS) {
-    const v = parseNumber(s);
+    const v = parseNumber(s, 0, end);
     return Number.isNaN(v) ? null : v;
   }
-  const eq = s.indexOf("=");
-  if (eq > 0) s = s.slice(eq + 1);
-  const v = parseSymbolic(s);
+  const word = eq > 0 ? s.slice(eq + 1, end) : end === n ? s : s.slice(0, end);
+  const known = SYMBOLS.get(word);
+  if (known !== undefined) return known;
+  const v = word.indexOf("|") < 0 ? parseNumber(word) : parseSymbolic(word);
   return Number.isNaN(v) ? null : v;
 }
 

@@ -88,6 +88,7 @@ function fdPair(text: string | undefined): [number, string | null][] {
 /** Applies an fd annotation (the truth with -y/-yy) to the table; returns the entry. */
 function learnFd(files: FdTable, fd: number, annotation: string): FdEntry {
   const known = files.fds.get(fd);
+  if (known !== undefined && known.file.annotation === annotation) return known;
   const fromAnn = fileFromAnnotation(annotation);
   const net = fromAnn.type === "SOCKET" ? netFromAnnotation(annotation) : null;
   if (
@@ -97,11 +98,12 @@ function learnFd(files: FdTable, fd: number, annotation: string): FdEntry {
   ) {
     // the same open file; a socket's endpoints fill in as it is bound and connected
     known.file.type = fromAnn.type;
+    known.file.annotation = annotation;
     if (net !== null) known.file.net = mergeNet(known.file.net, net);
     return known;
   }
   // an fd we had wrong (or never saw opened): a new open file, so fds dup'ed from the old one keep theirs
-  const entry: FdEntry = { file: { ...fromAnn, net }, cloexec: known?.cloexec ?? false };
+  const entry: FdEntry = { file: { ...fromAnn, net, annotation }, cloexec: known?.cloexec ?? false };
   files.fds.set(fd, entry);
   return entry;
 }

@@ -95,9 +95,25 @@ const SETID_CALLS = new Set([
   "setfsgid",
 ]);
 
+/** Calls some rule looks at; for the rest only open flags matter. */
+const RULE_CALLS = new Set([
+  ...WRITE_CALLS,
+  ...SETID_CALLS,
+  "execve",
+  "execveat",
+  "mmap",
+  "capset",
+  "ptrace",
+  "process_vm_writev",
+  "process_vm_readv",
+  "socket",
+  "listen",
+]);
+
 export function riskTags(r: RiskInput): string[] {
   const tags: string[] = [];
   const call = r.call;
+  if (r.openFlags === null && !RULE_CALLS.has(call)) return tags;
   const exec = call === "execve" || call === "execveat";
   if (exec) {
     const target = r.absPath ?? r.fdPath;
@@ -107,9 +123,9 @@ export function riskTags(r: RiskInput): string[] {
       const base = target.slice(target.lastIndexOf("/") + 1);
       if (SHELLS.has(base)) tags.push("SHELL_SPAWN");
     }
-  } else if (call === "mmap" || call === "mprotect") {
+  } else if (call === "mmap") {
     const prot = r.words[2];
-    if (prot !== null && prot !== undefined && (prot & PROT_EXEC) !== 0 && call === "mmap") {
+    if (prot !== null && prot !== undefined && (prot & PROT_EXEC) !== 0) {
       if (underTmp(r.fdPath)) tags.push("TMP_EXEC");
       if (isMemfd(r.fdPath)) tags.push("MEMFD_EXEC");
     }

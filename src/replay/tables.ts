@@ -6,6 +6,8 @@ export interface OpenFile {
   path: string | null;
   type: string | null;
   net: Net | null;
+  /** The last `-y` annotation seen for it: the same text again needs no work. */
+  annotation?: string;
 }
 
 export interface FdEntry {

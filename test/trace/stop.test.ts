@@ -7,7 +7,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PYTHON_CLIENT, SYSTEM_PYTHON } from "../../src/trace/loopback.ts";
+import {
+  curl,
+  makeSelfSignedCert,
+  PYTHON_CLIENT,
+  pythonClient,
+  type RunningServer,
+  SYSTEM_PYTHON,
+  startOpenSslServer,
+} from "../../src/trace/loopback.ts";
 import { lastMetrics, readObservations, REPO, startTracer, traceSkipReason } from "../support/tracer.ts";
 
 const skip = traceSkipReason();
@@ -35,13 +43,16 @@ describe.skipIf(skip !== null)("carnot trace stops cleanly", () => {
   let dir = "";
   /** accepts TLS clients and never answers: their handshakes stay in progress */
   let silent: Bun.TCPSocketListener<undefined>;
+  let server: RunningServer;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "carnot-stop-"));
     silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    server = await startOpenSslServer(await makeSelfSignedCert(dir));
   });
-  afterAll(() => {
+  afterAll(async () => {
     silent?.stop(true);
+    await server?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -88,6 +99,23 @@ describe.skipIf(skip !== null)("carnot trace stops cleanly", () => {
       expect(mine[0]!.confidence).toBeLessThan(1);
     });
   }
+
+  test("--comm filters in the kernel: only curl's handshakes are seen, not python's", async () => {
+    const out = join(dir, "comm.jsonl");
+    const tracer = await startTracer(["--out", out, "--comm", "curl", "--metrics-interval", "0"]);
+    const c = await curl(server.port, "only-curl.example");
+    const py = await pythonClient(server.port, [
+      { sni: "not-seen.example", groups: null, on: "context", count: 1 },
+    ]);
+    await Bun.sleep(200);
+    const stopped = await tracer.stop();
+    expect(stopped.exitCode).toBe(0);
+    expect(py.handshakes.map((h) => h.ok)).toEqual([true]);
+    const records = readObservations(out);
+    expect(records.filter((r) => r.pid === c.pid).map((r) => r.sni)).toEqual(["only-curl.example"]);
+    expect(records.every((r) => r.comm === "curl")).toBe(true);
+    expect(records.some((r) => r.pid === py.pid)).toBe(false);
+  });
 
   test("--duration stops by itself; stdout gets the records when there is no --out", async () => {
     const t0 = performance.now();

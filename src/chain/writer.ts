@@ -1,30 +1,47 @@
-import {
-  closeSync,
-  fstatSync,
-  fsyncSync,
-  ftruncateSync,
-  openSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { Worker } from "node:worker_threads";
 import { CarnotError } from "../errors.ts";
 import { TOOL } from "../version.ts";
 import { Blake3, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
+import type { HashWorkerInput, HashWorkerResult } from "./hash-worker.ts";
 import { type ChainKeys, deriveChainKeys } from "./keys.ts";
+import { LineSink } from "./line-sink.ts";
+import { CTL, createRing, RingProducer, ringError } from "./ring.ts";
 import { buildSeal, type ChainSeal, sealPathOf, sealTime } from "./seal.ts";
 
 export type { ChainSeal } from "./seal.ts";
 export { readKeyFile } from "./keys.ts";
 
-/** Output is written in chunks of about this size: one write syscall per ~1 MiB, never per line. */
-const FLUSH_BYTES = 1 << 20;
-/** `,"chain":"` — the chain value is the last key of every line. */
-const CHAIN_PREFIX = new TextEncoder().encode(',"chain":"');
-/** Bytes a line gains after its record JSON loses its final `}`: prefix, 64 hex, `"}` and `\n`. */
-const SUFFIX_LEN = CHAIN_PREFIX.length + 64 + 3;
+/** Records chained in the writer's thread before hashing moves to a worker (startup ≈ 50–100 ms). */
+const PARALLEL_AFTER = 20_000;
+/** Frames are staged and copied into the ring in pieces of about this size. */
+const STAGE_BYTES = 256 * 1024;
+/** How long the writer waits for a new hash worker to run before it keeps hashing itself. */
+const WORKER_START_MS = 5_000;
+/** Stands for raw_hash in the JSON until the worker puts the real value in its place. */
+const RAW_HASH_STANDIN = "=".repeat(64);
+const RAW_HASH_KEY = '"raw_hash":"';
+const RAW_HASH_STANDIN_KV = `${RAW_HASH_KEY}${RAW_HASH_STANDIN}"`;
+
+/** Hashing moved to a worker: the ring, the frames staged for it, and its final report. */
+interface ParallelState {
+  worker: Worker;
+  producer: RingProducer;
+  stage: Uint8Array;
+  stageView: DataView;
+  stagePos: number;
+  result: Promise<HashWorkerResult>;
+}
+
+export interface ChainedWriterOptions {
+  /** Secret from --key-file: makes the genesis secret. */
+  key?: Uint8Array;
+  /** Program and version named in the seal (default: this carnot). */
+  tool?: string;
+  /** After how many records hashing moves to a worker thread; Infinity keeps it in this thread. */
+  parallelAfter?: number;
+}
 
 /**
  * The one writer of every JSONL output: each record gets `raw_hash` and a `chain` value, and a
@@ -38,19 +55,20 @@ const SUFFIX_LEN = CHAIN_PREFIX.length + 64 + 3;
  * rule only raw_line was protected. chain_0 is blake3("carnot.chain.v1 genesis"), or, with a
  * key file, blake3_keyed(blake3(key), "carnot.chain.v1 genesis") so the chain cannot be
  * recomputed without the key. The line is the record JSON with `,"chain":"<hex>"` before its `}`.
+ *
+ * Large outputs: after `parallelAfter` records the hashing and writing move to a worker thread
+ * (src/chain/hash-worker.ts) fed through a shared ring, so this thread only serializes.
  */
 export class ChainedWriter {
   private readonly hasher = new Blake3(8192);
-  private readonly chain: Uint32Array;
-  private buf = new Uint8Array(FLUSH_BYTES + 64 * 1024);
-  private pos = 0;
+  private readonly encoder = new TextEncoder();
+  private readonly sink: LineSink;
+  private parallel: ParallelState | null = null;
   private appended = 0;
-  /** What is known to be on disk: whole lines only. */
-  private readonly flushedChain: Uint32Array;
-  private flushedCount = 0;
-  private flushedBytes = 0;
   private state: "open" | "closed" = "open";
   private seal: ChainSeal | null = null;
+  /** The first write error: every later append repeats it, and abort names it in the seal. */
+  private failure: CarnotError | null = null;
 
   private constructor(
     private readonly fd: number,
@@ -60,19 +78,17 @@ export class ChainedWriter {
     private readonly sealPath: string | null,
     private readonly keys: ChainKeys,
     private readonly tool: string,
+    private parallelAfter: number,
   ) {
-    this.chain = new Uint32Array(keys.genesis);
-    this.flushedChain = new Uint32Array(keys.genesis);
+    this.sink = new LineSink(fd, sealPath !== null, keys.genesis, 0, 0);
   }
 
   /** path null → stdout (no seal file). key → secret genesis (from --key-file). */
-  static async open(
-    path: string | null,
-    opts: { key?: Uint8Array; tool?: string } = {},
-  ): Promise<ChainedWriter> {
+  static async open(path: string | null, opts: ChainedWriterOptions = {}): Promise<ChainedWriter> {
     const keys = deriveChainKeys(opts.key);
     const tool = opts.tool ?? TOOL;
-    if (path === null) return new ChainedWriter(1, "stdout", null, keys, tool);
+    const parallelAfter = opts.parallelAfter ?? PARALLEL_AFTER;
+    if (path === null) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter);
     let fd: number;
     try {
       fd = openSync(path, "w", 0o644);
@@ -92,7 +108,7 @@ export class ChainedWriter {
         }
       }
     }
-    return new ChainedWriter(fd, path, sealPath, keys, tool);
+    return new ChainedWriter(fd, path, sealPath, keys, tool, parallelAfter);
   }
 
   /** Records appended so far. */
@@ -101,54 +117,38 @@ export class ChainedWriter {
   }
 
   /**
-   * Append one record (a plain object whose keys are in publication order). Sets record.raw_hash
-   * (keeping its position if the key exists) and adds `chain` last. Throws (appending nothing)
-   * if the record cannot be serialized.
+   * Append one record (a plain object whose keys are in publication order). The line written is
+   * the record with raw_hash set (at its position if the key exists, else last) and `chain` added
+   * last. The record object is consumed: its raw_hash and chain keys are overwritten. Throws
+   * (appending nothing) if the record cannot be serialized, or if an earlier write failed.
    */
   append(record: Record<string, unknown>): void {
     if (this.state !== "open") throw new Error("ChainedWriter: append after close");
-    const h = this.hasher;
-    const raw = record.raw_line;
-    const rawText = typeof raw === "string" ? raw : canonicalJson(record, ["raw_hash", "chain"]);
-    h.digest(h.encode(rawText));
-    record.raw_hash = h.outHex();
-    if (record.chain !== undefined) delete record.chain;
-    const json = JSON.stringify(record);
-    if (json === undefined || json.charCodeAt(0) !== 123)
-      throw new TypeError("ChainedWriter: a record must be a JSON object");
-    const n = h.encode(json);
-    h.digest(n, this.chain);
-    const chainHex = h.outHex();
-    this.chain.set(h.out);
-
-    if (this.pos + n + SUFFIX_LEN > this.buf.length) {
-      this.flush();
-      if (n + SUFFIX_LEN > this.buf.length) this.buf = new Uint8Array(n + SUFFIX_LEN + 64 * 1024);
-    }
-    const buf = this.buf;
-    let p = this.pos;
-    buf.set(h.scratch.subarray(0, n - 1), p);
-    p += n - 1;
-    buf.set(CHAIN_PREFIX, p);
-    p += CHAIN_PREFIX.length;
-    for (let i = 0; i < 64; i++) buf[p++] = chainHex.charCodeAt(i);
-    buf[p++] = 34; // "
-    buf[p++] = 125; // }
-    buf[p++] = 10; // \n
-    this.pos = p;
+    if (this.failure !== null) throw this.failure;
+    if (this.parallel === null && this.appended >= this.parallelAfter) this.startWorker();
+    if (this.parallel !== null) this.stageRecord(record, this.parallel);
+    else this.chainRecord(record);
     this.appended++;
-    record.chain = chainHex;
-    if (p >= FLUSH_BYTES) this.flush();
   }
 
   /** Flush, then write FILE.seal.json (only now: the seal marks the output complete). */
   async close(): Promise<ChainSeal | null> {
     if (this.state === "closed") return this.seal;
+    if (this.failure !== null) {
+      // records were lost: the log can only be sealed as incomplete
+      await this.abort(this.failure.message);
+      throw this.failure;
+    }
+    let failure: string | null = null;
     try {
-      this.flush();
+      await this.finishWriting();
     } catch (err) {
-      await this.abort(`write failed: ${(err as Error).message}`);
-      throw err;
+      failure = (err as Error).message;
+    }
+    if (failure !== null) {
+      this.state = "open";
+      await this.abort(failure);
+      throw new CarnotError(failure);
     }
     this.state = "closed";
     if (this.sealPath === null) {
@@ -172,12 +172,14 @@ export class ChainedWriter {
    */
   async abort(reason: string): Promise<void> {
     if (this.state === "closed") return;
-    this.state = "closed";
     try {
-      this.flush();
+      await this.finishWriting();
     } catch (err) {
-      reason = `${reason}; ${(err as Error).message}`;
+      this.failure ??= err as CarnotError;
     }
+    if (this.failure !== null && !reason.includes(this.failure.message))
+      reason = `${reason}; ${this.failure.message}`;
+    this.state = "closed";
     if (this.sealPath === null) {
       if (this.fd !== 1) closeSync(this.fd);
       return;
@@ -192,36 +194,164 @@ export class ChainedWriter {
     this.seal = this.writeSeal(this.sealPath, false, reason);
   }
 
-  /** Write the buffered lines. On a failed write the file is cut back to its last whole line. */
-  private flush(): void {
-    let off = 0;
+  /** Chain and buffer one record in this thread. */
+  private chainRecord(record: Record<string, unknown>): void {
+    const h = this.hasher;
+    const raw = record.raw_line;
+    h.digest(h.encode(typeof raw === "string" ? raw : canonicalJson(record, ["raw_hash", "chain"])));
+    record.raw_hash = h.outHex();
+    if (record.chain !== undefined) delete record.chain;
+    const n = h.encode(serialize(record));
     try {
-      while (off < this.pos) off += writeAll(this.fd, this.buf, off, this.pos - off);
+      this.sink.appendBody(h, n);
     } catch (err) {
-      if (this.sealPath !== null) {
-        try {
-          ftruncateSync(this.fd, this.flushedBytes);
-        } catch {
-          // verify will report the torn last line
-        }
+      this.failure = ioError("cannot write", this.name, err);
+      throw this.failure;
+    }
+    record.chain = wordsToHex(this.sink.chain);
+  }
+
+  /** Serialize one record into a frame for the hash worker (raw_hash and chain come from the worker). */
+  private stageRecord(record: Record<string, unknown>, p: ParallelState): void {
+    const failed = ringError(p.producer.shared, p.producer.ctl);
+    if (failed !== null) {
+      this.failure = ioError("cannot write", this.name, { code: failed });
+      throw this.failure;
+    }
+    const raw = record.raw_line;
+    let json: string;
+    let standinAt = -1;
+    if (typeof raw === "string") {
+      record.raw_hash = RAW_HASH_STANDIN;
+      if (record.chain !== undefined) delete record.chain;
+      json = serialize(record);
+      standinAt = json.indexOf(RAW_HASH_STANDIN_KV);
+      // the stand-in must be the top-level key's value and nothing else's
+      if (standinAt < 0 || json.lastIndexOf(RAW_HASH_STANDIN_KV) !== standinAt) {
+        const h = this.hasher;
+        h.digest(h.encode(raw));
+        record.raw_hash = h.outHex();
+        json = serialize(record);
+        standinAt = -1;
       }
-      this.pos = 0;
-      this.appended = this.flushedCount;
-      this.chain.set(this.flushedChain);
+    } else {
+      const h = this.hasher;
+      h.digest(h.encode(canonicalJson(record, ["raw_hash", "chain"])));
+      record.raw_hash = h.outHex();
+      if (record.chain !== undefined) delete record.chain;
+      json = serialize(record);
+    }
+    const need = 12 + 3 * ((standinAt >= 0 ? (raw as string).length : 0) + json.length);
+    if (p.stagePos + need > p.stage.length) {
+      this.sendStaged(p);
+      if (need > p.stage.length) {
+        p.stage = new Uint8Array(need + STAGE_BYTES);
+        p.stageView = new DataView(p.stage.buffer);
+      }
+    }
+    const enc = this.encoder;
+    const stage = p.stage;
+    const start = p.stagePos;
+    let q = start + 12;
+    let rawLen = -1;
+    let hashPos = -1;
+    let jsonLen: number;
+    if (standinAt >= 0) {
+      rawLen = enc.encodeInto(raw as string, stage.subarray(q)).written;
+      q += rawLen;
+      const valueAt = standinAt + RAW_HASH_KEY.length;
+      hashPos = enc.encodeInto(json.substring(0, valueAt), stage.subarray(q)).written;
+      jsonLen = hashPos + enc.encodeInto(json.substring(valueAt), stage.subarray(q + hashPos)).written;
+    } else {
+      jsonLen = enc.encodeInto(json, stage.subarray(q)).written;
+    }
+    p.stageView.setInt32(start, rawLen, true);
+    p.stageView.setInt32(start + 4, jsonLen, true);
+    p.stageView.setInt32(start + 8, hashPos, true);
+    p.stagePos = q + jsonLen;
+    if (p.stagePos >= STAGE_BYTES) this.sendStaged(p);
+  }
+
+  private sendStaged(p: ParallelState): void {
+    if (p.stagePos === 0) return;
+    p.producer.write(p.stage, p.stagePos);
+    p.producer.publish();
+    p.stagePos = 0;
+  }
+
+  /** Hand the chain to a worker thread; if it does not start, keep hashing here. */
+  private startWorker(): void {
+    this.parallelAfter = Number.POSITIVE_INFINITY; // one attempt
+    try {
+      this.sink.flush();
+    } catch (err) {
       throw ioError("cannot write", this.name, err);
     }
-    this.flushedBytes += this.pos;
-    this.pos = 0;
-    this.flushedCount = this.appended;
-    this.flushedChain.set(this.chain);
+    const ring = createRing();
+    const input: HashWorkerInput = {
+      ring,
+      fd: this.fd,
+      truncatable: this.sealPath !== null,
+      chain: this.sink.chain,
+      count: this.sink.flushedCount,
+      writtenBytes: this.sink.flushedBytes,
+    };
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL("./hash-worker.ts", import.meta.url), { workerData: input });
+    } catch {
+      return;
+    }
+    worker.unref();
+    const producer = new RingProducer(ring);
+    // the worker thread boots on its own: waiting here does not need this thread's event loop
+    if (Atomics.wait(producer.ctl, CTL.started, 0, WORKER_START_MS) === "timed-out") {
+      void worker.terminate();
+      return;
+    }
+    const result = new Promise<HashWorkerResult>((resolve, reject) => {
+      worker.once("message", (r: HashWorkerResult) => resolve(r));
+      worker.once("error", reject);
+      worker.once("exit", (code) => reject(new Error(`the hash worker exited (${code}) before it finished`)));
+    });
+    result.catch(() => {}); // observed in finishWriting
+    const stage = new Uint8Array(STAGE_BYTES + 64 * 1024);
+    this.parallel = { worker, producer, stage, stageView: new DataView(stage.buffer), stagePos: 0, result };
+  }
+
+  /** Write every whole line: flush this thread's buffer, or drain and stop the worker. */
+  private async finishWriting(): Promise<void> {
+    const p = this.parallel;
+    if (p === null) {
+      try {
+        this.sink.flush();
+      } catch (err) {
+        throw ioError("cannot write", this.name, err);
+      }
+      return;
+    }
+    this.parallel = null;
+    try {
+      this.sendStaged(p);
+    } finally {
+      p.producer.end();
+    }
+    const r = await p.result;
+    await p.worker.terminate();
+    // the worker's count of what is on disk; the seal is written from the sink
+    this.sink.chain.set(r.chain);
+    this.sink.flushedChain.set(r.chain);
+    this.sink.appended = this.sink.flushedCount = r.count;
+    this.sink.flushedBytes = r.writtenBytes;
+    if (r.error !== null) throw ioError("cannot write", this.name, { code: r.error });
   }
 
   private writeSeal(sealPath: string, complete: boolean, reason: string | null): ChainSeal {
     const seal = buildSeal(
       {
         tool: this.tool,
-        count: this.flushedCount,
-        final: wordsToHex(this.flushedChain),
+        count: this.sink.flushedCount,
+        final: wordsToHex(this.sink.flushedChain),
         complete,
         reason,
         created: sealTime(),
@@ -239,16 +369,12 @@ export class ChainedWriter {
   }
 }
 
-/** writeSync that waits out EAGAIN (a non-blocking stdout pipe that is full). */
-function writeAll(fd: number, buf: Uint8Array, off: number, len: number): number {
-  for (;;) {
-    try {
-      return writeSync(fd, buf, off, len);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-      Bun.sleepSync(1);
-    }
-  }
+/** The record's JSON text, which must be an object. */
+function serialize(record: Record<string, unknown>): string {
+  const json = JSON.stringify(record);
+  if (json === undefined || json.charCodeAt(0) !== 123)
+    throw new TypeError("ChainedWriter: a record must be a JSON object");
+  return json;
 }
 
 function ioError(what: string, path: string, err: unknown, exitCode = 1): CarnotError {

@@ -38,7 +38,7 @@ export const copies = (records: Record<string, unknown>[]) => records.map((r) =>
 export async function writeLog(
   path: string,
   records: Record<string, unknown>[],
-  opts: { key?: Uint8Array } = {},
+  opts: { key?: Uint8Array; parallelAfter?: number } = {},
 ): Promise<ChainSeal> {
   const w = await ChainedWriter.open(path, { ...opts, tool: "carnot test" });
   for (const r of copies(records)) w.append(r);

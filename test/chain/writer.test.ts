@@ -10,7 +10,6 @@ import { ChainedWriter, readKeyFile } from "../../src/chain/writer.ts";
 import { copies, readLines, runCli, straceRecords, tempDir, writeLog } from "./logs.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
-const hexBytes = (hex: string) => Uint8Array.fromHex(hex);
 
 let tmp: ReturnType<typeof tempDir>;
 let records: Record<string, unknown>[];
@@ -20,14 +19,23 @@ beforeAll(() => {
 });
 afterAll(() => tmp.cleanup());
 
-describe("ChainedWriter", () => {
+/** The writer hashes in its own thread, in a worker from the first record, or switches midway. */
+const MODES = [
+  ["in this thread", Number.POSITIVE_INFINITY],
+  ["in a worker", 0],
+  ["switching to a worker after 7 records", 7],
+] as const;
+
+describe.each(MODES)("ChainedWriter, hashing %s", (mode, parallelAfter) => {
+  const file = (name: string) => join(tmp.dir, `${name}-${parallelAfter}.jsonl`);
+
   test("each line is the record with raw_hash in place and chain last, as the chain definition says", async () => {
-    const path = join(tmp.dir, "def.jsonl");
-    const seal = await writeLog(path, records);
+    const path = file("def");
+    const seal = await writeLog(path, records, { parallelAfter });
     const lines = readLines(path);
     expect(lines.length).toBe(records.length);
     // recompute everything with the reference implementation
-    let state = hexBytes(deriveChainKeys().genesisHex);
+    let state = Uint8Array.fromHex(deriveChainKeys().genesisHex);
     expect(bytesToHex(state)).toBe(bytesToHex(nobleBlake3(utf8("carnot.chain.v1 genesis"))));
     for (const [i, line] of lines.entries()) {
       const rec = JSON.parse(line);
@@ -51,20 +59,19 @@ describe("ChainedWriter", () => {
     expect(JSON.parse(readFileSync(`${path}.seal.json`, "utf8"))).toEqual(seal);
   });
 
-  test("append sets raw_hash and chain on the record object too", async () => {
-    const w = await ChainedWriter.open(join(tmp.dir, "obj.jsonl"));
-    const rec: Record<string, unknown> = { ts: 1, raw_line: "x", raw_hash: null, chain: "stale", z: 2 };
-    w.append(rec);
-    expect(Object.keys(rec)).toEqual(["ts", "raw_line", "raw_hash", "z", "chain"]);
-    expect(rec.raw_hash).toBe(bytesToHex(nobleBlake3(utf8("x"))));
-    expect(rec.chain).toMatch(/^[0-9a-f]{64}$/);
-    expect(w.count).toBe(1);
+  test("raw_hash is added last when the record has no such key; count and append-after-close", async () => {
+    const w = await ChainedWriter.open(file("obj"), { parallelAfter });
+    for (let i = 0; i < 10; i++) w.append({ ts: i, raw_line: `x${i}`, chain: "stale", z: 2 });
+    expect(w.count).toBe(10);
     await w.close();
     expect(() => w.append({ raw_line: "late" })).toThrow("after close");
+    const rec = JSON.parse(readLines(file("obj"))[9]!);
+    expect(Object.keys(rec)).toEqual(["ts", "raw_line", "z", "raw_hash", "chain"]);
+    expect(rec.raw_hash).toBe(bytesToHex(nobleBlake3(utf8("x9"))));
   });
 
   test("without raw_line, raw_hash is blake3 of the record's canonical JSON (key order does not matter)", async () => {
-    const path = join(tmp.dir, "obs.jsonl");
+    const path = file("obs");
     const obs = {
       source: "runtime.ebpf",
       sni: "localhost",
@@ -72,8 +79,12 @@ describe("ChainedWriter", () => {
       net: { b: 1, a: 2 },
       "10": true,
     };
-    await writeLog(path, [obs]);
-    const rec = JSON.parse(readLines(path)[0]!);
+    await writeLog(
+      path,
+      Array.from({ length: 12 }, () => obs),
+      { parallelAfter },
+    );
+    const rec = JSON.parse(readLines(path)[11]!);
     const canonical =
       '{"10":true,"groups_offered":["X25519"],"net":{"a":2,"b":1},"sni":"localhost","source":"runtime.ebpf"}';
     expect(canonicalJson(rec, ["raw_hash", "chain"])).toBe(canonical);
@@ -81,25 +92,42 @@ describe("ChainedWriter", () => {
     expect((await verifyLog(path)).ok).toBe(true);
   });
 
-  test("many records cross the flush size and still chain; a record larger than the buffer too", async () => {
-    const path = join(tmp.dir, "many.jsonl");
+  test("a nested raw_hash key that looks like the writer's placeholder does not confuse it", async () => {
+    const path = file("nested");
+    const tricky = { raw_line: "t", raw_hash: null, meta: { raw_hash: "=".repeat(64) } };
+    await writeLog(
+      path,
+      Array.from({ length: 12 }, () => tricky),
+      { parallelAfter },
+    );
+    const rec = JSON.parse(readLines(path)[11]!);
+    expect(rec.raw_hash).toBe(bytesToHex(nobleBlake3(utf8("t"))));
+    expect(rec.meta.raw_hash).toBe("=".repeat(64));
+    expect((await verifyLog(path)).ok).toBe(true);
+  });
+
+  test("many records cross the flush size and still chain; records larger than the buffers too", async () => {
+    const path = file("many");
     const many: Record<string, unknown>[] = Array.from({ length: 6000 }, (_, i) => ({
       ...records[i % records.length]!,
       ts: i,
     }));
-    many.push({ ts: -1, raw_line: "y".repeat(3 << 20), raw_hash: null });
+    many.splice(3000, 0, { ts: -1, raw_line: "y".repeat(9 << 20), raw_hash: null }); // larger than the ring
     many.push({ ts: -2, raw_line: 'päth 日本語 🦀 \u0000 \n "q"', raw_hash: null });
-    const seal = await writeLog(path, many);
+    const seal = await writeLog(path, many, { parallelAfter });
     expect(seal.count).toBe(6002);
-    expect(readLines(path).length).toBe(6002);
+    const lines = readLines(path);
+    expect(lines.length).toBe(6002);
+    expect(JSON.parse(lines[6001]!).raw_line).toBe('päth 日本語 🦀 \u0000 \n "q"');
     const r = await verifyLog(path);
     expect(r).toMatchObject({ ok: true, count: 6002, sealed: true });
   });
 
   test("a record that cannot be serialized is refused and nothing of it is written", async () => {
-    const path = join(tmp.dir, "bigint.jsonl");
-    const w = await ChainedWriter.open(path);
+    const path = file("bigint");
+    const w = await ChainedWriter.open(path, { parallelAfter });
     w.append({ raw_line: "a" });
+    expect(() => w.append({ raw_line: "b", n: 1n })).toThrow();
     expect(() => w.append({ raw_line: "b", n: 1n })).toThrow();
     w.append({ raw_line: "c" });
     await w.close();
@@ -107,33 +135,13 @@ describe("ChainedWriter", () => {
     expect((await verifyLog(path)).ok).toBe(true);
   });
 
-  test("an empty log is sealed with count 0 and verifies", async () => {
-    const path = join(tmp.dir, "empty.jsonl");
-    const seal = await writeLog(path, []);
-    expect(seal.count).toBe(0);
-    expect(seal.final).toBe(seal.genesis!);
-    expect(readFileSync(path, "utf8")).toBe("");
-    expect(await verifyLog(path)).toMatchObject({ ok: true, count: 0 });
-  });
-
-  test("reopening an output removes its old seal until the new log is complete", async () => {
-    const path = join(tmp.dir, "reopen.jsonl");
-    await writeLog(path, records);
-    const w = await ChainedWriter.open(path);
-    expect(existsSync(`${path}.seal.json`)).toBe(false);
-    w.append(copies(records)[0]!);
-    await w.close();
-    expect(await verifyLog(path)).toMatchObject({ ok: true, count: 1 });
-  });
-
   test("abort keeps whole lines only and seals them as incomplete", async () => {
-    const path = join(tmp.dir, "abort.jsonl");
-    const w = await ChainedWriter.open(path);
+    const path = file("abort");
+    const w = await ChainedWriter.open(path, { parallelAfter });
     for (const r of copies(records)) w.append(r);
     await w.abort("strace input ended inside a line");
     await w.abort("second abort is ignored");
-    const text = readFileSync(path, "utf8");
-    expect(text.endsWith("\n")).toBe(true);
+    expect(readFileSync(path, "utf8").endsWith("\n")).toBe(true);
     expect(readLines(path).length).toBe(records.length);
     const seal = JSON.parse(readFileSync(`${path}.seal.json`, "utf8"));
     expect(seal).toMatchObject({
@@ -152,57 +160,182 @@ describe("ChainedWriter", () => {
   });
 
   test("stdout: the same chained lines, no seal", async () => {
-    const script = join(tmp.dir, "to-stdout.ts");
+    const script = join(tmp.dir, `to-stdout-${parallelAfter}.ts`);
     writeFileSync(
       script,
       `import { ChainedWriter } from ${JSON.stringify(join(import.meta.dir, "../../src/chain/writer.ts"))};
-       const w = await ChainedWriter.open(null);
-       for (let i = 0; i < 3000; i++) w.append({ ts: i, raw_line: "line " + i });
+       const w = await ChainedWriter.open(null, { parallelAfter: ${parallelAfter} });
+       for (let i = 0; i < 30000; i++) w.append({ ts: i, raw_line: "line " + i });
        console.error(String(await w.close()));`,
     );
     const p = Bun.spawnSync([process.execPath, script]);
     expect(p.stderr.toString().trim()).toBe("null");
-    const out = join(tmp.dir, "stdout.jsonl");
+    const out = join(tmp.dir, `stdout-${parallelAfter}.jsonl`);
     writeFileSync(out, p.stdout);
-    expect(readLines(out).length).toBe(3000);
+    expect(readLines(out).length).toBe(30000);
     const r = await verifyLog(out);
     expect(r.reason).toContain("no seal");
-    expect(r.reason).toContain("3000 records chain intact");
+    expect(r.reason).toContain("30000 records chain intact");
+  });
+
+  test(`keyed logs hide their genesis and verify only with the key (${mode})`, async () => {
+    const key = new Uint8Array(48).map((_, i) => i * 5 + 1);
+    const path = file("keyed");
+    const seal = await writeLog(path, records, { key, parallelAfter });
+    expect(seal.genesis).toBeNull();
+    expect(seal.key_id).toMatch(/^[0-9a-f]{16}$/);
+    expect(await verifyLog(path, { key })).toMatchObject({ ok: true, count: records.length });
+    expect((await verifyLog(path)).reason).toContain("the log is keyed");
+  });
+});
+
+describe("ChainedWriter", () => {
+  test("an empty log is sealed with count 0 and verifies", async () => {
+    const path = join(tmp.dir, "empty.jsonl");
+    const seal = await writeLog(path, []);
+    expect(seal.count).toBe(0);
+    expect(seal.final).toBe(seal.genesis!);
+    expect(readFileSync(path, "utf8")).toBe("");
+    expect(await verifyLog(path)).toMatchObject({ ok: true, count: 0 });
+  });
+
+  test("in this thread, append also sets raw_hash and chain on the record object", async () => {
+    const w = await ChainedWriter.open(join(tmp.dir, "obj.jsonl"), {
+      parallelAfter: Number.POSITIVE_INFINITY,
+    });
+    const rec: Record<string, unknown> = { ts: 1, raw_line: "x", raw_hash: null, z: 2 };
+    w.append(rec);
+    await w.close();
+    expect(rec.raw_hash).toBe(bytesToHex(nobleBlake3(utf8("x"))));
+    expect(rec.chain).toBe(JSON.parse(readLines(join(tmp.dir, "obj.jsonl"))[0]!).chain);
+  });
+
+  test("the same records give the same lines whichever thread hashes them", async () => {
+    const a = join(tmp.dir, "same-a.jsonl");
+    const b = join(tmp.dir, "same-b.jsonl");
+    await writeLog(a, records, { parallelAfter: Number.POSITIVE_INFINITY });
+    await writeLog(b, records, { parallelAfter: 3 });
+    expect(readFileSync(b, "utf8")).toBe(readFileSync(a, "utf8"));
+  });
+
+  test("reopening an output removes its old seal until the new log is complete", async () => {
+    const path = join(tmp.dir, "reopen.jsonl");
+    await writeLog(path, records);
+    const w = await ChainedWriter.open(path);
+    expect(existsSync(`${path}.seal.json`)).toBe(false);
+    w.append(copies(records)[0]!);
+    await w.close();
+    expect(await verifyLog(path)).toMatchObject({ ok: true, count: 1 });
   });
 
   test("an output in a missing directory is a clear error", async () => {
     const p = ChainedWriter.open(join(tmp.dir, "no", "such", "dir.jsonl"));
-    expect(p).rejects.toThrow(/^cannot create .*dir\.jsonl: no such file or directory$/);
+    await expect(p).rejects.toThrow(/^cannot create .*dir\.jsonl: no such file or directory$/);
   });
 });
 
 describe("key file", () => {
-  test("a keyed log hides its genesis, names its key by fingerprint and verifies only with that key", async () => {
+  test("a keyed log's chain differs from the plain one", async () => {
     const keyPath = join(tmp.dir, "secret.key");
     writeFileSync(
       keyPath,
       new Uint8Array(48).map((_, i) => i * 5 + 1),
     );
     const key = await readKeyFile(keyPath);
-    const path = join(tmp.dir, "keyed.jsonl");
-    const seal = await writeLog(path, records, { key });
-    expect(seal.genesis).toBeNull();
-    expect(seal.key_id).toMatch(/^[0-9a-f]{16}$/);
+    const keyed = join(tmp.dir, "keyed.jsonl");
     const plain = join(tmp.dir, "plain.jsonl");
+    await writeLog(keyed, records, { key });
     await writeLog(plain, records);
-    expect(JSON.parse(readLines(path)[0]!).chain).not.toBe(JSON.parse(readLines(plain)[0]!).chain);
-    expect(await verifyLog(path, { key })).toMatchObject({ ok: true, count: records.length });
+    expect(JSON.parse(readLines(keyed)[0]!).chain).not.toBe(JSON.parse(readLines(plain)[0]!).chain);
+    expect(await verifyLog(keyed, { key })).toMatchObject({ ok: true, count: records.length });
   });
 
   test("missing or short key files are usage errors", async () => {
-    expect(readKeyFile(join(tmp.dir, "nope.key"))).rejects.toThrow(
+    await expect(readKeyFile(join(tmp.dir, "nope.key"))).rejects.toThrow(
       /cannot read key file .*nope\.key: no such file/,
     );
     const short = join(tmp.dir, "short.key");
     writeFileSync(short, "0123456789abcdef0123456789abcde");
-    expect(readKeyFile(short)).rejects.toThrow("too short: 31 bytes, need at least 32");
+    await expect(readKeyFile(short)).rejects.toThrow("too short: 31 bytes, need at least 32");
     const cli = runCli(["verify", join(tmp.dir, "plain.jsonl"), "--key-file", short]);
     expect(cli.exitCode).toBe(2);
     expect(cli.stderr).toMatch(/^carnot: key file .* is too short: 31 bytes, need at least 32 .*\n$/);
   });
+});
+
+describe("a write that fails (disk full)", () => {
+  /** A 2 MiB tmpfs: real ENOSPC from the kernel. */
+  function smallDisk(): { dir: string; unmount: () => void } | string {
+    if (process.getuid?.() !== 0) return "needs root to mount a small tmpfs";
+    const dir = join(tmp.dir, `disk-${Math.random().toString(36).slice(2)}`);
+    Bun.spawnSync(["mkdir", "-p", dir]);
+    const m = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir], { stderr: "pipe" });
+    if (m.exitCode !== 0) return `cannot mount tmpfs: ${m.stderr.toString().trim()}`;
+    return { dir, unmount: () => void Bun.spawnSync(["umount", dir]) };
+  }
+
+  test.each(MODES)(
+    "hashing %s: an error, whole lines only, and an incomplete seal",
+    async (_mode, parallelAfter) => {
+      const disk = smallDisk();
+      if (typeof disk === "string") {
+        console.log(`skipped: ${disk}`);
+        return;
+      }
+      try {
+        const path = join(disk.dir, "full.jsonl");
+        const w = await ChainedWriter.open(path, { parallelAfter });
+        let failure: Error | null = null;
+        try {
+          for (let i = 0; i < 100_000; i++) w.append({ ...records[i % records.length]!, ts: i });
+          await w.close();
+        } catch (err) {
+          failure = err as Error;
+        }
+        expect(failure?.message).toMatch(/^cannot write .*full\.jsonl: ENOSPC$/);
+        await w.abort("disk full");
+        const text = readFileSync(path, "utf8");
+        expect(text.length).toBeGreaterThan(0);
+        expect(text.endsWith("\n")).toBe(true);
+        const seal = JSON.parse(readFileSync(`${path}.seal.json`, "utf8"));
+        expect(seal.complete).toBe(false);
+        expect(seal.count).toBe(readLines(path).length);
+        const r = await verifyLog(path);
+        expect(r.reason).toMatch(
+          /^log incomplete: the writer stopped early \(.*ENOSPC.*\); \d+ records chain intact$/,
+        );
+      } finally {
+        disk.unmount();
+      }
+    },
+  );
+});
+
+test("close after a failed write seals the log as incomplete and repeats the error", async () => {
+  if (process.getuid?.() !== 0) return console.log("skipped: needs root to mount a small tmpfs");
+  const dir = join(tmp.dir, "disk-close");
+  Bun.spawnSync(["mkdir", "-p", dir]);
+  if (Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]).exitCode !== 0) {
+    return console.log("skipped: cannot mount tmpfs");
+  }
+  try {
+    const path = join(dir, "full.jsonl");
+    const w = await ChainedWriter.open(path, { parallelAfter: Number.POSITIVE_INFINITY });
+    let thrown = 0;
+    for (let i = 0; i < 20_000; i++) {
+      try {
+        w.append({ ...records[i % records.length]!, ts: i });
+      } catch {
+        thrown++;
+      }
+    }
+    expect(thrown).toBeGreaterThan(1); // every append after the failure fails too
+    await expect(w.close()).rejects.toThrow(/ENOSPC/);
+    const seal = JSON.parse(readFileSync(`${path}.seal.json`, "utf8"));
+    expect(seal.complete).toBe(false);
+    expect(seal.reason).toMatch(/ENOSPC/);
+    expect(seal.count).toBe(readLines(path).length);
+  } finally {
+    Bun.spawnSync(["umount", dir]);
+  }
 });

@@ -1,0 +1,84 @@
+/**
+ * The hash worker: takes record frames from the ring, computes raw_hash and the chain, writes
+ * the lines. Runs on the second core so the writer's thread only serializes records.
+ * Frame: int32 rawLen (-1: raw_hash already in the JSON), int32 jsonLen, int32 hashPos (byte
+ * offset of the 64-character raw_hash value in the JSON), raw_line bytes, JSON bytes.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { Blake3 } from "./blake3.ts";
+import { LineSink, putHex } from "./line-sink.ts";
+import { CTL, RingConsumer, type RingShared, setRingError } from "./ring.ts";
+
+/** What the writer hands the worker. */
+export interface HashWorkerInput {
+  ring: RingShared;
+  fd: number;
+  truncatable: boolean;
+  /** chain value, count and bytes already written by the writer's own thread */
+  chain: Uint32Array;
+  count: number;
+  writtenBytes: number;
+}
+
+/** What the worker reports when the ring has ended: the state of what is on disk. */
+export interface HashWorkerResult {
+  count: number;
+  chain: Uint32Array;
+  writtenBytes: number;
+  error: string | null;
+}
+
+export function runHashWorker(input: HashWorkerInput): HashWorkerResult {
+  const ring = new RingConsumer(input.ring);
+  const ctl = ring.ctl;
+  Atomics.store(ctl, CTL.started, 1);
+  Atomics.notify(ctl, CTL.started);
+  const h = new Blake3(1 << 16);
+  const sink = new LineSink(input.fd, input.truncatable, input.chain, input.count, input.writtenBytes);
+  const header = new Uint8Array(12);
+  const headerView = new DataView(header.buffer);
+  const rawHash = new Uint32Array(8);
+  let error: string | null = null;
+  while (ring.readExact(header, 0, 12)) {
+    const rawLen = headerView.getInt32(0, true);
+    const jsonLen = headerView.getInt32(4, true);
+    const hashPos = headerView.getInt32(8, true);
+    if (rawLen >= 0) {
+      h.reserve(rawLen);
+      if (!ring.readExact(h.scratch, 0, rawLen)) break;
+      h.pad(rawLen);
+      rawHash.set(h.digest(rawLen));
+    }
+    h.reserve(jsonLen);
+    if (!ring.readExact(h.scratch, 0, jsonLen)) break;
+    ring.release();
+    if (error !== null) continue; // after a failed write: drain, so the writer never blocks
+    if (rawLen >= 0) putHex(rawHash, h.scratch, hashPos);
+    h.pad(jsonLen);
+    try {
+      sink.appendBody(h, jsonLen);
+    } catch (err) {
+      error = describe(err);
+      setRingError(input.ring, ctl, error);
+    }
+  }
+  ring.release();
+  if (error === null) {
+    try {
+      sink.flush();
+    } catch (err) {
+      error = describe(err);
+      setRingError(input.ring, ctl, error);
+    }
+  }
+  return { count: sink.flushedCount, chain: sink.flushedChain, writtenBytes: sink.flushedBytes, error };
+}
+
+function describe(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ?? e.message ?? String(err);
+}
+
+if (parentPort && workerData && (workerData as { ring?: unknown }).ring) {
+  parentPort.postMessage(runHashWorker(workerData as HashWorkerInput));
+}

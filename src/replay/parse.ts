@@ -159,6 +159,8 @@ export function findArgsEnd(s: string, i: number): [number, boolean] {
       }
     } else if (c === LT) {
       if (depth === 0 && s.startsWith(UNFINISHED, i)) return [i, true];
+      // `strace -p` stopped mid-call: like an unfinished half whose other half never comes
+      if (depth === 0 && s.startsWith("<detached ...>", i)) return [i, true];
       // an fd annotation: `3</path>`, `1</dev/null<char 1:3>>`, `5<TCP:[a:1->b:2]>`
       let angle = 1;
       i++;
@@ -210,7 +212,7 @@ function parseCallBody(s: string, i: number, head: LineHead, call: string, resum
   const argText = s.slice(i, end);
   if (unfinished) {
     // `<... X resumed> <unfinished ...>) = ?`: cut again by the tracee's death
-    const after = end + UNFINISHED.length;
+    const after = end + (s.startsWith(UNFINISHED, end) ? UNFINISHED.length : 14);
     if (s.startsWith(") = ", after) || s.startsWith(")", after)) {
       const eq = s.indexOf("= ", after);
       if (eq < 0) return UNPARSED;

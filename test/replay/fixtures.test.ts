@@ -46,7 +46,7 @@ const CASES: Case[] = [
   },
   {
     file: "cut-calls.strace",
-    counts: { events: 5, merged: 2, stateOnly: 4, unparsed: 0 },
+    counts: { events: 6, merged: 2, stateOnly: 4, unparsed: 0 },
     expect: [
       [
         (r) => r.call === "read",
@@ -67,6 +67,8 @@ const CASES: Case[] = [
       // `<unavailable>`: no -T time, so the time between the halves
       [(r) => r.call === "futex", { pid: 201, retval: null, latency_us: 25, ts: 5 }],
       [(r) => r.call === "exit_group", { pid: 200, retval: null, args: [130, null, null, null, null, null] }],
+      // `strace -p` detached mid-call: written at the end, cut
+      [(r) => r.call === "restart_syscall", { pid: 204, retval: null, ts: 60 }],
     ],
   },
   {

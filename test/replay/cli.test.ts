@@ -103,6 +103,24 @@ describe("carnot replay", () => {
     expect(l.err).toBe("2 lines: 0 events, 0 merged, 0 state-only, 2 unparsed\nfirst unparsed lines: 1, 2\n");
   });
 
+  test("a large file gets a progress bar on a terminal's stderr", async () => {
+    const line = (await Bun.file(join(FIXTURES, "fd-lifecycle.strace")).text()).split("\n")[1]!;
+    const big = join(tmp.dir, "big.strace");
+    await Bun.write(big, `${line}\n`.repeat(Math.ceil((33 * 1024 * 1024) / (line.length + 1))));
+    // `script` gives the command a pseudo-terminal
+    const cmd = `bun ${CLI} replay ${big} -o ${join(tmp.dir, "big.jsonl")}`;
+    const p = Bun.spawn(["script", "-qec", cmd, "/dev/null"], {
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
+    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    expect(code).toBe(0);
+    expect(out).toContain("replay [");
+    expect(out).toMatch(/100%/);
+    expect(out).toMatch(/\d+ lines: \d+ events, 0 merged, 0 state-only, 0 unparsed/);
+  });
+
   test("a missing input is one line and exit 2", async () => {
     const r = await carnot(["replay", join(tmp.dir, "nope.strace")]);
     expect(r.code).toBe(2);

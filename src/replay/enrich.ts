@@ -30,6 +30,8 @@ export interface CompleteCall {
   ts: number;
   call: string;
   argText: string;
+  /** `argText` already split (whole lines), or null to split here. */
+  args?: string[] | null;
   /** False for a resumed half with no pending half: its argument positions are unknown. */
   argsKnown: boolean;
   /** Null when the call was cut (no return line at all). */
@@ -138,7 +140,7 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
   const task = table.task(c.tid);
   const call = c.call;
   const spec = callSpec(call);
-  const args = c.argsKnown ? splitArgs(c.argText) : [];
+  const args = c.argsKnown ? (c.args ?? splitArgs(c.argText)) : [];
   const words = argWords(args);
   const ret = c.retText === null ? { retval: null, errno: null, annotation: null } : parseReturn(c.retText);
   const retval = ret.retval;

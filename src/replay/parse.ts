@@ -20,6 +20,8 @@ export interface CallLine extends LineHead {
   call: string;
   /** Argument text: between `(` and `)`, or up to ` <unfinished ...>`, or after `resumed>`. */
   argText: string;
+  /** The arguments split at top-level commas, for a whole line (null for halves). */
+  args: string[] | null;
   /** True for `<... X resumed>` lines. */
   resumed: boolean;
   /** False when the line ends in `<unfinished ...>` (the call's other half comes later). */
@@ -144,7 +146,7 @@ function readFraction(s: string, c: Cursor): number {
  * `<…>` fd annotations are skipped as units; inside an annotation `->` (socket endpoints) does not close it.
  * Returns the index of the closing `)` or of `<unfinished ...>`, and whether it was the latter; -1 if neither.
  */
-export function findArgsEnd(s: string, i: number): [number, boolean] {
+export function findArgsEnd(s: string, i: number, commas?: number[]): [number, boolean] {
   let depth = 0;
   const n = s.length;
   while (i < n) {
@@ -180,10 +182,27 @@ export function findArgsEnd(s: string, i: number): [number, boolean] {
         return [-1, false];
       }
       depth--;
+    } else if (c === 44 && depth === 0 && commas !== undefined) {
+      commas.push(i);
     }
     i++;
   }
   return [-1, false];
+}
+
+/** The arguments between `start` and `end`, split at the given top-level commas and trimmed. */
+function argsAt(s: string, start: number, end: number, commas: number[]): string[] {
+  const out: string[] = [];
+  let a = start;
+  for (let k = 0; k <= commas.length; k++) {
+    let b = k < commas.length ? commas[k]! : end;
+    const next = b + 1;
+    while (a < b && s.charCodeAt(a) === SPACE) a++;
+    while (b > a && s.charCodeAt(b - 1) === SPACE) b--;
+    if (k < commas.length || b > a || out.length > 0) out.push(s.slice(a, b));
+    a = next;
+  }
+  return out;
 }
 
 /** Splits `RET[ <T>]` after `= `: the -T time comes off the end when present. */
@@ -207,7 +226,8 @@ function splitLatency(s: string, start: number): [string, number | null] {
 }
 
 function parseCallBody(s: string, i: number, head: LineHead, call: string, resumed: boolean): ParsedLine {
-  const [end, unfinished] = findArgsEnd(s, i);
+  const commas: number[] = [];
+  const [end, unfinished] = findArgsEnd(s, i, commas);
   if (end < 0) return UNPARSED;
   const argText = s.slice(i, end);
   if (unfinished) {
@@ -224,6 +244,7 @@ function parseCallBody(s: string, i: number, head: LineHead, call: string, resum
         timeForm: head.timeForm,
         call,
         argText,
+        args: null,
         resumed,
         finished: true,
         retText,
@@ -238,6 +259,7 @@ function parseCallBody(s: string, i: number, head: LineHead, call: string, resum
       timeForm: head.timeForm,
       call,
       argText,
+      args: null,
       resumed,
       finished: false,
       retText: null,
@@ -249,6 +271,7 @@ function parseCallBody(s: string, i: number, head: LineHead, call: string, resum
   if (s.charCodeAt(j) !== 61 || s.charCodeAt(j + 1) !== SPACE) return UNPARSED;
   const [retText, latency] = splitLatency(s, j + 2);
   if (retText.length === 0) return UNPARSED;
+  const args = resumed ? null : argsAt(s, i, end, commas);
   return {
     kind: "call",
     tid: head.tid,
@@ -256,6 +279,7 @@ function parseCallBody(s: string, i: number, head: LineHead, call: string, resum
     timeForm: head.timeForm,
     call,
     argText,
+    args,
     resumed,
     finished: true,
     retText,

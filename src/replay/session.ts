@@ -239,6 +239,7 @@ export class ReplaySession {
           ts,
           call: p.call,
           argText: p.argText,
+          args: p.args,
           argsKnown: true,
           retText: p.retText,
           latency: p.latency,

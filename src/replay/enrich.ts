@@ -133,6 +133,26 @@ export function cloneFlags(call: string, argText: string): number {
   return words[0] ?? 0;
 }
 
+/** x86-64 clone(flags, stack, parent_tid, child_tid, tls): strace prints them by name, stack first. */
+const CLONE_ARG_SLOTS: Record<string, number> = {
+  flags: 0,
+  child_stack: 1,
+  parent_tid: 2,
+  child_tidptr: 3,
+  tls: 4,
+};
+
+function cloneWords(args: string[]): (number | null)[] {
+  const out: (number | null)[] = [null, null, null, null, null, null];
+  for (const a of args) {
+    const eq = a.indexOf("=");
+    const slot = eq > 0 ? CLONE_ARG_SLOTS[a.slice(0, eq)] : undefined;
+    if (slot === undefined) return argWords(args);
+    out[slot] = argWords([a.slice(eq + 1)])[0] ?? null;
+  }
+  return out;
+}
+
 const CLONE_CALLS = new Set(["clone", "clone2", "clone3", "fork", "vfork"]);
 export const isCloneCall = (call: string): boolean => CLONE_CALLS.has(call);
 
@@ -141,7 +161,7 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
   const call = c.call;
   const spec = callSpec(call);
   const args = c.argsKnown ? (c.args ?? splitArgs(c.argText)) : [];
-  const words = argWords(args);
+  const words = call === "clone" ? cloneWords(args) : argWords(args);
   const ret = c.retText === null ? { retval: null, errno: null, annotation: null } : parseReturn(c.retText);
   const retval = ret.retval;
   const ok = retval !== null && retval >= 0;

@@ -223,6 +223,24 @@ const CASES: Case[] = [
     ],
   },
   {
+    file: "ids-and-fs.strace",
+    counts: { events: 11, merged: 0, stateOnly: 1, unparsed: 0 },
+    expect: [
+      [0, { uid: 1000, euid: null }],
+      [3, { uid: 1000, euid: 0, gid: 1000, risk_tags: ["PRIV_ESC"], operation: "SETID" }],
+      [
+        (r) => r.call === "clone" && r.retval === 801,
+        { args: [0x1200011, 0, null, 0x7f4261599a10, null, null] },
+      ],
+      // fork: the child has its own copy of the ids and the cwd
+      [6, { pid: 801, ppid: 800, uid: 1000, euid: 0, cwd: "/var/lib" }],
+      // CLONE_FS: the thread's chdir moves the whole process
+      [8, { pid: 800, tid: 802, cwd: "/tmp", abs_path: "/tmp" }],
+      [9, { pid: 800, tid: 800, abs_path: "/tmp/x" }],
+      [10, { pid: 801, abs_path: "/var/lib/y" }],
+    ],
+  },
+  {
     file: "garbage-and-truncated.strace",
     counts: { events: 2, merged: 0, stateOnly: 0, unparsed: 3 },
     firstUnparsed: [2, 3, 5],

@@ -1,4 +1,13 @@
-import { closeSync, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { Worker } from "node:worker_threads";
 import { CarnotError } from "../errors.ts";
 import { TOOL } from "../version.ts";
@@ -18,7 +27,7 @@ const PARALLEL_AFTER = 20_000;
 /** Frames are staged and copied into the ring in pieces of about this size. */
 const STAGE_BYTES = 256 * 1024;
 /** How long the writer waits for a new hash worker to run before it keeps hashing itself. */
-const WORKER_START_MS = 5_000;
+const WORKER_START_MS = 3_000;
 /** Stands for raw_hash in the JSON until the worker puts the real value in its place. */
 const RAW_HASH_STANDIN = "=".repeat(64);
 const RAW_HASH_KEY = '"raw_hash":"';
@@ -296,9 +305,11 @@ export class ChainedWriter {
       count: this.sink.flushedCount,
       writtenBytes: this.sink.flushedBytes,
     };
+    const entry = hashWorkerEntry();
+    if (entry === null) return;
     let worker: Worker;
     try {
-      worker = new Worker(new URL("./hash-worker.ts", import.meta.url), { workerData: input });
+      worker = new Worker(entry, { workerData: input });
     } catch {
       return;
     }
@@ -367,6 +378,22 @@ export class ChainedWriter {
     }
     return seal;
   }
+}
+
+/**
+ * The worker's module, or null when this build has none. In the compiled binary it is an extra
+ * entry point of `bun build --compile` (see the Makefile), embedded as a .js file under the
+ * entry points' common folder; from source it is beside this file.
+ */
+function hashWorkerEntry(): string | URL | null {
+  if (!Bun.isStandaloneExecutable) return new URL("./hash-worker.ts", import.meta.url);
+  const root = import.meta.dir;
+  const candidates = [
+    `${root}/chain/hash-worker.js`,
+    `${root}/src/chain/hash-worker.js`,
+    `${root}/hash-worker.js`,
+  ];
+  return candidates.find((path) => existsSync(path)) ?? null;
 }
 
 /** The record's JSON text, which must be an object. */

@@ -87,6 +87,8 @@ async function printHelp(rawArgs: string[]): Promise<void> {
 
 export async function runCli(rawArgs: string[]): Promise<number> {
   // after "--" the words belong to a command carnot runs (`carnot seccomp --apply p.json -- curl --help`)
+  // hidden: the offset calibration child that `carnot trace` runs for each library it probes
+  if (rawArgs[0] === "__calibrate") return (await import("./commands/calibrate.ts")).runCalibrate(rawArgs.slice(1));
   const separator = rawArgs.indexOf("--");
   const ownArgs = separator === -1 ? rawArgs : rawArgs.slice(0, separator);
   if (rawArgs.length === 0 || ownArgs.some((a) => a === "--help" || a === "-h")) {

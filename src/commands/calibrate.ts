@@ -1,0 +1,29 @@
+/**
+ * `carnot __calibrate LIBSSL` (hidden; run by `carnot trace` as a child process): prints the verified struct
+ * offsets of that exact library as one JSON line. See src/trace/calibrate-child.ts.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { calibrateLoaded } from "../trace/calibrate-child.ts";
+
+export async function runCalibrate(args: string[]): Promise<number> {
+  const libssl = args[0];
+  if (!libssl) {
+    process.stderr.write("carnot: __calibrate needs a libssl path\n");
+    return 2;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "carnot-calibrate-"));
+  try {
+    const result = calibrateLoaded(libssl, dir);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(
+      `carnot: calibration of ${libssl} failed: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    return 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Struct offsets verified for one exact libssl file: found by the calibration child (calibrate-child.ts, run
+ * as `carnot __calibrate LIBSSL`), cached by file identity, and handed to the BPF side per library.
+ *
+ * The child runs the library in a separate process: with LD_LIBRARY_PATH set to the library's directory, or,
+ * when that library needs a newer glibc than the host's, through the ld-linux loader found beside it.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import * as v from "valibot";
+
+const offset = v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0)));
+
+export const CalibrationSchema = v.object({
+  library: v.string(),
+  /** OpenSSL_version(OPENSSL_VERSION) of the loaded library */
+  openssl: v.string(),
+  handshakes: v.number(),
+  groupsTried: v.array(v.number()),
+  offsets: v.object({
+    /** int SSL version in the SSL object */
+    version: offset,
+    /** const SSL_CIPHER * negotiated, in the SSL object */
+    cipher: offset,
+    /** uint32 id (0x0300xxxx) inside SSL_CIPHER */
+    cipherId: offset,
+    /** SSL_SESSION * in the SSL object */
+    session: offset,
+    /** uint16 kex group inside SSL_SESSION */
+    kexGroup: offset,
+    /** uint16 group id of a TLS 1.3 key exchange in the SSL object */
+    group13: offset,
+    /** int handshake state (OSSL_HANDSHAKE_STATE) in the SSL object */
+    handState: offset,
+  }),
+  handStateBefore: v.number(),
+  handStateOk: v.number(),
+  candidates: v.record(v.string(), v.nullable(v.array(v.number()))),
+  /** IANA code (decimal string) → IANA cipher suite name, as this library names them */
+  ciphers: v.record(v.string(), v.string()),
+  /** the library's default groups list (IANA code points), null when it could not be read whole */
+  defaultGroups: v.nullable(v.array(v.number())),
+});
+export type Calibration = v.InferOutput<typeof CalibrationSchema>;
+
+/** Bump when the calibration's method changes: cached results of an older method are not reused. */
+export const CALIBRATION_FORMAT = 2;
+
+/** Where calibrations are cached: $CARNOT_CACHE_DIR, else /var/cache/carnot as root, else ~/.cache/carnot. */
+export function calibrationCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CARNOT_CACHE_DIR) return env.CARNOT_CACHE_DIR;
+  if (process.getuid?.() === 0) return "/var/cache/carnot";
+  return join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "carnot");
+}
+
+/** The file's identity: a calibration is reused only for the very same file. */
+export function fileIdentity(path: string): string {
+  const st = statSync(path);
+  return `${st.dev}-${st.ino}-${st.size}-${Math.floor(st.mtimeMs)}`;
+}
+
+/** How to run the calibration child: this executable (and the script, under `bun run`). */
+export function selfCommand(): string[] {
+  const script = process.argv[1];
+  // Compiled: argv[1] is a path inside Bun's embedded file system (/$bunfs/…); from source: a .ts file.
+  if (script && /\.(ts|js)$/.test(script) && !script.startsWith("/$bunfs")) return [process.execPath, script];
+  return [process.execPath];
+}
+
+/** The ld-linux loader shipped beside a library (a downloaded distribution tree), or null. */
+export function loaderBeside(libssl: string): string | null {
+  for (const dir of [dirname(libssl), join(dirname(libssl), "..", "..", "lib64")]) {
+    const loader = join(dir, "ld-linux-x86-64.so.2");
+    if (existsSync(loader)) return loader;
+  }
+  return null;
+}
+
+export interface CalibrationResult {
+  calibration: Calibration | null;
+  /** why there is none, or what was found wanting (shown once, with the library and version) */
+  problem: string | null;
+  cached: boolean;
+}
+
+async function runChild(
+  cmd: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ out: string; err: string; code: number }> {
+  const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  clearTimeout(timer);
+  return { out, err, code };
+}
+
+/**
+ * The verified offsets of `libssl` (a resolved path), from the cache or from a calibration child. Never
+ * throws: a library that cannot be calibrated (an executable such as node, a crash) gives a `problem`.
+ */
+export async function calibrate(
+  libssl: string,
+  opts: { cacheDir?: string; refresh?: boolean } = {},
+): Promise<CalibrationResult> {
+  const cacheDir = opts.cacheDir ?? calibrationCacheDir();
+  let identity: string;
+  try {
+    identity = fileIdentity(libssl);
+  } catch (err) {
+    return { calibration: null, problem: `cannot stat ${libssl}: ${String(err)}`, cached: false };
+  }
+  const cacheFile = join(cacheDir, `offsets-v${CALIBRATION_FORMAT}-${identity}.json`);
+  if (!opts.refresh && existsSync(cacheFile)) {
+    const parsed = v.safeParse(CalibrationSchema, JSON.parse(readFileSync(cacheFile, "utf8")));
+    if (parsed.success && parsed.output.library === libssl)
+      return { calibration: parsed.output, problem: null, cached: true };
+  }
+  if (!/\/libssl[^/]*\.so/.test(libssl)) {
+    return {
+      calibration: null,
+      problem: "not a shared libssl (cannot be loaded to verify struct offsets)",
+      cached: false,
+    };
+  }
+  const self = selfCommand();
+  const attempts: { cmd: string[]; env: Record<string, string | undefined> }[] = [
+    { cmd: [...self, "__calibrate", libssl], env: { ...process.env, LD_LIBRARY_PATH: dirname(libssl) } },
+  ];
+  const loader = loaderBeside(libssl);
+  if (loader) {
+    const env = { ...process.env };
+    delete env.LD_LIBRARY_PATH;
+    attempts.push({ cmd: [loader, "--library-path", dirname(libssl), ...self, "__calibrate", libssl], env });
+  }
+  const failures: string[] = [];
+  for (const attempt of attempts) {
+    const { out, err, code } = await runChild(attempt.cmd, attempt.env);
+    if (code !== 0) {
+      failures.push(err.trim().split("\n").slice(-1)[0] || `exit ${code}`);
+      continue;
+    }
+    const parsed = v.safeParse(CalibrationSchema, JSON.parse(out));
+    if (!parsed.success) {
+      failures.push(`unreadable calibration: ${v.summarize(parsed.issues)}`);
+      continue;
+    }
+    try {
+      mkdirSync(cacheDir, { recursive: true });
+      const tmp = `${cacheFile}.tmp-${process.pid}`;
+      writeFileSync(tmp, `${JSON.stringify(parsed.output)}\n`);
+      renameSync(tmp, cacheFile);
+    } catch {
+      // an unwritable cache only costs a calibration next time
+    }
+    return { calibration: parsed.output, problem: null, cached: false };
+  }
+  return { calibration: null, problem: `calibration failed: ${failures.join("; ")}`, cached: false };
+}

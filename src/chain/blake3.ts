@@ -819,7 +819,7 @@ export function sameWords(a: Uint32Array, aOff: number, b: Uint32Array, bOff: nu
  */
 export class Blake3 {
   /** Scratch input; always zero-padded to a whole block past the loaded length. */
-  scratch: Uint8Array;
+  scratch: Buffer;
   private words: Uint32Array;
   private readonly encoder = new TextEncoder();
   private readonly cv = new Uint32Array(8);
@@ -832,7 +832,7 @@ export class Blake3 {
   constructor(capacity = 4096) {
     if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1)
       throw new Error("BLAKE3: big-endian hosts are not supported");
-    this.scratch = new Uint8Array(0);
+    this.scratch = Buffer.alloc(0);
     this.words = new Uint32Array(0);
     this.reserve(capacity);
   }
@@ -843,8 +843,10 @@ export class Blake3 {
     if (need <= this.scratch.length) return;
     let cap = Math.max(4096, this.scratch.length);
     while (cap < need) cap *= 2;
-    this.scratch = new Uint8Array(cap);
-    this.words = new Uint32Array(this.scratch.buffer);
+    // a Buffer: copy() moves bytes out without allocating a view per record
+    const bytes = new ArrayBuffer(cap);
+    this.scratch = Buffer.from(bytes);
+    this.words = new Uint32Array(bytes);
   }
 
   /** UTF-8 encode `s` into the scratch buffer; returns its byte length. */

@@ -64,7 +64,7 @@ export class LineSink {
     }
     const buf = this.buf;
     let p = this.pos;
-    buf.set(h.scratch.subarray(0, n - 1), p);
+    h.scratch.copy(buf, p, 0, n - 1);
     p += n - 1;
     buf.set(CHAIN_PREFIX, p);
     p += CHAIN_PREFIX.length;

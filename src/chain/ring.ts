@@ -6,7 +6,7 @@
  */
 
 /** Ring size: a power of two, so positions modulo 2^31 map straight onto it. */
-export const RING_BYTES = 8 << 20;
+export const RING_BYTES = 1 << 20;
 const POS_MASK = 0x7fffffff;
 /** Slots of the shared control array. */
 export const CTL = {
@@ -58,16 +58,16 @@ export function setRingError(shared: RingShared, ctl: Int32Array, message: strin
 
 export class RingProducer {
   readonly ctl: Int32Array;
-  private readonly data: Uint8Array;
+  private readonly data: Buffer;
   private w = 0;
 
   constructor(readonly shared: RingShared) {
     this.ctl = new Int32Array(shared.control);
-    this.data = new Uint8Array(shared.data);
+    this.data = Buffer.from(shared.data);
   }
 
   /** Copy src[0..len) into the ring, waiting for room; publishes as it goes when the ring fills. */
-  write(src: Uint8Array, len: number): void {
+  write(src: Buffer, len: number): void {
     const ctl = this.ctl;
     let off = 0;
     while (off < len) {
@@ -79,7 +79,7 @@ export class RingProducer {
       }
       const at = this.w & (RING_BYTES - 1);
       const n = Math.min(len - off, free, RING_BYTES - at);
-      this.data.set(src.subarray(off, off + n), at);
+      src.copy(this.data, at, off, off + n);
       off += n;
       this.w = (this.w + n) & POS_MASK;
     }
@@ -114,12 +114,12 @@ export class RingProducer {
 
 export class RingConsumer {
   readonly ctl: Int32Array;
-  private readonly data: Uint8Array;
+  private readonly data: Buffer;
   private r = 0;
 
   constructor(readonly shared: RingShared) {
     this.ctl = new Int32Array(shared.control);
-    this.data = new Uint8Array(shared.data);
+    this.data = Buffer.from(shared.data);
   }
 
   /** Fill dest[off..off+len) from the ring, waiting for the producer; false once the ring has ended first. */
@@ -135,7 +135,7 @@ export class RingConsumer {
       }
       const at = this.r & (RING_BYTES - 1);
       const n = Math.min(len - got, avail, RING_BYTES - at);
-      dest.set(this.data.subarray(at, at + n), off + got);
+      this.data.copy(dest, off + got, at, at + n);
       got += n;
       this.r = (this.r + n) & POS_MASK;
     }

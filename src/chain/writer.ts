@@ -37,8 +37,8 @@ const RAW_HASH_STANDIN_KV = `${RAW_HASH_KEY}${RAW_HASH_STANDIN}"`;
 interface ParallelState {
   worker: Worker;
   producer: RingProducer;
-  stage: Uint8Array;
-  stageView: DataView;
+  /** a Buffer: write() encodes at an offset without allocating a view */
+  stage: Buffer;
   stagePos: number;
   result: Promise<HashWorkerResult>;
 }
@@ -70,7 +70,6 @@ export interface ChainedWriterOptions {
  */
 export class ChainedWriter {
   private readonly hasher = new Blake3(8192);
-  private readonly encoder = new TextEncoder();
   private readonly sink: LineSink;
   private parallel: ParallelState | null = null;
   private appended = 0;
@@ -253,30 +252,25 @@ export class ChainedWriter {
     const need = 12 + 3 * ((standinAt >= 0 ? (raw as string).length : 0) + json.length);
     if (p.stagePos + need > p.stage.length) {
       this.sendStaged(p);
-      if (need > p.stage.length) {
-        p.stage = new Uint8Array(need + STAGE_BYTES);
-        p.stageView = new DataView(p.stage.buffer);
-      }
+      if (need > p.stage.length) p.stage = Buffer.allocUnsafe(need + STAGE_BYTES);
     }
-    const enc = this.encoder;
     const stage = p.stage;
     const start = p.stagePos;
     let q = start + 12;
     let rawLen = -1;
     let hashPos = -1;
-    let jsonLen: number;
     if (standinAt >= 0) {
-      rawLen = enc.encodeInto(raw as string, stage.subarray(q)).written;
+      rawLen = stage.write(raw as string, q);
       q += rawLen;
-      const valueAt = standinAt + RAW_HASH_KEY.length;
-      hashPos = enc.encodeInto(json.substring(0, valueAt), stage.subarray(q)).written;
-      jsonLen = hashPos + enc.encodeInto(json.substring(valueAt), stage.subarray(q + hashPos)).written;
-    } else {
-      jsonLen = enc.encodeInto(json, stage.subarray(q)).written;
     }
-    p.stageView.setInt32(start, rawLen, true);
-    p.stageView.setInt32(start + 4, jsonLen, true);
-    p.stageView.setInt32(start + 8, hashPos, true);
+    const jsonLen = stage.write(json, q);
+    if (standinAt >= 0) {
+      // the stand-in's byte offset is at least its character offset
+      hashPos = stage.indexOf(RAW_HASH_STANDIN_KV, q + standinAt) - q + RAW_HASH_KEY.length;
+    }
+    stage.writeInt32LE(rawLen, start);
+    stage.writeInt32LE(jsonLen, start + 4);
+    stage.writeInt32LE(hashPos, start + 8);
     p.stagePos = q + jsonLen;
     if (p.stagePos >= STAGE_BYTES) this.sendStaged(p);
   }
@@ -326,8 +320,8 @@ export class ChainedWriter {
       worker.once("exit", (code) => reject(new Error(`the hash worker exited (${code}) before it finished`)));
     });
     result.catch(() => {}); // observed in finishWriting
-    const stage = new Uint8Array(STAGE_BYTES + 64 * 1024);
-    this.parallel = { worker, producer, stage, stageView: new DataView(stage.buffer), stagePos: 0, result };
+    const stage = Buffer.allocUnsafe(STAGE_BYTES + 64 * 1024);
+    this.parallel = { worker, producer, stage, stagePos: 0, result };
   }
 
   /** Write every whole line: flush this thread's buffer, or drain and stop the worker. */

@@ -34,8 +34,8 @@ bpf/%.bpf.o: bpf/%.bpf.c bpf/*.h $(BPF_BUILD)/vmlinux.h
 
 bpf: $(BPF_OBJ)
 
+# the hash worker is a second entry point: the chained writer runs it as a thread for large outputs
 carnot: bpf $(shell find src ffi -name '*.ts') package.json
-	# the hash worker is a second entry point: the chained writer runs it as a thread for large outputs
 	bun build --compile --minify --sourcemap src/cli.ts src/chain/hash-worker.ts --outfile carnot
 
 build: setup carnot

@@ -10,6 +10,7 @@ import {
 } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { CarnotError } from "../errors.ts";
+import { log } from "../log.ts";
 import { TOOL } from "../version.ts";
 import { Blake3, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
@@ -300,20 +301,30 @@ export class ChainedWriter {
       writtenBytes: this.sink.flushedBytes,
     };
     const entry = hashWorkerEntry();
-    if (entry === null) return;
+    if (entry === null) {
+      log.debug("chain: no hash worker in this build, hashing in the writer's thread");
+      return;
+    }
     let worker: Worker;
     try {
       worker = new Worker(entry, { workerData: input });
-    } catch {
+    } catch (err) {
+      log.debug(
+        `chain: cannot start the hash worker (${(err as Error).message}), hashing in the writer's thread`,
+      );
       return;
     }
     worker.unref();
     const producer = new RingProducer(ring);
     // the worker thread boots on its own: waiting here does not need this thread's event loop
     if (Atomics.wait(producer.ctl, CTL.started, 0, WORKER_START_MS) === "timed-out") {
+      log.debug(
+        `chain: the hash worker did not start within ${WORKER_START_MS} ms, hashing in the writer's thread`,
+      );
       void worker.terminate();
       return;
     }
+    log.debug(`chain: hashing moved to a worker thread after ${this.appended} records`);
     const result = new Promise<HashWorkerResult>((resolve, reject) => {
       worker.once("message", (r: HashWorkerResult) => resolve(r));
       worker.once("error", reject);

@@ -22,6 +22,28 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Verified offsets per library, written by the loader before attaching. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CARNOT_LIBS_MAX);
+	__type(key, __u32);
+	__type(value, struct carnot_lib_offsets);
+} lib_offsets SEC(".maps");
+
+/* Handshakes that may run implicitly (SSL_set_connect/accept_state seen, no explicit handshake call finished
+ * yet): (tgid, SSL*) → ktime of set_*_state. Checkpoints look them up; a miss costs one hash lookup. */
+struct implicit_key {
+	__u32 tgid;
+	__u32 reserved;
+	__u64 ssl;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct implicit_key);
+	__type(value, __u64);
+} implicit_hs SEC(".maps");
+
 /* SSL_new(ctx): the context, from entry to return, per thread. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -170,6 +192,86 @@ static __always_inline void emit_nids(void *ctx, __u16 kind, __u64 ptr, long cou
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
+static __always_inline struct carnot_lib_offsets *offsets_of(void *ctx)
+{
+	__u32 lib_id = (__u32)(bpf_get_attach_cookie(ctx) >> CARNOT_COOKIE_FUNC_BITS);
+	struct carnot_lib_offsets *off = bpf_map_lookup_elem(&lib_offsets, &lib_id);
+
+	return off && off->calibrated ? off : NULL;
+}
+
+/* Reads the key-exchange facts of a finished handshake into `kex`; returns its size for data_len. */
+static __always_inline __u16 read_kex(struct carnot_lib_offsets *off, __u64 ssl, struct carnot_kex *kex)
+{
+	__u64 cipher = 0, session = 0;
+
+	kex->valid = 0;
+	if (off->version >= 0 && !bpf_probe_read_user(&kex->version, 4, (void *)(ssl + off->version)))
+		kex->valid |= CARNOT_KEX_VERSION;
+	if (off->cipher >= 0 && off->cipher_id >= 0 &&
+	    !bpf_probe_read_user(&cipher, 8, (void *)(ssl + off->cipher)) && cipher &&
+	    !bpf_probe_read_user(&kex->cipher_id, 4, (void *)(cipher + off->cipher_id)))
+		kex->valid |= CARNOT_KEX_CIPHER;
+	if (off->session >= 0 && off->kex_group >= 0 &&
+	    !bpf_probe_read_user(&session, 8, (void *)(ssl + off->session)) && session &&
+	    !bpf_probe_read_user(&kex->group, 2, (void *)(session + off->kex_group)))
+		kex->valid |= CARNOT_KEX_GROUP;
+	if (off->group13 >= 0 && !bpf_probe_read_user(&kex->group13, 2, (void *)(ssl + off->group13)))
+		kex->valid |= CARNOT_KEX_GROUP13;
+	return sizeof(*kex);
+}
+
+static __always_inline void implicit_start(void *ctx, void *ssl)
+{
+	struct implicit_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
+	__u64 now;
+
+	if (!offsets_of(ctx) || !task_wanted())
+		return;
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&implicit_hs, &key, &now, BPF_ANY);
+}
+
+static __always_inline void implicit_forget(void *ssl)
+{
+	struct implicit_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
+
+	bpf_map_delete_elem(&implicit_hs, &key);
+}
+
+/* A checkpoint: is an implicit handshake of this SSL* done? Then one event with its facts. At SSL_free an
+ * unfinished one ends too (ret 0). */
+static __always_inline void implicit_check(void *ctx, void *ssl, bool freeing)
+{
+	struct implicit_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
+	struct carnot_lib_offsets *off;
+	struct carnot_event *e;
+	__u64 *started, start;
+	__s32 state = -1;
+	bool done;
+
+	started = bpf_map_lookup_elem(&implicit_hs, &key);
+	if (!started)
+		return;
+	start = *started;
+	off = offsets_of(ctx);
+	if (!off)
+		return;
+	done = off->hand_state >= 0 && !bpf_probe_read_user(&state, 4, (void *)((__u64)ssl + off->hand_state)) &&
+	       state == off->hand_state_ok;
+	if (!done && !freeing)
+		return;
+	bpf_map_delete_elem(&implicit_hs, &key);
+	e = reserve_event(ctx, CARNOT_EV_HS_IMPLICIT, (__u64)ssl);
+	if (!e)
+		return;
+	e->aux = start;
+	e->ret = done ? 1 : 0;
+	if (done)
+		e->data_len = read_kex(off, (__u64)ssl, (struct carnot_kex *)e->data);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline void handshake_enter(void *ctx, void *ssl, __u32 func)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -215,12 +317,20 @@ static __always_inline void handshake_return(void *ctx, int ret, __u32 func)
 		bpf_map_delete_elem(&hs_stacks, &tid);
 	else
 		stack->depth = depth - 1;
+	if (ret == 1 || ret == 0)
+		implicit_forget((void *)ssl); /* finished explicitly: no checkpoint needs to look at it */
 	e = reserve_event(ctx, CARNOT_EV_HS_RETURN, ssl);
 	if (!e)
 		return;
 	e->aux = func;
 	e->ret = ret;
 	e->depth = depth;
+	if (ret == 1 && ssl) {
+		struct carnot_lib_offsets *off = offsets_of(ctx);
+
+		if (off)
+			e->data_len = read_kex(off, ssl, (struct carnot_kex *)e->data);
+	}
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
@@ -317,6 +427,7 @@ int BPF_KPROBE(uprobe__libssl)
 		ssl_new_enter(arg1);
 		break;
 	case CARNOT_FN_SSL_FREE:
+		implicit_check(ctx, arg1, true);
 		emit_simple(ctx, CARNOT_EV_SSL_FREE, (__u64)arg1, 0);
 		break;
 	case CARNOT_FN_SSL_CTRL:
@@ -326,10 +437,18 @@ int BPF_KPROBE(uprobe__libssl)
 		ssl_ctx_ctrl(ctx, arg1, (int)PT_REGS_PARM2(ctx), (long)PT_REGS_PARM3(ctx), (void *)PT_REGS_PARM4(ctx));
 		break;
 	case CARNOT_FN_SSL_SET_CONNECT_STATE:
+		implicit_start(ctx, arg1);
 		emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)arg1, CARNOT_ROLE_CLIENT);
 		break;
 	case CARNOT_FN_SSL_SET_ACCEPT_STATE:
+		implicit_start(ctx, arg1);
 		emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)arg1, CARNOT_ROLE_SERVER);
+		break;
+	case CARNOT_FN_SSL_READ:
+	case CARNOT_FN_SSL_WRITE:
+	case CARNOT_FN_SSL_READ_EX:
+	case CARNOT_FN_SSL_WRITE_EX:
+		implicit_check(ctx, arg1, false);
 		break;
 	case CARNOT_FN_SSL_DO_HANDSHAKE:
 		handshake_enter(ctx, arg1, CARNOT_HS_DO_HANDSHAKE);
@@ -341,6 +460,7 @@ int BPF_KPROBE(uprobe__libssl)
 		handshake_enter(ctx, arg1, CARNOT_HS_ACCEPT);
 		break;
 	case CARNOT_FN_SSL_GET_ERROR:
+		implicit_check(ctx, arg1, false);
 		get_error_enter(arg1, (int)PT_REGS_PARM2(ctx));
 		break;
 	}

@@ -33,6 +33,9 @@ enum carnot_event_kind {
 	CARNOT_EV_HS_RETURN = 9,       /* uretprobe of the same: ptr = SSL* of the call, ret = return value */
 	CARNOT_EV_SET_STATE = 10,      /* uprobe SSL_set_connect_state (aux=1 client) / SSL_set_accept_state (aux=2 server) */
 	CARNOT_EV_GET_ERROR = 11,      /* uretprobe SSL_get_error(ssl, ret): ret = SSL_ERROR_* code, aux = the ret arg (signed) */
+	CARNOT_EV_HS_IMPLICIT = 12,    /* a handshake run inside SSL_read/SSL_write, seen done (ret=1, data = carnot_kex) at a
+	                                * checkpoint (SSL_get_error, SSL_free, optionally SSL_read/SSL_write entry), or freed
+	                                * unfinished (ret=0); aux = ktime of SSL_set_connect/accept_state */
 	CARNOT_EV_SYNTHETIC = 100,     /* only from bpf/flood.bpf.c (tests and benchmark): aux = sequence number */
 };
 
@@ -49,6 +52,10 @@ enum carnot_probe_func {
 	CARNOT_FN_SSL_CONNECT = 8,
 	CARNOT_FN_SSL_ACCEPT = 9,
 	CARNOT_FN_SSL_GET_ERROR = 10,
+	CARNOT_FN_SSL_READ = 11,      /* entry only, optional (--implicit-probes): checkpoints of implicit handshakes */
+	CARNOT_FN_SSL_WRITE = 12,
+	CARNOT_FN_SSL_READ_EX = 13,
+	CARNOT_FN_SSL_WRITE_EX = 14,
 };
 #define CARNOT_COOKIE_FUNC_BITS 8
 #define CARNOT_COOKIE_FUNC_MASK 0xff
@@ -63,6 +70,37 @@ enum carnot_role {
 	CARNOT_ROLE_CLIENT = 1,
 	CARNOT_ROLE_SERVER = 2,
 };
+
+/* Key-exchange facts read from the SSL object at handshake completion (HS_RETURN with ret 1, HS_IMPLICIT with
+ * ret 1), through the offsets verified for that library; `valid` says which reads succeeded. */
+#define CARNOT_KEX_VERSION 1
+#define CARNOT_KEX_CIPHER 2
+#define CARNOT_KEX_GROUP 4
+#define CARNOT_KEX_GROUP13 8
+struct carnot_kex {
+	__s32 version;   /* 0 SSL version (0x0304 = TLS 1.3) */
+	__u32 cipher_id; /* 4 SSL_CIPHER id (0x0300xxxx: low 16 bits = IANA code) */
+	__u16 group;     /* 8 SSL_SESSION kex group (IANA code) */
+	__u16 group13;   /* 10 TLS 1.3 key-exchange group in the SSL object (cross-check) */
+	__u32 valid;     /* 12 CARNOT_KEX_* bits */
+};
+_Static_assert(sizeof(struct carnot_kex) == 16, "carnot_kex layout");
+
+/* Verified offsets of one probed library (array map `lib_offsets`, index = lib_id); -1 = not verified. */
+#define CARNOT_LIBS_MAX 64
+struct carnot_lib_offsets {
+	__u32 calibrated;  /* 0 = nothing verified: no facts, no implicit handshakes */
+	__s32 version;     /* int in SSL */
+	__s32 cipher;      /* const SSL_CIPHER * in SSL */
+	__s32 cipher_id;   /* uint32 in SSL_CIPHER */
+	__s32 session;     /* SSL_SESSION * in SSL */
+	__s32 kex_group;   /* uint16 in SSL_SESSION */
+	__s32 group13;     /* uint16 in SSL */
+	__s32 hand_state;  /* int in SSL */
+	__s32 hand_state_ok; /* the value of TLS_ST_OK */
+	__u32 reserved;
+};
+_Static_assert(sizeof(struct carnot_lib_offsets) == 40, "carnot_lib_offsets layout");
 
 struct carnot_event {            /* fixed 320 bytes, 8-byte aligned, no implicit padding */
 	__u64 ts_ns;               /*  0 bpf_ktime_get_ns (CLOCK_MONOTONIC) */

@@ -30,6 +30,7 @@ function openLibbpfSymbols() {
     },
     bpf_link__destroy: { args: [FFIType.ptr], returns: FFIType.i32 },
     bpf_map_lookup_elem: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    bpf_map_update_elem: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
     bpf_prog_test_run_opts: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   }).symbols;
 }
@@ -332,6 +333,14 @@ export class BpfObject {
   }
 
   /** Reads `count` consecutive u64 values of an array map (keys 0..count-1). */
+  /** Sets element `index` of an array map to `value` (exactly the map's value size). */
+  writeArrayElement(mapName: string, index: number, value: Uint8Array): void {
+    const fd = this.mapFd(mapName);
+    const key = new Uint32Array([index]);
+    const err = this.#b.bpf_map_update_elem(fd, key, value, 0);
+    if (err < 0) throw new Error(`failed to update map ${mapName}[${index}]: ${this.#lib.strerror(err)}`);
+  }
+
   readU64Array(mapName: string, count: number): bigint[] {
     const fd = this.mapFd(mapName);
     const key = new Uint32Array(1);

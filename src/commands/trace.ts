@@ -109,6 +109,12 @@ export default defineCommand({
       valueHint: "FILE",
     },
     duration: { type: "string", description: "Stop by itself after this many seconds", valueHint: "SEC" },
+    "implicit-probes": {
+      type: "boolean",
+      description:
+        "Also probe SSL_read/SSL_write to see handshakes of programs that never call SSL_get_error (costs a probe hit per call)",
+      default: false,
+    },
     ...commonArgs,
   },
   async run({ args, rawArgs }) {
@@ -136,6 +142,7 @@ export default defineCommand({
       key: keyFile ? await readKeyFile(keyFile) : undefined,
       durationS: args.duration === undefined ? undefined : parseSeconds(args.duration, "--duration"),
       verbose: args.verbose,
+      implicitProbes: args["implicit-probes"],
     });
     const summary = await trace.catch((err: unknown) => {
       // a rejected BPF load carries the verifier's log: the whole of it with --verbose, one line otherwise

@@ -16,7 +16,13 @@
  * - the handshake in progress (from its first handshake call to success or fatal failure): expires when no
  *   event touched it for `windowNs` (a line with error "timeout", counted in `correlationTimeouts`).
  */
-import { EventKind as Kind, HandshakeFunc as HsFunc, Role as StateRole } from "./events.ts";
+import {
+  decodeKex,
+  HandshakeFunc as HsFunc,
+  type KexFacts,
+  EventKind as Kind,
+  Role as StateRole,
+} from "./events.ts";
 import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } from "./groups.ts";
 
 /** The fields of a decoded kernel event that correlation reads (`CarnotEvent` of src/trace/events.ts). */
@@ -57,6 +63,10 @@ export interface CorrelatedHandshake {
   startNs: number | null;
   /** ktime of completion (or of the last event, for a handshake given up) */
   endNs: number;
+  /** key-exchange facts read by the kernel at completion (verified offsets only), null when none */
+  kex: KexFacts | null;
+  /** true when the handshake ran inside SSL_read/SSL_write (no handshake call of its own) */
+  implicit: boolean;
 }
 
 export interface CorrelationCounters {
@@ -98,6 +108,8 @@ interface Connection {
   sni: string | null;
   groups: string[] | null;
   hs: Handshake | null;
+  /** handshakes finished on this SSL* since its SSL_new (an unfinished implicit one at SSL_free is then moot) */
+  finished: number;
 }
 
 /** SSL_get_error codes that end a handshake; every other code (want read/write/…) keeps it going. */
@@ -198,6 +210,9 @@ export class HandshakeCorrelator {
       case Kind.GetError:
         this.onGetError(ev);
         break;
+      case Kind.HandshakeImplicit:
+        this.onImplicit(ev);
+        break;
     }
   }
 
@@ -238,6 +253,7 @@ export class HandshakeCorrelator {
         sni: null,
         groups: null,
         hs: null,
+        finished: 0,
       };
       this.connections.set(key, conn);
       this.bound(this.connections, (evicted) => {
@@ -301,9 +317,28 @@ export class HandshakeCorrelator {
     const hs = this.progress(conn, ev);
     hs.openCalls = Math.max(0, hs.openCalls - 1);
     if (hs.openCalls > 0) return; // an inner call (SSL_do_handshake inside SSL_connect): the outer one decides
-    if (ev.ret === 1) this.finish(conn, true, null, ev.tsNs, ev.tid, ev.comm);
+    if (ev.ret === 1) this.finish(conn, true, null, ev.tsNs, ev.tid, ev.comm, decodeKex(ev.data));
     else if (ev.ret === 0) this.finish(conn, false, "fatal", ev.tsNs, ev.tid, ev.comm);
     else hs.awaitingError = true;
+  }
+
+  /**
+   * The kernel saw a handshake that ran inside SSL_read/SSL_write finish (ret 1, with its facts), or an SSL*
+   * set up for one freed before it finished (ret 0). aux = ktime of SSL_set_connect/accept_state.
+   */
+  private onImplicit(ev: SslEvent): void {
+    const conn = this.connection(ev);
+    if (ev.ret === 1) {
+      const hs = this.progress(conn, ev);
+      if (ev.aux > 0) hs.startNs ??= ev.aux;
+      this.finish(conn, true, null, ev.tsNs, ev.tid, ev.comm, decodeKex(ev.data), true);
+      return;
+    }
+    // an explicit handshake already ended (or is still running, and SSL_free ends it): nothing more to say
+    if (conn.hs || conn.finished > 0) return;
+    const hs = this.progress(conn, ev);
+    if (ev.aux > 0) hs.startNs ??= ev.aux;
+    this.finish(conn, false, "freed", ev.tsNs, ev.tid, ev.comm, null, true);
   }
 
   private onGetError(ev: SslEvent): void {
@@ -356,8 +391,11 @@ export class HandshakeCorrelator {
     endNs: number,
     tid: number,
     comm: string,
+    kex: KexFacts | null = null,
+    implicit = false,
   ): void {
     const hs = conn.hs;
+    conn.finished++;
     const sni = conn.sni;
     let groups = conn.groups;
     let groupsSource: GroupsSource | null = groups ? "connection" : null;
@@ -385,6 +423,8 @@ export class HandshakeCorrelator {
       error,
       startNs: hs?.startNs ?? null,
       endNs,
+      kex,
+      implicit,
     });
   }
 }

@@ -29,6 +29,7 @@ export const EventKind = {
   HandshakeReturn: 9,
   SetState: 10,
   GetError: 11,
+  HandshakeImplicit: 12,
   Synthetic: 100,
 } as const;
 export type EventKindValue = (typeof EventKind)[keyof typeof EventKind];
@@ -45,6 +46,10 @@ export const ProbeFunc = {
   SSL_connect: 8,
   SSL_accept: 9,
   SSL_get_error: 10,
+  SSL_read: 11,
+  SSL_write: 12,
+  SSL_read_ex: 13,
+  SSL_write_ex: 14,
 } as const;
 export const COOKIE_FUNC_BITS = 8;
 
@@ -248,6 +253,112 @@ export function encodeEvent(fields: EventFields): Uint8Array {
   data = data.subarray(0, DATA_MAX);
   bytes.set(data, 64);
   view.setUint16(38, data.byteLength, true);
+  return bytes;
+}
+
+/** struct carnot_kex: the facts read at handshake completion (data of HS_RETURN ret 1 / HS_IMPLICIT ret 1). */
+export const KEX_SIZE = 16;
+export const KEX_LAYOUT = {
+  version: [0, 4],
+  cipher_id: [4, 4],
+  group: [8, 2],
+  group13: [10, 2],
+  valid: [12, 4],
+} as const satisfies Record<string, readonly [number, number]>;
+/** CARNOT_KEX_* bits of `valid`. */
+export const KexValid = { Version: 1, Cipher: 2, Group: 4, Group13: 8 } as const;
+
+/** The raw key-exchange facts of a handshake; a field is null when its read did not succeed. */
+export interface KexFacts {
+  version: number | null;
+  /** SSL_CIPHER id (0x0300xxxx) */
+  cipherId: number | null;
+  /** SSL_SESSION kex group (IANA code point, 0 = none) */
+  group: number | null;
+  /** TLS 1.3 group in the SSL object (cross-check) */
+  group13: number | null;
+}
+
+/** The facts in an event's data, or null when it carries none. */
+export function decodeKex(data: Uint8Array): KexFacts | null {
+  if (data.byteLength < KEX_SIZE) return null;
+  const view = new DataView(data.buffer, data.byteOffset, KEX_SIZE);
+  const valid = view.getUint32(KEX_LAYOUT.valid[0], true);
+  return {
+    version: valid & KexValid.Version ? view.getInt32(KEX_LAYOUT.version[0], true) : null,
+    cipherId: valid & KexValid.Cipher ? view.getUint32(KEX_LAYOUT.cipher_id[0], true) : null,
+    group: valid & KexValid.Group ? view.getUint16(KEX_LAYOUT.group[0], true) : null,
+    group13: valid & KexValid.Group13 ? view.getUint16(KEX_LAYOUT.group13[0], true) : null,
+  };
+}
+
+/** The bytes of a struct carnot_kex (tests, fixtures). */
+export function encodeKex(facts: KexFacts): Uint8Array {
+  const bytes = new Uint8Array(KEX_SIZE);
+  const view = new DataView(bytes.buffer);
+  let valid = 0;
+  if (facts.version !== null) {
+    view.setInt32(KEX_LAYOUT.version[0], facts.version, true);
+    valid |= KexValid.Version;
+  }
+  if (facts.cipherId !== null) {
+    view.setUint32(KEX_LAYOUT.cipher_id[0], facts.cipherId, true);
+    valid |= KexValid.Cipher;
+  }
+  if (facts.group !== null) {
+    view.setUint16(KEX_LAYOUT.group[0], facts.group, true);
+    valid |= KexValid.Group;
+  }
+  if (facts.group13 !== null) {
+    view.setUint16(KEX_LAYOUT.group13[0], facts.group13, true);
+    valid |= KexValid.Group13;
+  }
+  view.setUint32(KEX_LAYOUT.valid[0], valid, true);
+  return bytes;
+}
+
+/** struct carnot_lib_offsets: one entry of the `lib_offsets` array map (-1 = not verified). */
+export const LIBS_MAX = 64;
+export const LIB_OFFSETS_SIZE = 40;
+export const LIB_OFFSETS_LAYOUT = {
+  calibrated: [0, 4],
+  version: [4, 4],
+  cipher: [8, 4],
+  cipher_id: [12, 4],
+  session: [16, 4],
+  kex_group: [20, 4],
+  group13: [24, 4],
+  hand_state: [28, 4],
+  hand_state_ok: [32, 4],
+  reserved: [36, 4],
+} as const satisfies Record<string, readonly [number, number]>;
+
+export interface LibOffsets {
+  version: number | null;
+  cipher: number | null;
+  cipherId: number | null;
+  session: number | null;
+  kexGroup: number | null;
+  group13: number | null;
+  handState: number | null;
+  handStateOk: number;
+}
+
+export function encodeLibOffsets(o: LibOffsets | null): Uint8Array {
+  const bytes = new Uint8Array(LIB_OFFSETS_SIZE);
+  const view = new DataView(bytes.buffer);
+  if (o === null) return bytes;
+  const set = (field: keyof typeof LIB_OFFSETS_LAYOUT, value: number | null) =>
+    view.setInt32(LIB_OFFSETS_LAYOUT[field][0], value ?? -1, true);
+  view.setUint32(LIB_OFFSETS_LAYOUT.calibrated[0], 1, true);
+  set("version", o.version);
+  set("cipher", o.cipher);
+  set("cipher_id", o.cipherId);
+  set("session", o.session);
+  set("kex_group", o.kexGroup);
+  set("group13", o.group13);
+  set("hand_state", o.handState);
+  set("hand_state_ok", o.handStateOk);
   return bytes;
 }
 

@@ -14,7 +14,14 @@ export const OPTIONAL_SYMBOLS = [
   "SSL_set_connect_state",
   "SSL_set_accept_state",
   "SSL_get_error",
+  "SSL_read",
+  "SSL_write",
+  "SSL_read_ex",
+  "SSL_write_ex",
 ] as const;
+
+/** Entry-only checkpoints of implicit handshakes, attached only on request (one trap per call on bulk data). */
+export const IMPLICIT_CHECKPOINT_SYMBOLS = ["SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"] as const;
 
 /** Where Debian, Ubuntu, Fedora and Alpine put OpenSSL 3 (then 1.1), most likely first. */
 const SYSTEM_LIBSSL_CANDIDATES = [

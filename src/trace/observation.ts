@@ -4,7 +4,8 @@
  */
 import * as v from "valibot";
 import type { CorrelatedHandshake } from "./correlate.ts";
-import type { GroupIndex } from "./groups.ts";
+import type { KexFacts } from "./events.ts";
+import type { GroupIndex, KexClass } from "./groups.ts";
 
 const nullableString = v.nullable(v.string());
 const hex64 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
@@ -49,17 +50,87 @@ export const ChainedObservationSchema = v.strictObject({
 export type Observation = v.InferOutput<typeof ObservationSchema>;
 export type ChainedObservation = v.InferOutput<typeof ChainedObservationSchema>;
 
-/** Key-exchange facts of a handshake; a later stage reads them from the library (null until then). */
-export interface KeyExchangeFacts {
+/** What is known about one probed library, from its calibration (all null when it has none). */
+export interface LibraryFacts {
+  /** `path (OpenSSL x.y.z)` */
+  label: string;
+  /** IANA cipher code → IANA name, as the library itself names its suites */
+  ciphers: Readonly<Record<string, string>> | null;
+  /** the library's default groups list (canonical names), what a client offers when the app sets none */
+  defaultGroups: readonly string[] | null;
+}
+
+/** Key-exchange fields of a record, resolved from the kernel's raw facts. */
+export interface ResolvedKex {
+  negotiatedGroup: string | null;
   negotiatedGroupId: number | null;
+  kexClass: KexClass | null;
   tlsVersion: string | null;
   cipher: string | null;
+  /** why a value stayed null although the kernel read something (for a one-time warning) */
+  problems: string[];
+}
+
+const TLS_VERSIONS: ReadonlyMap<number, string> = new Map([
+  [0x0304, "TLSv1.3"],
+  [0x0303, "TLSv1.2"],
+  [0x0302, "TLSv1.1"],
+  [0x0301, "TLSv1"],
+  [0x0300, "SSLv3"],
+]);
+
+const NO_KEX: ResolvedKex = {
+  negotiatedGroup: null,
+  negotiatedGroupId: null,
+  kexClass: null,
+  tlsVersion: null,
+  cipher: null,
+  problems: [],
+};
+
+/**
+ * Names for the raw facts. Never guesses: a value that does not check out is null with a problem said. The
+ * group is the session's key-exchange group; for TLS 1.3 the SSL object's own group must agree with it (a
+ * resumed session without a new key exchange keeps an old group in the session: that must not be reported).
+ */
+export function resolveKex(kex: KexFacts | null, lib: LibraryFacts, groups: GroupIndex): ResolvedKex {
+  if (kex === null) return NO_KEX;
+  const problems: string[] = [];
+  let tlsVersion: string | null = null;
+  if (kex.version !== null) {
+    tlsVersion = TLS_VERSIONS.get(kex.version) ?? null;
+    if (tlsVersion === null) problems.push(`unknown protocol version 0x${kex.version.toString(16)}`);
+  }
+  let cipher: string | null = null;
+  if (kex.cipherId !== null) {
+    const code = kex.cipherId & 0xffff;
+    cipher = (kex.cipherId >>> 24 === 0x03 ? lib.ciphers?.[String(code)] : undefined) ?? null;
+    if (cipher === null) problems.push(`cipher id 0x${kex.cipherId.toString(16)} not named by the library`);
+  }
+  let groupId: number | null = null;
+  if (kex.group !== null && kex.group !== 0) {
+    groupId = kex.group;
+    if (tlsVersion === "TLSv1.3" && kex.group13 !== null && kex.group13 !== kex.group) {
+      problems.push(`TLS 1.3 group ${kex.group13} disagrees with the session's ${kex.group}`);
+      groupId = null;
+    }
+  }
+  const info = groupId === null ? undefined : groups.byCodePoint.get(groupId);
+  if (groupId !== null && !info) problems.push(`group code point ${groupId} not in carnot's table`);
+  return {
+    negotiatedGroup: info?.name ?? null,
+    negotiatedGroupId: groupId,
+    kexClass: info?.kexClass ?? null,
+    tlsVersion,
+    cipher,
+    problems,
+  };
 }
 
 /** What the record builder needs from the world, looked up by the caller (I/O stays at the edge). */
 export interface ObservationContext {
-  /** `path (OpenSSL x.y.z)` of a probed library, by lib_id */
-  library(libId: number): string;
+  /** what is known of a probed library, by lib_id */
+  library(libId: number): LibraryFacts;
   /** /proc/PID/exe, read once per process; null when unreadable */
   exe(pid: number): string | null;
   /** wall clock minus CLOCK_MONOTONIC, in µs, sampled once at start */
@@ -91,10 +162,17 @@ export function observationConfidence(hs: CorrelatedHandshake): number {
 export function buildObservation(
   hs: CorrelatedHandshake,
   ctx: ObservationContext,
-  kex: KeyExchangeFacts | null = null,
+  kex: ResolvedKex = resolveKex(hs.kex, ctx.library(hs.libId), ctx.groupIndex),
 ): Observation {
-  const group =
-    kex?.negotiatedGroupId == null ? undefined : ctx.groupIndex.byCodePoint.get(kex.negotiatedGroupId);
+  const lib = ctx.library(hs.libId);
+  let groups = hs.groups;
+  let groupsSource: Observation["groups_source"] = hs.groupsSource;
+  if (groups === null && lib.defaultGroups !== null) {
+    groups = [...lib.defaultGroups];
+    groupsSource = "library-default";
+  }
+  let confidence = observationConfidence(hs);
+  if (groupsSource === "library-default") confidence = Math.round((confidence - 0.05) * 100) / 100;
   return {
     source: "runtime.ebpf",
     asset_id: null,
@@ -103,23 +181,23 @@ export function buildObservation(
     secrecy_lifetime_years: null,
     exposure: null,
     sni: hs.sni,
-    groups_offered: hs.groups ?? [],
+    groups_offered: groups ?? [],
     handshake_success: hs.success,
     pid: hs.pid,
     tid: hs.tid,
     ssl_ptr: `0x${hs.ssl.toString(16)}`,
     time: formatKtime(hs.endNs, ctx.clockOffsetUs),
-    confidence: observationConfidence(hs),
+    confidence,
     role: hs.role,
-    negotiated_group: group?.name ?? null,
-    negotiated_group_id: kex?.negotiatedGroupId ?? null,
-    kex_class: group?.kexClass ?? null,
-    tls_version: kex?.tlsVersion ?? null,
-    cipher: kex?.cipher ?? null,
-    groups_source: hs.groupsSource,
+    negotiated_group: kex.negotiatedGroup,
+    negotiated_group_id: kex.negotiatedGroupId,
+    kex_class: kex.kexClass,
+    tls_version: kex.tlsVersion,
+    cipher: kex.cipher,
+    groups_source: groupsSource,
     comm: hs.comm,
     exe: ctx.exe(hs.pid),
-    library: ctx.library(hs.libId),
+    library: lib.label,
     duration_us: hs.startNs === null ? null : Math.floor((hs.endNs - hs.startNs) / 1000),
     error: hs.error,
   };

@@ -30,11 +30,14 @@ import {
   EVENT_SIZE,
   EventDecoder,
   encodeConfig,
+  encodeLibOffsets,
+  type LibOffsets,
+  LIBS_MAX,
   STAT_ATTEMPTED,
   STAT_COUNT,
   STAT_DROPPED,
 } from "./events.ts";
-import { checkLibssl } from "./libssl.ts";
+import { checkLibssl, IMPLICIT_CHECKPOINT_SYMBOLS } from "./libssl.ts";
 
 export const DEFAULT_RINGBUF_SIZE = 8 * 1024 * 1024;
 
@@ -51,6 +54,10 @@ export interface ProbeOptions {
   verbose?: boolean;
   /** Default "auto". */
   attachMode?: AttachMode;
+  /** Verified struct offsets per library (same order as `libraries`); null = none verified. */
+  offsets?: (LibOffsets | null)[];
+  /** Also probe SSL_read/SSL_write(_ex) entries as checkpoints of implicit handshakes (costs a trap per call). */
+  implicitProbes?: boolean;
 }
 
 export interface ProbeStats {
@@ -183,7 +190,12 @@ export class SslProbes {
       }
     });
     // The same file named twice (a symlink and its target) would report every call twice.
-    const unique = checks.filter((check, i) => checks.findIndex((other) => other.path === check.path) === i);
+    const firstIndex = checks.map((check) => checks.findIndex((other) => other.path === check.path));
+    const unique = checks.filter((_, i) => firstIndex[i] === i);
+    const uniqueOffsets = checks
+      .map((_, i) => opts.offsets?.[i] ?? null)
+      .filter((_, i) => firstIndex[i] === i);
+    if (unique.length > LIBS_MAX) throw new CarnotError(`at most ${LIBS_MAX} libraries can be probed`);
 
     // libbpf's messages: kept for the load error, shown live only with --verbose.
     const messages: string[] = [];
@@ -238,13 +250,21 @@ export class SslProbes {
       object ??= loadOrExplain(mode);
       const loaded = object;
 
+      for (const [id, offsets] of uniqueOffsets.entries()) {
+        if (offsets) loaded.writeArrayElement("lib_offsets", id, encodeLibOffsets(offsets));
+      }
       const started = performance.now();
       const libraries = unique.map((check, id) => ({ id, path: check.path }));
       for (const [id, check] of unique.entries()) {
         for (const name of check.missingOptional) {
           if (opts.verbose) log.debug(`${check.path}: no ${name}, its probe is skipped`);
         }
-        const funcs = [...check.offsets.keys()];
+        // the implicit checkpoints only help where the handshake state can be read (offsets verified)
+        const funcs = [...check.offsets.keys()].filter(
+          (name) =>
+            !(IMPLICIT_CHECKPOINT_SYMBOLS as readonly string[]).includes(name) ||
+            (opts.implicitProbes === true && uniqueOffsets[id]?.handState != null),
+        );
         const cookie = (name: string) =>
           id * 2 ** COOKIE_FUNC_BITS + ProbeFunc[name as keyof typeof ProbeFunc];
         for (const retprobe of [false, true]) {

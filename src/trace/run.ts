@@ -3,14 +3,24 @@
  * metrics on stderr, and an orderly stop (drain, flush pending as incomplete, seal, metrics, then detach).
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import { closeSync, openSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  openSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { ChainedWriter } from "../chain/writer.ts";
 import { CarnotError, describeError } from "../errors.ts";
 import { type CorrelatedHandshake, HandshakeCorrelator } from "./correlate.ts";
-import { indexGroups } from "./groups.ts";
+import { type CalibrationResult, calibrate } from "./calibration.ts";
+import { type GroupIndex, indexGroups } from "./groups.ts";
 import { findSystemLibssl, opensslVersion } from "./libssl.ts";
-import { buildObservation, type ObservationContext } from "./observation.ts";
+import { buildObservation, type LibraryFacts, type ObservationContext, resolveKex } from "./observation.ts";
 import { SslProbes } from "./probes.ts";
 
 export interface TraceOptions {
@@ -30,6 +40,10 @@ export interface TraceOptions {
   /** stop by itself after this many seconds */
   durationS?: number;
   verbose: boolean;
+  /** also probe SSL_read/SSL_write entries (implicit handshakes of apps that never call SSL_get_error) */
+  implicitProbes?: boolean;
+  /** where verified offsets are cached (default: calibrationCacheDir()) */
+  cacheDir?: string;
   /** stops the trace like SIGINT does (tests, the demo) */
   signal?: AbortSignal;
   /** where "ready" and metrics lines go (default stderr) */
@@ -158,6 +172,26 @@ class ExeCache {
   }
 }
 
+/** What the records say about a library: its label with the OpenSSL version, cipher names, default groups. */
+export function libraryFacts(
+  path: string,
+  result: CalibrationResult | undefined,
+  groups: GroupIndex,
+): LibraryFacts {
+  const c = result?.calibration ?? null;
+  // the library's own answer (OpenSSL_version) first, else the version string found in the file
+  const fromLibrary = c ? /OpenSSL \d+\.\d+\.\d+[a-z]?/.exec(c.openssl)?.[0] : undefined;
+  const fromFile = opensslVersion(path);
+  const version = fromLibrary ?? (fromFile ? `OpenSSL ${fromFile}` : null);
+  let defaultGroups: string[] | null = null;
+  if (c?.defaultGroups) {
+    const names = c.defaultGroups.map((code) => groups.byCodePoint.get(code)?.name ?? null);
+    // a code point carnot cannot name makes the list incomplete: no list rather than a wrong one
+    defaultGroups = names.every((n) => n !== null) ? (names as string[]) : null;
+  }
+  return { label: version ? `${path} (${version})` : path, ciphers: c?.ciphers ?? null, defaultGroups };
+}
+
 /** Runs until SIGINT/SIGTERM, `durationS` or `signal`; resolves once everything is written and detached. */
 export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
   const status = opts.status ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -174,12 +208,34 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     }
   }
 
+  // Offsets verified for each exact file before anything is attached (a cached result costs a stat).
+  const calibrations = new Map<string, CalibrationResult>();
+  for (const path of libraries as string[]) {
+    let resolved = path;
+    try {
+      resolved = realpathSync(path);
+    } catch {
+      continue; // SslProbes.open says what is wrong with it
+    }
+    if (!calibrations.has(resolved))
+      calibrations.set(resolved, await calibrate(resolved, { cacheDir: opts.cacheDir }));
+  }
+  const offsetsOf = (path: string) => {
+    let resolved = path;
+    try {
+      resolved = realpathSync(path);
+    } catch {}
+    const c = calibrations.get(resolved)?.calibration;
+    return c ? { ...c.offsets, handStateOk: c.handStateOk } : null;
+  };
   const probes = SslProbes.open({
     libraries: libraries as string[],
     pid: opts.pid,
     comm: opts.comm,
     ringbufSize: opts.ringbufSize,
     verbose: opts.verbose,
+    offsets: (libraries as string[]).map(offsetsOf),
+    implicitProbes: opts.implicitProbes,
   });
   let writer: ChainedWriter;
   try {
@@ -189,25 +245,61 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     throw err;
   }
 
-  const labels = probes.libraries.map(({ path }) => {
-    const version = opensslVersion(path);
-    return version ? `${path} (OpenSSL ${version})` : path;
-  });
+  const groupIndex = indexGroups();
+  const facts = probes.libraries.map(({ path }) => libraryFacts(path, calibrations.get(path), groupIndex));
+  const labels = facts.map((f) => f.label);
+  for (const { path } of probes.libraries) {
+    const result = calibrations.get(path);
+    const label = facts[probes.libraries.findIndex((l) => l.path === path)]!.label;
+    if (result?.calibration) {
+      const unverified = Object.entries(result.calibration.offsets)
+        .filter(([, value]) => value === null)
+        .map(([name]) => name);
+      if (opts.verbose) {
+        const how = result.cached ? "cached" : `${result.calibration.handshakes} calibration handshakes`;
+        status(`carnot: ${label}: offsets verified (${how}): ${JSON.stringify(result.calibration.offsets)}`);
+      }
+      if (unverified.length > 0) {
+        status(
+          `carnot: warning: ${label}: no verified offset for ${unverified.join(", ")}: those values stay null`,
+        );
+      }
+    } else {
+      status(
+        `carnot: warning: ${label}: struct offsets not verified (${result?.problem ?? "not calibrated"}): ` +
+          "negotiated_group, tls_version and cipher stay null, implicit handshakes are not seen",
+      );
+    }
+  }
   const clocks = sampleClocks();
   const monotonicNowNs = () => Number(process.hrtime.bigint()) + clocks.monotonicMinusHrtimeNs;
   const exe = new ExeCache();
-  const groupIndex = indexGroups();
+  const unknownLibrary = (id: number): LibraryFacts => ({
+    label: `lib_id ${id}`,
+    ciphers: null,
+    defaultGroups: null,
+  });
   const context: ObservationContext = {
-    library: (id) => labels[id] ?? `lib_id ${id}`,
+    library: (id) => facts[id] ?? unknownLibrary(id),
     exe: (pid) => exe.get(pid),
     clockOffsetUs: clocks.wallMinusMonotonicUs,
     groupIndex,
   };
   let writeError: unknown = null;
+  const warned = new Set<string>();
   const onHandshake = (hs: CorrelatedHandshake) => {
     if (writeError) return;
     try {
-      writer.append(buildObservation(hs, context));
+      const lib = context.library(hs.libId);
+      const kex = resolveKex(hs.kex, lib, groupIndex);
+      for (const problem of kex.problems) {
+        // once per library and kind of problem (the numbers in it vary)
+        const key = `${hs.libId}:${problem.replace(/0x[0-9a-f]+|\d+/g, "N")}`;
+        if (warned.has(key)) continue;
+        warned.add(key);
+        status(`carnot: warning: ${lib.label}: ${problem}: value left null`);
+      }
+      writer.append(buildObservation(hs, context, kex));
     } catch (err) {
       writeError = err;
     }

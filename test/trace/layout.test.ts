@@ -17,6 +17,12 @@ import {
   EVENT_LAYOUT,
   EVENT_SIZE,
   EventKind,
+  KEX_LAYOUT,
+  KEX_SIZE,
+  KexValid,
+  LIB_OFFSETS_LAYOUT,
+  LIB_OFFSETS_SIZE,
+  LIBS_MAX,
   encodeConfig,
   encodeEvent,
   HandshakeFunc,
@@ -69,6 +75,18 @@ const CONSTANTS: Record<string, [number, string]> = {
   "ProbeFunc.SSL_connect": [ProbeFunc.SSL_connect, "CARNOT_FN_SSL_CONNECT"],
   "ProbeFunc.SSL_accept": [ProbeFunc.SSL_accept, "CARNOT_FN_SSL_ACCEPT"],
   "ProbeFunc.SSL_get_error": [ProbeFunc.SSL_get_error, "CARNOT_FN_SSL_GET_ERROR"],
+  "ProbeFunc.SSL_read": [ProbeFunc.SSL_read, "CARNOT_FN_SSL_READ"],
+  "ProbeFunc.SSL_write": [ProbeFunc.SSL_write, "CARNOT_FN_SSL_WRITE"],
+  "ProbeFunc.SSL_read_ex": [ProbeFunc.SSL_read_ex, "CARNOT_FN_SSL_READ_EX"],
+  "ProbeFunc.SSL_write_ex": [ProbeFunc.SSL_write_ex, "CARNOT_FN_SSL_WRITE_EX"],
+  "EventKind.HandshakeImplicit": [EventKind.HandshakeImplicit, "CARNOT_EV_HS_IMPLICIT"],
+  KEX_SIZE: [KEX_SIZE, "sizeof(struct carnot_kex)"],
+  LIB_OFFSETS_SIZE: [LIB_OFFSETS_SIZE, "sizeof(struct carnot_lib_offsets)"],
+  LIBS_MAX: [LIBS_MAX, "CARNOT_LIBS_MAX"],
+  "KexValid.Version": [KexValid.Version, "CARNOT_KEX_VERSION"],
+  "KexValid.Cipher": [KexValid.Cipher, "CARNOT_KEX_CIPHER"],
+  "KexValid.Group": [KexValid.Group, "CARNOT_KEX_GROUP"],
+  "KexValid.Group13": [KexValid.Group13, "CARNOT_KEX_GROUP13"],
 };
 
 /** Compiles and runs the probe program; returns "name value" lines as a map. */
@@ -80,6 +98,8 @@ function measureHeader(): Map<string, number> {
       `  printf("${struct}.${name} %zu %zu\\n", offsetof(struct ${struct}, ${name}), sizeof(((struct ${struct} *)0)->${name}));`;
     for (const name of Object.keys(EVENT_LAYOUT)) lines.push(field("carnot_event", name));
     for (const name of Object.keys(CONFIG_LAYOUT)) lines.push(field("carnot_config", name));
+    for (const name of Object.keys(KEX_LAYOUT)) lines.push(field("carnot_kex", name));
+    for (const name of Object.keys(LIB_OFFSETS_LAYOUT)) lines.push(field("carnot_lib_offsets", name));
     for (const [name, [, cName]] of Object.entries(CONSTANTS)) {
       lines.push(`  printf("${name} %lld\\n", (long long)(${cName}));`);
     }
@@ -131,6 +151,15 @@ describe.skipIf(COMPILER === null)("bpf/carnot.h and src/trace/events.ts agree",
     ]).toEqual([offset, size]);
   });
 
+  test.each([
+    ...Object.entries(KEX_LAYOUT).map(([name, span]) => [`carnot_kex.${name}`, span] as const),
+    ...Object.entries(LIB_OFFSETS_LAYOUT).map(
+      ([name, span]) => [`carnot_lib_offsets.${name}`, span] as const,
+    ),
+  ])("%s offset and size", (name, [offset, size]) => {
+    expect([measured.get(`${name}@offset`), measured.get(`${name}@size`)]).toEqual([offset, size]);
+  });
+
   test.each(Object.entries(CONSTANTS))("%s", (name, [value]) => {
     expect(measured.get(name)).toBe(value);
   });
@@ -139,6 +168,8 @@ describe.skipIf(COMPILER === null)("bpf/carnot.h and src/trace/events.ts agree",
     for (const [layout, size] of [
       [EVENT_LAYOUT, EVENT_SIZE],
       [CONFIG_LAYOUT, CONFIG_SIZE],
+      [KEX_LAYOUT, KEX_SIZE],
+      [LIB_OFFSETS_LAYOUT, LIB_OFFSETS_SIZE],
     ] as const) {
       const spans = Object.values(layout).toSorted((a, b) => a[0] - b[0]);
       let end = 0;

@@ -7,6 +7,7 @@ import {
   formatKtime,
   type ObservationContext,
   ObservationSchema,
+  resolveKex,
 } from "../../src/trace/observation.ts";
 
 const SPEC_KEYS = [
@@ -52,10 +53,18 @@ const hs: CorrelatedHandshake = {
   error: null,
   startNs: 1_000_000_000,
   endNs: 1_001_830_500,
+  kex: null,
+  implicit: false,
 };
 
+const CIPHERS = { "4866": "TLS_AES_256_GCM_SHA384", "4865": "TLS_AES_128_GCM_SHA256" };
+
 const ctx: ObservationContext = {
-  library: (id) => (id === 0 ? "/usr/lib/x86_64-linux-gnu/libssl.so.3 (OpenSSL 3.0.17)" : "?"),
+  library: (id) => ({
+    label: id === 0 ? "/usr/lib/x86_64-linux-gnu/libssl.so.3 (OpenSSL 3.0.17)" : "?",
+    ciphers: CIPHERS,
+    defaultGroups: ["X25519", "secp256r1"],
+  }),
   exe: (pid) => (pid === 1234 ? "/usr/bin/curl" : null),
   // wall clock 2025-08-30T12:00:00Z at ktime 1 s
   clockOffsetUs: Date.UTC(2025, 7, 30, 12, 0, 0) * 1000 - 1_000_000,
@@ -82,19 +91,55 @@ describe("observation records", () => {
     });
   });
 
-  test("key-exchange facts, when known, fill the negotiated group and its class", () => {
-    const rec = buildObservation(hs, ctx, { negotiatedGroupId: 4588, tlsVersion: "TLSv1.3", cipher: null });
+  test("key-exchange facts, when known, fill the negotiated group, its class, version and cipher", () => {
+    const kex = { version: 0x304, cipherId: 0x03001302, group: 4588, group13: 4588 };
+    const rec = buildObservation({ ...hs, kex }, ctx);
     expect(rec).toMatchObject({
       negotiated_group: "X25519MLKEM768",
       negotiated_group_id: 4588,
       kex_class: "hybrid-pq",
+      tls_version: "TLSv1.3",
+      cipher: "TLS_AES_256_GCM_SHA384",
     });
+  });
+
+  test("facts that do not check out stay null, each with a problem said", () => {
+    const lib = ctx.library(0);
+    const groups = ctx.groupIndex;
+    // TLS 1.3 where the SSL object's group disagrees with the session's (a resumed session): no group
+    const disagree = resolveKex(
+      { version: 0x304, cipherId: 0x03001302, group: 29, group13: 24 },
+      lib,
+      groups,
+    );
+    expect(disagree).toMatchObject({ negotiatedGroup: null, negotiatedGroupId: null, tlsVersion: "TLSv1.3" });
+    expect(disagree.problems).toHaveLength(1);
+    // a cipher id the library did not name, an unknown version, an unknown group code point
+    const odd = resolveKex(
+      { version: 0x7f1c, cipherId: 0x0300abcd, group: 0x7777, group13: null },
+      lib,
+      groups,
+    );
+    expect(odd).toMatchObject({ tlsVersion: null, cipher: null, negotiatedGroup: null, kexClass: null });
+    expect(odd.problems).toHaveLength(3);
+    // TLS 1.2 keeps the group in the session only: no cross-check, no problem
+    const tls12 = resolveKex({ version: 0x303, cipherId: 0x0300c02b, group: 23, group13: 0 }, lib, groups);
+    expect(tls12).toMatchObject({ negotiatedGroup: "secp256r1", tlsVersion: "TLSv1.2", cipher: null });
+    // no facts at all (an unverified library): everything null, nothing to warn about
+    expect(resolveKex(null, lib, groups)).toMatchObject({ negotiatedGroup: null, problems: [] });
+  });
+
+  test("no groups set by the application: the library's default list, marked library-default", () => {
+    const rec = buildObservation({ ...hs, groups: null, groupsSource: null }, ctx);
+    expect(rec).toMatchObject({ groups_offered: ["X25519", "secp256r1"], groups_source: "library-default" });
+    const seen = buildObservation({ ...hs, groupsSource: "connection" }, ctx);
+    expect(rec.confidence).toBeLessThan(seen.confidence);
   });
 
   test("a given-up handshake without groups: empty list, null source, lower confidence", () => {
     const rec = buildObservation(
       { ...hs, groups: null, groupsSource: null, success: false, error: "incomplete", startNs: null },
-      ctx,
+      { ...ctx, library: (id) => ({ ...ctx.library(id), defaultGroups: null }) },
     );
     expect(rec).toMatchObject({
       groups_offered: [],

@@ -409,9 +409,21 @@ function serialize(record: Record<string, unknown>): string {
   return json;
 }
 
+/** What an errno means, for the one-line message. */
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EISDIR: "is a directory",
+  ENOSPC: "no space left on device (ENOSPC)",
+  EDQUOT: "disk quota exceeded (EDQUOT)",
+  EPIPE: "the reader closed the pipe (EPIPE)",
+  EROFS: "read-only file system",
+  EIO: "input/output error (EIO)",
+};
+
+/** One line naming the file and the reason; the errno text once (the cause would repeat it). */
 function ioError(what: string, path: string, err: unknown, exitCode = 1): CarnotError {
   const code = (err as NodeJS.ErrnoException).code;
-  const why =
-    code === "ENOENT" ? "no such file or directory" : (code ?? (err as Error).message ?? String(err));
-  return new CarnotError(`${what} ${path}: ${why}`, { exitCode, cause: err });
+  const why = code ? (ERRNO_TEXT[code] ?? code) : ((err as Error).message ?? String(err));
+  return new CarnotError(`${what} ${path}: ${why}`, { exitCode });
 }

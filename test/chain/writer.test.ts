@@ -292,7 +292,7 @@ describe("a write that fails (disk full)", () => {
         } catch (err) {
           failure = err as Error;
         }
-        expect(failure?.message).toMatch(/^cannot write .*full\.jsonl: ENOSPC$/);
+        expect(failure?.message).toMatch(/^cannot write .*full\.jsonl: no space left on device \(ENOSPC\)$/);
         await w.abort("disk full");
         const text = readFileSync(path, "utf8");
         expect(text.length).toBeGreaterThan(0);

@@ -80,26 +80,28 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
 
   const sealed = seal.kind === "present" ? seal.seal : null;
   const walk = new ChainWalk(keys.genesis, sealed?.count ?? -1);
-  let carry: Uint8Array | null = null;
+  // the pieces of a line that spans chunks, joined once its newline arrives (a long line is not re-copied per chunk)
+  let carry: Uint8Array[] = [];
   for await (const chunk of Bun.file(path).stream()) {
     let start = 0;
-    if (carry !== null) {
+    if (carry.length > 0) {
       const nl = chunk.indexOf(10);
       if (nl < 0) {
-        carry = concat(carry, chunk);
+        carry.push(chunk);
         continue;
       }
-      walk.line(concat(carry, chunk.subarray(0, nl)));
-      carry = null;
+      carry.push(chunk.subarray(0, nl));
+      walk.line(Buffer.concat(carry));
+      carry = [];
       start = nl + 1;
     }
     for (let nl = chunk.indexOf(10, start); nl >= 0; nl = chunk.indexOf(10, start)) {
       walk.line(chunk.subarray(start, nl));
       start = nl + 1;
     }
-    if (start < chunk.length) carry = chunk.slice(start);
+    if (start < chunk.length) carry.push(chunk.subarray(start));
   }
-  const torn = carry !== null && carry.length > 0;
+  const torn = carry.length > 0;
   if (torn) walk.tornLine();
 
   const lineFault = walk.firstFault(sealed);
@@ -183,13 +185,6 @@ async function readSeal(path: string): Promise<SealState> {
     return { kind: "damaged", why: "exactly one of genesis and key_id must be set" };
   }
   return { kind: "present", seal: o as unknown as ChainSeal };
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const c = new Uint8Array(a.length + b.length);
-  c.set(a);
-  c.set(b, a.length);
-  return c;
 }
 
 /** Parse 64 lowercase hex ASCII bytes at bytes[off..] into 8 words; false if they are not that. */

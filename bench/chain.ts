@@ -2,7 +2,7 @@
  * BLAKE3 candidates and the chained writer, measured on realistic records.
  * Run: bun bench/chain.ts [records]   (default 1,000,000; figures go into WORKLOG.md)
  */
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
@@ -10,7 +10,8 @@ import { Blake3, wordsToBytes } from "../src/chain/blake3.ts";
 import { verifyLog } from "../src/chain/verify.ts";
 import { ChainedWriter } from "../src/chain/writer.ts";
 
-const RECORDS = Number(process.argv[2] ?? 1_000_000);
+const writerMode = process.argv[2] === "--writer" ? (process.argv[3] ?? "in-thread") : null;
+const RECORDS = Number(process.argv[writerMode ? 4 : 2] ?? 1_000_000);
 
 /** A replay-like record: ~250-byte raw_line, ~600 bytes serialized with raw_hash. */
 function makeRecord(i: number): Record<string, unknown> {
@@ -43,6 +44,47 @@ function makeRecord(i: number): Record<string, unknown> {
     risk_tags: [],
     high_level_kind: "FileMetadata",
   };
+}
+
+/** CPU time of this process's main thread, in ms (Linux). */
+function mainThreadCpuMs(): number {
+  const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
+}
+
+/** Write RECORDS records through the writer (hashing in-thread or in its worker), then verify them. */
+async function benchWriter(mode: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "carnot-bench-chain-"));
+  try {
+    const path = join(dir, "bench.jsonl");
+    const templates = Array.from({ length: 1000 }, (_, i) => makeRecord(i));
+    const w = await ChainedWriter.open(path, {
+      parallelAfter: mode === "worker" ? undefined : Number.POSITIVE_INFINITY,
+    });
+    const cpu0 = mainThreadCpuMs();
+    const t0 = performance.now();
+    for (let i = 0; i < RECORDS; i++) w.append({ ...templates[i % 1000]!, ts: i });
+    await w.close();
+    const writeS = (performance.now() - t0) / 1000;
+    const cpuUs = ((mainThreadCpuMs() - cpu0) * 1000) / RECORDS;
+    const size = statSync(path).size;
+    console.log(
+      `writer (${mode}): ${RECORDS} records in ${writeS.toFixed(2)} s = ${Math.round(RECORDS / writeS)} records/s, ${(size / 1e6 / writeS).toFixed(0)} MB/s, ${(size / RECORDS).toFixed(0)} B/line, main thread ${cpuUs.toFixed(2)} µs CPU/record, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+    );
+    if (mode !== "worker") {
+      const t1 = performance.now();
+      const r = await verifyLog(path);
+      const verifyS = (performance.now() - t1) / 1000;
+      console.log(`verify: ${r.ok ? "ok" : `FAIL ${r.reason}`}, ${Math.round(r.count / verifyS)} records/s`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (writerMode !== null) {
+  await benchWriter(writerMode);
+  process.exit(0);
 }
 
 function timeIt(label: string, iterations: number, fn: (i: number) => void): number {
@@ -124,25 +166,11 @@ if (jit) {
 }
 console.log(`hash speed-up over @noble/hashes: ${(noble / own).toFixed(1)}x`);
 
-// The writer end to end, then verify, on a real file.
-const dir = mkdtempSync(join(tmpdir(), "carnot-bench-chain-"));
-try {
-  const path = join(dir, "bench.jsonl");
-  const templates = Array.from({ length: 1000 }, (_, i) => makeRecord(i));
-  const w = await ChainedWriter.open(path);
-  const t0 = performance.now();
-  for (let i = 0; i < RECORDS; i++) w.append({ ...templates[i % 1000]!, ts: i });
-  await w.close();
-  const writeS = (performance.now() - t0) / 1000;
-  const size = statSync(path).size;
-  console.log(
-    `writer: ${RECORDS} records in ${writeS.toFixed(2)} s = ${Math.round(RECORDS / writeS)} records/s, ${(size / 1e6 / writeS).toFixed(0)} MB/s, ${(size / RECORDS).toFixed(0)} B/line`,
-  );
-  const t1 = performance.now();
-  const r = await verifyLog(path);
-  const verifyS = (performance.now() - t1) / 1000;
-  console.log(`verify: ${r.ok ? "ok" : `FAIL ${r.reason}`}, ${Math.round(r.count / verifyS)} records/s`);
-  console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
-} finally {
-  rmSync(dir, { recursive: true, force: true });
+// The writer end to end, then verify, on a real file: each mode in its own process (own peak RSS).
+for (const mode of ["in-thread", "worker"]) {
+  const run = Bun.spawnSync([process.execPath, import.meta.path, "--writer", mode, String(RECORDS)], {
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  if (run.exitCode !== 0) process.exit(run.exitCode ?? 1);
 }

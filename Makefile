@@ -82,6 +82,7 @@ pipeline: build
 
 bench: build
 	bun run bench/replay.ts
+	bun run bench/chain.ts
 	bun run bench/ringbuf.ts
 	bun run bench/trace.ts
 	bun run bench/consumers.ts

@@ -195,7 +195,7 @@ function only(candidates: number[] | null): number | null {
 }
 
 /** A throwaway self-signed Ed25519 certificate, made with the same libcrypto (no openssl CLI needed). */
-function makeCertificate(libcrypto: string, dir: string): { cert: string; key: string } {
+export function makeCertificate(libcrypto: string, dir: string): { cert: string; key: string } {
   const crypto = dlopen(libcrypto, {
     EVP_PKEY_CTX_new_from_name: { returns: T.ptr, args: [T.ptr, T.cstring, T.ptr] },
     EVP_PKEY_keygen_init: { returns: T.i32, args: [T.ptr] },

@@ -5,10 +5,22 @@
  * The child runs the library in a separate process: with LD_LIBRARY_PATH set to the library's directory, or,
  * when that library needs a newer glibc than the host's, through the ld-linux loader found beside it.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
+import { makeCertificate } from "./calibrate-child.ts";
+import { calibrateExecutable, SCRIPT_CIPHER_CODES } from "./calibrate-node.ts";
+import { indexGroups } from "./groups.ts";
 
 const offset = v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0)));
 
@@ -121,11 +133,9 @@ export async function calibrate(
       return { calibration: parsed.output, problem: null, cached: true };
   }
   if (!/\/libssl[^/]*\.so/.test(libssl)) {
-    return {
-      calibration: null,
-      problem: "not a shared libssl (cannot be loaded to verify struct offsets)",
-      cached: false,
-    };
+    const result = await calibrateNode(libssl);
+    if (result.calibration) saveCalibration(cacheFile, cacheDir, result.calibration);
+    return result;
   }
   const self = selfCommand();
   const attempts: { cmd: string[]; env: Record<string, string | undefined> }[] = [
@@ -149,15 +159,56 @@ export async function calibrate(
       failures.push(`unreadable calibration: ${v.summarize(parsed.issues)}`);
       continue;
     }
-    try {
-      mkdirSync(cacheDir, { recursive: true });
-      const tmp = `${cacheFile}.tmp-${process.pid}`;
-      writeFileSync(tmp, `${JSON.stringify(parsed.output)}\n`);
-      renameSync(tmp, cacheFile);
-    } catch {
-      // an unwritable cache only costs a calibration next time
-    }
+    saveCalibration(cacheFile, cacheDir, parsed.output);
     return { calibration: parsed.output, problem: null, cached: false };
   }
   return { calibration: null, problem: `calibration failed: ${failures.join("; ")}`, cached: false };
+}
+
+function saveCalibration(cacheFile: string, cacheDir: string, calibration: Calibration): void {
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+    const tmp = `${cacheFile}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(calibration)}\n`);
+    renameSync(tmp, cacheFile);
+  } catch {
+    // an unwritable cache only costs a calibration next time
+  }
+}
+
+/** An executable with OpenSSL inside: only Node.js is known to be drivable (calibrate-node.ts). */
+async function calibrateNode(executable: string): Promise<CalibrationResult> {
+  const version = Bun.spawnSync([executable, "-p", "process.versions.openssl"], {
+    stdin: "ignore",
+    env: { ...process.env, NODE_OPTIONS: "" },
+    timeout: 10_000,
+  });
+  if (version.exitCode !== 0) {
+    return {
+      calibration: null,
+      problem: "an executable that is not Node.js: no way to verify its struct offsets",
+      cached: false,
+    };
+  }
+  const dir = mkdtempSync(join(tmpdir(), "carnot-calibrate-"));
+  try {
+    const { cert, key } = makeCertificate("libcrypto.so.3", dir);
+    const groups = indexGroups();
+    const calibration = await calibrateExecutable({
+      executable,
+      cert,
+      key,
+      groupCode: (name) => groups.byLowerName.get(name.toLowerCase())?.codePoint ?? null,
+      cipherCode: (name) => SCRIPT_CIPHER_CODES[name] ?? null,
+    });
+    return { calibration, problem: null, cached: false };
+  } catch (err) {
+    return {
+      calibration: null,
+      problem: `calibration of the executable failed: ${err instanceof Error ? err.message : String(err)}`,
+      cached: false,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

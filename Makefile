@@ -8,7 +8,7 @@ BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
 ARCH := x86
 
-.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls
+.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls openssl35 node26
 
 all: build
 
@@ -49,8 +49,16 @@ lint:
 unit:
 	bun test
 
+# OpenSSL 3.5 for the key-exchange tests: Debian 13's libssl3t64 + libc6 + openssl, downloaded once into .cache/.
+openssl35:
+	@test/support/fetch-openssl35.sh .cache/openssl35
+
+# Node.js 26 from npm (OpenSSL 3.5 linked in), pinned in test/support/fetch-node.sh, downloaded once into .cache/.
+node26:
+	@test/support/fetch-node.sh .cache/node
+
 # The test command: type check, lint, then every test (the e2e tests need root and trace real handshakes).
-test: setup bpf carnot typecheck lint unit
+test: setup bpf carnot openssl35 node26 typecheck lint unit
 
 # The main job on a built-in default: a local TLS server, real handshakes, traced by the compiled binary.
 demo: build
@@ -85,6 +93,7 @@ bench: build
 	bun run bench/chain.ts
 	bun run bench/ringbuf.ts
 	bun run bench/trace.ts
+	bun run bench/kex-accuracy.ts
 	bun run bench/consumers.ts
 
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.

@@ -72,11 +72,11 @@ export function fileIdentity(path: string): string {
   return `${st.dev}-${st.ino}-${st.size}-${Math.floor(st.mtimeMs)}`;
 }
 
-/** How to run the calibration child: this executable (and the script, under `bun run`). */
+/** How to run the calibration child: the compiled carnot itself, or bun with carnot's cli.ts (from source). */
 export function selfCommand(): string[] {
-  const script = process.argv[1];
-  // Compiled: argv[1] is a path inside Bun's embedded file system (/$bunfs/…); from source: a .ts file.
-  if (script && /\.(ts|js)$/.test(script) && !script.startsWith("/$bunfs")) return [process.execPath, script];
+  const cli = join(import.meta.dir, "..", "cli.ts");
+  // compiled, import.meta.dir lies in Bun's embedded file system (/$bunfs/…) and the executable is carnot
+  if (!import.meta.dir.startsWith("/$bunfs") && existsSync(cli)) return [process.execPath, cli];
   return [process.execPath];
 }
 

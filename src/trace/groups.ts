@@ -61,7 +61,9 @@ export const GROUPS: readonly GroupInfo[] = [
   { name: "SecP256r1MLKEM768", codePoint: 4587, nid: null, kexClass: "hybrid-pq", aliases: [] },
   { name: "X25519MLKEM768", codePoint: 4588, nid: null, kexClass: "hybrid-pq", aliases: [] },
   { name: "SecP384r1MLKEM1024", codePoint: 4589, nid: null, kexClass: "hybrid-pq", aliases: [] },
+  // obsolete pre-standard drafts (Chrome/Cloudflare 2023-24): still post-quantum hybrids on the wire
   { name: "X25519Kyber768Draft00", codePoint: 25497, nid: null, kexClass: "hybrid-pq", aliases: [] },
+  { name: "SecP256r1Kyber768Draft00", codePoint: 25498, nid: null, kexClass: "hybrid-pq", aliases: [] },
 ];
 
 export interface GroupIndex {

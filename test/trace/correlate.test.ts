@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type CorrelatedHandshake, correlateHandshakes, type SslEvent } from "../../src/trace/correlate.ts";
-import { EventKind as Kind, HandshakeFunc as HsFunc } from "../../src/trace/events.ts";
+import { encodeKex, EventKind as Kind, HandshakeFunc as HsFunc, Role } from "../../src/trace/events.ts";
 
 const PID = 4242;
 const SSL_A = 0x5599ca9c6b10;
@@ -234,5 +234,59 @@ describe("correlateHandshakes", () => {
   test("the tracer started mid-handshake: a return without its entry still gives a line, with no start", () => {
     const hs = only([ret(2, 1, HsFunc.DoHandshake)]);
     expect(hs).toMatchObject({ success: true, startNs: null });
+  });
+
+  test("the facts read at a successful return ride on the handshake; a failed one has none", () => {
+    const facts = { version: 0x304, cipherId: 0x03001302, group: 4588, group13: 4588 };
+    const { handshakes } = correlateHandshakes([
+      enter(1, HsFunc.DoHandshake),
+      ret(2, 1, HsFunc.DoHandshake, { data: encodeKex(facts) }),
+      enter(3, HsFunc.DoHandshake, { ptr: SSL_B }),
+      ret(4, 0, HsFunc.DoHandshake, { ptr: SSL_B }),
+    ]);
+    expect(handshakes.map((h) => [h.success, h.kex, h.implicit])).toEqual([
+      [true, facts, false],
+      [false, null, false],
+    ]);
+  });
+
+  test("an implicit handshake (inside SSL_read/SSL_write) is one line, timed from SSL_set_*_state", () => {
+    const facts = { version: 0x303, cipherId: 0x0300c02c, group: 29, group13: null };
+    const hs = only([
+      ev(Kind.SslNew, 0, { aux: CTX }),
+      ev(Kind.SetState, 1, { aux: Role.Server }),
+      // the kernel's checkpoint (SSL_get_error) saw the state reach OK: aux = ktime of set_accept_state
+      ev(Kind.HandshakeImplicit, 4, { ret: 1, aux: 1 * MS, data: encodeKex(facts) }),
+      getError(4, 2),
+      ev(Kind.SslFree, 9),
+    ]);
+    expect(hs).toMatchObject({
+      success: true,
+      role: "server",
+      startNs: 1 * MS,
+      endNs: 4 * MS,
+      kex: facts,
+      implicit: true,
+    });
+  });
+
+  test("an implicit handshake freed unfinished is one failed line; after an explicit one it says nothing", () => {
+    const { handshakes } = correlateHandshakes([
+      // implicit, never finished
+      ev(Kind.SetState, 1, { aux: Role.Client }),
+      ev(Kind.HandshakeImplicit, 5, { ret: 0, aux: 1 * MS }),
+      ev(Kind.SslFree, 5),
+      // explicit failure through SSL_get_error: the kernel still reports the unfinished implicit one at free
+      ev(Kind.SetState, 6, { ptr: SSL_B, aux: Role.Client }),
+      enter(7, HsFunc.DoHandshake, { ptr: SSL_B }),
+      ret(8, -1, HsFunc.DoHandshake, { ptr: SSL_B }),
+      getError(8, 1, { ptr: SSL_B }),
+      ev(Kind.HandshakeImplicit, 9, { ptr: SSL_B, ret: 0, aux: 6 * MS }),
+      ev(Kind.SslFree, 9, { ptr: SSL_B }),
+    ]);
+    expect(handshakes.map((h) => [h.ssl, h.success, h.error, h.implicit])).toEqual([
+      [SSL_A, false, "freed", true],
+      [SSL_B, false, "fatal", false],
+    ]);
   });
 });

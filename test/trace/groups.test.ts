@@ -68,3 +68,25 @@ describe("groups table", () => {
     }
   });
 });
+
+describe("kex_class of the post-quantum groups", () => {
+  test("ML-KEM alone is pq; the ECDHE-MLKEM hybrids and the Kyber drafts are hybrid-pq; the rest classical", () => {
+    const index = indexGroups();
+    const cls = (code: number) => [index.byCodePoint.get(code)?.name, index.byCodePoint.get(code)?.kexClass];
+    expect([0x0200, 0x0201, 0x0202].map(cls)).toEqual([
+      ["MLKEM512", "pq"],
+      ["MLKEM768", "pq"],
+      ["MLKEM1024", "pq"],
+    ]);
+    expect([0x11eb, 0x11ec, 0x11ed, 0x6399, 0x639a].map(cls)).toEqual([
+      ["SecP256r1MLKEM768", "hybrid-pq"],
+      ["X25519MLKEM768", "hybrid-pq"],
+      ["SecP384r1MLKEM1024", "hybrid-pq"],
+      ["X25519Kyber768Draft00", "hybrid-pq"],
+      ["SecP256r1Kyber768Draft00", "hybrid-pq"],
+    ]);
+    const pq = new Set([0x0200, 0x0201, 0x0202, 0x11eb, 0x11ec, 0x11ed, 0x6399, 0x639a]);
+    for (const g of GROUPS)
+      if (!pq.has(g.codePoint)) expect([g.name, g.kexClass]).toEqual([g.name, "classical"]);
+  });
+});

@@ -150,6 +150,8 @@ export interface NginxOptions {
   protocols?: string;
   /** `ssl_ecdh_curve`, the server's groups (default: OpenSSL's) */
   groups?: string;
+  /** serve this directory's files under /files/ (bulk-transfer benchmarks) */
+  filesRoot?: string;
 }
 
 /** nginx in the foreground with its own prefix, config and logs in `dir`; answers `ok` over TLS. */
@@ -184,6 +186,7 @@ export async function startNginx(
       "    ssl_session_cache off;",
       "    ssl_session_tickets off;",
       '    location / { return 200 "ok\\n"; }',
+      ...(opts.filesRoot ? [`    location /files/ { alias ${opts.filesRoot}/; }`] : []),
       "  }",
       "}",
       "",

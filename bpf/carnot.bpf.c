@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Uprobes on OpenSSL's libssl: one fixed-size carnot_event per call of interest, into the `events` ring buffer. */
+/* Uprobes on OpenSSL's libssl, into the `events` ring buffer: one fixed-size carnot_event per call of interest
+ * (raw mode), or, with CARNOT_CFG_AGGREGATE, one per handshake (the per-call state stays in the kernel). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -30,19 +31,13 @@ struct {
 	__type(value, struct carnot_lib_offsets);
 } lib_offsets SEC(".maps");
 
-/* Handshakes that may run implicitly (SSL_set_connect/accept_state seen, no explicit handshake call finished
- * yet): (tgid, SSL*) → ktime of set_*_state. Checkpoints look them up; a miss costs one hash lookup. */
-struct implicit_key {
-	__u32 tgid;
-	__u32 reserved;
-	__u64 ssl;
-};
+/* Per connection (tgid, SSL*): the handshake in progress (struct carnot_conn_state, see carnot.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct implicit_key);
-	__type(value, __u64);
-} implicit_hs SEC(".maps");
+	__type(key, struct carnot_conn_key);
+	__type(value, struct carnot_conn_state);
+} conns SEC(".maps");
 
 /* SSL_new(ctx): the context, from entry to return, per thread. */
 struct {
@@ -192,6 +187,11 @@ static __always_inline void emit_nids(void *ctx, __u16 kind, __u64 ptr, long cou
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
+static __always_inline bool aggregated(void)
+{
+	return cfg.flags & CARNOT_CFG_AGGREGATE;
+}
+
 static __always_inline struct carnot_lib_offsets *offsets_of(void *ctx)
 {
 	__u32 lib_id = (__u32)(bpf_get_attach_cookie(ctx) >> CARNOT_COOKIE_FUNC_BITS);
@@ -221,55 +221,141 @@ static __always_inline __u16 read_kex(struct carnot_lib_offsets *off, __u64 ssl,
 	return sizeof(*kex);
 }
 
-static __always_inline void implicit_start(void *ctx, void *ssl)
+static __always_inline struct carnot_conn_key conn_key_of(__u64 ssl)
 {
-	struct implicit_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
-	__u64 now;
+	struct carnot_conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = ssl };
 
-	if (!offsets_of(ctx) || !task_wanted())
+	return key;
+}
+
+/* The state of `ssl`, created empty when absent (NULL only when the map refuses). */
+static __always_inline struct carnot_conn_state *conn_upsert(void *ctx, struct carnot_conn_key *key)
+{
+	struct carnot_conn_state fresh = { .lib_id = (__u32)(bpf_get_attach_cookie(ctx) >> CARNOT_COOKIE_FUNC_BITS) };
+	struct carnot_conn_state *st = bpf_map_lookup_elem(&conns, key);
+
+	if (st)
+		return st;
+	bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&conns, key);
+}
+
+/* Aggregated mode: user space now holds state for this SSL*, so it must hear of its SSL_free. */
+static __always_inline void mark_visible(void *ctx, __u64 ssl)
+{
+	struct carnot_conn_key key = conn_key_of(ssl);
+	struct carnot_conn_state *st;
+
+	if (!aggregated())
 		return;
-	now = bpf_ktime_get_ns();
-	bpf_map_update_elem(&implicit_hs, &key, &now, BPF_ANY);
+	st = conn_upsert(ctx, &key);
+	if (st)
+		st->flags |= CARNOT_CONN_VISIBLE;
 }
 
-static __always_inline void implicit_forget(void *ssl)
+/* Aggregated mode: the one event of a handshake. Clears the handshake from the connection's state. */
+static __always_inline void emit_done(void *ctx, __u64 ssl, struct carnot_conn_state *st, __u32 outcome, bool implicit)
 {
-	struct implicit_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
-
-	bpf_map_delete_elem(&implicit_hs, &key);
-}
-
-/* A checkpoint: is an implicit handshake of this SSL* done? Then one event with its facts. At SSL_free an
- * unfinished one ends too (ret 0). */
-static __always_inline void implicit_check(void *ctx, void *ssl, bool freeing)
-{
-	struct implicit_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
-	struct carnot_lib_offsets *off;
+	struct carnot_lib_offsets *off = offsets_of(ctx);
 	struct carnot_event *e;
-	__u64 *started, start;
-	__s32 state = -1;
-	bool done;
+	struct carnot_done *done;
+	__u64 start = st->start_ns;
+	__u32 role = st->role;
 
-	started = bpf_map_lookup_elem(&implicit_hs, &key);
-	if (!started)
-		return;
-	start = *started;
-	off = offsets_of(ctx);
-	if (!off)
-		return;
-	done = off->hand_state >= 0 && !bpf_probe_read_user(&state, 4, (void *)((__u64)ssl + off->hand_state)) &&
-	       state == off->hand_state_ok;
-	if (!done && !freeing)
-		return;
-	bpf_map_delete_elem(&implicit_hs, &key);
-	e = reserve_event(ctx, CARNOT_EV_HS_IMPLICIT, (__u64)ssl);
+	st->start_ns = 0;
+	st->flags = (st->flags & CARNOT_CONN_VISIBLE) | CARNOT_CONN_FINISHED;
+	e = reserve_event(ctx, CARNOT_EV_HS_DONE, ssl);
 	if (!e)
 		return;
+	done = (struct carnot_done *)e->data;
+	__builtin_memset(done, 0, sizeof(*done));
+	if (off && outcome == CARNOT_DONE_OK)
+		read_kex(off, ssl, &done->kex);
+	if (off && off->ssl_ctx >= 0)
+		bpf_probe_read_user(&done->ctx, 8, (void *)(ssl + off->ssl_ctx));
+	done->role = role;
+	done->outcome = outcome;
+	done->implicit = implicit;
 	e->aux = start;
-	e->ret = done ? 1 : 0;
-	if (done)
-		e->data_len = read_kex(off, (__u64)ssl, (struct carnot_kex *)e->data);
+	e->ret = outcome == CARNOT_DONE_OK;
+	e->data_len = sizeof(*done);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* SSL_set_connect_state / SSL_set_accept_state. */
+static __always_inline void set_state(void *ctx, void *ssl, __u32 role)
+{
+	struct carnot_conn_key key = conn_key_of((__u64)ssl);
+	struct carnot_lib_offsets *off;
+	struct carnot_conn_state *st;
+
+	if (!task_wanted())
+		return;
+	if (!aggregated())
+		emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)ssl, role);
+	off = offsets_of(ctx);
+	if (!aggregated() && !(off && off->hand_state >= 0))
+		return;
+	st = conn_upsert(ctx, &key);
+	if (!st)
+		return;
+	st->role = role;
+	if (off && off->hand_state >= 0 && !(st->flags & CARNOT_CONN_FINISHED)) {
+		if (!(st->flags & (CARNOT_CONN_LIVE | CARNOT_CONN_IMPLICIT)))
+			st->start_ns = bpf_ktime_get_ns();
+		st->flags |= CARNOT_CONN_IMPLICIT;
+	}
+}
+
+/* A checkpoint (SSL_get_error, SSL_free, optionally SSL_read/SSL_write entries): has a handshake of this SSL*
+ * that runs implicitly finished? At SSL_free, whatever is unfinished ends too. */
+static __always_inline void checkpoint(void *ctx, void *ssl, bool freeing)
+{
+	struct carnot_conn_key key = conn_key_of((__u64)ssl);
+	struct carnot_conn_state *st = bpf_map_lookup_elem(&conns, &key);
+	struct carnot_lib_offsets *off;
+	struct carnot_event *e;
+	__s32 state = -1;
+	bool done = false;
+
+	if (!st)
+		return;
+	off = offsets_of(ctx);
+	if ((st->flags & (CARNOT_CONN_LIVE | CARNOT_CONN_IMPLICIT)) && off && off->hand_state >= 0)
+		done = !bpf_probe_read_user(&state, 4, (void *)((__u64)ssl + off->hand_state)) &&
+		       state == off->hand_state_ok;
+	if (aggregated()) {
+		if (done)
+			emit_done(ctx, (__u64)ssl, st, CARNOT_DONE_OK, !(st->flags & CARNOT_CONN_LIVE));
+		else if (freeing && (st->flags & (CARNOT_CONN_LIVE | CARNOT_CONN_IMPLICIT)))
+			emit_done(ctx, (__u64)ssl, st, CARNOT_DONE_FREED, !(st->flags & CARNOT_CONN_LIVE));
+		if (freeing) {
+			if (st->flags & CARNOT_CONN_VISIBLE)
+				emit_simple(ctx, CARNOT_EV_SSL_FREE, (__u64)ssl, 0);
+			bpf_map_delete_elem(&conns, &key);
+		}
+		return;
+	}
+	if (!(st->flags & CARNOT_CONN_IMPLICIT) || (!done && !freeing))
+		return;
+	e = reserve_event(ctx, CARNOT_EV_HS_IMPLICIT, (__u64)ssl);
+	if (e) {
+		e->aux = st->start_ns;
+		e->ret = done ? 1 : 0;
+		if (done && off)
+			e->data_len = read_kex(off, (__u64)ssl, (struct carnot_kex *)e->data);
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	}
+	bpf_map_delete_elem(&conns, &key);
+}
+
+static __always_inline void ssl_free(void *ctx, void *ssl)
+{
+	if (!task_wanted())
+		return;
+	checkpoint(ctx, ssl, true);
+	if (!aggregated())
+		emit_simple(ctx, CARNOT_EV_SSL_FREE, (__u64)ssl, 0);
 }
 
 static __always_inline void handshake_enter(void *ctx, void *ssl, __u32 func)
@@ -292,6 +378,24 @@ static __always_inline void handshake_enter(void *ctx, void *ssl, __u32 func)
 	stack->depth = depth;
 	if (depth <= HS_STACK_MAX)
 		stack->ssl[(depth - 1) & (HS_STACK_MAX - 1)] = (__u64)ssl;
+	if (aggregated()) {
+		struct carnot_conn_key key = conn_key_of((__u64)ssl);
+		struct carnot_conn_state *st = conn_upsert(ctx, &key);
+
+		if (!st)
+			return;
+		st->last_ns = bpf_ktime_get_ns();
+		if (!(st->flags & CARNOT_CONN_LIVE)) {
+			st->start_ns = st->last_ns;
+			st->flags |= CARNOT_CONN_LIVE;
+		}
+		st->flags &= ~CARNOT_CONN_AWAIT_ERROR; /* called again: the last -1 was want-read/want-write */
+		if (func == CARNOT_HS_CONNECT)
+			st->role = CARNOT_ROLE_CLIENT;
+		else if (func == CARNOT_HS_ACCEPT)
+			st->role = CARNOT_ROLE_SERVER;
+		return;
+	}
 	e = reserve_event(ctx, CARNOT_EV_HS_ENTER, (__u64)ssl);
 	if (!e)
 		return;
@@ -317,8 +421,29 @@ static __always_inline void handshake_return(void *ctx, int ret, __u32 func)
 		bpf_map_delete_elem(&hs_stacks, &tid);
 	else
 		stack->depth = depth - 1;
-	if (ret == 1 || ret == 0)
-		implicit_forget((void *)ssl); /* finished explicitly: no checkpoint needs to look at it */
+	if (aggregated()) {
+		struct carnot_conn_key key = conn_key_of(ssl);
+		struct carnot_conn_state *st;
+
+		if (depth != 1 || !ssl)
+			return; /* an inner call (SSL_do_handshake inside SSL_connect): the outer one decides */
+		st = bpf_map_lookup_elem(&conns, &key);
+		if (!st)
+			return;
+		if (ret == 1)
+			emit_done(ctx, ssl, st, CARNOT_DONE_OK, false);
+		else if (ret == 0)
+			emit_done(ctx, ssl, st, CARNOT_DONE_FATAL, false);
+		else
+			st->flags |= CARNOT_CONN_AWAIT_ERROR;
+		return;
+	}
+	if (ret == 1 || ret == 0) {
+		/* finished explicitly: no checkpoint needs to look at it */
+		struct carnot_conn_key key = conn_key_of(ssl);
+
+		bpf_map_delete_elem(&conns, &key);
+	}
 	e = reserve_event(ctx, CARNOT_EV_HS_RETURN, ssl);
 	if (!e)
 		return;
@@ -354,6 +479,13 @@ static __always_inline void ssl_new_return(void *ctx, void *ssl)
 		return; /* entry filtered out, or not seen */
 	ctx_ptr = *ctx_value;
 	bpf_map_delete_elem(&new_ctx, &tid);
+	if (aggregated()) {
+		/* the address is new: nothing of an earlier SSL* at it may carry over; user space now knows it */
+		struct carnot_conn_key key = conn_key_of((__u64)ssl);
+
+		bpf_map_delete_elem(&conns, &key);
+		mark_visible(ctx, (__u64)ssl);
+	}
 	e = reserve_event(ctx, CARNOT_EV_SSL_NEW, (__u64)ssl);
 	if (!e)
 		return;
@@ -373,7 +505,11 @@ static __always_inline void ssl_ctrl(void *ctx, void *ssl, int cmd, long larg, v
 	case CARNOT_CTRL_SET_GROUPS:
 		emit_nids(ctx, CARNOT_EV_SET_GROUPS_NIDS, (__u64)ssl, larg, parg);
 		break;
+	default:
+		return;
 	}
+	if (task_wanted())
+		mark_visible(ctx, (__u64)ssl);
 }
 
 static __always_inline void ssl_ctx_ctrl(void *ctx, void *ssl_ctx, int cmd, long larg, void *parg)
@@ -388,13 +524,15 @@ static __always_inline void ssl_ctx_ctrl(void *ctx, void *ssl_ctx, int cmd, long
 	}
 }
 
-static __always_inline void get_error_enter(void *ssl, int ret)
+static __always_inline void get_error_enter(void *ctx, void *ssl, int ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct get_error_args args = { .ssl = (__u64)ssl, .ret = ret };
 
-	if (task_wanted())
-		bpf_map_update_elem(&get_error_args, &tid, &args, BPF_ANY);
+	if (!task_wanted())
+		return;
+	checkpoint(ctx, ssl, false);
+	bpf_map_update_elem(&get_error_args, &tid, &args, BPF_ANY);
 }
 
 static __always_inline void get_error_return(void *ctx, int code)
@@ -408,6 +546,23 @@ static __always_inline void get_error_return(void *ctx, int code)
 		return;
 	args = *saved;
 	bpf_map_delete_elem(&get_error_args, &tid);
+	if (aggregated()) {
+		struct carnot_conn_key key = conn_key_of(args.ssl);
+		struct carnot_conn_state *st = bpf_map_lookup_elem(&conns, &key);
+
+		/* about SSL_read/SSL_write, or a successful call: says nothing about a handshake */
+		if (!st || !(st->flags & CARNOT_CONN_AWAIT_ERROR) || args.ret > 0)
+			return;
+		if (code == 1) /* SSL_ERROR_SSL */
+			emit_done(ctx, args.ssl, st, CARNOT_DONE_FATAL, false);
+		else if (code == 5) /* SSL_ERROR_SYSCALL */
+			emit_done(ctx, args.ssl, st, CARNOT_DONE_SYSCALL, false);
+		else if (code == 6) /* SSL_ERROR_ZERO_RETURN */
+			emit_done(ctx, args.ssl, st, CARNOT_DONE_CLOSED, false);
+		else
+			st->flags &= ~CARNOT_CONN_AWAIT_ERROR;
+		return;
+	}
 	e = reserve_event(ctx, CARNOT_EV_GET_ERROR, args.ssl);
 	if (!e)
 		return;
@@ -427,8 +582,7 @@ int BPF_KPROBE(uprobe__libssl)
 		ssl_new_enter(arg1);
 		break;
 	case CARNOT_FN_SSL_FREE:
-		implicit_check(ctx, arg1, true);
-		emit_simple(ctx, CARNOT_EV_SSL_FREE, (__u64)arg1, 0);
+		ssl_free(ctx, arg1);
 		break;
 	case CARNOT_FN_SSL_CTRL:
 		ssl_ctrl(ctx, arg1, (int)PT_REGS_PARM2(ctx), (long)PT_REGS_PARM3(ctx), (void *)PT_REGS_PARM4(ctx));
@@ -437,18 +591,10 @@ int BPF_KPROBE(uprobe__libssl)
 		ssl_ctx_ctrl(ctx, arg1, (int)PT_REGS_PARM2(ctx), (long)PT_REGS_PARM3(ctx), (void *)PT_REGS_PARM4(ctx));
 		break;
 	case CARNOT_FN_SSL_SET_CONNECT_STATE:
-		implicit_start(ctx, arg1);
-		emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)arg1, CARNOT_ROLE_CLIENT);
+		set_state(ctx, arg1, CARNOT_ROLE_CLIENT);
 		break;
 	case CARNOT_FN_SSL_SET_ACCEPT_STATE:
-		implicit_start(ctx, arg1);
-		emit_simple(ctx, CARNOT_EV_SET_STATE, (__u64)arg1, CARNOT_ROLE_SERVER);
-		break;
-	case CARNOT_FN_SSL_READ:
-	case CARNOT_FN_SSL_WRITE:
-	case CARNOT_FN_SSL_READ_EX:
-	case CARNOT_FN_SSL_WRITE_EX:
-		implicit_check(ctx, arg1, false);
+		set_state(ctx, arg1, CARNOT_ROLE_SERVER);
 		break;
 	case CARNOT_FN_SSL_DO_HANDSHAKE:
 		handshake_enter(ctx, arg1, CARNOT_HS_DO_HANDSHAKE);
@@ -460,8 +606,14 @@ int BPF_KPROBE(uprobe__libssl)
 		handshake_enter(ctx, arg1, CARNOT_HS_ACCEPT);
 		break;
 	case CARNOT_FN_SSL_GET_ERROR:
-		implicit_check(ctx, arg1, false);
-		get_error_enter(arg1, (int)PT_REGS_PARM2(ctx));
+		get_error_enter(ctx, arg1, (int)PT_REGS_PARM2(ctx));
+		break;
+	case CARNOT_FN_SSL_READ:
+	case CARNOT_FN_SSL_WRITE:
+	case CARNOT_FN_SSL_READ_EX:
+	case CARNOT_FN_SSL_WRITE_EX:
+		if (task_wanted())
+			checkpoint(ctx, arg1, false);
 		break;
 	}
 	return 0;

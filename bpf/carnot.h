@@ -36,6 +36,9 @@ enum carnot_event_kind {
 	CARNOT_EV_HS_IMPLICIT = 12,    /* a handshake run inside SSL_read/SSL_write, seen done (ret=1, data = carnot_kex) at a
 	                                * checkpoint (SSL_get_error, SSL_free, optionally SSL_read/SSL_write entry), or freed
 	                                * unfinished (ret=0); aux = ktime of SSL_set_connect/accept_state */
+	CARNOT_EV_HS_DONE = 13,        /* aggregated mode: one event per handshake, at completion, fatal failure or SSL_free;
+	                                * ptr = SSL*, aux = ktime of its start (0 = unseen), ret = 1 success / 0 failure,
+	                                * data = struct carnot_done */
 	CARNOT_EV_SYNTHETIC = 100,     /* only from bpf/flood.bpf.c (tests and benchmark): aux = sequence number */
 };
 
@@ -98,9 +101,56 @@ struct carnot_lib_offsets {
 	__s32 group13;     /* uint16 in SSL */
 	__s32 hand_state;  /* int in SSL */
 	__s32 hand_state_ok; /* the value of TLS_ST_OK */
-	__u32 reserved;
+	__s32 ssl_ctx;     /* SSL_CTX * in SSL */
 };
 _Static_assert(sizeof(struct carnot_lib_offsets) == 40, "carnot_lib_offsets layout");
+
+/* Why an aggregated handshake ended (carnot_done.outcome). */
+enum carnot_outcome {
+	CARNOT_DONE_OK = 0,
+	CARNOT_DONE_FATAL = 1,   /* handshake call returned 0, or SSL_get_error said SSL_ERROR_SSL */
+	CARNOT_DONE_SYSCALL = 2, /* SSL_ERROR_SYSCALL */
+	CARNOT_DONE_CLOSED = 3,  /* SSL_ERROR_ZERO_RETURN */
+	CARNOT_DONE_FREED = 4,   /* SSL_free before it finished */
+};
+
+/* The data of CARNOT_EV_HS_DONE. */
+struct carnot_done {
+	struct carnot_kex kex; /*  0 valid only on success, through verified offsets */
+	__u64 ctx;             /* 16 SSL_CTX * (through a verified offset), 0 = unknown */
+	__u32 role;            /* 24 enum carnot_role, 0 = unknown */
+	__u32 outcome;         /* 28 enum carnot_outcome */
+	__u32 implicit;        /* 32 1 = ran inside SSL_read/SSL_write (no handshake call of its own) */
+	__u32 reserved;        /* 36 */
+};
+_Static_assert(sizeof(struct carnot_done) == 40, "carnot_done layout");
+
+/* Per connection (tgid, SSL*): the handshake in progress. In aggregated mode this is the whole correlation of
+ * a handshake, so that user space gets one event per handshake; in both modes it marks connections whose
+ * handshake may run implicitly (SSL_set_connect/accept_state seen, library calibrated). */
+struct carnot_conn_key {
+	__u32 tgid;
+	__u32 reserved;
+	__u64 ssl;
+};
+#define CARNOT_CONN_LIVE 1        /* a handshake call was seen and the handshake has not finished */
+#define CARNOT_CONN_AWAIT_ERROR 2 /* the outermost handshake call returned < 0: SSL_get_error decides */
+#define CARNOT_CONN_IMPLICIT 4    /* set_*_state seen on a calibrated library: a checkpoint may see it finish */
+#define CARNOT_CONN_VISIBLE 8     /* user space holds state for this SSL* (its SNI or groups): tell it about SSL_free */
+#define CARNOT_CONN_FINISHED 16   /* a handshake was reported: a later SSL_set_*_state (curl calls one) starts none */
+struct carnot_conn_state {
+	__u64 start_ns; /*  0 first handshake call, or set_*_state for a handshake that may run implicitly */
+	__u64 last_ns;  /*  8 last handshake call: user space gives up a live handshake untouched for its window */
+	__u32 role;     /* 16 enum carnot_role, 0 = unknown */
+	__u32 flags;    /* 20 CARNOT_CONN_* */
+	__u32 lib_id;   /* 24 which probed library */
+	__u32 reserved; /* 28 */
+};
+_Static_assert(sizeof(struct carnot_conn_key) == 16, "carnot_conn_key layout");
+_Static_assert(sizeof(struct carnot_conn_state) == 32, "carnot_conn_state layout");
+
+/* carnot_config.flags */
+#define CARNOT_CFG_AGGREGATE 1 /* one HS_DONE per handshake instead of an event per call */
 
 struct carnot_event {            /* fixed 320 bytes, 8-byte aligned, no implicit padding */
 	__u64 ts_ns;               /*  0 bpf_ktime_get_ns (CLOCK_MONOTONIC) */
@@ -121,7 +171,7 @@ _Static_assert(sizeof(struct carnot_event) == 320, "carnot_event layout");
 /* The only read-only global of carnot.bpf.c (so `.rodata` is exactly this struct), set before load. */
 struct carnot_config {
 	__u32 targ_tgid;                 /* 0 = every process */
-	__u32 reserved;                  /* keeps targ_comm 8-byte aligned */
+	__u32 flags;                     /* CARNOT_CFG_* */
 	char targ_comm[CARNOT_COMM_LEN]; /* empty = every process; else exact match on the task comm */
 };
 _Static_assert(sizeof(struct carnot_config) == 24, "carnot_config layout");

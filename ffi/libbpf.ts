@@ -31,6 +31,8 @@ function openLibbpfSymbols() {
     bpf_link__destroy: { args: [FFIType.ptr], returns: FFIType.i32 },
     bpf_map_lookup_elem: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     bpf_map_update_elem: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    bpf_map_get_next_key: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    bpf_map_delete_elem: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
     bpf_prog_test_run_opts: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   }).symbols;
 }
@@ -332,7 +334,6 @@ export class BpfObject {
     return new BpfLink(() => libc.close(fd));
   }
 
-  /** Reads `count` consecutive u64 values of an array map (keys 0..count-1). */
   /** Sets element `index` of an array map to `value` (exactly the map's value size). */
   writeArrayElement(mapName: string, index: number, value: Uint8Array): void {
     const fd = this.mapFd(mapName);
@@ -341,6 +342,32 @@ export class BpfObject {
     if (err < 0) throw new Error(`failed to update map ${mapName}[${index}]: ${this.#lib.strerror(err)}`);
   }
 
+  /** Every (key, value) of a hash map, as copies; entries changing meanwhile may be seen or not. */
+  entries(mapName: string, keySize: number, valueSize: number, limit = 1 << 20): [Uint8Array, Uint8Array][] {
+    const fd = this.mapFd(mapName);
+    const out: [Uint8Array, Uint8Array][] = [];
+    let key: Uint8Array | null = null;
+    while (out.length < limit) {
+      const next = new Uint8Array(keySize);
+      // NULL key: the first one; -ENOENT: no more
+      const err =
+        key === null
+          ? this.#b.bpf_map_get_next_key(fd, null, next)
+          : this.#b.bpf_map_get_next_key(fd, key, next);
+      if (err < 0) break;
+      const value = new Uint8Array(valueSize);
+      if (this.#b.bpf_map_lookup_elem(fd, next, value) === 0) out.push([next, value]);
+      key = next;
+    }
+    return out;
+  }
+
+  /** Deletes `key` from a hash map; false when it was not there. */
+  deleteKey(mapName: string, key: Uint8Array): boolean {
+    return this.#b.bpf_map_delete_elem(this.mapFd(mapName), key) === 0;
+  }
+
+  /** Reads `count` consecutive u64 values of an array map (keys 0..count-1). */
   readU64Array(mapName: string, count: number): bigint[] {
     const fd = this.mapFd(mapName);
     const key = new Uint32Array(1);

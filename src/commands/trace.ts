@@ -109,6 +109,11 @@ export default defineCommand({
       valueHint: "FILE",
     },
     duration: { type: "string", description: "Stop by itself after this many seconds", valueHint: "SEC" },
+    "raw-events": {
+      type: "boolean",
+      description: "One kernel event per probed call, correlated in user space (default: one per handshake)",
+      default: false,
+    },
     "implicit-probes": {
       type: "boolean",
       description:
@@ -143,6 +148,7 @@ export default defineCommand({
       durationS: args.duration === undefined ? undefined : parseSeconds(args.duration, "--duration"),
       verbose: args.verbose,
       implicitProbes: args["implicit-probes"],
+      rawEvents: args["raw-events"],
     });
     const summary = await trace.catch((err: unknown) => {
       // a rejected BPF load carries the verifier's log: the whole of it with --verbose, one line otherwise

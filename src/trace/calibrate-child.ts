@@ -47,6 +47,8 @@ function openLibraries(libssl: string) {
     SSL_get_state: { returns: T.i32, args: [T.ptr] },
     SSL_get_current_cipher: { returns: T.ptr, args: [T.ptr] },
     SSL_get_session: { returns: T.ptr, args: [T.ptr] },
+    SSL_get_SSL_CTX: { returns: T.ptr, args: [T.ptr] },
+    SSL_set_SSL_CTX: { returns: T.ptr, args: [T.ptr, T.ptr] },
     SSL_get_ciphers: { returns: T.ptr, args: [T.ptr] },
     SSL_CIPHER_get_id: { returns: T.u32, args: [T.ptr] },
     SSL_CIPHER_standard_name: { returns: T.ptr, args: [T.ptr] },
@@ -144,6 +146,7 @@ interface Snapshot {
   cipherPtr: bigint;
   cipherId: number;
   sessionPtr: bigint;
+  ctxPtr: bigint;
   state: number;
   groupId: number | null;
   tls13: boolean;
@@ -169,6 +172,8 @@ function snapshot(ssl: Ssl, s: Handle, groupId: number | null): Snapshot {
     cipherPtr: BigInt(cipher ?? 0),
     cipherId: cipher ? ssl.SSL_CIPHER_get_id(cipher) : 0,
     sessionPtr: BigInt(session ?? 0),
+    // no SNI callback here: the current context is SSL_new's
+    ctxPtr: BigInt(ssl.SSL_get_SSL_CTX(s) ?? 0),
     state: ssl.SSL_get_state(s),
     groupId,
     tls13: version === 0x304,
@@ -323,6 +328,7 @@ export function calibrateLoaded(libssl: string, workDir: string): Calibration {
   let kexGroup: number[] | null = null;
   let group13: number[] | null = null;
   let handState: number[] | null = null;
+  let sslCtx: number[] | null = null;
   const groupsSeen: number[] = [];
   let handshakes = 0;
 
@@ -334,9 +340,23 @@ export function calibrateLoaded(libssl: string, workDir: string): Calibration {
   const checkState = (snap: Snapshot) => {
     // the version field holds TLS_ANY_VERSION before the handshake and the protocol after: any snapshot counts
     version = intersect(version, SSL_SCAN, 4, (o) => snap.ssl.getInt32(o, true) === snap.version);
+    sslCtx = intersect(sslCtx, SSL_SCAN, 8, (o) => snap.ssl.getBigUint64(o, true) === snap.ctxPtr);
     handState = intersect(handState, SSL_SCAN, 4, (o) => snap.ssl.getInt32(o, true) === snap.state);
   };
 
+  // SSL_new's context, which the SSL object keeps even when SSL_set_SSL_CTX (an SNI callback) switches it
+  {
+    const first = ssl.SSL_CTX_new(ssl.TLS_method());
+    const second = ssl.SSL_CTX_new(ssl.TLS_method());
+    const s = ssl.SSL_new(first);
+    ssl.SSL_set_SSL_CTX(s, second);
+    const mem = view(s, SSL_SCAN)!;
+    const want = BigInt(first ?? 0);
+    sslCtx = intersect(sslCtx, SSL_SCAN, 8, (o) => mem.getBigUint64(o, true) === want);
+    ssl.SSL_free(s);
+    ssl.SSL_CTX_free(second);
+    ssl.SSL_CTX_free(first);
+  }
   for (const c of CASES) {
     const sctx = ssl.SSL_CTX_new(ssl.TLS_method());
     const cctx = ssl.SSL_CTX_new(ssl.TLS_method());
@@ -420,10 +440,11 @@ export function calibrateLoaded(libssl: string, workDir: string): Calibration {
       kexGroup: only(kexGroup),
       group13: only(group13),
       handState: only(handState),
+      sslCtx: only(sslCtx),
     },
     handStateBefore: TLS_ST_BEFORE,
     handStateOk: TLS_ST_OK,
-    candidates: { version, cipher, cipherId, session, kexGroup, group13, handState },
+    candidates: { version, cipher, cipherId, session, kexGroup, group13, handState, sslCtx },
     ciphers: cipherNames(ssl),
     defaultGroups: defaultGroups(ssl, pair),
   };

@@ -48,14 +48,15 @@ function one(c) {
   return new Promise((resolve) => {
     let server;
     try {
-      server = tls.createServer({ cert, key, ecdhCurve: c.ecdhCurve, minVersion: c.maxVersion, maxVersion: c.maxVersion, ciphers: c.ciphers.startsWith("TLS_") ? undefined : c.ciphers, ...(c.ciphers.startsWith("TLS_") ? { ciphersuites: c.ciphers } : {}) });
+      // the SNI callback switches the connection's context (SSL_set_SSL_CTX); SSL_new's stays in the object
+      server = tls.createServer({ SNICallback: (name, cb) => cb(null, tls.createSecureContext({ cert, key })), cert, key, ecdhCurve: c.ecdhCurve, minVersion: c.maxVersion, maxVersion: c.maxVersion, ciphers: c.ciphers.startsWith("TLS_") ? undefined : c.ciphers, ...(c.ciphers.startsWith("TLS_") ? { ciphersuites: c.ciphers } : {}) });
     } catch { return resolve(); }
     let serverDone = false, clientTruth = null;
     const finish = () => { if (serverDone && clientTruth) { truths.push(clientTruth); resolve(); } };
     server.on("secureConnection", (s) => { keep.push(s); serverDone = true; finish(); });
     server.on("tlsClientError", () => resolve());
     server.listen(0, "127.0.0.1", () => {
-      const sock = tls.connect({ host: "127.0.0.1", port: server.address().port, rejectUnauthorized: false,
+      const sock = tls.connect({ host: "127.0.0.1", port: server.address().port, rejectUnauthorized: false, servername: "calibration.example",
         ecdhCurve: c.clientCurve ?? c.ecdhCurve, minVersion: c.maxVersion, maxVersion: c.maxVersion,
         ciphers: c.ciphers.startsWith("TLS_") ? undefined : c.ciphers, ...(c.ciphers.startsWith("TLS_") ? { ciphersuites: c.ciphers } : {}) }, () => {
         keep.push(sock);
@@ -123,6 +124,13 @@ export const SCRIPT_CIPHER_CODES: Readonly<Record<string, number>> = {
   TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: 0xc02c,
   TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: 0xcca9,
 };
+
+interface ProbedSsl {
+  ptr: number;
+  /** SSL_new's argument */
+  ctx: number;
+  role: "client" | "server" | null;
+}
 
 interface Truth {
   version: string;
@@ -201,12 +209,12 @@ export async function calibrateExecutable(input: ExecutableCalibrationInput): Pr
   let probes: SslProbes | null = null;
   try {
     probes = SslProbes.open({ libraries: [input.executable], pid: proc.pid });
-    const ssls: { ptr: number; role: "client" | "server" | null }[] = [];
-    const byPtr = new Map<number, { ptr: number; role: "client" | "server" | null }>();
+    const ssls: ProbedSsl[] = [];
+    const byPtr = new Map<number, ProbedSsl>();
     const drain = () =>
       probes!.drain((ev) => {
         if (ev.kind === EventKind.SslNew) {
-          const entry = { ptr: ev.ptr, role: null };
+          const entry: ProbedSsl = { ptr: ev.ptr, ctx: ev.aux, role: null };
           ssls.push(entry);
           byPtr.set(ev.ptr, entry);
         } else if (ev.kind === EventKind.SetState) {
@@ -264,13 +272,14 @@ export async function calibrateExecutable(input: ExecutableCalibrationInput): Pr
 function searchOffsets(
   input: ExecutableCalibrationInput,
   report: { truths: Truth[]; hello: string; openssl: string },
-  clients: { ptr: number }[],
-  servers: { ptr: number }[],
+  clients: ProbedSsl[],
+  servers: ProbedSsl[],
   memory: ProcessMemory,
 ): Calibration {
   let version: number[] | null = null;
   let group13: number[] | null = null;
   let handState: number[] | null = null;
+  let sslCtx: number[] | null = null;
   let cipherPairs: [number, number][] | null = null;
   let sessionPairs: [number, number][] | null = null;
   const ciphers: Record<string, string> = {};
@@ -312,6 +321,10 @@ function searchOffsets(
     for (const s of [clients[i]!, servers[i]!]) {
       const ssl = memory.read(s.ptr, SSL_SCAN);
       if (!ssl) throw new Error("cannot read an SSL object");
+      sslCtx = narrow(
+        sslCtx,
+        scan(SSL_SCAN, 8, (o) => Number(ssl.getBigUint64(o, true)) === s.ctx),
+      );
       version = narrow(
         version,
         scan(SSL_SCAN, 4, (o) => ssl.getInt32(o, true) === versionCode),
@@ -394,6 +407,7 @@ function searchOffsets(
       kexGroup: session?.[1] ?? null,
       group13: only(group13),
       handState: only(handState),
+      sslCtx: only(sslCtx),
     },
     handStateBefore: TLS_ST_BEFORE,
     handStateOk: TLS_ST_OK,
@@ -401,6 +415,7 @@ function searchOffsets(
       version,
       group13,
       handState,
+      sslCtx,
       cipher: cipherPairs?.map(([o]) => o) ?? null,
       session: sessionPairs?.map(([o]) => o) ?? null,
     },

@@ -45,6 +45,8 @@ export const CalibrationSchema = v.object({
     group13: offset,
     /** int handshake state (OSSL_HANDSHAKE_STATE) in the SSL object */
     handState: offset,
+    /** the SSL_CTX * given to SSL_new (kept when SSL_set_SSL_CTX switches the current one) */
+    sslCtx: offset,
   }),
   handStateBefore: v.number(),
   handStateOk: v.number(),
@@ -57,7 +59,7 @@ export const CalibrationSchema = v.object({
 export type Calibration = v.InferOutput<typeof CalibrationSchema>;
 
 /** Bump when the calibration's method changes: cached results of an older method are not reused. */
-export const CALIBRATION_FORMAT = 2;
+export const CALIBRATION_FORMAT = 4;
 
 /** Where calibrations are cached: $CARNOT_CACHE_DIR, else /var/cache/carnot as root, else ~/.cache/carnot. */
 export function calibrationCacheDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -17,6 +17,7 @@
  *   event touched it for `windowNs` (a line with error "timeout", counted in `correlationTimeouts`).
  */
 import {
+  decodeDone,
   decodeKex,
   HandshakeFunc as HsFunc,
   type KexFacts,
@@ -213,6 +214,9 @@ export class HandshakeCorrelator {
       case Kind.HandshakeImplicit:
         this.onImplicit(ev);
         break;
+      case Kind.HandshakeDone:
+        this.onDone(ev);
+        break;
     }
   }
 
@@ -224,6 +228,24 @@ export class HandshakeCorrelator {
       this.counters.correlationTimeouts++;
       this.finish(conn, false, "timeout", conn.hs.lastNs, conn.hs.tid, conn.comm);
     }
+  }
+
+  /**
+   * Aggregated mode: a handshake the kernel held in progress is given up (timeout at the window, incomplete at
+   * exit); it becomes a line with what user space knows of its connection (SNI, groups).
+   */
+  giveUp(
+    hs: { pid: number; ssl: number; startNs: number; role: Role | null; libId: number },
+    error: string,
+    endNs: number,
+    comm: string,
+  ): void {
+    const conn = this.connection({ pid: hs.pid, ptr: hs.ssl, libId: hs.libId, comm } as SslEvent);
+    conn.role ??= hs.role;
+    const progress = this.progress(conn, { tsNs: endNs, tid: hs.pid } as SslEvent);
+    if (hs.startNs > 0) progress.startNs ??= hs.startNs;
+    if (error === "timeout") this.counters.correlationTimeouts++;
+    this.finish(conn, false, error, endNs, hs.pid, conn.comm);
   }
 
   /** Gives up every handshake in progress (at exit): each becomes a line with `error`. */
@@ -339,6 +361,22 @@ export class HandshakeCorrelator {
     const hs = this.progress(conn, ev);
     if (ev.aux > 0) hs.startNs ??= ev.aux;
     this.finish(conn, false, "freed", ev.tsNs, ev.tid, ev.comm, null, true);
+  }
+
+  /** Aggregated mode: the kernel correlated the calls; this one event is the whole handshake. */
+  private onDone(ev: SslEvent): void {
+    const done = decodeDone(ev.data);
+    if (!done) return;
+    // The kernel reports SSL_free only for connections user space holds state for (SNI, groups, SSL_new):
+    // a connection first heard of now is forgotten right after its line.
+    const known = this.connections.has(this.key(ev.pid, ev.ptr));
+    const conn = this.connection(ev);
+    if (done.ctx !== null) conn.ctx = done.ctx;
+    if (done.role !== null) conn.role = done.role;
+    const hs = this.progress(conn, ev);
+    if (ev.aux > 0) hs.startNs ??= ev.aux;
+    this.finish(conn, done.error === null, done.error, ev.tsNs, ev.tid, ev.comm, done.kex, done.implicit);
+    if (!known) this.connections.delete(conn.key);
   }
 
   private onGetError(ev: SslEvent): void {

@@ -30,6 +30,7 @@ export const EventKind = {
   SetState: 10,
   GetError: 11,
   HandshakeImplicit: 12,
+  HandshakeDone: 13,
   Synthetic: 100,
 } as const;
 export type EventKindValue = (typeof EventKind)[keyof typeof EventKind];
@@ -78,7 +79,7 @@ export const EVENT_LAYOUT = {
 /** Field → [offset, size] in struct carnot_config (the `.rodata` of carnot.bpf.o). */
 export const CONFIG_LAYOUT = {
   targ_tgid: [0, 4],
-  reserved: [4, 4],
+  flags: [4, 4],
   targ_comm: [8, COMM_LEN],
 } as const satisfies Record<string, readonly [number, number]>;
 
@@ -330,7 +331,7 @@ export const LIB_OFFSETS_LAYOUT = {
   group13: [24, 4],
   hand_state: [28, 4],
   hand_state_ok: [32, 4],
-  reserved: [36, 4],
+  ssl_ctx: [36, 4],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export interface LibOffsets {
@@ -342,6 +343,7 @@ export interface LibOffsets {
   group13: number | null;
   handState: number | null;
   handStateOk: number;
+  sslCtx: number | null;
 }
 
 export function encodeLibOffsets(o: LibOffsets | null): Uint8Array {
@@ -359,8 +361,114 @@ export function encodeLibOffsets(o: LibOffsets | null): Uint8Array {
   set("group13", o.group13);
   set("hand_state", o.handState);
   set("hand_state_ok", o.handStateOk);
+  set("ssl_ctx", o.sslCtx);
   return bytes;
 }
+
+/** enum carnot_outcome: why an aggregated handshake ended; null = success. */
+export const OUTCOME_ERRORS: readonly (string | null)[] = [null, "fatal", "syscall", "closed", "freed"];
+
+/** struct carnot_done: the data of an HS_DONE event (aggregated mode). */
+export const DONE_SIZE = 40;
+export const DONE_LAYOUT = {
+  kex: [0, KEX_SIZE],
+  ctx: [16, 8],
+  role: [24, 4],
+  outcome: [28, 4],
+  implicit: [32, 4],
+  reserved: [36, 4],
+} as const satisfies Record<string, readonly [number, number]>;
+
+export interface HandshakeDone {
+  kex: KexFacts | null;
+  /** SSL_CTX* read through a verified offset, null when unknown */
+  ctx: number | null;
+  role: "client" | "server" | null;
+  /** null on success, else "fatal", "syscall", "closed" or "freed" */
+  error: string | null;
+  implicit: boolean;
+}
+
+export function decodeDone(data: Uint8Array): HandshakeDone | null {
+  if (data.byteLength < DONE_SIZE) return null;
+  const view = new DataView(data.buffer, data.byteOffset, DONE_SIZE);
+  const outcome = view.getUint32(DONE_LAYOUT.outcome[0], true);
+  const role = view.getUint32(DONE_LAYOUT.role[0], true);
+  const ctx = Number(view.getBigUint64(DONE_LAYOUT.ctx[0], true));
+  const error = outcome < OUTCOME_ERRORS.length ? OUTCOME_ERRORS[outcome]! : `outcome ${outcome}`;
+  return {
+    kex: error === null ? decodeKex(data.subarray(0, KEX_SIZE)) : null,
+    ctx: ctx === 0 ? null : ctx,
+    role: role === Role.Client ? "client" : role === Role.Server ? "server" : null,
+    error,
+    implicit: view.getUint32(DONE_LAYOUT.implicit[0], true) === 1,
+  };
+}
+
+export function encodeDone(done: HandshakeDone): Uint8Array {
+  const bytes = new Uint8Array(DONE_SIZE);
+  const view = new DataView(bytes.buffer);
+  if (done.kex) bytes.set(encodeKex(done.kex), 0);
+  view.setBigUint64(DONE_LAYOUT.ctx[0], BigInt(done.ctx ?? 0), true);
+  view.setUint32(
+    DONE_LAYOUT.role[0],
+    done.role === "client" ? Role.Client : done.role === "server" ? Role.Server : 0,
+    true,
+  );
+  view.setUint32(DONE_LAYOUT.outcome[0], Math.max(0, OUTCOME_ERRORS.indexOf(done.error)), true);
+  view.setUint32(DONE_LAYOUT.implicit[0], done.implicit ? 1 : 0, true);
+  return bytes;
+}
+
+/** struct carnot_conn_key / carnot_conn_state: the `conns` hash map, read by user space to give up handshakes. */
+export const CONN_KEY_SIZE = 16;
+export const CONN_KEY_LAYOUT = {
+  tgid: [0, 4],
+  reserved: [4, 4],
+  ssl: [8, 8],
+} as const satisfies Record<string, readonly [number, number]>;
+export const CONN_STATE_SIZE = 32;
+export const CONN_STATE_LAYOUT = {
+  start_ns: [0, 8],
+  last_ns: [8, 8],
+  role: [16, 4],
+  flags: [20, 4],
+  lib_id: [24, 4],
+  reserved: [28, 4],
+} as const satisfies Record<string, readonly [number, number]>;
+/** CARNOT_CONN_* bits of carnot_conn_state.flags */
+export const ConnFlags = { Live: 1, AwaitError: 2, Implicit: 4, Visible: 8, Finished: 16 } as const;
+
+/** A handshake in progress as the kernel holds it (aggregated mode). */
+export interface KernelHandshake {
+  pid: number;
+  ssl: number;
+  startNs: number;
+  lastNs: number;
+  role: "client" | "server" | null;
+  flags: number;
+  libId: number;
+  key: Uint8Array;
+}
+
+export function decodeConn(key: Uint8Array, value: Uint8Array): KernelHandshake {
+  const k = new DataView(key.buffer, key.byteOffset, CONN_KEY_SIZE);
+  const v = new DataView(value.buffer, value.byteOffset, CONN_STATE_SIZE);
+  const role = v.getUint32(CONN_STATE_LAYOUT.role[0], true);
+  return {
+    pid: k.getUint32(CONN_KEY_LAYOUT.tgid[0], true),
+    ssl: Number(k.getBigUint64(CONN_KEY_LAYOUT.ssl[0], true)),
+    startNs: Number(v.getBigUint64(CONN_STATE_LAYOUT.start_ns[0], true)),
+    lastNs: Number(v.getBigUint64(CONN_STATE_LAYOUT.last_ns[0], true)),
+    role: role === Role.Client ? "client" : role === Role.Server ? "server" : null,
+    flags: v.getUint32(CONN_STATE_LAYOUT.flags[0], true),
+    libId: v.getUint32(CONN_STATE_LAYOUT.lib_id[0], true),
+    key,
+  };
+}
+
+/** carnot_config.flags */
+export const ConfigFlags = { Aggregate: 1 } as const;
 
 /** In-kernel filters of carnot.bpf.o. */
 export interface ProbeFilter {
@@ -368,6 +476,8 @@ export interface ProbeFilter {
   pid?: number;
   /** Exact task comm (at most 15 bytes); empty or absent = all. */
   comm?: string;
+  /** one HS_DONE event per handshake instead of one event per call */
+  aggregate?: boolean;
 }
 
 /** The bytes of `struct carnot_config` for the `.rodata` map. */
@@ -375,6 +485,7 @@ export function encodeConfig(filter: ProbeFilter): Uint8Array {
   const bytes = new Uint8Array(CONFIG_SIZE);
   const view = new DataView(bytes.buffer);
   view.setUint32(CONFIG_LAYOUT.targ_tgid[0], filter.pid ?? 0, true);
+  view.setUint32(CONFIG_LAYOUT.flags[0], filter.aggregate ? ConfigFlags.Aggregate : 0, true);
   const comm = new TextEncoder().encode(filter.comm ?? "");
   if (comm.byteLength >= COMM_LEN) {
     throw new Error(

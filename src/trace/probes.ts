@@ -29,8 +29,13 @@ import {
   type CarnotEvent,
   EVENT_SIZE,
   EventDecoder,
+  CONN_KEY_SIZE,
+  CONN_STATE_SIZE,
+  ConnFlags,
+  decodeConn,
   encodeConfig,
   encodeLibOffsets,
+  type KernelHandshake,
   type LibOffsets,
   LIBS_MAX,
   STAT_ATTEMPTED,
@@ -58,6 +63,8 @@ export interface ProbeOptions {
   offsets?: (LibOffsets | null)[];
   /** Also probe SSL_read/SSL_write(_ex) entries as checkpoints of implicit handshakes (costs a trap per call). */
   implicitProbes?: boolean;
+  /** One HS_DONE event per handshake, correlated in the kernel (default: one event per call). */
+  aggregate?: boolean;
 }
 
 export interface ProbeStats {
@@ -178,7 +185,7 @@ export class SslProbes {
     }
     let config: Uint8Array;
     try {
-      config = encodeConfig({ pid: opts.pid, comm: opts.comm });
+      config = encodeConfig({ pid: opts.pid, comm: opts.comm, aggregate: opts.aggregate });
     } catch (err) {
       throw wrap(err);
     }
@@ -260,11 +267,15 @@ export class SslProbes {
           if (opts.verbose) log.debug(`${check.path}: no ${name}, its probe is skipped`);
         }
         // the implicit checkpoints only help where the handshake state can be read (offsets verified)
-        const funcs = [...check.offsets.keys()].filter(
-          (name) =>
-            !(IMPLICIT_CHECKPOINT_SYMBOLS as readonly string[]).includes(name) ||
-            (opts.implicitProbes === true && uniqueOffsets[id]?.handState != null),
-        );
+        const verified = uniqueOffsets[id];
+        const funcs = [...check.offsets.keys()].filter((name) => {
+          if ((IMPLICIT_CHECKPOINT_SYMBOLS as readonly string[]).includes(name))
+            return opts.implicitProbes === true && verified?.handState != null;
+          // aggregated, the SSL_CTX* comes with each handshake's event when its offset is verified: SSL_new
+          // (an entry and a return probe on every connection) is not needed
+          if (name === "SSL_new") return !(opts.aggregate === true && verified?.sslCtx != null);
+          return true;
+        });
         const cookie = (name: string) =>
           id * 2 ** COOKIE_FUNC_BITS + ProbeFunc[name as keyof typeof ProbeFunc];
         for (const retprobe of [false, true]) {
@@ -322,6 +333,20 @@ export class SslProbes {
   /** Bytes waiting in the ring buffer. */
   pendingBytes(): number {
     return this.#closed ? 0 : this.#reader.pending();
+  }
+
+  /** Aggregated mode: the handshakes the kernel holds in progress (a handshake call seen, not finished). */
+  liveHandshakes(): KernelHandshake[] {
+    if (this.#closed) return [];
+    return this.#object
+      .entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE)
+      .map(([key, value]) => decodeConn(key, value))
+      .filter((c) => (c.flags & ConnFlags.Live) !== 0);
+  }
+
+  /** Drops a handshake from the kernel's table (given up by user space: its end must not be reported). */
+  forgetHandshake(hs: KernelHandshake): void {
+    if (!this.#closed) this.#object.deleteKey("conns", hs.key);
   }
 
   /** Exact kernel counters; drain first so that received + dropped === attempted. */

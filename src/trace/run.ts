@@ -6,6 +6,7 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 import {
   closeSync,
   openSync,
+  readFileSync,
   readlinkSync,
   realpathSync,
   renameSync,
@@ -42,6 +43,8 @@ export interface TraceOptions {
   verbose: boolean;
   /** also probe SSL_read/SSL_write entries (implicit handshakes of apps that never call SSL_get_error) */
   implicitProbes?: boolean;
+  /** one event per call from the kernel, correlated in user space (default: one event per handshake) */
+  rawEvents?: boolean;
   /** where verified offsets are cached (default: calibrationCacheDir()) */
   cacheDir?: string;
   /** stops the trace like SIGINT does (tests, the demo) */
@@ -77,6 +80,8 @@ const DRAIN_INTERVAL_MS = 10;
 const WRITE_INTERVAL_MS = 200;
 /** How often pending handshakes are checked against the window (a scan of the pending table). */
 const EXPIRE_INTERVAL_MS = 100;
+/** Aggregated mode: how often the kernel's table of handshakes in progress is scanned for stale ones. */
+const KERNEL_EXPIRE_INTERVAL_MS = 500;
 const EXE_CACHE_MAX = 4096;
 
 const CLOCK_MONOTONIC = 1;
@@ -236,6 +241,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     verbose: opts.verbose,
     offsets: (libraries as string[]).map(offsetsOf),
     implicitProbes: opts.implicitProbes,
+    aggregate: opts.rawEvents !== true,
   });
   let writer: ChainedWriter;
   try {
@@ -308,6 +314,23 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     { windowNs: opts.windowMs * 1e6, maxPending: opts.maxPending, groupIndex },
     onHandshake,
   );
+  const aggregate = opts.rawEvents !== true;
+  const commOf = (pid: number): string => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    } catch {
+      return "";
+    }
+  };
+  /** Aggregated mode: handshakes the kernel holds, untouched since `before`, become lines with `error`. */
+  const giveUpKernelHandshakes = (error: string, before: number) => {
+    const now = monotonicNowNs();
+    for (const hs of probes.liveHandshakes()) {
+      if (hs.lastNs >= before) continue;
+      probes.forgetHandshake(hs);
+      correlator.giveUp(hs, error, error === "timeout" ? hs.lastNs : now, commOf(hs.pid));
+    }
+  };
   let eventsReceived = 0;
   const drainAll = (): number => {
     let total = 0;
@@ -359,6 +382,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
   const timers: ReturnType<typeof setInterval>[] = [];
   let lastWrite = performance.now();
   let lastExpire = lastWrite;
+  let lastKernelExpire = lastWrite;
   timers.push(
     setInterval(() => {
       drainAll();
@@ -366,6 +390,10 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
       if (now - lastExpire >= EXPIRE_INTERVAL_MS) {
         lastExpire = now;
         correlator.expire(monotonicNowNs());
+      }
+      if (aggregate && now - lastKernelExpire >= KERNEL_EXPIRE_INTERVAL_MS) {
+        lastKernelExpire = now;
+        giveUpKernelHandshakes("timeout", monotonicNowNs() - opts.windowMs * 1e6);
       }
       if (now - lastWrite >= WRITE_INTERVAL_MS) {
         lastWrite = now;
@@ -393,6 +421,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     await stopped.promise;
     for (const t of timers) clearInterval(t);
     drainAll();
+    if (aggregate) giveUpKernelHandshakes("incomplete", Number.POSITIVE_INFINITY);
     correlator.flush("incomplete");
     if (writeError) {
       await writer.abort(`write failed: ${describeError(writeError)}`);

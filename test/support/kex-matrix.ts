@@ -239,7 +239,7 @@ export interface MatrixResult {
 }
 
 /** Runs every case under one tracer; returns one row per (case, side, field). */
-export async function runKexMatrix(opts: { binary?: string } = {}): Promise<MatrixResult> {
+export async function runKexMatrix(opts: { binary?: string; args?: string[] } = {}): Promise<MatrixResult> {
   const dir = mkdtempSync(join(tmpdir(), "carnot-kex-"));
   const cert = await makeSelfSignedCert(dir);
   const stdnames = standardCipherNames();
@@ -255,8 +255,8 @@ export async function runKexMatrix(opts: { binary?: string } = {}): Promise<Matr
   ];
   const out = join(dir, "runtime.jsonl");
   const tracer = await startTracer(
-    ["--out", out, "--metrics-interval", "0", ...libs.flatMap((l) => ["--libssl", l])],
-    opts,
+    ["--out", out, "--metrics-interval", "0", ...libs.flatMap((l) => ["--libssl", l]), ...(opts.args ?? [])],
+    { binary: opts.binary },
   );
   /** per case: the pids whose lines to read (per side) and what the peer reported */
   const cases: {

@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { type CorrelatedHandshake, correlateHandshakes, type SslEvent } from "../../src/trace/correlate.ts";
-import { encodeKex, EventKind as Kind, HandshakeFunc as HsFunc, Role } from "../../src/trace/events.ts";
+import {
+  encodeDone,
+  encodeKex,
+  EventKind as Kind,
+  HandshakeFunc as HsFunc,
+  Role,
+} from "../../src/trace/events.ts";
+import { HandshakeCorrelator } from "../../src/trace/correlate.ts";
 
 const PID = 4242;
 const SSL_A = 0x5599ca9c6b10;
@@ -288,5 +295,61 @@ describe("correlateHandshakes", () => {
       [SSL_A, false, "freed", true],
       [SSL_B, false, "fatal", false],
     ]);
+  });
+
+  test("aggregated: one HS_DONE is a whole handshake; SNI, context groups and role come along", () => {
+    const kex = { version: 0x304, cipherId: 0x03001302, group: 4588, group13: 4588 };
+    const { handshakes } = correlateHandshakes([
+      ev(Kind.CtxGroupsList, 0, { ptr: CTX, data: text("X25519MLKEM768:X25519") }),
+      ev(Kind.SetHostname, 1, { data: text("pq.example") }),
+      ev(Kind.HandshakeDone, 5, {
+        aux: 2 * MS,
+        ret: 1,
+        data: encodeDone({ kex, ctx: CTX, role: "client", error: null, implicit: false }),
+      }),
+      ev(Kind.SslFree, 6),
+      // a server connection the kernel never told user space about before its end: a failure
+      ev(Kind.HandshakeDone, 7, {
+        ptr: SSL_B,
+        aux: 6 * MS,
+        data: encodeDone({ kex: null, ctx: null, role: "server", error: "syscall", implicit: false }),
+      }),
+    ]);
+    expect(handshakes).toHaveLength(2);
+    expect(handshakes[0]).toMatchObject({
+      success: true,
+      sni: "pq.example",
+      groups: ["X25519MLKEM768", "X25519"],
+      groupsSource: "context",
+      role: "client",
+      startNs: 2 * MS,
+      endNs: 5 * MS,
+      kex,
+    });
+    expect(handshakes[1]).toMatchObject({
+      ssl: SSL_B,
+      success: false,
+      error: "syscall",
+      role: "server",
+      kex: null,
+    });
+  });
+
+  test("aggregated: a handshake the kernel holds is given up as timeout (counted) or incomplete", () => {
+    const lines: CorrelatedHandshake[] = [];
+    const c = new HandshakeCorrelator({ windowNs: 2000 * MS, maxPending: 100 }, (h) => lines.push(h));
+    c.push(ev(Kind.SetHostname, 1, { data: text("stuck.example") }));
+    c.giveUp(
+      { pid: PID, ssl: SSL_A, startNs: 2 * MS, role: "client", libId: 0 },
+      "incomplete",
+      9 * MS,
+      "client",
+    );
+    c.giveUp({ pid: PID, ssl: SSL_B, startNs: 3 * MS, role: null, libId: 0 }, "timeout", 4 * MS, "client");
+    expect(lines.map((l) => [l.sni, l.success, l.error, l.startNs, l.endNs])).toEqual([
+      ["stuck.example", false, "incomplete", 2 * MS, 9 * MS],
+      [null, false, "timeout", 3 * MS, 4 * MS],
+    ]);
+    expect(c.counters.correlationTimeouts).toBe(1);
   });
 });

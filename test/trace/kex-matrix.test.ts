@@ -47,4 +47,11 @@ describe.skipIf(skip !== null)("key exchange, version and cipher of every handsh
       expect([...libraries].some((l) => /bin\/node \(OpenSSL 3\.5\.\d+\)$/.test(l))).toBe(true);
     expect(result.tracerStderr).not.toMatch(/warning/);
   });
+
+  test("raw kernel events (--raw-events, correlated in user space) give the same values", async () => {
+    const raw = await runKexMatrix({ args: ["--raw-events"] });
+    const wrong = raw.rows.filter((r) => JSON.stringify(r.expected) !== JSON.stringify(r.observed));
+    expect(wrong).toEqual([]);
+    expect(raw.rows.length).toBe(result.rows.length);
+  }, 180_000);
 });

@@ -16,8 +16,17 @@ import {
   decodeEvent,
   EVENT_LAYOUT,
   EVENT_SIZE,
+  CONN_KEY_LAYOUT,
+  CONN_KEY_SIZE,
+  CONN_STATE_LAYOUT,
+  CONN_STATE_SIZE,
+  ConfigFlags,
+  ConnFlags,
+  DONE_LAYOUT,
+  DONE_SIZE,
   EventKind,
   KEX_LAYOUT,
+  OUTCOME_ERRORS,
   KEX_SIZE,
   KexValid,
   LIB_OFFSETS_LAYOUT,
@@ -80,6 +89,21 @@ const CONSTANTS: Record<string, [number, string]> = {
   "ProbeFunc.SSL_read_ex": [ProbeFunc.SSL_read_ex, "CARNOT_FN_SSL_READ_EX"],
   "ProbeFunc.SSL_write_ex": [ProbeFunc.SSL_write_ex, "CARNOT_FN_SSL_WRITE_EX"],
   "EventKind.HandshakeImplicit": [EventKind.HandshakeImplicit, "CARNOT_EV_HS_IMPLICIT"],
+  "EventKind.HandshakeDone": [EventKind.HandshakeDone, "CARNOT_EV_HS_DONE"],
+  DONE_SIZE: [DONE_SIZE, "sizeof(struct carnot_done)"],
+  CONN_KEY_SIZE: [CONN_KEY_SIZE, "sizeof(struct carnot_conn_key)"],
+  CONN_STATE_SIZE: [CONN_STATE_SIZE, "sizeof(struct carnot_conn_state)"],
+  "ConfigFlags.Aggregate": [ConfigFlags.Aggregate, "CARNOT_CFG_AGGREGATE"],
+  "ConnFlags.Live": [ConnFlags.Live, "CARNOT_CONN_LIVE"],
+  "ConnFlags.AwaitError": [ConnFlags.AwaitError, "CARNOT_CONN_AWAIT_ERROR"],
+  "ConnFlags.Implicit": [ConnFlags.Implicit, "CARNOT_CONN_IMPLICIT"],
+  "ConnFlags.Visible": [ConnFlags.Visible, "CARNOT_CONN_VISIBLE"],
+  "ConnFlags.Finished": [ConnFlags.Finished, "CARNOT_CONN_FINISHED"],
+  "Outcome.ok": [OUTCOME_ERRORS.indexOf(null), "CARNOT_DONE_OK"],
+  "Outcome.fatal": [OUTCOME_ERRORS.indexOf("fatal"), "CARNOT_DONE_FATAL"],
+  "Outcome.syscall": [OUTCOME_ERRORS.indexOf("syscall"), "CARNOT_DONE_SYSCALL"],
+  "Outcome.closed": [OUTCOME_ERRORS.indexOf("closed"), "CARNOT_DONE_CLOSED"],
+  "Outcome.freed": [OUTCOME_ERRORS.indexOf("freed"), "CARNOT_DONE_FREED"],
   KEX_SIZE: [KEX_SIZE, "sizeof(struct carnot_kex)"],
   LIB_OFFSETS_SIZE: [LIB_OFFSETS_SIZE, "sizeof(struct carnot_lib_offsets)"],
   LIBS_MAX: [LIBS_MAX, "CARNOT_LIBS_MAX"],
@@ -100,6 +124,9 @@ function measureHeader(): Map<string, number> {
     for (const name of Object.keys(CONFIG_LAYOUT)) lines.push(field("carnot_config", name));
     for (const name of Object.keys(KEX_LAYOUT)) lines.push(field("carnot_kex", name));
     for (const name of Object.keys(LIB_OFFSETS_LAYOUT)) lines.push(field("carnot_lib_offsets", name));
+    for (const name of Object.keys(DONE_LAYOUT)) lines.push(field("carnot_done", name));
+    for (const name of Object.keys(CONN_KEY_LAYOUT)) lines.push(field("carnot_conn_key", name));
+    for (const name of Object.keys(CONN_STATE_LAYOUT)) lines.push(field("carnot_conn_state", name));
     for (const [name, [, cName]] of Object.entries(CONSTANTS)) {
       lines.push(`  printf("${name} %lld\\n", (long long)(${cName}));`);
     }
@@ -170,6 +197,9 @@ describe.skipIf(COMPILER === null)("bpf/carnot.h and src/trace/events.ts agree",
       [CONFIG_LAYOUT, CONFIG_SIZE],
       [KEX_LAYOUT, KEX_SIZE],
       [LIB_OFFSETS_LAYOUT, LIB_OFFSETS_SIZE],
+      [DONE_LAYOUT, DONE_SIZE],
+      [CONN_KEY_LAYOUT, CONN_KEY_SIZE],
+      [CONN_STATE_LAYOUT, CONN_STATE_SIZE],
     ] as const) {
       const spans = Object.values(layout).toSorted((a, b) => a[0] - b[0]);
       let end = 0;

@@ -16,7 +16,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LIBBPF_WARN, Libbpf } from "../../ffi/libbpf.ts";
-import { type CarnotEvent, EventKind, HandshakeFunc, Role } from "../../src/trace/events.ts";
+import { calibrate } from "../../src/trace/calibration.ts";
+import { type CarnotEvent, decodeDone, EventKind, HandshakeFunc, Role } from "../../src/trace/events.ts";
 import { checkLibssl, definedFunctions, findSystemLibssl, opensslVersion } from "../../src/trace/libssl.ts";
 import { type AttachMode, SslProbes } from "../../src/trace/probes.ts";
 
@@ -341,6 +342,55 @@ describe.skipIf(SKIP !== null)("SslProbes on the system libssl", () => {
       expect(serverEvents.filter((e) => e.kind === EventKind.SslNew).length).toBeGreaterThanOrEqual(3);
     },
   );
+
+  test("aggregated in the kernel: one event per handshake, with its facts; no per-call events", async () => {
+    const cal = await calibrate(LIBSSL!, { cacheDir: join(dir, "cache") });
+    expect(cal.calibration).not.toBeNull();
+    const offsets = { ...cal.calibration!.offsets, handStateOk: cal.calibration!.handStateOk };
+    const probes = SslProbes.open({ libraries: [LIBSSL!], aggregate: true, offsets: [offsets] });
+    try {
+      const curlPid = (await run(curl("agg.example", ["--curves", "secp384r1"]))).pid;
+      const pyPid = (await run(python(["agg-py.example"]))).pid;
+      await Bun.sleep(100); // s_server frees its SSL after the response
+      const events = await drainAccounted(probes);
+      const perCall: number[] = [
+        EventKind.HandshakeEnter,
+        EventKind.HandshakeReturn,
+        EventKind.GetError,
+        EventKind.SetState,
+      ];
+      expect(events.filter((e) => perCall.includes(e.kind))).toEqual([]);
+      // SSL_new is not even probed: the context comes through its verified offset
+      expect(events.filter((e) => e.kind === EventKind.SslNew)).toEqual([]);
+      for (const [pid, group] of [
+        [curlPid, 24],
+        [pyPid, 29],
+      ] as const) {
+        const done = events.filter((e) => e.pid === pid && e.kind === EventKind.HandshakeDone);
+        expect(done).toHaveLength(1);
+        expect(done[0]!.aux).toBeGreaterThan(0); // start time
+        expect(done[0]!.aux).toBeLessThan(done[0]!.tsNs);
+        const facts = decodeDone(done[0]!.data)!;
+        expect(facts).toMatchObject({ role: "client", error: null, implicit: false });
+        expect(facts.kex).toMatchObject({ version: 0x304, group, group13: group });
+        expect(facts.ctx).not.toBeNull();
+        // the SNI is set on the connection, so user space hears of its SSL_free
+        expect(
+          events.some((e) => e.pid === pid && e.kind === EventKind.SslFree && e.ptr === done[0]!.ptr),
+        ).toBe(true);
+      }
+      // s_server -www: both handshakes implicit (inside SSL_read), one event each, server side
+      const serverDone = events.filter((e) => e.pid === server!.pid && e.kind === EventKind.HandshakeDone);
+      expect(
+        serverDone.map((e) => decodeDone(e.data)).map((d) => [d?.role, d?.error, d?.implicit, d?.kex?.group]),
+      ).toEqual([
+        ["server", null, true, 24],
+        ["server", null, true, 29],
+      ]);
+    } finally {
+      probes.close();
+    }
+  });
 
   test("--comm filters in the kernel: other processes' calls are not even counted", async () => {
     const probes = SslProbes.open({ libraries: [LIBSSL!], comm: "curl" });

@@ -14,6 +14,8 @@ import { COMPILED, readObservations, startTracer } from "../test/support/tracer.
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5000);
 const CONCURRENCY = 50;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** extra tracer arguments, e.g. BENCH_TRACE_ARGS=--raw-events to compare with per-call kernel events */
+const TRACE_ARGS = (process.env.BENCH_TRACE_ARGS ?? "").split(" ").filter((a) => a !== "");
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 interface Round {
@@ -108,7 +110,7 @@ try {
     const metricsPath = join(dir, `metrics-${i}.json`);
     const t0 = performance.now();
     const tracer = await startTracer(
-      ["--out", out, "--metrics-json", metricsPath, "--metrics-interval", "0"],
+      ["--out", out, "--metrics-json", metricsPath, "--metrics-interval", "0", ...TRACE_ARGS],
       {
         binary,
       },
@@ -168,7 +170,7 @@ const checks: [string, boolean][] = [
 ];
 console.log(
   `\nsummary (${ROUNDS} rounds, hey -n ${REQUESTS} -c ${CONCURRENCY} -disable-keepalive, nginx 1 worker, ` +
-    `${binary ? "compiled ./carnot" : "bun src/cli.ts"}): without median ${median(rounds.map((r) => r.baselineRps)).toFixed(0)} req/s, ` +
+    `${binary ? "compiled ./carnot" : "bun src/cli.ts"}${TRACE_ARGS.length ? ` ${TRACE_ARGS.join(" ")}` : ""}): without median ${median(rounds.map((r) => r.baselineRps)).toFixed(0)} req/s, ` +
     `with median ${median(rounds.map((r) => r.tracedRps)).toFixed(0)} req/s, ratio ${ratio.toFixed(3)}; ` +
     `tracer CPU ${median(rounds.map((r) => r.cpuS)).toFixed(2)} s per ${REQUESTS} handshakes`,
 );

@@ -24,16 +24,36 @@ interface DemoClient {
 
 /** The observations as an aligned text table (one row per handshake). */
 export function observationTable(rows: { who: string; obs: Observation }[]): string {
-  const header = ["ROLE", "PROCESS", "SNI", "GROUPS OFFERED", "FROM", "OK", "ERROR", "µs"];
+  const header = [
+    "ROLE",
+    "PROCESS",
+    "SNI",
+    "GROUPS OFFERED",
+    "FROM",
+    "OK",
+    "ERROR",
+    "µs",
+    "GROUP",
+    "KEX",
+    "VERSION",
+    "CIPHER",
+  ];
+  // a library's default list is long: its first names say enough
+  const offered = (groups: string[]) =>
+    groups.length > 4 ? `${groups.slice(0, 4).join(",")},…` : groups.join(",");
   const cells = rows.map(({ who, obs }) => [
     obs.role ?? "?",
     who,
     obs.sni ?? "-",
-    obs.groups_offered.length ? obs.groups_offered.join(",") : "-",
+    obs.groups_offered.length ? offered(obs.groups_offered) : "-",
     obs.groups_source ?? "-",
     obs.handshake_success ? "yes" : "no",
     obs.error ?? "",
     obs.duration_us === null ? "-" : String(obs.duration_us),
+    obs.negotiated_group ?? "-",
+    obs.kex_class ?? "-",
+    obs.tls_version ?? "-",
+    obs.cipher ?? "-",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) =>
@@ -117,13 +137,14 @@ export default defineCommand({
         const client = clients.find((c) => c.pid === obs.pid);
         if (client) rows.push({ who: `${client.label}[${obs.pid}]`, obs });
         else if (workers.includes(obs.pid)) rows.push({ who: `nginx[${obs.pid}]`, obs });
+        else if (obs.pid === sServer.pid) rows.push({ who: `s_server[${obs.pid}]`, obs });
       }
       say("");
       say(observationTable(rows));
       say("");
       if (!rows.some((r) => r.obs.pid === sc.pid)) {
         say(
-          "openssl s_client/s_server: no line — they run the handshake inside SSL_read/SSL_write, not through SSL_connect/SSL_accept/SSL_do_handshake, which are what carnot probes.",
+          "openssl s_client/s_server: no line — their handshakes run inside SSL_read/SSL_write, which carnot sees only in a library whose struct offsets it could verify (see the warning above).",
         );
       }
       say(`${summary.records} observations (all processes) in ${out}`);

@@ -259,12 +259,19 @@ export function curl(
   ]);
 }
 
-/** `openssl s_client` with SNI and groups; its handshake runs implicitly inside SSL_read/SSL_write. */
+/**
+ * `openssl s_client` with SNI and groups; its handshake runs implicitly inside SSL_read/SSL_write. Its stdin is
+ * /dev/null: it completes the handshake, prints its summary and exits.
+ */
 export function openSslClient(port: number, sni: string, groups?: string): Promise<ClientResult> {
   return runClient([
-    "sh",
-    "-c",
-    `echo | openssl s_client -connect 127.0.0.1:${port} -servername ${sni} ${groups ? `-groups ${groups}` : ""}`,
+    "openssl",
+    "s_client",
+    "-connect",
+    `127.0.0.1:${port}`,
+    "-servername",
+    sni,
+    ...(groups ? ["-groups", groups] : []),
   ]);
 }
 

@@ -105,8 +105,13 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
       /^client\s+curl\[\d+\]\s+api\.demo\.example\s+X25519,secp256r1\s+context\s+yes/,
     );
     expect(row("py-a.demo.example")).toMatch(/X25519\s+connection\s+yes/);
+    // the key exchange python's only group allows, with the version and suite OpenSSL 3.0 picks for it
+    expect(row("py-a.demo.example")).toMatch(/\s\d+\s+X25519\s+classical\s+TLSv1\.[23]\s+TLS_\w+$/);
     expect(row("refused.demo.example")).toMatch(/\s+no\s+fatal\s/);
     expect(stdout).toMatch(/^server\s+nginx\[\d+\]/m);
+    // implicit handshakes (inside SSL_read/SSL_write) on both sides of openssl s_client ↔ s_server
+    expect(row("s-client.demo.example")).toMatch(/^client\s+openssl\[\d+\].*\s+yes\s.*\sX448\s+classical\s/);
+    expect(stdout).toMatch(/^server\s+s_server\[\d+\].*\s+yes\s.*\sX448\s+classical\s/m);
     const path = /seal: (\S+)\.seal\.json/.exec(stdout)?.[1];
     expect(path).toBeDefined();
     expect(Bun.spawnSync([binary, "verify", path!]).exitCode).toBe(0);

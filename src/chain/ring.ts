@@ -98,11 +98,15 @@ export class RingProducer {
     Atomics.notify(this.ctl, CTL.written);
   }
 
+  /** Sleep until the worker has taken something out of a full ring. */
   private waitForRoom(): void {
     const ctl = this.ctl;
-    const r = Atomics.load(ctl, CTL.read);
     const since = performance.now();
-    while (Atomics.load(ctl, CTL.read) === r) {
+    for (;;) {
+      // compare with our own position, not with an earlier read of the worker's: it may have
+      // emptied the ring between our last look and now, and would then never move again
+      const r = Atomics.load(ctl, CTL.read);
+      if (((this.w - r) & POS_MASK) < RING_BYTES) return;
       if (Atomics.load(ctl, CTL.errorLen) !== 0) return; // the worker only drains now; the caller checks the error
       if (performance.now() - since > STALL_MS) throw new Error("the hash worker stopped taking records");
       Atomics.store(ctl, CTL.producerWaiting, 1);

@@ -32,7 +32,8 @@ const WORKER_START_MS = 3_000;
 /** Stands for raw_hash in the JSON until the worker puts the real value in its place. */
 const RAW_HASH_STANDIN = "=".repeat(64);
 const RAW_HASH_KEY = '"raw_hash":"';
-const RAW_HASH_STANDIN_KV = `${RAW_HASH_KEY}${RAW_HASH_STANDIN}"`;
+/** `"raw_hash":"===…="` as bytes, found in the staged JSON by a native search. */
+const RAW_HASH_STANDIN_KV_BYTES = Buffer.from(`${RAW_HASH_KEY}${RAW_HASH_STANDIN}"`);
 
 /** Hashing moved to a worker: the ring, the frames staged for it, and its final report. */
 interface ParallelState {
@@ -228,29 +229,27 @@ export class ChainedWriter {
       throw this.failure;
     }
     const raw = record.raw_line;
-    let json: string;
-    let standinAt = -1;
+    const h = this.hasher;
     if (typeof raw === "string") {
       record.raw_hash = RAW_HASH_STANDIN;
       if (record.chain !== undefined) delete record.chain;
-      json = serialize(record);
-      standinAt = json.indexOf(RAW_HASH_STANDIN_KV);
-      // the stand-in must be the top-level key's value and nothing else's
-      if (standinAt < 0 || json.lastIndexOf(RAW_HASH_STANDIN_KV) !== standinAt) {
-        const h = this.hasher;
-        h.digest(h.encode(raw));
-        record.raw_hash = h.outHex();
-        json = serialize(record);
-        standinAt = -1;
-      }
+      if (this.stageFrame(p, raw, serialize(record))) return;
+      // the stand-in is not the top-level raw_hash's value alone: hash raw_line here
+      h.digest(h.encode(raw));
     } else {
-      const h = this.hasher;
       h.digest(h.encode(canonicalJson(record, ["raw_hash", "chain"])));
-      record.raw_hash = h.outHex();
-      if (record.chain !== undefined) delete record.chain;
-      json = serialize(record);
     }
-    const need = 12 + 3 * ((standinAt >= 0 ? (raw as string).length : 0) + json.length);
+    record.raw_hash = h.outHex();
+    if (record.chain !== undefined) delete record.chain;
+    this.stageFrame(p, null, serialize(record));
+  }
+
+  /**
+   * Put one frame in the stage. With raw_line, the JSON carries the stand-in, whose byte offset the
+   * frame gives the worker; false (nothing staged) when the stand-in is not there exactly once.
+   */
+  private stageFrame(p: ParallelState, raw: string | null, json: string): boolean {
+    const need = 12 + 3 * ((raw?.length ?? 0) + json.length);
     if (p.stagePos + need > p.stage.length) {
       this.sendStaged(p);
       if (need > p.stage.length) p.stage = Buffer.allocUnsafe(need + STAGE_BYTES);
@@ -260,27 +259,40 @@ export class ChainedWriter {
     let q = start + 12;
     let rawLen = -1;
     let hashPos = -1;
-    if (standinAt >= 0) {
-      rawLen = stage.write(raw as string, q);
+    if (raw !== null) {
+      rawLen = stage.write(raw, q);
       q += rawLen;
     }
     const jsonLen = stage.write(json, q);
-    if (standinAt >= 0) {
-      // the stand-in's byte offset is at least its character offset
-      hashPos = stage.indexOf(RAW_HASH_STANDIN_KV, q + standinAt) - q + RAW_HASH_KEY.length;
+    if (raw !== null) {
+      const end = q + jsonLen;
+      const kvLen = RAW_HASH_STANDIN_KV_BYTES.length;
+      const at = stage.indexOf(RAW_HASH_STANDIN_KV_BYTES, q);
+      if (at < 0 || at + kvLen > end || stage.lastIndexOf(RAW_HASH_STANDIN_KV_BYTES, end - kvLen) !== at)
+        return false;
+      hashPos = at - q + RAW_HASH_KEY.length;
     }
     stage.writeInt32LE(rawLen, start);
     stage.writeInt32LE(jsonLen, start + 4);
     stage.writeInt32LE(hashPos, start + 8);
     p.stagePos = q + jsonLen;
     if (p.stagePos >= STAGE_BYTES) this.sendStaged(p);
+    return true;
   }
 
   private sendStaged(p: ParallelState): void {
     if (p.stagePos === 0) return;
-    p.producer.write(p.stage, p.stagePos);
-    p.producer.publish();
+    const len = p.stagePos;
+    // staged bytes go to the ring once: after a failure midway they must not be sent again
     p.stagePos = 0;
+    try {
+      p.producer.write(p.stage, len);
+      p.producer.publish();
+    } catch (err) {
+      // a frame may be half in the ring: nothing more may follow it
+      this.failure = new CarnotError(`cannot write ${this.name}: ${(err as Error).message}`);
+      throw this.failure;
+    }
   }
 
   /** Hand the chain to a worker thread; if it does not start, keep hashing here. */
@@ -348,7 +360,7 @@ export class ChainedWriter {
     }
     this.parallel = null;
     try {
-      this.sendStaged(p);
+      if (this.failure === null) this.sendStaged(p);
     } finally {
       p.producer.end();
     }

@@ -1,10 +1,13 @@
 /** `carnot replay` as a user runs it: exit codes, the counts line, the chained output and its seal. */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, setDefaultTimeout, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { EnhancedEventSchema } from "../../src/replay/schema.ts";
 import { tempDir } from "./strace-run.ts";
+
+// real strace runs and subprocesses: slow when the shared machine is busy
+setDefaultTimeout(60_000);
 
 const CLI = join(import.meta.dir, "../../src/cli.ts");
 const FIXTURES = join(import.meta.dir, "../fixtures/strace");

@@ -2,7 +2,7 @@
  * Real strace output, produced here on small workloads, replayed end to end. Every line of every trace
  * must be accounted for with nothing unparsed, and every record must match the EnhancedEvent schema.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, setDefaultTimeout, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { EnhancedEvent } from "../../src/replay/schema.ts";
 import {
@@ -15,6 +15,9 @@ import {
   straceToStderr,
   tempDir,
 } from "./strace-run.ts";
+
+// real strace runs and subprocesses: slow when the shared machine is busy
+setDefaultTimeout(60_000);
 
 const tmp = tempDir("replay");
 const dir = tmp.dir;

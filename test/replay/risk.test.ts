@@ -1,8 +1,11 @@
 /** Every risk tag in docs/risk-tags.md, from hand-picked lines and from a real traced workload. */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, setDefaultTimeout, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { EnhancedEvent } from "../../src/replay/schema.ts";
 import { PYTHON, replayFile, schemaProblem, strace, tempDir } from "./strace-run.ts";
+
+// real strace runs and subprocesses: slow when the shared machine is busy
+setDefaultTimeout(60_000);
 
 const FIXTURE = join(import.meta.dir, "../fixtures/strace/risks.strace");
 const tagsOf = (rs: EnhancedEvent[], pred: (r: EnhancedEvent) => boolean): string[] =>

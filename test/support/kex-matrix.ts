@@ -81,7 +81,7 @@ function standardCipherNames(): Map<string, string> {
 
 /** The summary `openssl s_client` prints: protocol, cipher, and the key exchange (3.5: "Negotiated … group"). */
 export function parseSClient(text: string, stdnames: Map<string, string>): PeerReport {
-  const fresh = /New, (\S+), Cipher is (\S+)/.exec(text);
+  const fresh = /(?:New|Reused), (\S+), Cipher is (\S+)/.exec(text);
   const negotiated = /Negotiated TLS1\.3 group: (\S+)/.exec(text)?.[1];
   const temp = /(?:Server|Peer) Temp Key: ([^\n]+)/.exec(text)?.[1];
   let group: string | null = null;
@@ -325,6 +325,26 @@ export async function runKexMatrix(opts: { binary?: string; args?: string[] } = 
       servers.push(s);
       const c = await sClient(["openssl"], s.port, [...args]);
       cases.push({ name, client: [c.pid], server: [s.pid], truth: parseSClient(c.out, stdnames) });
+    }
+    // TLS 1.3 resumption with a new key exchange (psk_dhe_ke): the group is the new one, not the session's
+    {
+      const s = await sServer(["openssl"], cert);
+      servers.push(s);
+      const session = join(dir, "session.pem");
+      // stays connected long enough to receive the session ticket
+      await spawnCollect([
+        "sh",
+        "-c",
+        `(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 0.5) | openssl s_client -connect 127.0.0.1:${s.port} -groups X25519:P-384 -sess_out ${session}`,
+      ]);
+      const c = await sClient(["openssl"], s.port, ["-sess_in", session, "-groups", "P-384"]);
+      if (!/Reused, TLSv1\.3/.test(c.out)) throw new Error("TLS 1.3 resumption did not happen");
+      cases.push({
+        name: "s_client TLS 1.3 resumption, P-384 ↔ s_server -www",
+        client: [c.pid],
+        server: null,
+        truth: parseSClient(c.out, stdnames),
+      });
     }
     if (v35) {
       for (const [name, args] of [

@@ -29,11 +29,20 @@ export interface TracerProcess {
 }
 
 /** Starts the tracer (the sources through bun, or a compiled `binary`) with `args`; resolves once it printed "ready" (it has attached). */
-export async function startTracer(args: string[], opts: { binary?: string } = {}): Promise<TracerProcess> {
+export async function startTracer(
+  args: string[],
+  opts: { binary?: string; env?: Record<string, string> } = {},
+): Promise<TracerProcess> {
   const cmd = opts.binary
     ? [opts.binary, "trace", ...args]
     : [process.execPath, join(REPO, "src", "cli.ts"), "trace", ...args];
-  const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", cwd: REPO });
+  const proc = Bun.spawn(cmd, {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    cwd: REPO,
+    env: { ...process.env, ...opts.env },
+  });
   let err = "";
   let out = "";
   const decoder = new TextDecoder();

@@ -100,6 +100,33 @@ describe.skipIf(skip !== null)("carnot trace stops cleanly", () => {
     });
   }
 
+  test("a handshake stuck longer than --window is given up once as timeout, and counted", async () => {
+    const out = join(dir, "timeout.jsonl");
+    const tracer = await startTracer(["--out", out, "--metrics-interval", "0", "--window", "300ms"]);
+    const spec = {
+      port: silent.port,
+      threads: [{ sni: "slow.example", groups: null, on: "context", count: 1 }],
+    };
+    const client = Bun.spawn([SYSTEM_PYTHON, "-c", PYTHON_CLIENT, JSON.stringify(spec)], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    try {
+      await Bun.sleep(1500); // window + the kernel table's scan period, with room
+      const stopped = await tracer.stop("SIGINT");
+      expect(stopped.exitCode).toBe(0);
+      expect(lastMetrics(stopped.stderr).correlationTimeouts).toBeGreaterThanOrEqual(1);
+    } finally {
+      client.kill("SIGKILL");
+      await client.exited;
+    }
+    const mine = readObservations(out).filter((r) => r.pid === client.pid);
+    // given up once: not again as incomplete at exit
+    expect(mine.map((r) => [r.sni, r.handshake_success, r.error, r.role])).toEqual([
+      ["slow.example", false, "timeout", "client"],
+    ]);
+  });
+
   test("--comm filters in the kernel: only curl's handshakes are seen, not python's", async () => {
     const out = join(dir, "comm.jsonl");
     const tracer = await startTracer(["--out", out, "--comm", "curl", "--metrics-interval", "0"]);

@@ -1,8 +1,9 @@
 /**
  * The hash worker: takes record frames from the ring, computes raw_hash and the chain, writes
  * the lines. Runs on the second core so the writer's thread only serializes records.
- * Frame: int32 rawLen (-1: raw_hash already in the JSON), int32 jsonLen, int32 hashPos (byte
- * offset of the 64-character raw_hash value in the JSON), raw_line bytes, JSON bytes.
+ * Frame: int32 rawLen (-1: raw_hash already in the JSON), int32 jsonLen, raw_line bytes, JSON
+ * bytes. With a raw_line, the JSON's raw_hash value is the writer's stand-in, which this thread
+ * finds and overwrites.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Blake3 } from "./blake3.ts";
@@ -12,6 +13,8 @@ import { CTL, RingConsumer, type RingShared, setRingError } from "./ring.ts";
 /** What the writer hands the worker. */
 export interface HashWorkerInput {
   ring: RingShared;
+  /** the 64 characters that stand for raw_hash in the JSON of records with a raw_line */
+  standin: string;
   fd: number;
   truncatable: boolean;
   /** chain value, count and bytes already written by the writer's own thread */
@@ -35,14 +38,14 @@ export function runHashWorker(input: HashWorkerInput): HashWorkerResult {
   Atomics.notify(ctl, CTL.started);
   const h = new Blake3(1 << 16);
   const sink = new LineSink(input.fd, input.truncatable, input.chain, input.count, input.writtenBytes);
-  const header = new Uint8Array(12);
+  const header = new Uint8Array(8);
   const headerView = new DataView(header.buffer);
+  const standin = Buffer.from(input.standin);
   const rawHash = new Uint32Array(8);
   let error: string | null = null;
-  while (ring.readExact(header, 0, 12)) {
+  while (ring.readExact(header, 0, 8)) {
     const rawLen = headerView.getInt32(0, true);
     const jsonLen = headerView.getInt32(4, true);
-    const hashPos = headerView.getInt32(8, true);
     if (rawLen >= 0) {
       h.reserve(rawLen);
       if (!ring.readExact(h.scratch, 0, rawLen)) break;
@@ -53,7 +56,15 @@ export function runHashWorker(input: HashWorkerInput): HashWorkerResult {
     if (!ring.readExact(h.scratch, 0, jsonLen)) break;
     ring.release();
     if (error !== null) continue; // after a failed write: drain, so the writer never blocks
-    if (rawLen >= 0) putHex(rawHash, h.scratch, hashPos);
+    if (rawLen >= 0) {
+      const at = h.scratch.indexOf(standin);
+      if (at < 0 || at + 64 > jsonLen) {
+        error = "raw_hash stand-in missing from a record";
+        setRingError(input.ring, ctl, error);
+        continue;
+      }
+      putHex(rawHash, h.scratch, at);
+    }
     h.pad(jsonLen);
     try {
       sink.appendBody(h, jsonLen);

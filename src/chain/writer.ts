@@ -8,6 +8,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import { CarnotError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -29,15 +30,15 @@ const PARALLEL_AFTER = 20_000;
 const STAGE_BYTES = 256 * 1024;
 /** How long the writer waits for a new hash worker to run before it keeps hashing itself. */
 const WORKER_START_MS = 3_000;
-/** Stands for raw_hash in the JSON until the worker puts the real value in its place. */
-const RAW_HASH_STANDIN = "=".repeat(64);
-const RAW_HASH_KEY = '"raw_hash":"';
-/** `"raw_hash":"===…="` as bytes, found in the staged JSON by a native search. */
-const RAW_HASH_STANDIN_KV_BYTES = Buffer.from(`${RAW_HASH_KEY}${RAW_HASH_STANDIN}"`);
 
 /** Hashing moved to a worker: the ring, the frames staged for it, and its final report. */
 interface ParallelState {
   worker: Worker;
+  /**
+   * Stands for raw_hash in the JSON until the worker puts the real value in its place: 64 random
+   * hex characters drawn per writer, so no record content can contain it by chance or design.
+   */
+  standin: string;
   producer: RingProducer;
   /** a Buffer: write() encodes at an offset without allocating a view */
   stage: Buffer;
@@ -229,55 +230,40 @@ export class ChainedWriter {
       throw this.failure;
     }
     const raw = record.raw_line;
-    const h = this.hasher;
-    if (typeof raw === "string") {
-      record.raw_hash = RAW_HASH_STANDIN;
+    // a record with its own toJSON may drop the stand-in: hash it here
+    if (typeof raw === "string" && typeof record.toJSON !== "function") {
+      record.raw_hash = p.standin;
       if (record.chain !== undefined) delete record.chain;
-      if (this.stageFrame(p, raw, serialize(record))) return;
-      // the stand-in is not the top-level raw_hash's value alone: hash raw_line here
-      h.digest(h.encode(raw));
-    } else {
-      h.digest(h.encode(canonicalJson(record, ["raw_hash", "chain"])));
+      this.stageFrame(p, raw, serialize(record));
+      return;
     }
+    const h = this.hasher;
+    h.digest(h.encode(typeof raw === "string" ? raw : canonicalJson(record, ["raw_hash", "chain"])));
     record.raw_hash = h.outHex();
     if (record.chain !== undefined) delete record.chain;
     this.stageFrame(p, null, serialize(record));
   }
 
-  /**
-   * Put one frame in the stage. With raw_line, the JSON carries the stand-in, whose byte offset the
-   * frame gives the worker; false (nothing staged) when the stand-in is not there exactly once.
-   */
-  private stageFrame(p: ParallelState, raw: string | null, json: string): boolean {
-    const need = 12 + 3 * ((raw?.length ?? 0) + json.length);
+  /** Put one frame in the stage: int32 rawLen (-1: raw_hash is in the JSON), int32 jsonLen, raw_line, JSON. */
+  private stageFrame(p: ParallelState, raw: string | null, json: string): void {
+    const need = 8 + 3 * ((raw?.length ?? 0) + json.length);
     if (p.stagePos + need > p.stage.length) {
       this.sendStaged(p);
       if (need > p.stage.length) p.stage = Buffer.allocUnsafe(need + STAGE_BYTES);
     }
     const stage = p.stage;
     const start = p.stagePos;
-    let q = start + 12;
+    let q = start + 8;
     let rawLen = -1;
-    let hashPos = -1;
     if (raw !== null) {
       rawLen = stage.write(raw, q);
       q += rawLen;
     }
     const jsonLen = stage.write(json, q);
-    if (raw !== null) {
-      const end = q + jsonLen;
-      const kvLen = RAW_HASH_STANDIN_KV_BYTES.length;
-      const at = stage.indexOf(RAW_HASH_STANDIN_KV_BYTES, q);
-      if (at < 0 || at + kvLen > end || stage.lastIndexOf(RAW_HASH_STANDIN_KV_BYTES, end - kvLen) !== at)
-        return false;
-      hashPos = at - q + RAW_HASH_KEY.length;
-    }
     stage.writeInt32LE(rawLen, start);
     stage.writeInt32LE(jsonLen, start + 4);
-    stage.writeInt32LE(hashPos, start + 8);
     p.stagePos = q + jsonLen;
     if (p.stagePos >= STAGE_BYTES) this.sendStaged(p);
-    return true;
   }
 
   private sendStaged(p: ParallelState): void {
@@ -304,8 +290,10 @@ export class ChainedWriter {
       throw ioError("cannot write", this.name, err);
     }
     const ring = createRing();
+    const standin = randomBytes(32).toString("hex");
     const input: HashWorkerInput = {
       ring,
+      standin,
       fd: this.fd,
       truncatable: this.sealPath !== null,
       chain: this.sink.chain,
@@ -344,7 +332,7 @@ export class ChainedWriter {
     });
     result.catch(() => {}); // observed in finishWriting
     const stage = Buffer.allocUnsafe(STAGE_BYTES + 64 * 1024);
-    this.parallel = { worker, producer, stage, stagePos: 0, result };
+    this.parallel = { worker, standin, producer, stage, stagePos: 0, result };
   }
 
   /** Write every whole line: flush this thread's buffer, or drain and stop the worker. */

@@ -9,6 +9,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { CarnotError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -98,7 +99,9 @@ export class ChainedWriter {
   static async open(path: string | null, opts: ChainedWriterOptions = {}): Promise<ChainedWriter> {
     const keys = deriveChainKeys(opts.key);
     const tool = opts.tool ?? TOOL;
-    const parallelAfter = opts.parallelAfter ?? PARALLEL_AFTER;
+    // with one CPU a worker would only take turns with this thread
+    const parallelAfter =
+      opts.parallelAfter ?? (availableParallelism() > 1 ? PARALLEL_AFTER : Number.POSITIVE_INFINITY);
     if (path === null) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter);
     let fd: number;
     try {

@@ -160,7 +160,6 @@ export class ChainedWriter {
       failure = (err as Error).message;
     }
     if (failure !== null) {
-      this.state = "open";
       await this.abort(failure);
       throw new CarnotError(failure);
     }

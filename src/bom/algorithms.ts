@@ -49,7 +49,8 @@ function ecdh(name: string, curve: string, oid: string | null, bits: number): Al
     curve,
     parameterSetIdentifier: null,
     mode: null,
-    classicalSecurityLevel: bits / 2,
+    // CycloneDX wants an integer; P-521 is rated 256 bits (NIST SP 800-57 Part 1 Table 2)
+    classicalSecurityLevel: Math.min(Math.floor(bits / 2), 256),
     nistQuantumSecurityLevel: 0,
     cryptoFunctions: KEY_AGREE,
     parts: [],

@@ -43,7 +43,8 @@ export const RULES: readonly RuleDefinition[] = [
     severity: "high",
     title: "Legacy key-exchange group",
     description:
-      "A finite-field group below 3072 bits or an elliptic curve below 256 bits was negotiated or offered.",
+      "A finite-field group below 3072 bits or an elliptic curve below 256 bits was negotiated, or offered in " +
+      "preference to the negotiated group (or with no negotiated group known).",
     remediation:
       "Remove the group from the groups list (e.g. `-groups X25519MLKEM768:X25519:secp256r1`); use ffdhe3072 or " +
       "larger only where elliptic curves are unavailable.",
@@ -183,8 +184,11 @@ function observationHits(o: CryptoBomObservation, index: GroupIndex): Hit[] {
     const reason = legacyGroupReason(o.group_selected, index);
     if (reason) hit("legacy_group", `negotiated ${o.group_selected}`, `${endpoint(o)} negotiated ${reason}`);
   }
+  // Offered groups count when they rank before the negotiated one (the endpoint prefers them) or when the
+  // negotiated group is unknown; a weak group after it in a library's default list was never at stake.
+  const selectedRank = o.group_selected === null ? -1 : o.groups_offered.indexOf(o.group_selected);
   const offeredLegacy = o.groups_offered
-    .filter((g) => g !== o.group_selected)
+    .filter((g, i) => g !== o.group_selected && (o.group_selected === null || i < selectedRank))
     .map((g) => legacyGroupReason(g, index))
     .filter((r): r is string => r !== null);
   if (offeredLegacy.length) {

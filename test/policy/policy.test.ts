@@ -56,6 +56,21 @@ describe("policy rules on hand-made records (fields a local trace cannot produce
     expect(details).toEqual(["negotiated ffdhe2048", "negotiated secp224r1"]);
   });
 
+  test("legacy_group on offered groups: only those preferred to the negotiated one, or with none known", async () => {
+    const bom = await mergedFixture();
+    const base = bom.observations.find((o) => o.group_selected === "X25519");
+    if (!base) throw new Error("fixture has no X25519 observation");
+    const variant = (groups_offered: string[], group_selected: string | null) => ({
+      ...bom,
+      observations: [{ ...base, bom_ref: "obs-variant", groups_offered, group_selected }],
+    });
+    const details = (b: CryptoBom) => ruleFindings(b, "legacy_group").map((f) => f.subject.detail);
+    // a library default list (weak groups after the negotiated one) is not a finding
+    expect(details(variant(["X25519", "secp256r1", "ffdhe2048"], "X25519"))).toEqual([]);
+    expect(details(variant(["ffdhe2048", "X25519"], "X25519"))).toEqual(["offered ffdhe2048"]);
+    expect(details(variant(["X25519", "ffdhe2048"], null))).toEqual(["offered ffdhe2048"]);
+  });
+
   test("legacy_tls_version, legacy_hash_function, rsa_min_key_size, untagged_cloud_key", async () => {
     const bom = await mergedFixture();
     expect(ruleFindings(bom, "legacy_tls_version").map((f) => f.subject.detail)).toEqual(["TLSv1.1"]);

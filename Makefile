@@ -47,7 +47,7 @@ lint:
 	bun run lint
 
 unit:
-	bun test
+	bun test --timeout 120000
 
 # OpenSSL 3.5 for the key-exchange tests: Debian 13's libssl3t64 + libc6 + openssl, downloaded once into .cache/.
 openssl35:

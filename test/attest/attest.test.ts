@@ -16,7 +16,7 @@ import { parseRuntimeJsonl, readCryptoBom } from "../../src/bom/read.ts";
 import { mergeBoms } from "../../src/merge/merge.ts";
 import { evaluatePolicy } from "../../src/policy/rules.ts";
 import { FIXTURES, runCarnot } from "../bom/cli-run.ts";
-import { CHROMIUM, dumpDom } from "./chromium.ts";
+import { CHROMIUM, dumpDom } from "../support/chromium.ts";
 
 const fixture = (name: string) => join(FIXTURES, name);
 const params: HndlParameters = {

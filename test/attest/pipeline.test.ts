@@ -23,7 +23,7 @@ import {
 import { runCarnot } from "../bom/cli-run.ts";
 import { compileCycloneDx16, describeErrors } from "../bom/cyclonedx-schema.ts";
 import { startTracer, traceSkipReason } from "../support/tracer.ts";
-import { CHROMIUM, dumpDom } from "./chromium.ts";
+import { CHROMIUM, dumpDom } from "../support/chromium.ts";
 
 const skip = traceSkipReason();
 if (skip) console.warn(`skipping the trace → attest pipeline test: ${skip}`);

@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Action } from "../../src/consumers/actions/collapse.ts";
 import { formatBytes } from "../../src/consumers/actions/describe.ts";
+import { CHROMIUM, dumpDom, screenshot } from "../support/chromium.ts";
 
 const CLI = join(import.meta.dir, "../../src/cli.ts");
-const CHROMIUM = Bun.which("chromium") ?? Bun.which("chromium-browser");
 
 interface Run {
   exitCode: number;
@@ -183,34 +183,15 @@ describe.skipIf(missing.length > 0)("timeline on a real trace", () => {
       console.warn("skip Chromium check: chromium not installed (Debian package chromium)");
       return;
     }
-    const profile = join(dir, "chromium-profile");
-    const flags = [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      `--user-data-dir=${profile}`,
-    ];
-    const dom = await run([CHROMIUM, ...flags, "--dump-dom", `file://${page}`]);
-    expect(dom.exitCode).toBe(0);
-    for (const pid of new Set(records.map((r) => r.pid))) expect(dom.stdout).toContain(`id="pid-${pid}"`);
-    expect(dom.stdout).toContain("/usr/bin/curl");
-    expect(dom.stdout).toMatch(/connected to 127\.0\.0\.1:\d+ over TCP/);
+    const dom = dumpDom(page);
+    for (const pid of new Set(records.map((r) => r.pid))) expect(dom).toContain(`id="pid-${pid}"`);
+    expect(dom).toContain("/usr/bin/curl");
+    expect(dom).toMatch(/connected to 127\.0\.0\.1:\d+ over TCP/);
     const tagged = [...new Set(records.flatMap((r) => r.risk_tags))];
-    if (tagged.length > 0) expect(dom.stdout).toContain('<mark class="risk">');
+    if (tagged.length > 0) expect(dom).toContain('<mark class="risk">');
 
     const shot = join(dir, "timeline.png");
-    const picture = await run([
-      CHROMIUM,
-      ...flags,
-      "--window-size=1200,900",
-      `--screenshot=${shot}`,
-      `file://${page}`,
-    ]);
-    expect(picture.exitCode).toBe(0);
+    screenshot(page, shot);
     const png = new Uint8Array(await Bun.file(shot).arrayBuffer());
     expect([...png.slice(1, 4)].map((c) => String.fromCharCode(c)).join("")).toBe("PNG");
     // a page with text on it compresses far worse than a blank one (≈ 5 KB at this size)

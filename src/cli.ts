@@ -78,7 +78,6 @@ async function printHelp(rawArgs: string[]): Promise<void> {
   const [cmd, path] = await resolveTarget(rawArgs);
   const colour = !process.env.NO_COLOR && process.stdout.isTTY === true;
   const rendered = await renderUsage(cmd, path.length > 1 ? main : undefined);
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes
   const usage = colour ? rendered : rendered.replace(/\x1b\[[0-9;]*m/g, "");
   const examples = EXAMPLES[path[path.length - 1] ?? "carnot"] ?? [];
   const block = examples.length ? `\n\nEXAMPLES\n${examples.map((e) => `  ${e}`).join("\n")}\n` : "\n";

@@ -417,10 +417,8 @@ static __always_inline void handshake_return(void *ctx, int ret, __u32 func)
 	depth = stack->depth;
 	if (depth <= HS_STACK_MAX)
 		ssl = stack->ssl[(depth - 1) & (HS_STACK_MAX - 1)];
-	if (depth == 1)
-		bpf_map_delete_elem(&hs_stacks, &tid);
-	else
-		stack->depth = depth - 1;
+	/* the emptied stack stays for the thread's next call: a delete and a re-insert per call cost more */
+	stack->depth = depth - 1;
 	if (aggregated()) {
 		struct carnot_conn_key key = conn_key_of(ssl);
 		struct carnot_conn_state *st;
@@ -532,6 +530,17 @@ static __always_inline void get_error_enter(void *ctx, void *ssl, int ret)
 	if (!task_wanted())
 		return;
 	checkpoint(ctx, ssl, false);
+	if (aggregated()) {
+		/* only a handshake call's -1 waits for this answer; most calls follow SSL_read/SSL_write */
+		struct carnot_conn_key key = conn_key_of((__u64)ssl);
+		struct carnot_conn_state *st;
+
+		if (ret > 0)
+			return;
+		st = bpf_map_lookup_elem(&conns, &key);
+		if (!st || !(st->flags & CARNOT_CONN_AWAIT_ERROR))
+			return;
+	}
 	bpf_map_update_elem(&get_error_args, &tid, &args, BPF_ANY);
 }
 

@@ -64,6 +64,8 @@ export interface UprobeTarget {
   path: string;
   /** Symbol name, resolved by libbpf in the file's ELF symbol tables. */
   funcName: string;
+  /** Bytes past the symbol's first byte (libbpf adds it to the symbol's offset). */
+  funcOffset?: number;
   retprobe: boolean;
   /** Read by the program with bpf_get_attach_cookie(). */
   cookie: number;
@@ -286,7 +288,13 @@ export class BpfObject {
     view.setBigUint64(16, BigInt(target.cookie), true);
     view.setUint8(24, target.retprobe ? 1 : 0);
     view.setBigUint64(32, BigInt(ptr(funcName)), true);
-    const link = this.#b.bpf_program__attach_uprobe_opts(program, target.pid ?? -1, path, 0n, opts);
+    const link = this.#b.bpf_program__attach_uprobe_opts(
+      program,
+      target.pid ?? -1,
+      path,
+      BigInt(target.funcOffset ?? 0),
+      opts,
+    );
     if (link === null) {
       const errno = this.#lib.libc.errno();
       throw new Error(

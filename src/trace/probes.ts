@@ -10,7 +10,7 @@
  * which function and library. With uprobe_multi (Linux 6.6+) that is 2 links per library, and close() costs
  * one RCU grace period per link (~50-100 ms here) instead of one per function.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import {
   BPF_TRACE_UPROBE_MULTI,
   type BpfLink,
@@ -42,7 +42,8 @@ import {
   STAT_COUNT,
   STAT_DROPPED,
 } from "./events.ts";
-import { checkLibssl, IMPLICIT_CHECKPOINT_SYMBOLS } from "./libssl.ts";
+import { checkLibssl, IMPLICIT_CHECKPOINT_SYMBOLS, type LibsslCheck } from "./libssl.ts";
+import { probeSkip } from "./prologue.ts";
 
 export const DEFAULT_RINGBUF_SIZE = 8 * 1024 * 1024;
 
@@ -82,6 +83,12 @@ const RETURN_PROBED: ReadonlySet<string> = new Set([
   "SSL_accept",
   "SSL_get_error",
 ]);
+/** Arguments the entry program reads, per function (the others read the first only). */
+const ARGS_READ: ReadonlyMap<string, number> = new Map([
+  ["SSL_ctrl", 4],
+  ["SSL_CTX_ctrl", 4],
+  ["SSL_get_error", 2],
+]);
 const ENTRY_PROGRAM = "uprobe__libssl";
 const RETURN_PROGRAM = "uretprobe__libssl";
 
@@ -115,6 +122,33 @@ function assertPrivileged(libc: Libc): void {
   const bpf = hasCapability(caps, CAP_BPF) || hasCapability(caps, CAP_SYS_ADMIN);
   const perfmon = hasCapability(caps, CAP_PERFMON) || hasCapability(caps, CAP_SYS_ADMIN);
   if (!bpf || !perfmon) throw new CarnotError(`carnot trace ${PRIVILEGE_HINT}`, { exitCode: 1 });
+}
+
+/**
+ * Where each function's probe goes: its file offset plus the bytes of leading instructions a single step
+ * would cost a second exception for (src/trace/prologue.ts). Entry and return probes share one site.
+ */
+function probeSites(
+  check: LibsslCheck,
+  funcs: readonly string[],
+): Map<string, { offset: number; skip: number }> {
+  const sites = new Map<string, { offset: number; skip: number }>();
+  const fd = openSync(check.path, "r");
+  try {
+    for (const name of funcs) {
+      const offset = check.offsets.get(name)!;
+      const code = new Uint8Array(32);
+      const length = readSync(fd, code, 0, code.length, offset);
+      const skip = probeSkip(code.subarray(0, length), {
+        argsRead: ARGS_READ.get(name) ?? 1,
+        returnProbed: RETURN_PROBED.has(name),
+      });
+      sites.set(name, { offset, skip });
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return sites;
 }
 
 function validRingbufSize(size: number, pageSize: number): boolean {
@@ -276,13 +310,21 @@ export class SslProbes {
           if (name === "SSL_new") return !(opts.aggregate === true && verified?.sslCtx != null);
           return true;
         });
+        const sites = probeSites(check, funcs);
+        if (opts.verbose) {
+          const moved = [...sites]
+            .filter(([, site]) => site.skip > 0)
+            .map(([name, site]) => `${name}+${site.skip}`);
+          if (moved.length > 0)
+            log.debug(`${check.path}: probes past single-stepped first instructions: ${moved.join(", ")}`);
+        }
         const cookie = (name: string) =>
           id * 2 ** COOKIE_FUNC_BITS + ProbeFunc[name as keyof typeof ProbeFunc];
         for (const retprobe of [false, true]) {
           const probed = retprobe ? funcs.filter((name) => RETURN_PROBED.has(name)) : funcs;
           const program = retprobe ? RETURN_PROGRAM : ENTRY_PROGRAM;
           if (mode === "multi") {
-            const offsets = probed.map((name) => check.offsets.get(name)!);
+            const offsets = probed.map((name) => sites.get(name)!.offset + sites.get(name)!.skip);
             const cookies = probed.map(cookie);
             links.push(loaded.attachUprobeMulti(program, { path: check.path, offsets, cookies, retprobe }));
           } else {
@@ -291,6 +333,7 @@ export class SslProbes {
                 loaded.attachUprobe(program, {
                   path: check.path,
                   funcName: name,
+                  funcOffset: sites.get(name)!.skip,
                   retprobe,
                   cookie: cookie(name),
                 }),

@@ -32,17 +32,27 @@ export interface HashWorkerResult {
 }
 
 export function runHashWorker(input: HashWorkerInput): HashWorkerResult {
-  const ring = new RingConsumer(input.ring);
-  const ctl = ring.ctl;
+  const ctl = new Int32Array(input.ring.control);
+  const sink = new LineSink(input.fd, input.truncatable, input.chain, input.count, input.writtenBytes);
+  let error: string | null = null;
+  // the writer's flush(): everything it sent is in the sink, write it out now
+  const flushSink = (): void => {
+    if (error !== null) return;
+    try {
+      sink.flush();
+    } catch (err) {
+      error = describe(err);
+      setRingError(input.ring, ctl, error);
+    }
+  };
+  const ring = new RingConsumer(input.ring, flushSink);
   Atomics.store(ctl, CTL.started, 1);
   Atomics.notify(ctl, CTL.started);
   const h = new Blake3(1 << 16);
-  const sink = new LineSink(input.fd, input.truncatable, input.chain, input.count, input.writtenBytes);
   const header = new Uint8Array(8);
   const headerView = new DataView(header.buffer);
   const standin = Buffer.from(input.standin);
   const rawHash = new Uint32Array(8);
-  let error: string | null = null;
   while (ring.readExact(header, 0, 8)) {
     const rawLen = headerView.getInt32(0, true);
     const jsonLen = headerView.getInt32(4, true);
@@ -74,14 +84,7 @@ export function runHashWorker(input: HashWorkerInput): HashWorkerResult {
     }
   }
   ring.release();
-  if (error === null) {
-    try {
-      sink.flush();
-    } catch (err) {
-      error = describe(err);
-      setRingError(input.ring, ctl, error);
-    }
-  }
+  flushSink();
   return { count: sink.flushedCount, chain: sink.flushedChain, writtenBytes: sink.flushedBytes, error };
 }
 

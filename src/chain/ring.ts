@@ -22,8 +22,12 @@ export const CTL = {
   started: 5,
   /** length of the worker's error message (in the error area), 0 when none */
   errorLen: 6,
+  /** the producer's latest flush request (a sequence number) */
+  flushWanted: 7,
+  /** the last flush request the worker has carried out */
+  flushDone: 8,
 } as const;
-export const CTL_INTS = 8;
+export const CTL_INTS = 12;
 /** The worker's error message, UTF-8, after the control ints. */
 export const ERROR_BYTES = 512;
 /** How long a side waits for the other before it gives up (the other is gone). */
@@ -91,6 +95,28 @@ export class RingProducer {
     if (Atomics.load(this.ctl, CTL.workerWaiting) !== 0) Atomics.notify(this.ctl, CTL.written);
   }
 
+  /**
+   * Ask the worker to write out what it has once it has taken everything published so far, and
+   * wait until it has. Returns false when the worker reported an error instead (see ringError).
+   */
+  requestFlush(): boolean {
+    const ctl = this.ctl;
+    const seq = (Atomics.load(ctl, CTL.flushWanted) + 1) | 0;
+    Atomics.store(ctl, CTL.flushWanted, seq);
+    this.publish();
+    const since = performance.now();
+    for (;;) {
+      const done = Atomics.load(ctl, CTL.flushDone);
+      if (done === seq) return true;
+      if (Atomics.load(ctl, CTL.errorLen) !== 0) return false;
+      if (performance.now() - since > STALL_MS) throw new Error("the hash worker stopped taking records");
+      // the worker may have looked at the request slot just before it changed and be about to
+      // sleep on `written`: wake it again each round instead of relying on a single notify
+      Atomics.notify(ctl, CTL.written);
+      Atomics.wait(ctl, CTL.flushDone, done, 2);
+    }
+  }
+
   /** No more frames: the worker drains the ring and stops. */
   end(): void {
     this.publish();
@@ -121,7 +147,11 @@ export class RingConsumer {
   private readonly data: Buffer;
   private r = 0;
 
-  constructor(readonly shared: RingShared) {
+  /** onFlush runs when the producer asks for a flush and everything it published has been read. */
+  constructor(
+    readonly shared: RingShared,
+    private readonly onFlush: () => void = () => {},
+  ) {
     this.ctl = new Int32Array(shared.control);
     this.data = Buffer.from(shared.data);
   }
@@ -152,15 +182,27 @@ export class RingConsumer {
     if (Atomics.load(this.ctl, CTL.producerWaiting) !== 0) Atomics.notify(this.ctl, CTL.read);
   }
 
-  /** false when the producer has ended and everything was read. */
+  /** false when the producer has ended and everything was read. Carries out flush requests meanwhile. */
   private waitForData(): boolean {
     const ctl = this.ctl;
     for (;;) {
       const w = Atomics.load(ctl, CTL.written);
       if (w !== this.r) return true;
       if (Atomics.load(ctl, CTL.ended) !== 0 && Atomics.load(ctl, CTL.written) === this.r) return false;
+      const wanted = Atomics.load(ctl, CTL.flushWanted);
+      if (wanted !== Atomics.load(ctl, CTL.flushDone)) {
+        // the producer publishes before it asks, so an empty ring holds everything it wants written
+        this.onFlush();
+        Atomics.store(ctl, CTL.flushDone, wanted);
+        Atomics.notify(ctl, CTL.flushDone);
+        continue;
+      }
       Atomics.store(ctl, CTL.workerWaiting, 1);
-      if (Atomics.load(ctl, CTL.written) === this.r && Atomics.load(ctl, CTL.ended) === 0) {
+      if (
+        Atomics.load(ctl, CTL.written) === this.r &&
+        Atomics.load(ctl, CTL.ended) === 0 &&
+        Atomics.load(ctl, CTL.flushWanted) === wanted
+      ) {
         Atomics.wait(ctl, CTL.written, w, 1000);
       }
       Atomics.store(ctl, CTL.workerWaiting, 0);

@@ -25,8 +25,10 @@ import { buildSeal, type ChainSeal, sealPathOf, sealTime } from "./seal.ts";
 export type { ChainSeal } from "./seal.ts";
 export { readKeyFile } from "./keys.ts";
 
-/** Records chained in the writer's thread before hashing moves to a worker (startup ≈ 50–100 ms). */
+/** Records chained in the writer's thread before hashing moves to a worker (startup ≈ 10–100 ms). */
 const PARALLEL_AFTER = 20_000;
+/** The same for an output known to be large: about as long as the worker takes to start (≈ 10 ms). */
+const PARALLEL_AFTER_LARGE = 4_096;
 /** Frames are staged and copied into the ring in pieces of about this size. */
 const STAGE_BYTES = 256 * 1024;
 /** How long the writer waits for a new hash worker to run before it keeps hashing itself. */
@@ -54,6 +56,8 @@ export interface ChainedWriterOptions {
   tool?: string;
   /** After how many records hashing moves to a worker thread; Infinity keeps it in this thread. */
   parallelAfter?: number;
+  /** The caller knows the output will be large (replay of a big file): the worker starts sooner. */
+  largeOutput?: boolean;
 }
 
 /**
@@ -77,6 +81,8 @@ export class ChainedWriter {
   private readonly sink: LineSink;
   private parallel: ParallelState | null = null;
   private appended = 0;
+  /** `appended` at the last flush: flush() has nothing to do while it is unchanged. */
+  private flushedAt = 0;
   private state: "open" | "closed" = "open";
   private seal: ChainSeal | null = null;
   /** The first write error: every later append repeats it, and abort names it in the seal. */
@@ -101,7 +107,12 @@ export class ChainedWriter {
     const tool = opts.tool ?? TOOL;
     // with one CPU a worker would only take turns with this thread
     const parallelAfter =
-      opts.parallelAfter ?? (availableParallelism() > 1 ? PARALLEL_AFTER : Number.POSITIVE_INFINITY);
+      opts.parallelAfter ??
+      (availableParallelism() < 2
+        ? Number.POSITIVE_INFINITY
+        : opts.largeOutput === true
+          ? PARALLEL_AFTER_LARGE
+          : PARALLEL_AFTER);
     if (path === null) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter);
     let fd: number;
     try {
@@ -143,6 +154,42 @@ export class ChainedWriter {
     if (this.parallel !== null) this.stageRecord(record, this.parallel);
     else this.chainRecord(record);
     this.appended++;
+  }
+
+  /**
+   * Write every line appended so far to the output now (a live `carnot trace | jq` shows them as
+   * they happen), also when a worker hashes: it is asked to write what it has and this waits until
+   * it did. Cheap when nothing was appended since the last flush. Throws as append does on a
+   * write error. The seal still comes only with close().
+   */
+  flush(): void {
+    if (this.state !== "open" || this.appended === this.flushedAt) return;
+    if (this.failure !== null) throw this.failure;
+    const p = this.parallel;
+    if (p === null) {
+      try {
+        this.sink.flush();
+      } catch (err) {
+        this.failure = ioError("cannot write", this.name, err);
+        throw this.failure;
+      }
+    } else {
+      this.sendStaged(p);
+      let flushed: boolean;
+      try {
+        flushed = p.producer.requestFlush();
+      } catch (err) {
+        this.failure = new CarnotError(`cannot write ${this.name}: ${(err as Error).message}`);
+        throw this.failure;
+      }
+      if (!flushed) {
+        this.failure = ioError("cannot write", this.name, {
+          code: ringError(p.producer.shared, p.producer.ctl),
+        });
+        throw this.failure;
+      }
+    }
+    this.flushedAt = this.appended;
   }
 
   /** Flush, then write FILE.seal.json (only now: the seal marks the output complete). */

@@ -1,3 +1,4 @@
+import { fstatSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { defineCommand } from "citty";
 import { ChainedWriter, readKeyFile } from "../chain/writer.ts";
@@ -7,6 +8,8 @@ import { commonArgs, outputArgs } from "./shared.ts";
 
 /** Inputs at least this big get a progress bar (when stderr is a terminal). */
 const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
+/** Inputs at least this big make a large output: the writer moves hashing to its worker sooner. */
+const LARGE_INPUT_BYTES = 16 * 1024 * 1024;
 
 function progressBar(total: number): (bytes: number, lines: number) => void {
   let last = 0;
@@ -45,11 +48,14 @@ export default defineCommand({
   async run({ args }) {
     const input = args.file;
     let size = 0;
+    // a pipe or terminal may be fed as things happen: records are flushed whenever it pauses
+    let live = input === "-" && !fstatSync(0).isFile();
     if (input !== "-") {
       try {
         const st = await stat(input);
         if (st.isDirectory()) throw new CarnotError(`cannot read ${input}: is a directory`, { exitCode: 2 });
         size = st.size;
+        live = st.isFIFO();
       } catch (err) {
         if (err instanceof CarnotError) throw err;
         const code = (err as NodeJS.ErrnoException).code;
@@ -59,11 +65,15 @@ export default defineCommand({
     }
     const key = args["key-file"] ? await readKeyFile(args["key-file"]) : undefined;
     const source = input === "-" ? Bun.stdin.stream() : Bun.file(input).stream();
-    const writer = await ChainedWriter.open(args.output ?? null, { key });
+    const writer = await ChainedWriter.open(args.output ?? null, {
+      key,
+      largeOutput: size >= LARGE_INPUT_BYTES,
+    });
     const showProgress = process.stderr.isTTY === true && size >= PROGRESS_MIN_BYTES;
     try {
       const counts = await replayStream(source, writer, {
         strict: args.strict,
+        live,
         onProgress: showProgress ? progressBar(size) : undefined,
       });
       await writer.close();

@@ -5,6 +5,8 @@ import { type ReplayCounts, type ReplayOptions, ReplaySession } from "./session.
 /** Where records go: the chained writer in the CLI, an array in tests. */
 export interface RecordSink {
   append(record: EnhancedEvent): void;
+  /** Write out what was appended so far (the chained writer's flush). */
+  flush?(): void;
 }
 
 export interface ReplayRunOptions extends ReplayOptions {
@@ -12,10 +14,19 @@ export interface ReplayRunOptions extends ReplayOptions {
   strict?: boolean;
   /** Called now and then with the bytes read so far (progress bar). */
   onProgress?: (bytesRead: number, lines: number) => void;
+  /**
+   * The input is a pipe or terminal fed as things happen (`strace … 2>&1 | carnot replay -`):
+   * when the input pauses, the records so far are flushed to the output instead of waiting in
+   * its buffer.
+   */
+  live?: boolean;
 }
 
 /** A line longer than this without a newline is cut here (binary garbage must not grow memory). */
 const MAX_LINE_CHARS = 16 * 1024 * 1024;
+
+/** A live input's chunk shorter than this means its writer is slower than replay: it has paused. */
+const LIVE_PAUSE_BELOW_BYTES = 32 * 1024;
 
 /** Input bytes between forced garbage collections. */
 const GC_EVERY_BYTES = 16 * 1024 * 1024;
@@ -85,6 +96,7 @@ export async function replayStream(
       carry = carry.slice(MAX_LINE_CHARS);
     }
     drain();
+    if (options.live === true && chunk.byteLength < LIVE_PAUSE_BELOW_BYTES) sink.flush?.();
     options.onProgress?.(bytes, lineNo);
   }
   carry += decoder.decode();

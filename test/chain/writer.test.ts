@@ -178,6 +178,64 @@ describe.each(MODES)("ChainedWriter, hashing %s", (mode, parallelAfter) => {
     expect(r.reason).toContain("30000 records chain intact");
   });
 
+  test("flush puts every appended line in the file before close; the log is the same as without it", async () => {
+    const path = file("flushed");
+    const reference = file("unflushed");
+    await writeLog(reference, records);
+    const expected = readLines(reference);
+    const w = await ChainedWriter.open(path, { parallelAfter, tool: "carnot test" });
+    const recs = copies(records);
+    const half = Math.floor(recs.length / 2);
+    for (const r of recs.slice(0, half)) w.append(r);
+    w.flush();
+    expect(readLines(path)).toEqual(expected.slice(0, half));
+    w.flush(); // nothing new: nothing changes
+    expect(readLines(path)).toEqual(expected.slice(0, half));
+    for (const r of recs.slice(half)) w.append(r);
+    w.flush();
+    expect(readLines(path)).toEqual(expected);
+    expect(existsSync(`${path}.seal.json`)).toBe(false);
+    await w.close();
+    expect(readFileSync(path, "utf8")).toBe(readFileSync(reference, "utf8"));
+    expect(await verifyLog(path)).toMatchObject({ ok: true, count: records.length });
+  });
+
+  test("flush on a pipe: the reader gets the lines while the writer is still open", async () => {
+    const script = join(tmp.dir, `flush-pipe-${parallelAfter}.ts`);
+    writeFileSync(
+      script,
+      `import { ChainedWriter } from ${JSON.stringify(join(import.meta.dir, "../../src/chain/writer.ts"))};
+       const w = await ChainedWriter.open(null, { parallelAfter: ${parallelAfter} });
+       for (let i = 0; i < 50; i++) w.append({ ts: i, raw_line: "line " + i });
+       w.flush();
+       // the reader answers on stdin once it has seen the 50 lines; only then the rest and close
+       for await (const _ of Bun.stdin.stream()) break;
+       for (let i = 50; i < 60; i++) w.append({ ts: i, raw_line: "line " + i });
+       await w.close();`,
+    );
+    const p = Bun.spawn([process.execPath, script], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+    const reader = p.stdout.getReader();
+    let text = "";
+    const deadline = Date.now() + 20_000;
+    while (text.split("\n").length <= 50 && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    // all 50 lines arrived while the writer still waits for us, i.e. before close()
+    expect(text.split("\n").length - 1).toBe(50);
+    expect(JSON.parse(text.split("\n")[49]!).raw_line).toBe("line 49");
+    p.stdin.write("go\n");
+    await p.stdin.end();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    expect(await p.exited).toBe(0);
+    expect(text.split("\n").length - 1).toBe(60);
+  });
+
   test(`keyed logs hide their genesis and verify only with the key (${mode})`, async () => {
     const key = new Uint8Array(48).map((_, i) => i * 5 + 1);
     const path = file("keyed");

@@ -61,6 +61,45 @@ describe("carnot replay", () => {
     expect(r.err).toBe("4 lines: 4 events, 0 merged, 0 state-only, 0 unparsed\n");
   });
 
+  test("from a pipe that pauses, records reach stdout while the input is still open", async () => {
+    const lines = (await Bun.file(join(FIXTURES, "fd-lifecycle.strace")).text()).split("\n").filter(Boolean);
+    const p = Bun.spawn(["bun", CLI, "replay", "-"], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    p.stdin.write(`${lines.slice(0, 8).join("\n")}\n`);
+    await p.stdin.flush();
+    const reader = p.stdout.getReader();
+    let out = "";
+    // the last record waits for the next line (a `-k` stack line would join it): 7 of 8 come now
+    while (out.split("\n").length - 1 < 7) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    expect(out.split("\n").length - 1).toBe(7);
+    expect(p.exitCode).toBeNull();
+    p.stdin.write(`${lines.slice(8).join("\n")}\n`);
+    await p.stdin.end();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    expect(await p.exited).toBe(0);
+    const recs = out
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(recs.length).toBe(lines.length);
+    expect(recs[0].call).toBe("pipe2");
+    expect(await new Response(p.stderr).text()).toBe(
+      `${lines.length} lines: ${lines.length} events, 0 merged, 0 state-only, 0 unparsed\n`,
+    );
+  });
+
   test("names the first unparsed lines; --strict makes them an error (exit 2)", async () => {
     const file = join(FIXTURES, "garbage-and-truncated.strace");
     const loose = await carnot(["replay", file, "-o", join(tmp.dir, "g.jsonl")]);

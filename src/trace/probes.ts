@@ -137,7 +137,7 @@ function probeSites(
   try {
     for (const name of funcs) {
       const offset = check.offsets.get(name)!;
-      const code = new Uint8Array(32);
+      const code = new Uint8Array(48); // the longest skipped run plus one instruction
       const length = readSync(fd, code, 0, code.length, offset);
       const skip = probeSkip(code.subarray(0, length), {
         argsRead: ARGS_READ.get(name) ?? 1,

@@ -12,8 +12,8 @@
 const RSP = 4;
 /** The System V argument registers, in order: rdi, rsi, rdx, rcx, r8, r9. */
 const ARG_REGISTERS = [7, 6, 2, 1, 8, 9] as const;
-/** Longest leading run examined (bytes). */
-const MAX_SKIP = 16;
+/** Longest leading run examined (bytes): SSL_read's stack-protector prologue is 22 (26 with endbr64). */
+const MAX_SKIP = 32;
 
 /** One decoded leading instruction: its length and the register it writes (null = flags only). */
 interface Skippable {
@@ -30,6 +30,18 @@ function decodeSkippable(code: Uint8Array, at: number): Skippable | null {
   // endbr64: a landing pad for indirect branches, no effect on registers
   if (code[at] === 0xf3 && code[at + 1] === 0x0f && code[at + 2] === 0x1e && code[at + 3] === 0xfa) {
     return { length: 4, writes: null };
+  }
+  // mov %fs:disp32, r64 (64 REX.W 8b, ModRM mod 0 with a SIB of no base and no index): the stack
+  // protector's canary load
+  if (
+    code[at] === 0x64 &&
+    (code[at + 1]! & 0xf8) === 0x48 &&
+    code[at + 2] === 0x8b &&
+    code[at + 3] !== undefined &&
+    (code[at + 3]! & 0xc7) === 0x04 &&
+    code[at + 4] === 0x25
+  ) {
+    return { length: 9, writes: ((code[at + 1]! & 4) << 1) | ((code[at + 3]! >> 3) & 7) };
   }
   const rex = rexOf(code[at]);
   const op = rex ? at + 1 : at;
@@ -52,6 +64,10 @@ function decodeSkippable(code: Uint8Array, at: number): Skippable | null {
   if (opcode === 0x85 && mod === 3) return { length: prefix + 2, writes: null };
   // mov r, r (89 /r register form): writes the r/m register
   if (opcode === 0x89 && mod === 3) return { length: prefix + 2, writes: rm };
+  // mov r, disp8(%rsp) (89 /r, SIB 24): a store to the stack frame, no register written
+  if (opcode === 0x89 && mod === 1 && (modrm & 7) === 4 && code[op + 2] === 0x24) {
+    return { length: prefix + 4, writes: null };
+  }
   // 83 /5 sub $imm8, r and 83 /7 cmp $imm8, r/m (no SIB, no RIP-relative)
   if (opcode === 0x83) {
     const ext = (modrm >> 3) & 7;

@@ -50,7 +50,7 @@ describe("probeSkip", () => {
     ["mov rdi,r10 keeps rdi", "49 89 fa 48 83 ec 08 48 85 ff 74 1f", entryOnly(4), 10],
     ["mov rsi,rdi overwrites the first argument", "48 89 f7 53", entryOnly(1), 0],
     ["xor edi,edi zeroes the first argument", "31 ff 53", entryOnly(1), 0],
-    ["unknown instruction (mov %fs:0x28,%rax)", "64 48 8b 04 25 28 00 00 00 53", entryOnly(1), 0],
+    ["unknown instruction (mov 0x10(%rdi),%rax)", "48 8b 47 10 53", entryOnly(1), 0],
     [
       "no emulated instruction within the run",
       "f3 0f 1e fa 31 c0 31 c0 31 c0 31 c0 31 c0 31 c0",
@@ -58,6 +58,13 @@ describe("probeSkip", () => {
       0,
     ],
     ["truncated code", "f3 0f 1e", entryOnly(1), 0],
+    [
+      "stack protector prologue (SSL_read): sub, canary load and store, xor, test; js",
+      "48 83 ec 18 64 48 8b 04 25 28 00 00 00 48 89 44 24 08 31 c0 85 d2 78 2f",
+      entryOnly(1),
+      22,
+    ],
+    ["canary loaded into rdi", "64 48 8b 3c 25 28 00 00 00 53", entryOnly(1), 0],
   ];
   for (const [name, hex, rule, expected] of cases) {
     test(name, () => expect(probeSkip(bytes(hex), rule)).toBe(expected));
@@ -75,8 +82,8 @@ describe.skipIf(LIBSSL === null || OBJDUMP === null)(
       let moved = 0;
       try {
         for (const [name, offset] of check.offsets) {
-          const code = new Uint8Array(32);
-          readSync(fd, code, 0, 32, offset);
+          const code = new Uint8Array(48);
+          readSync(fd, code, 0, 48, offset);
           const skip = probeSkip(code, { argsRead: 4, returnProbed: name === "SSL_get_error" });
           if (skip === 0) continue;
           moved++;

@@ -358,12 +358,8 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
       kernel_drop_rate: seen === 0 ? 0 : Number((dropped / seen).toPrecision(6)),
     };
   };
-  // The writer buffers ~1 MiB; a live trace also wants its lines out while they are fresh. ChainedWriter has
-  // no public flush yet: use one when it has it, else lines reach the file when its buffer fills or at close.
-  const flushWriter = () => {
-    const flush = (writer as unknown as { flush?: () => void }).flush;
-    if (typeof flush === "function") flush.call(writer);
-  };
+  // The writer buffers ~1 MiB; a live trace (`carnot trace | jq`) wants its lines out while they are fresh.
+  const flushWriter = () => writer.flush();
 
   const attachMs = probes.attachMs;
   const where = labels.join(", ");

@@ -22,6 +22,8 @@ export interface TracerProcess {
   readonly proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   /** stderr so far */
   stderr(): string;
+  /** stdout so far (the observations when the trace writes to stdout) */
+  stdout(): string;
   /** SIGINT (or `signal`); resolves with the exit code and how long the exit took */
   stop(
     signal?: NodeJS.Signals,
@@ -65,6 +67,7 @@ export async function startTracer(
   return {
     proc,
     stderr: () => err,
+    stdout: () => out,
     async stop(signal: NodeJS.Signals = "SIGINT") {
       const t0 = performance.now();
       proc.kill(signal);

@@ -24,6 +24,13 @@ interface Round {
   /** nginx worker CPU per handshake (µs): load on the machine does not change it, probe traps do */
   baselineNginxUs: number;
   tracedNginxUs: number;
+  /** hey's own CPU per handshake (µs): the client shares the machine's 2 cores with nginx and the tracer */
+  baselineHeyUs: number;
+  tracedHeyUs: number;
+  /** tracer CPU per handshake while hey ran (µs): what competes with hey and nginx for the cores */
+  tracerRunUs: number;
+  /** 1-minute load average at the end of the round (other work on the machine) */
+  load: number;
   observations: number;
   failed: number;
   drops: number;
@@ -36,7 +43,8 @@ interface Round {
   exitMs: number;
 }
 
-function hey(port: number): number {
+/** hey's requests/s and its own CPU time in seconds. */
+function hey(port: number): { rps: number; cpuS: number } {
   const res = Bun.spawnSync(
     [
       "hey",
@@ -55,7 +63,8 @@ function hey(port: number): number {
   if (res.exitCode !== 0 || !rps || Number(ok) !== REQUESTS) {
     throw new Error(`hey failed (exit ${res.exitCode}, ${ok ?? 0} × 200): ${res.stderr.toString().trim()}`);
   }
-  return Number(rps);
+  const cpuUs = res.resourceUsage?.cpuTime.total ?? 0n;
+  return { rps: Number(rps), cpuS: Number(cpuUs) / 1e6 };
 }
 
 /** utime + stime of processes, in seconds. */
@@ -69,12 +78,24 @@ function cpuSeconds(pids: number[]): number {
   return ticks / CLOCK_TICKS;
 }
 
-/** hey's requests/s and the CPU the nginx workers spent per handshake, in µs. */
-function measured(port: number, workers: number[]): { rps: number; nginxUs: number } {
+/** hey's requests/s and the CPU the nginx workers, hey and `others` (the tracer) spent per handshake, in µs. */
+function measured(
+  port: number,
+  workers: number[],
+  others: number[] = [],
+): { rps: number; nginxUs: number; heyUs: number; othersUs: number } {
   const before = cpuSeconds(workers);
-  const rps = hey(port);
-  return { rps, nginxUs: ((cpuSeconds(workers) - before) * 1e6) / REQUESTS };
+  const othersBefore = cpuSeconds(others);
+  const { rps, cpuS } = hey(port);
+  return {
+    rps,
+    nginxUs: ((cpuSeconds(workers) - before) * 1e6) / REQUESTS,
+    heyUs: (cpuS * 1e6) / REQUESTS,
+    othersUs: ((cpuSeconds(others) - othersBefore) * 1e6) / REQUESTS,
+  };
 }
+
+const loadAverage = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 
 /** utime + stime in seconds and VmHWM in MB of a live process. */
 function usage(pid: number): { cpuS: number; peakRssMb: number } {
@@ -117,7 +138,7 @@ try {
     );
     const readyMs = performance.now() - t0;
     const attachMs = Number(/attached in (\d+) ms/.exec(tracer.stderr())?.[1] ?? Number.NaN);
-    const traced = measured(nginx.port, workers);
+    const traced = measured(nginx.port, workers, [tracer.proc.pid]);
     await Bun.sleep(100); // the last SSL_free calls
     const { cpuS, peakRssMb } = usage(tracer.proc.pid);
     const stopped = await tracer.stop("SIGINT");
@@ -129,6 +150,10 @@ try {
       tracedRps: traced.rps,
       baselineNginxUs: baseline.nginxUs,
       tracedNginxUs: traced.nginxUs,
+      baselineHeyUs: baseline.heyUs,
+      tracedHeyUs: traced.heyUs,
+      tracerRunUs: traced.othersUs,
+      load: loadAverage(),
       observations: server.length,
       failed: server.filter((r) => !r.handshake_success).length,
       drops: metrics.kernel_drops,
@@ -148,7 +173,9 @@ try {
         `(${r.failed} failed), events ${r.eventsReceived} (${(r.eventsReceived / REQUESTS).toFixed(2)}/handshake), ` +
         `kernel drops ${r.drops}, correlation timeouts ${r.timeouts}, tracer CPU ${r.cpuS.toFixed(2)} s, ` +
         `peak RSS ${r.peakRssMb.toFixed(1)} MB, attach ${r.attachMs} ms (ready after ${r.readyMs.toFixed(0)} ms), ` +
-        `exit after SIGINT ${r.exitMs.toFixed(0)} ms`,
+        `exit after SIGINT ${r.exitMs.toFixed(0)} ms; hey CPU ${r.baselineHeyUs.toFixed(0)} → ` +
+        `${r.tracedHeyUs.toFixed(0)} µs/handshake, tracer ${r.tracerRunUs.toFixed(0)} µs/handshake during hey; ` +
+        `load average ${r.load.toFixed(2)}`,
     );
   }
 } finally {
@@ -183,6 +210,19 @@ console.log(
   `cost per handshake: nginx ${nginxBase.toFixed(0)} µs untraced, +${nginxAdded.toFixed(0)} µs in probes ` +
     `(${events.toFixed(2)} events/handshake); tracer ${tracerUs.toFixed(0)} µs (whole process, start-up included); ` +
     `CPU ratio nginx/(nginx + probes + tracer) = ${(nginxBase / (nginxBase + nginxAdded + tracerUs)).toFixed(3)}`,
+);
+// The client runs on the same 2 cores: when hey + nginx keep both busy, every µs the probes and the tracer
+// take is a µs neither can have, so the throughput ratio tends to (hey + nginx) / (hey + nginx + added).
+const heyBase = median(rounds.map((r) => r.baselineHeyUs));
+const tracerRun = median(rounds.map((r) => r.tracerRunUs));
+const machine = heyBase + nginxBase;
+const loads = rounds.map((r) => r.load);
+console.log(
+  `machine CPU per handshake: hey ${heyBase.toFixed(0)} + nginx ${nginxBase.toFixed(0)} µs untraced; traced adds ` +
+    `probes ${nginxAdded.toFixed(0)} + tracer ${tracerRun.toFixed(0)} µs (during hey) → expected ratio with both ` +
+    `cores busy ${(machine / (machine + nginxAdded + tracerRun)).toFixed(3)}, with nginx's worker the only ` +
+    `bottleneck ${(nginxBase / (nginxBase + nginxAdded)).toFixed(3)}; load average ` +
+    `${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}`,
 );
 for (const [what, ok] of checks) console.log(`${ok ? "ok  " : "MISS"} ${what}`);
 process.exit(checks.every(([, ok]) => ok) ? 0 : 1);

@@ -3,7 +3,7 @@ import { stat } from "node:fs/promises";
 import { defineCommand } from "citty";
 import { ChainedWriter, readKeyFile } from "../chain/writer.ts";
 import { CarnotError } from "../errors.ts";
-import { formatCounts, replayStream, UnparsedLineError } from "../replay/run.ts";
+import { fileChunks, formatCounts, replayStream, UnparsedLineError } from "../replay/run.ts";
 import { commonArgs, outputArgs } from "./shared.ts";
 
 /** Inputs at least this big get a progress bar (when stderr is a terminal). */
@@ -50,12 +50,14 @@ export default defineCommand({
     let size = 0;
     // a pipe or terminal may be fed as things happen: records are flushed whenever it pauses
     let live = input === "-" && !fstatSync(0).isFile();
+    let regular = false;
     if (input !== "-") {
       try {
         const st = await stat(input);
         if (st.isDirectory()) throw new CarnotError(`cannot read ${input}: is a directory`, { exitCode: 2 });
         size = st.size;
-        live = st.isFIFO();
+        regular = st.isFile();
+        live = !regular;
       } catch (err) {
         if (err instanceof CarnotError) throw err;
         const code = (err as NodeJS.ErrnoException).code;
@@ -64,7 +66,9 @@ export default defineCommand({
       }
     }
     const key = args["key-file"] ? await readKeyFile(args["key-file"]) : undefined;
-    const source = input === "-" ? Bun.stdin.stream() : Bun.file(input).stream();
+    // a regular file is read in small synchronous chunks (cache-friendly); pipes and stdin as a stream
+    const source =
+      input === "-" ? Bun.stdin.stream() : regular ? fileChunks(input) : Bun.file(input).stream();
     const writer = await ChainedWriter.open(args.output ?? null, {
       key,
       largeOutput: size >= LARGE_INPUT_BYTES,

@@ -141,11 +141,16 @@ export function annotationOf(s: string): string | null {
   return s.slice(lt + 1, s.length - 1);
 }
 
+/** Values of flag sets already seen (`O_RDONLY|O_CLOEXEC` → 524288): a trace repeats a few hundred. */
+export type FlagSetCache = Map<string, number | null>;
+/** Flag sets remembered per cache; past this, new ones are parsed each time (hostile input stays bounded). */
+const FLAG_SET_CACHE_MAX = 4096;
+
 /**
  * One argument's word: a number, constant or flag set; `null` for strings, structs, arrays and anything
  * whose numeric value is not in the text. `name=value` (clone) and `/* comment *\/` (-X verbose) are handled.
  */
-export function argValue(s: string): number | null {
+export function argValue(s: string, flagSets?: FlagSetCache): number | null {
   const n = s.length;
   if (n === 0) return null;
   const c = s.charCodeAt(0);
@@ -166,15 +171,23 @@ export function argValue(s: string): number | null {
   const word = eq > 0 ? s.slice(eq + 1, end) : end === n ? s : s.slice(0, end);
   const known = SYMBOLS.get(word);
   if (known !== undefined) return known;
-  const v = word.indexOf("|") < 0 ? parseNumber(word) : parseSymbolic(word);
-  return Number.isNaN(v) ? null : v;
+  if (word.indexOf("|") < 0) {
+    const v = parseNumber(word);
+    return Number.isNaN(v) ? null : v;
+  }
+  const cached = flagSets?.get(word);
+  if (cached !== undefined) return cached;
+  const v = parseSymbolic(word);
+  const value = Number.isNaN(v) ? null : v;
+  if (flagSets !== undefined && flagSets.size < FLAG_SET_CACHE_MAX) flagSets.set(word, value);
+  return value;
 }
 
 /** The six argument words. */
-export function argWords(args: string[]): (number | null)[] {
+export function argWords(args: string[], flagSets?: FlagSetCache): (number | null)[] {
   const out: (number | null)[] = [null, null, null, null, null, null];
   const n = Math.min(args.length, 6);
-  for (let i = 0; i < n; i++) out[i] = argValue(args[i]!);
+  for (let i = 0; i < n; i++) out[i] = argValue(args[i]!, flagSets);
   return out;
 }
 

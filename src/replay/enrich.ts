@@ -161,7 +161,7 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
   const call = c.call;
   const spec = callSpec(call);
   const args = c.argsKnown ? (c.args ?? splitArgs(c.argText)) : [];
-  const words = call === "clone" ? cloneWords(args) : argWords(args);
+  const words = call === "clone" ? cloneWords(args) : argWords(args, table.flagSets);
   const ret = c.retText === null ? { retval: null, errno: null, annotation: null } : parseReturn(c.retText);
   const retval = ret.retval;
   const ok = retval !== null && retval >= 0;

@@ -144,9 +144,10 @@ function readFraction(s: string, c: Cursor): number {
 /**
  * Finds where a call's arguments end, starting after `(` (or after `resumed>`). Strings, (), [], {} and
  * `<…>` fd annotations are skipped as units; inside an annotation `->` (socket endpoints) does not close it.
- * Returns the index of the closing `)` or of `<unfinished ...>`, and whether it was the latter; -1 if neither.
+ * Returns the index of the closing `)`, or `-2 - index` of `<unfinished ...>` (one number, no tuple per
+ * line), or -1 if neither.
  */
-export function findArgsEnd(s: string, i: number, commas?: number[]): [number, boolean] {
+function findArgsEnd(s: string, i: number, commas: number[]): number {
   let depth = 0;
   const n = s.length;
   while (i < n) {
@@ -160,9 +161,12 @@ export function findArgsEnd(s: string, i: number, commas?: number[]): [number, b
         else i++;
       }
     } else if (c === LT) {
-      if (depth === 0 && s.startsWith(UNFINISHED, i)) return [i, true];
-      // `strace -p` stopped mid-call: like an unfinished half whose other half never comes
-      if (depth === 0 && s.startsWith("<detached ...>", i)) return [i, true];
+      if (depth === 0) {
+        const next = s.charCodeAt(i + 1);
+        if (next === 117 && s.startsWith(UNFINISHED, i)) return -2 - i;
+        // `strace -p` stopped mid-call: like an unfinished half whose other half never comes
+        if (next === 100 && s.startsWith("<detached ...>", i)) return -2 - i;
+      }
       // an fd annotation: `3</path>`, `1</dev/null<char 1:3>>`, `5<TCP:[a:1->b:2]>`
       let angle = 1;
       i++;
@@ -177,17 +181,14 @@ export function findArgsEnd(s: string, i: number, commas?: number[]): [number, b
     } else if (c === 40 || c === 91 || c === 123) {
       depth++;
     } else if (c === 41 || c === 93 || c === 125) {
-      if (depth === 0) {
-        if (c === 41) return [i, false];
-        return [-1, false];
-      }
+      if (depth === 0) return c === 41 ? i : -1;
       depth--;
-    } else if (c === 44 && depth === 0 && commas !== undefined) {
+    } else if (c === 44 && depth === 0) {
       commas.push(i);
     }
     i++;
   }
-  return [-1, false];
+  return -1;
 }
 
 /** The arguments between `start` and `end`, split at the given top-level commas and trimmed. */
@@ -212,7 +213,8 @@ function splitLatency(s: string, start: number): [string, number | null] {
   if (end > start && s.charCodeAt(end - 1) === GT) {
     const open = s.lastIndexOf(" <", end);
     if (open >= start) {
-      if (s.startsWith("<unavailable>", open + 1)) return [s.slice(start, open), null];
+      if (s.charCodeAt(open + 2) === 117 && s.startsWith("<unavailable>", open + 1))
+        return [s.slice(start, open), null];
       const c: Cursor = { i: open + 2 };
       const secs = readInt(s, c);
       if (secs >= 0 && s.charCodeAt(c.i) === DOT) {
@@ -227,8 +229,10 @@ function splitLatency(s: string, start: number): [string, number | null] {
 
 function parseCallBody(s: string, i: number, head: LineHead, call: string, resumed: boolean): ParsedLine {
   const commas: number[] = [];
-  const [end, unfinished] = findArgsEnd(s, i, commas);
-  if (end < 0) return UNPARSED;
+  const found = findArgsEnd(s, i, commas);
+  if (found === -1) return UNPARSED;
+  const unfinished = found < -1;
+  const end = unfinished ? -2 - found : found;
   const argText = s.slice(i, end);
   if (unfinished) {
     // `<... X resumed> <unfinished ...>) = ?`: cut again by the tracee's death
@@ -321,7 +325,7 @@ function parseDiagnostic(s: string, i: number, head: LineHead, fragment: string)
 export function parseLine(s: string): ParsedLine {
   const n = s.length;
   if (n === 0) return UNPARSED;
-  if (s.startsWith(" > ")) return STACK;
+  if (s.charCodeAt(0) === SPACE && s.startsWith(" > ")) return STACK;
   let i = 0;
   while (i < n && s.charCodeAt(i) === SPACE) i++;
   let tid: number | null = null;
@@ -329,7 +333,7 @@ export function parseLine(s: string): ParsedLine {
   let timeForm: TimeForm = "none";
 
   const cur: Cursor = { i };
-  if (s.startsWith("[pid ", i)) {
+  if (s.charCodeAt(i) === 91 && s.startsWith("[pid ", i)) {
     i += 5;
     while (i < n && s.charCodeAt(i) === SPACE) i++;
     cur.i = i;
@@ -405,8 +409,9 @@ export function parseLine(s: string): ParsedLine {
     return { kind: "signal", ...head, signal: body, info: "" };
   }
   if (c === 43) return s.startsWith("+++ ", i) ? parseTrailer(s, i, head) : UNPARSED;
-  if (s.startsWith("strace: ", i)) return parseDiagnostic(s, i, head, "");
-  if (s.startsWith("[ Process PID=", i) && s.endsWith(" ]")) return parseDiagnostic(s, i, head, "");
+  if (c === 115 && s.startsWith("strace: ", i)) return parseDiagnostic(s, i, head, "");
+  if (c === 91 && s.startsWith("[ Process PID=", i) && s.endsWith(" ]"))
+    return parseDiagnostic(s, i, head, "");
 
   let j = i;
   while (j < n && isNameChar(s.charCodeAt(j))) j++;

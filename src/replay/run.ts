@@ -1,4 +1,5 @@
 /** The replay pipeline's edges: bytes in (file or stdin, streamed), records out (one call per record). */
+import { closeSync, openSync, readSync } from "node:fs";
 import type { EnhancedEvent } from "./schema.ts";
 import { type ReplayCounts, type ReplayOptions, ReplaySession } from "./session.ts";
 
@@ -30,6 +31,31 @@ const LIVE_PAUSE_BELOW_BYTES = 32 * 1024;
 
 /** Input bytes between forced garbage collections. */
 const GC_EVERY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Read size for regular files: small enough that a chunk, its text and the records made from it stay
+ * in the CPU caches. Measured on 1 M lines: 64 KiB synchronous reads take 12–17 % fewer cycles than
+ * the 512 KiB chunks of Bun.file().stream().
+ */
+export const FILE_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * A regular file's bytes, read synchronously (no thread-pool hop per chunk). The buffer is reused:
+ * a chunk is valid until the next one is asked for (replayStream decodes each at once).
+ */
+export function* fileChunks(path: string, chunkBytes = FILE_CHUNK_BYTES): Generator<Uint8Array> {
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(chunkBytes);
+    for (;;) {
+      const n = readSync(fd, buf, 0, chunkBytes, null);
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Thrown by the pipeline in strict mode; carries the line number. */
 export class UnparsedLineError extends Error {

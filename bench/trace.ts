@@ -13,6 +13,11 @@ import { COMPILED, readObservations, startTracer } from "../test/support/tracer.
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5000);
 const CONCURRENCY = 50;
+/**
+ * Handshakes traced before the measured ones (not timed): BENCH_WARMUP_REQUESTS=20000 measures a tracer whose
+ * JIT has settled, as a long-running trace is; 0 (default) measures a fresh one, warm-up included.
+ */
+const WARMUP = Number(process.env.BENCH_WARMUP_REQUESTS ?? 0);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** extra tracer arguments, e.g. BENCH_TRACE_ARGS=--raw-events to compare with per-call kernel events */
 const TRACE_ARGS = (process.env.BENCH_TRACE_ARGS ?? "").split(" ").filter((a) => a !== "");
@@ -44,12 +49,12 @@ interface Round {
 }
 
 /** hey's requests/s and its own CPU time in seconds. */
-function hey(port: number): { rps: number; cpuS: number } {
+function hey(port: number, requests = REQUESTS): { rps: number; cpuS: number } {
   const res = Bun.spawnSync(
     [
       "hey",
       "-n",
-      String(REQUESTS),
+      String(requests),
       "-c",
       String(CONCURRENCY),
       "-disable-keepalive",
@@ -60,7 +65,7 @@ function hey(port: number): { rps: number; cpuS: number } {
   const text = res.stdout.toString();
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(text)?.[1];
   const ok = /\[200\]\s+(\d+) responses/.exec(text)?.[1];
-  if (res.exitCode !== 0 || !rps || Number(ok) !== REQUESTS) {
+  if (res.exitCode !== 0 || !rps || Number(ok) !== requests) {
     throw new Error(`hey failed (exit ${res.exitCode}, ${ok ?? 0} × 200): ${res.stderr.toString().trim()}`);
   }
   const cpuUs = res.resourceUsage?.cpuTime.total ?? 0n;
@@ -138,12 +143,16 @@ try {
     );
     const readyMs = performance.now() - t0;
     const attachMs = Number(/attached in (\d+) ms/.exec(tracer.stderr())?.[1] ?? Number.NaN);
+    if (WARMUP > 0) hey(nginx.port, WARMUP);
     const traced = measured(nginx.port, workers, [tracer.proc.pid]);
     await Bun.sleep(100); // the last SSL_free calls
     const { cpuS, peakRssMb } = usage(tracer.proc.pid);
     const stopped = await tracer.stop("SIGINT");
     if (stopped.exitCode !== 0) throw new Error(`tracer exited ${stopped.exitCode}: ${stopped.stderr}`);
-    const server = readObservations(out).filter((r) => workers.includes(r.pid));
+    // the warm-up handshakes come first in the file
+    const server = readObservations(out)
+      .filter((r) => workers.includes(r.pid))
+      .slice(WARMUP);
     const metrics = JSON.parse(readFileSync(metricsPath, "utf8"));
     rounds.push({
       baselineRps: baseline.rps,
@@ -158,7 +167,7 @@ try {
       failed: server.filter((r) => !r.handshake_success).length,
       drops: metrics.kernel_drops,
       timeouts: metrics.correlationTimeouts,
-      eventsReceived: metrics.eventsReceived,
+      eventsReceived: metrics.eventsReceived - WARMUP,
       cpuS,
       peakRssMb,
       attachMs,
@@ -197,14 +206,14 @@ const checks: [string, boolean][] = [
 ];
 console.log(
   `\nsummary (${ROUNDS} rounds, hey -n ${REQUESTS} -c ${CONCURRENCY} -disable-keepalive, nginx 1 worker, ` +
-    `${binary ? "compiled ./carnot" : "bun src/cli.ts"}${TRACE_ARGS.length ? ` ${TRACE_ARGS.join(" ")}` : ""}): without median ${median(rounds.map((r) => r.baselineRps)).toFixed(0)} req/s, ` +
+    `${binary ? "compiled ./carnot" : "bun src/cli.ts"}${WARMUP > 0 ? `, tracer warmed by ${WARMUP} handshakes` : ""}${TRACE_ARGS.length ? ` ${TRACE_ARGS.join(" ")}` : ""}): without median ${median(rounds.map((r) => r.baselineRps)).toFixed(0)} req/s, ` +
     `with median ${median(rounds.map((r) => r.tracedRps)).toFixed(0)} req/s, ratio ${ratio.toFixed(3)}; ` +
-    `tracer CPU ${median(rounds.map((r) => r.cpuS)).toFixed(2)} s per ${REQUESTS} handshakes`,
+    `tracer CPU ${median(rounds.map((r) => r.cpuS)).toFixed(2)} s per ${REQUESTS + WARMUP} handshakes`,
 );
 // Where the cost is, independent of other load on the machine: CPU per handshake with and without.
 const nginxBase = median(rounds.map((r) => r.baselineNginxUs));
 const nginxAdded = median(rounds.map((r) => r.tracedNginxUs - r.baselineNginxUs));
-const tracerUs = (median(rounds.map((r) => r.cpuS)) * 1e6) / REQUESTS;
+const tracerUs = (median(rounds.map((r) => r.cpuS)) * 1e6) / (REQUESTS + WARMUP);
 const events = median(rounds.map((r) => r.eventsReceived)) / REQUESTS;
 console.log(
   `cost per handshake: nginx ${nginxBase.toFixed(0)} µs untraced, +${nginxAdded.toFixed(0)} µs in probes ` +

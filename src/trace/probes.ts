@@ -128,7 +128,7 @@ function assertPrivileged(libc: Libc): void {
  * Where each function's probe goes: its file offset plus the bytes of leading instructions a single step
  * would cost a second exception for (src/trace/prologue.ts). Entry and return probes share one site.
  */
-function probeSites(
+export function probeSites(
   check: LibsslCheck,
   funcs: readonly string[],
 ): Map<string, { offset: number; skip: number }> {

@@ -3,7 +3,10 @@
  * and what chosen records must contain.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileChunks, replayStream } from "../../src/replay/run.ts";
 import type { EnhancedEvent } from "../../src/replay/schema.ts";
 import { lineCount, replayFile, schemaProblem } from "./strace-run.ts";
 
@@ -269,4 +272,33 @@ describe("tricky strace lines", () => {
       }
     });
   }
+});
+
+describe("reading a file in chunks", () => {
+  test("any chunk size gives the same records and counts as one read, multi-byte characters split too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "carnot-chunks-"));
+    try {
+      const utf8 = join(dir, "utf8.strace");
+      writeFileSync(
+        utf8,
+        '500   openat(AT_FDCWD, "/srv/päth/日本語/🦀.txt", O_RDONLY) = 3\n500   read(3, "é", 2) = 2\n500   close(3) = 0',
+      );
+      const files = [utf8, ...readdirSync(FIXTURES).map((f) => join(FIXTURES, f))];
+      for (const path of files) {
+        const whole = readFileSync(path);
+        const once: EnhancedEvent[] = [];
+        const onceCounts = await replayStream([whole], { append: (r) => once.push(r) });
+        for (const size of [1, 3, 7, 4096]) {
+          const chunked: EnhancedEvent[] = [];
+          const counts = await replayStream(fileChunks(path, size), { append: (r) => chunked.push(r) });
+          expect(counts).toEqual(onceCounts);
+          expect(chunked).toEqual(once);
+        }
+      }
+      const crab = await replayStream(fileChunks(utf8, 1), { append: () => {} });
+      expect(crab.unparsed).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -152,6 +152,8 @@ try {
   let n = 0;
   let withoutRawSum = 0;
   let withoutHashesSum = 0;
+  const withoutRawSizes: number[] = [];
+  const withoutHashesSizes: number[] = [];
   const file = Bun.file(out);
   const reader = file.stream().pipeThrough(new TextDecoderStream());
   let carry = "";
@@ -162,9 +164,13 @@ try {
       if (n % 50 === 0) {
         const rec = JSON.parse(line) as Record<string, unknown>;
         const { raw_line: _raw, ...rest } = rec;
-        withoutRawSum += JSON.stringify(rest).length + 1;
+        const withoutRaw = Buffer.byteLength(JSON.stringify(rest)) + 1;
+        withoutRawSum += withoutRaw;
+        withoutRawSizes.push(withoutRaw);
         const { raw_hash: _h, chain: _c, ...bare } = rest;
-        withoutHashesSum += JSON.stringify(bare).length + 1;
+        const withoutHashes = Buffer.byteLength(JSON.stringify(bare)) + 1;
+        withoutHashesSum += withoutHashes;
+        withoutHashesSizes.push(withoutHashes);
       }
       sizeSum += line.length + 1;
       n++;
@@ -181,6 +187,10 @@ try {
   console.log(`peak RSS:          ${(rssKb / 1024).toFixed(0)} MiB`);
   console.log(
     `mean record:       ${(sizeSum / n).toFixed(0)} B with raw_line, ${(withoutRawSum / sampled).toFixed(0)} B without, ${(withoutHashesSum / sampled).toFixed(0)} B without raw_line, raw_hash and chain`,
+  );
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1] ?? 0;
+  console.log(
+    `median record:     ${median(withoutRawSizes)} B without raw_line, ${median(withoutHashesSizes)} B without raw_line, raw_hash and chain`,
   );
   console.log(stderr.trim().split("\n").slice(0, -1).join("\n"));
 } finally {

@@ -107,7 +107,8 @@ export class RingProducer {
     const since = performance.now();
     for (;;) {
       const done = Atomics.load(ctl, CTL.flushDone);
-      if (done === seq) return true;
+      // the worker also marks a request done when its write failed: then the error decides
+      if (done === seq) return Atomics.load(ctl, CTL.errorLen) === 0;
       if (Atomics.load(ctl, CTL.errorLen) !== 0) return false;
       if (performance.now() - since > STALL_MS) throw new Error("the hash worker stopped taking records");
       // the worker may have looked at the request slot just before it changed and be about to

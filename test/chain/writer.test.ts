@@ -369,6 +369,34 @@ describe("a write that fails (disk full)", () => {
   );
 });
 
+describe("flush on a full disk", () => {
+  test.each(MODES)(
+    "hashing %s: flush throws the write error, the log keeps whole lines",
+    async (_m, parallelAfter) => {
+      if (process.getuid?.() !== 0) return console.log("skipped: needs root to mount a small tmpfs");
+      const dir = join(tmp.dir, `disk-flush-${parallelAfter}`);
+      Bun.spawnSync(["mkdir", "-p", dir]);
+      if (Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]).exitCode !== 0) {
+        return console.log("skipped: cannot mount tmpfs");
+      }
+      try {
+        const path = join(dir, "full.jsonl");
+        const w = await ChainedWriter.open(path, { parallelAfter });
+        // fewer bytes than the writer buffers (1 MiB), more than the disk has left
+        for (let i = 0; i < 400; i++) w.append({ ...records[i % records.length]!, ts: i });
+        writeFileSync(join(dir, "filler"), Buffer.alloc(1024 * 1024 - 64 * 1024));
+        expect(() => w.flush()).toThrow(/^cannot write .*full\.jsonl: no space left on device \(ENOSPC\)$/);
+        await w.abort("disk full");
+        const text = readFileSync(path, "utf8");
+        expect(text === "" || text.endsWith("\n")).toBe(true);
+        expect(JSON.parse(readFileSync(`${path}.seal.json`, "utf8")).complete).toBe(false);
+      } finally {
+        Bun.spawnSync(["umount", dir]);
+      }
+    },
+  );
+});
+
 test("close after a failed write seals the log as incomplete and repeats the error", async () => {
   if (process.getuid?.() !== 0) return console.log("skipped: needs root to mount a small tmpfs");
   const dir = join(tmp.dir, "disk-close");

@@ -4,6 +4,9 @@
  * peak RSS and the mean record size without raw_line.
  *
  *   bun run bench/replay.ts [--lines N] [--bun | --bin PATH]   (default ./carnot; --bun runs src/cli.ts)
+ *   bun run bench/replay.ts --record-sizes [--bun | --bin PATH]
+ *     record sizes on real strace output of small workloads like the tests' (loopback HTTP, file IO and a
+ *     subprocess, a shell pipeline, threads): median and mean without raw_line, and also without the hashes
  *
  * Lines/s is wall clock; the CPU-time rate is printed too because the machine is shared.
  */
@@ -127,7 +130,105 @@ async function generate(path: string, total: number): Promise<number> {
   return lines;
 }
 
+/** Bytes of each record without raw_line, and also without raw_hash and chain (whose values are fixed-size). */
+function recordSizes(jsonl: string): { withoutRaw: number[]; withoutHashes: number[] } {
+  const withoutRaw: number[] = [];
+  const withoutHashes: number[] = [];
+  for (const line of jsonl.split("\n")) {
+    if (line === "") continue;
+    const { raw_line: _raw, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    withoutRaw.push(Buffer.byteLength(JSON.stringify(rest)) + 1);
+    const { raw_hash: _h, chain: _c, ...bare } = rest;
+    withoutHashes.push(Buffer.byteLength(JSON.stringify(bare)) + 1);
+  }
+  return { withoutRaw, withoutHashes };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
+const mean = (xs: number[]): number => Math.round(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length));
+
+/** strace on small real workloads, replayed; prints the record sizes per workload and over all. */
+async function realRecordSizes(cmd: string[], dir: string): Promise<void> {
+  const server = Bun.spawn(["python3", "-m", "http.server", "0", "--bind", "127.0.0.1"], {
+    cwd: dir,
+    stdout: "pipe",
+    stderr: "ignore",
+  });
+  // python prints "Serving HTTP on 127.0.0.1 port N" once it listens
+  const banner = server.stdout.getReader();
+  let head = "";
+  while (!/port (\d+)/.test(head)) {
+    const { value, done } = await banner.read();
+    if (done) throw new Error("python http.server did not start");
+    head += new TextDecoder().decode(value);
+  }
+  const port = /port (\d+)/.exec(head)![1]!;
+  const workloads: [string, string[]][] = [
+    [
+      "loopback HTTP (curl)",
+      ["-f", "-tt", "-T", "-yy", "curl", "-s", "-o", "/dev/null", `http://127.0.0.1:${port}/`],
+    ],
+    [
+      "file IO + subprocess (python)",
+      [
+        "-f",
+        "-tt",
+        "-T",
+        "python3",
+        "-c",
+        'import subprocess; open("/etc/hostname").read(); subprocess.run(["ls", "-la", "/usr/lib"], capture_output=True)',
+      ],
+    ],
+    [
+      "shell pipeline",
+      ["-f", "-tt", "-T", "-yy", "sh", "-c", "cat /etc/passwd | grep root | wc -l; sleep 0.1 & wait"],
+    ],
+    [
+      "threads (python, -ttt -y)",
+      [
+        "-f",
+        "-ttt",
+        "-T",
+        "-y",
+        "python3",
+        "-c",
+        'import threading; t = [threading.Thread(target=lambda: open("/etc/hosts").read()) for _ in range(4)]; [x.start() for x in t]; [x.join() for x in t]',
+      ],
+    ],
+  ];
+  const all = { withoutRaw: [] as number[], withoutHashes: [] as number[] };
+  try {
+    for (const [name, args] of workloads) {
+      const trace = join(dir, "real.strace");
+      const out = join(dir, "real.jsonl");
+      const st = Bun.spawnSync(["strace", "-o", trace, ...args], { stdout: "ignore", stderr: "ignore" });
+      if (st.exitCode !== 0) throw new Error(`strace ${args.join(" ")} failed`);
+      const rp = Bun.spawnSync([...cmd, "replay", trace, "-o", out], { stderr: "pipe" });
+      if (rp.exitCode !== 0) throw new Error(`replay failed: ${rp.stderr.toString()}`);
+      const s = recordSizes(await Bun.file(out).text());
+      all.withoutRaw.push(...s.withoutRaw);
+      all.withoutHashes.push(...s.withoutHashes);
+      console.log(
+        `${name.padEnd(30)} ${String(s.withoutRaw.length).padStart(6)} records: without raw_line median ${median(s.withoutRaw)} B, mean ${mean(s.withoutRaw)} B; also without raw_hash and chain median ${median(s.withoutHashes)} B, mean ${mean(s.withoutHashes)} B`,
+      );
+    }
+  } finally {
+    server.kill();
+  }
+  console.log(
+    `${"all".padEnd(30)} ${String(all.withoutRaw.length).padStart(6)} records: without raw_line median ${median(all.withoutRaw)} B, mean ${mean(all.withoutRaw)} B; also without raw_hash and chain median ${median(all.withoutHashes)} B, mean ${mean(all.withoutHashes)} B`,
+  );
+}
+
 const dir = mkdtempSync(join(tmpdir(), "carnot-bench-"));
+if (argv.includes("--record-sizes")) {
+  try {
+    await realRecordSizes(useBun ? ["bun", "src/cli.ts"] : [bin], dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.exit(0);
+}
 try {
   const trace = join(dir, "bench.strace");
   const out = join(dir, "enriched.jsonl");
@@ -188,7 +289,6 @@ try {
   console.log(
     `mean record:       ${(sizeSum / n).toFixed(0)} B with raw_line, ${(withoutRawSum / sampled).toFixed(0)} B without, ${(withoutHashesSum / sampled).toFixed(0)} B without raw_line, raw_hash and chain`,
   );
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1] ?? 0;
   console.log(
     `median record:     ${median(withoutRawSizes)} B without raw_line, ${median(withoutHashesSizes)} B without raw_line, raw_hash and chain`,
   );

@@ -868,7 +868,9 @@ export class Blake3 {
   /** Zero the bytes after `len` up to the end of its last block, so blocks read straight from `words`. */
   pad(len: number): void {
     const end = len === 0 ? BLOCK_LEN : (len + BLOCK_LEN - 1) & ~(BLOCK_LEN - 1);
-    if (end > len) this.scratch.fill(0, len, end);
+    // at most 63 bytes: a loop is cheaper than a native fill call
+    const scratch = this.scratch;
+    for (let i = len; i < end; i++) scratch[i] = 0;
   }
 
   /**

@@ -170,7 +170,12 @@ export class RingConsumer {
       }
       const at = this.r & (RING_BYTES - 1);
       const n = Math.min(len - got, avail, RING_BYTES - at);
-      this.data.copy(dest, off + got, at, at + n);
+      if (n <= 16) {
+        // a frame header: a loop is cheaper than a native copy call
+        const data = this.data;
+        const to = off + got;
+        for (let k = 0; k < n; k++) dest[to + k] = data[at + k]!;
+      } else this.data.copy(dest, off + got, at, at + n);
       got += n;
       this.r = (this.r + n) & POS_MASK;
     }

@@ -60,7 +60,8 @@ node26:
 # The test command: type check, lint, then every test (the e2e tests need root and trace real handshakes).
 test: setup bpf carnot openssl35 node26 typecheck lint unit
 
-# The main job on a built-in default: a local TLS server, real handshakes, traced by the compiled binary.
+# The main job on a built-in default: local TLS servers, real handshakes traced by the compiled binary, then
+# the CBOMs, the post-quantum policy and the attestation made from them (`carnot demo` prints where they are).
 demo: build
 	./carnot demo
 

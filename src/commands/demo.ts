@@ -15,6 +15,7 @@ import {
 } from "../trace/loopback.ts";
 import type { Observation } from "../trace/observation.ts";
 import { runTrace } from "../trace/run.ts";
+import { CarnotError } from "../errors.ts";
 import { commonArgs } from "./shared.ts";
 
 interface DemoClient {
@@ -62,6 +63,17 @@ export function observationTable(rows: { who: string; obs: Observation }[]): str
       .join("  ")
       .trimEnd();
   return [line(header), ...cells.map(line)].join("\n");
+}
+
+/** One line on what the point is: which handshakes resist a quantum adversary and which do not. */
+export function kexSummary(observations: Observation[]): string {
+  const done = observations.filter((o) => o.handshake_success);
+  const count = (k: Observation["kex_class"]) => done.filter((o) => o.kex_class === k).length;
+  const unknown = done.filter((o) => o.kex_class === null).length;
+  return (
+    `key exchange of ${done.length} successful handshakes: ${count("hybrid-pq")} hybrid post-quantum, ` +
+    `${count("pq")} post-quantum, ${count("classical")} classical (harvest now, decrypt later), ${unknown} unknown`
+  );
 }
 
 export default defineCommand({
@@ -149,6 +161,25 @@ export default defineCommand({
       }
       say(`${summary.records} observations (all processes) in ${out}`);
       say(`seal: ${out}.seal.json — check with: carnot verify ${out}`);
+      say(kexSummary(rows.map((r) => r.obs)));
+
+      // the rest of the pipeline on what was just traced: CBOM, post-quantum policy, attestation
+      const bom = join(dir, "runtime.bom.json");
+      const cdx = join(dir, "runtime.cdx.json");
+      const policy = join(dir, "policy.json");
+      const report = join(dir, "attestation");
+      const stages = [
+        ["bom", out, "-o", bom],
+        ["bom", out, "--format", "cyclonedx", "-o", cdx],
+        ["policy", bom, "-o", policy],
+        ["attest", bom, "--policy", policy, "-o", report],
+      ];
+      const { runCli } = await import("../program.ts");
+      for (const argv of stages) {
+        const code = await runCli(argv);
+        if (code !== 0) throw new CarnotError(`demo: \`carnot ${argv.join(" ")}\` failed (exit ${code})`);
+      }
+      say(`reports: ${bom}, ${cdx}, ${policy}, ${report}.{json,md,html}`);
       return 0;
     } finally {
       stop.abort();

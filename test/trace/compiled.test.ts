@@ -3,7 +3,7 @@
  * way the sources do. When ./carnot is missing it is compiled into a temporary directory first.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -115,6 +115,21 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     const path = /seal: (\S+)\.seal\.json/.exec(stdout)?.[1];
     expect(path).toBeDefined();
     expect(Bun.spawnSync([binary, "verify", path!]).exitCode).toBe(0);
-    rmSync(join(path!, ".."), { recursive: true, force: true });
+    // the point of it: which successful handshakes are post-quantum, counted from the lines themselves
+    const lines = readFileSync(path!, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const ok = lines.filter((l) => l.handshake_success);
+    const classical = ok.filter((l) => l.kex_class === "classical").length;
+    expect(stdout).toContain(`key exchange of ${ok.length} successful handshakes:`);
+    expect(stdout).toContain(`${classical} classical`);
+    // and the rest of the pipeline ran on them: CBOMs, policy, attestation, where the line says
+    const dir = join(path!, "..");
+    expect(stdout).toContain(`reports: ${join(dir, "runtime.bom.json")}`);
+    const bom = JSON.parse(readFileSync(join(dir, "runtime.bom.json"), "utf8"));
+    expect(bom.observations.length).toBe(lines.length);
+    expect(JSON.parse(readFileSync(join(dir, "runtime.cdx.json"), "utf8")).specVersion).toBe("1.6");
+    const policy = JSON.parse(readFileSync(join(dir, "policy.json"), "utf8"));
+    expect(policy.findings.some((f: { rule_id: string }) => f.rule_id === "missing_hybrid_support")).toBe(classical > 0);
+    for (const ext of ["json", "md", "html"]) expect(existsSync(join(dir, `attestation.${ext}`))).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

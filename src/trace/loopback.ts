@@ -120,12 +120,13 @@ async function stopProcess(proc: Bun.Subprocess, signal: NodeJS.Signals): Promis
 /** `openssl s_server -www` on 127.0.0.1 (handles one connection at a time; its handshakes are implicit). */
 export async function startOpenSslServer(
   cert: TlsCert,
-  opts: { port?: number; args?: string[] } = {},
+  opts: { port?: number; args?: string[]; command?: string[] } = {},
 ): Promise<RunningServer> {
   const port = opts.port ?? freeTcpPort();
   const proc = Bun.spawn(
     [
-      "openssl",
+      // the system's openssl, or another build run through its own loader
+      ...(opts.command ?? ["openssl"]),
       "s_server",
       "-accept",
       `127.0.0.1:${port}`,

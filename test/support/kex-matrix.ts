@@ -17,6 +17,7 @@ import {
   SYSTEM_PYTHON,
   type TlsCert,
   waitForTcp,
+  startOpenSslServer,
 } from "../../src/trace/loopback.ts";
 import { GROUPS } from "../../src/trace/groups.ts";
 import type { ChainedObservation } from "../../src/trace/observation.ts";
@@ -178,34 +179,8 @@ async function witnessClient(port: number, sni: string, extra: string[] = []) {
 }
 
 /** `openssl s_server -www` (implicit handshakes) from `command` (the system's, or 3.5 through its loader). */
-async function sServer(command: string[], cert: TlsCert, args: string[] = []): Promise<RunningServer> {
-  const port = freeTcpPort();
-  const proc = Bun.spawn(
-    [
-      ...command,
-      "s_server",
-      "-accept",
-      `127.0.0.1:${port}`,
-      "-cert",
-      cert.cert,
-      "-key",
-      cert.key,
-      "-www",
-      "-quiet",
-      ...args,
-    ],
-    { stdin: "ignore", stdout: "ignore", stderr: "ignore" },
-  );
-  await waitForTcp(port, 5000, proc.exited);
-  return {
-    pid: proc.pid,
-    port,
-    async stop() {
-      proc.kill();
-      await proc.exited;
-    },
-  };
-}
+const sServer = (command: string[], cert: TlsCert, args: string[] = []): Promise<RunningServer> =>
+  startOpenSslServer(cert, { command, args });
 
 function sClient(command: string[], port: number, args: string[] = []) {
   return spawnCollect([...command, "s_client", "-connect", `127.0.0.1:${port}`, ...args]);

@@ -130,6 +130,9 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     const policy = JSON.parse(readFileSync(join(dir, "policy.json"), "utf8"));
     expect(policy.findings.some((f: { rule_id: string }) => f.rule_id === "missing_hybrid_support")).toBe(classical > 0);
     for (const ext of ["json", "md", "html"]) expect(existsSync(join(dir, `attestation.${ext}`))).toBe(true);
+    // 10 years of secrecy + 5 of migration outlast the years to the default CRQC year: classical = exposed
+    const attestation = JSON.parse(readFileSync(join(dir, "attestation.json"), "utf8"));
+    expect(attestation.metrics.hndl_exposed).toBe(classical);
     rmSync(dir, { recursive: true, force: true });
   });
 });

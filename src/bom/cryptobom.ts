@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import * as v from "valibot";
+import { canonicalJson } from "../chain/canonical.ts";
 import { type GroupIndex, groupFacts, indexGroups } from "./algorithms.ts";
 import type { AssetContext } from "./context.ts";
 import type { HandshakeObservation } from "./observation.ts";
@@ -114,15 +115,8 @@ export type CryptoBom = v.InferOutput<typeof CryptoBomSchema>;
 
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
-/** JSON with object keys sorted at every level: the same value always gives the same bytes. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, val: unknown) => {
-    if (val === null || typeof val !== "object" || Array.isArray(val)) return val;
-    const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(val).sort()) sorted[k] = (val as Record<string, unknown>)[k];
-    return sorted;
-  });
-}
+/** JSON with object keys sorted at every level (the hash chain's own): the same value gives the same bytes. */
+export { canonicalJson };
 
 /**
  * The record's identity: its chain `raw_hash` when the trace wrote one, else a hash of its canonical JSON

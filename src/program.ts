@@ -60,6 +60,8 @@ const main = defineCommand({
   },
 });
 
+const ANSI_COLOUR = /\x1b\[[0-9;]*m/g;
+
 async function resolveTarget(rawArgs: string[]): Promise<[CommandDef, string[]]> {
   let cmd: CommandDef = main;
   const path = ["carnot"];
@@ -78,7 +80,7 @@ async function printHelp(rawArgs: string[]): Promise<void> {
   const [cmd, path] = await resolveTarget(rawArgs);
   const colour = !process.env.NO_COLOR && process.stdout.isTTY === true;
   const rendered = await renderUsage(cmd, path.length > 1 ? main : undefined);
-  const usage = colour ? rendered : rendered.replace(/\x1b\[[0-9;]*m/g, "");
+  const usage = colour ? rendered : rendered.replace(ANSI_COLOUR, "");
   const examples = EXAMPLES[path[path.length - 1] ?? "carnot"] ?? [];
   const block = examples.length ? `\n\nEXAMPLES\n${examples.map((e) => `  ${e}`).join("\n")}\n` : "\n";
   process.stdout.write(`${usage}${block}`);
@@ -105,7 +107,9 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     return typeof result === "number" ? result : 0;
   } catch (err) {
     const message = describeError(err);
-    process.stderr.write(`carnot: ${message}\n`);
+    // citty colours names in its own messages; a log file or a pipe wants the plain words
+    const colour = !process.env.NO_COLOR && process.stderr.isTTY === true;
+    process.stderr.write(`carnot: ${colour ? message : message.replace(ANSI_COLOUR, "")}\n`);
     if (rawArgs.includes("--verbose") && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     if (err instanceof CarnotError) return err.exitCode;
     // citty's own argument errors (unknown command, missing positional) are usage errors

@@ -20,7 +20,7 @@ import { CarnotError, describeError } from "../errors.ts";
 import { type CorrelatedHandshake, HandshakeCorrelator } from "./correlate.ts";
 import { type CalibrationResult, calibrate } from "./calibration.ts";
 import { type GroupIndex, indexGroups } from "./groups.ts";
-import { findSystemLibssl, opensslVersion } from "./libssl.ts";
+import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl.ts";
 import { buildObservation, type LibraryFacts, type ObservationContext, resolveKex } from "./observation.ts";
 import { SslProbes } from "./probes.ts";
 
@@ -131,8 +131,9 @@ function assertWritable(path: string): void {
     closeSync(openSync(path, "a"));
     if (!existed) unlinkSync(path);
   } catch (err) {
+    // the errno name says it; the cause stays for --verbose
     const reason = (err as NodeJS.ErrnoException).code ?? describeError(err);
-    throw new CarnotError(`output path not writable: ${path} (${reason})`, { exitCode: 2, cause: err });
+    throw new CarnotError(`output path not writable: ${path} (${reason})`, { exitCode: 2 });
   }
 }
 
@@ -216,11 +217,12 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
   // Offsets verified for each exact file before anything is attached (a cached result costs a stat).
   const calibrations = new Map<string, CalibrationResult>();
   for (const path of libraries as string[]) {
-    let resolved = path;
+    let resolved: string;
     try {
-      resolved = realpathSync(path);
-    } catch {
-      continue; // SslProbes.open says what is wrong with it
+      // what cannot be probed is refused before anything runs it (calibration executes node, for one)
+      resolved = checkLibssl(path).path;
+    } catch (err) {
+      throw new CarnotError(describeError(err), { exitCode: 2 });
     }
     if (!calibrations.has(resolved))
       calibrations.set(resolved, await calibrate(resolved, { cacheDir: opts.cacheDir }));

@@ -127,3 +127,29 @@ function buildTable(text: string): ReadonlyMap<string, number> {
 
 /** Name → value; built once from the constant text above and never changed. */
 export const SYMBOLS: ReadonlyMap<string, number> = buildTable(TABLE);
+
+/** One constant of the table, by name: the code that needs a value by name reads it from the same table. */
+function linux(name: string): number {
+  const value = SYMBOLS.get(name);
+  if (value === undefined) throw new Error(`constants: ${name} is not in the table`);
+  return value;
+}
+
+export const AT_FDCWD = linux("AT_FDCWD");
+export const AT_EMPTY_PATH = linux("AT_EMPTY_PATH");
+export const O_ACCMODE = linux("O_ACCMODE");
+export const O_CREAT = linux("O_CREAT");
+export const O_TRUNC = linux("O_TRUNC");
+export const O_APPEND = linux("O_APPEND");
+export const O_DIRECTORY = linux("O_DIRECTORY");
+export const O_CLOEXEC = linux("O_CLOEXEC");
+export const F_DUPFD = linux("F_DUPFD");
+export const F_SETFD = linux("F_SETFD");
+export const F_DUPFD_CLOEXEC = linux("F_DUPFD_CLOEXEC");
+export const FD_CLOEXEC = linux("FD_CLOEXEC");
+export const CLOSE_RANGE_CLOEXEC = linux("CLOSE_RANGE_CLOEXEC");
+export const CLONE_VM = linux("CLONE_VM");
+export const CLONE_VFORK = linux("CLONE_VFORK");
+export const PROT_EXEC = linux("PROT_EXEC");
+export const SOCK_RAW = linux("SOCK_RAW");
+export const SOCK_PACKET = linux("SOCK_PACKET");

@@ -23,6 +23,7 @@ import {
   type ProcessTable,
   type Task,
 } from "./tables.ts";
+import { AT_EMPTY_PATH, AT_FDCWD, CLONE_VFORK, CLONE_VM, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY } from "./constants.ts";
 
 /** A system call with both halves joined. */
 export interface CompleteCall {
@@ -40,20 +41,7 @@ export interface CompleteCall {
   raw: string;
 }
 
-const AT_FDCWD = -100;
-const O_ACCMODE = 3;
-const O_CREAT = 0o100;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
 const O_TMPFILE_DIR = 0o20000000;
-const F_DUPFD = 0;
-const F_SETFD = 2;
-const F_DUPFD_CLOEXEC = 1030;
-const FD_CLOEXEC = 1;
-const CLOSE_RANGE_CLOEXEC = 4;
-const AT_EMPTY_PATH = 0x1000;
-const CLONE_VM = 0x100;
-const CLONE_VFORK = 0x4000;
 
 /** int arguments are 32-bit: raw `0xffffff9c` is AT_FDCWD. */
 const int32 = (v: number | null | undefined): number | null => (v === null || v === undefined ? null : v | 0);

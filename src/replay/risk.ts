@@ -2,6 +2,7 @@
  * The risk_tags catalogue (documented in docs/risk-tags.md). Each rule looks only at the record being
  * built, so it is cheap and needs no later look at the trace.
  */
+import { O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC, PROT_EXEC, SOCK_PACKET, SOCK_RAW } from "./constants.ts";
 
 export interface RiskInput {
   call: string;
@@ -36,13 +37,6 @@ const SENSITIVE_EXACT = new Set([
   "/dev/kmem",
 ]);
 
-const O_ACCMODE = 3;
-const O_CREAT = 0o100;
-const O_TRUNC = 0o1000;
-const O_APPEND = 0o2000;
-const PROT_EXEC = 4;
-const SOCK_RAW = 3;
-const SOCK_PACKET = 10;
 const SOCK_TYPE_MASK = 0xf;
 
 const underTmp = (p: string | null): boolean => p !== null && TMP_DIRS.some((d) => p.startsWith(d));

@@ -9,6 +9,7 @@ import {
   plural,
   signalName,
 } from "./describe.ts";
+import { F_DUPFD, F_DUPFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, O_CREAT, PROT_EXEC } from "../../replay/constants.ts";
 
 export type ActionKind =
   | "exec"
@@ -229,12 +230,6 @@ assign(
   "unlink unlinkat rename renameat renameat2 mkdir mkdirat rmdir chmod fchmod fchmodat chown fchown fchownat lchown link linkat symlink symlinkat truncate",
 );
 
-const O_ACCMODE = 3;
-const F_DUPFD = 0;
-const F_DUPFD_CLOEXEC = 1030;
-const O_CREAT = 0o100;
-const O_CLOEXEC = 0o2000000;
-const PROT_EXEC = 4;
 const FAMILY_NAMES: Record<number, string> = { 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK" };
 
 function formatAddress(addr: string | null | undefined, port: number | null | undefined): string | null {

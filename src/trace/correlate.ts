@@ -17,6 +17,7 @@
  *   event touched it for `windowNs` (a line with error "timeout", counted in `correlationTimeouts`).
  */
 import {
+  type CarnotEvent,
   decodeDone,
   decodeKex,
   HandshakeFunc as HsFunc,
@@ -26,22 +27,11 @@ import {
 } from "./events.ts";
 import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } from "./groups.ts";
 
-/** The fields of a decoded kernel event that correlation reads (`CarnotEvent` of src/trace/events.ts). */
-export interface SslEvent {
-  /** CLOCK_MONOTONIC ns (exact to the µs for 104 days of uptime) */
-  tsNs: number;
-  /** SSL* (SSL_CTX* for the CTX_* kinds); user-space pointers fit a number exactly */
-  ptr: number;
-  aux: number;
-  pid: number;
-  tid: number;
-  ret: number;
-  kind: number;
-  libId: number;
-  comm: string;
-  /** the valid bytes of the event's data (data_len of them) */
-  data: Uint8Array;
-}
+/** The fields of a decoded kernel event that correlation reads. */
+export type SslEvent = Pick<
+  CarnotEvent,
+  "tsNs" | "ptr" | "aux" | "pid" | "tid" | "ret" | "kind" | "libId" | "comm" | "data"
+>;
 
 export type Role = "client" | "server";
 export type GroupsSource = "connection" | "context";

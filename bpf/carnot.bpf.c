@@ -5,23 +5,12 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "carnot.h"
+#include "output_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by the loader before load; the verifier then prunes the filter branches that cannot run. */
 const volatile struct carnot_config cfg = {};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22); /* replaced at run time (--ringbuf-size) */
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CARNOT_STAT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
 
 /* Verified offsets per library, written by the loader before attaching. */
 struct {

@@ -4,20 +4,9 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "carnot.h"
+#include "output_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22); /* replaced at run time */
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CARNOT_STAT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
 
 /* The context passed to BPF_PROG_TEST_RUN: how many events, and the sequence number of the first. */
 struct flood_args {

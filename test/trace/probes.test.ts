@@ -19,6 +19,7 @@ import { LIBBPF_WARN, Libbpf } from "../../ffi/libbpf.ts";
 import { calibrate } from "../../src/trace/calibration.ts";
 import { type CarnotEvent, decodeDone, EventKind, HandshakeFunc, Role } from "../../src/trace/events.ts";
 import { checkLibssl, definedFunctions, findSystemLibssl, opensslVersion } from "../../src/trace/libssl.ts";
+import { makeSelfSignedCert, type RunningServer, startOpenSslServer } from "../../src/trace/loopback.ts";
 import { type AttachMode, SslProbes } from "../../src/trace/probes.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
@@ -188,53 +189,18 @@ describe("libssl discovery (no root needed)", () => {
 
 describe.skipIf(SKIP !== null)("SslProbes on the system libssl", () => {
   let dir = "";
-  let server: Bun.Subprocess<"pipe", "pipe", "pipe"> | null = null;
+  let server: RunningServer | null = null;
   let port = 0;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "carnot-probes-"));
-    const key = join(dir, "key.pem");
-    const cert = join(dir, "cert.pem");
-    await run([
-      "openssl",
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-subj",
-      "/CN=localhost",
-      "-days",
-      "1",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]);
     writeFileSync(join(dir, "client.py"), PYTHON_CLIENT);
-    server = Bun.spawn(
-      ["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key, "-www"],
-      // stdin stays open: s_server stops at end of input
-      { stdin: "pipe", stdout: "pipe", stderr: "pipe" },
-    );
-    const reader = server.stdout.getReader();
-    let out = "";
-    const deadline = Date.now() + 10_000;
-    while (!/ACCEPT [^:]+:(\d+)/.test(out)) {
-      if (Date.now() > deadline) throw new Error(`openssl s_server did not start: ${out}`);
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`openssl s_server exited: ${out}`);
-      out += new TextDecoder().decode(value);
-    }
-    reader.releaseLock();
-    port = Number(/ACCEPT [^:]+:(\d+)/.exec(out)![1]);
+    server = await startOpenSslServer(await makeSelfSignedCert(dir));
+    port = server.port;
   });
 
   afterAll(async () => {
-    server?.kill("SIGKILL");
-    await server?.exited;
+    await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -168,6 +168,12 @@ function wrap(err: unknown, extra?: string): CarnotError {
 }
 
 /** The attached probes: owns the BPF object, its links and the ring buffer mapping until close(). */
+/** The `stats` map every carnot object has (bpf/output_maps.h): exact attempted and dropped counts. */
+function readStats(object: BpfObject): ProbeStats {
+  const values = object.readU64Array("stats", STAT_COUNT);
+  return { attempted: Number(values[STAT_ATTEMPTED]), dropped: Number(values[STAT_DROPPED]) };
+}
+
 export class SslProbes {
   readonly libraries: { id: number; path: string }[];
   /** Milliseconds spent attaching every probe. */
@@ -394,8 +400,7 @@ export class SslProbes {
 
   /** Exact kernel counters; drain first so that received + dropped === attempted. */
   stats(): ProbeStats {
-    const values = this.#object.readU64Array("stats", STAT_COUNT);
-    return { attempted: Number(values[STAT_ATTEMPTED]), dropped: Number(values[STAT_DROPPED]) };
+    return readStats(this.#object);
   }
 
   /** Detaches every probe, unmaps the ring buffer and frees the BPF object. Idempotent. */
@@ -470,8 +475,7 @@ export class SyntheticEventSource {
   }
 
   stats(): ProbeStats {
-    const values = this.#object.readU64Array("stats", STAT_COUNT);
-    return { attempted: Number(values[STAT_ATTEMPTED]), dropped: Number(values[STAT_DROPPED]) };
+    return readStats(this.#object);
   }
 
   close(): void {

@@ -4,7 +4,7 @@ import { actionToJsonLine, actionToTextLine } from "../consumers/actions/render.
 import { forEachEnrichedRecord } from "../consumers/enriched-reader.ts";
 import { writeThroughSink } from "../consumers/output-sink.ts";
 import { CarnotError } from "../errors.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, enrichedIoArgs } from "./shared.ts";
 
 export default defineCommand({
   meta: {
@@ -13,12 +13,7 @@ export default defineCommand({
       "What each process did, in words: correlated calls collapsed into actions (text or JSON lines)",
   },
   args: {
-    file: {
-      type: "positional",
-      required: true,
-      description: "enriched.jsonl from `carnot replay` (- for stdin)",
-    },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...enrichedIoArgs,
     format: { type: "string", description: "text or json (one JSON object per line)", default: "text" },
     pid: { type: "string", description: "Only the actions of this process id" },
     ...commonArgs,

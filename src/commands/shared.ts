@@ -14,3 +14,9 @@ export const outputArgs = {
     valueHint: "FILE",
   },
 } as const satisfies ArgsDef;
+
+/** The input and output of the commands that read `carnot replay`'s records (actions, timeline). */
+export const enrichedIoArgs = {
+  file: { type: "positional", required: true, description: "enriched.jsonl from `carnot replay` (- for stdin)" },
+  output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+} as const satisfies ArgsDef;

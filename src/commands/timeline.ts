@@ -5,7 +5,7 @@ import { TimelineBuilder } from "../consumers/timeline/build.ts";
 import { renderTimelineHtml } from "../consumers/timeline/html.ts";
 import { COLOUR_STYLE, PLAIN_STYLE, renderTimelineText, wantsColour } from "../consumers/timeline/text.ts";
 import { CarnotError } from "../errors.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, enrichedIoArgs } from "./shared.ts";
 
 export default defineCommand({
   meta: {
@@ -14,12 +14,7 @@ export default defineCommand({
       "Per-process tree (fork/exec parentage) with times, actions and risk tags: text or one HTML page",
   },
   args: {
-    file: {
-      type: "positional",
-      required: true,
-      description: "enriched.jsonl from `carnot replay` (- for stdin)",
-    },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...enrichedIoArgs,
     format: { type: "string", description: "text, html (self-contained page) or json" },
     all: { type: "boolean", description: "Also show path lookups and runtime calls", default: false },
     ...commonArgs,

@@ -5,6 +5,7 @@ const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x01;
 const SC_PAGESIZE = 30;
+const CLOCK_MONOTONIC = 1;
 const CLOCK_THREAD_CPUTIME_ID = 3;
 /** x86-64 system call number of bpf(2). */
 const SYS_BPF = 321;
@@ -70,6 +71,13 @@ export class Libc {
     const timespec = new BigInt64Array(2);
     this.#c.clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespec);
     return Number(timespec[0]) + Number(timespec[1]) / 1e9;
+  }
+
+  /** CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns, which Bun does not expose. */
+  monotonicNs(): bigint {
+    const timespec = new BigInt64Array(2);
+    if (this.#c.clock_gettime(CLOCK_MONOTONIC, timespec) !== 0) throw new Error("clock_gettime failed");
+    return timespec[0]! * 1_000_000_000n + timespec[1]!;
   }
 
   close(fd: number): number {

@@ -2,7 +2,7 @@
  * The tracing loop of `carnot trace`: probes → drain on a short timer → correlate → records → chained writer,
  * metrics on stderr, and an orderly stop (drain, flush pending as incomplete, seal, metrics, then detach).
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { Libc } from "../../ffi/libc.ts";
 import {
   closeSync,
   openSync,
@@ -84,8 +84,6 @@ const EXPIRE_INTERVAL_MS = 100;
 const KERNEL_EXPIRE_INTERVAL_MS = 500;
 const EXE_CACHE_MAX = 4096;
 
-const CLOCK_MONOTONIC = 1;
-
 /**
  * The clocks, sampled once at start. bpf_ktime_get_ns counts CLOCK_MONOTONIC, which Bun does not expose
  * (process.hrtime counts from process start), so libc's clock_gettime is read once and related to both.
@@ -97,25 +95,16 @@ export interface ClockOffsets {
   monotonicMinusHrtimeNs: number;
 }
 
-export function sampleClocks(): ClockOffsets {
-  const libc = dlopen("libc.so.6", {
-    clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-  });
-  try {
-    const ts = new BigInt64Array(2);
-    const hrBefore = process.hrtime.bigint();
-    const wallBefore = performance.timeOrigin + performance.now();
-    if (libc.symbols.clock_gettime(CLOCK_MONOTONIC, ptr(ts)) !== 0) throw new Error("clock_gettime failed");
-    const wallAfter = performance.timeOrigin + performance.now();
-    const hrAfter = process.hrtime.bigint();
-    const monoNs = ts[0]! * 1_000_000_000n + ts[1]!;
-    return {
-      wallMinusMonotonicUs: Math.round(((wallBefore + wallAfter) / 2) * 1000) - Number(monoNs / 1000n),
-      monotonicMinusHrtimeNs: Number(monoNs - (hrBefore + hrAfter) / 2n),
-    };
-  } finally {
-    libc.close();
-  }
+export function sampleClocks(libc: Libc = new Libc()): ClockOffsets {
+  const hrBefore = process.hrtime.bigint();
+  const wallBefore = performance.timeOrigin + performance.now();
+  const monoNs = libc.monotonicNs();
+  const wallAfter = performance.timeOrigin + performance.now();
+  const hrAfter = process.hrtime.bigint();
+  return {
+    wallMinusMonotonicUs: Math.round(((wallBefore + wallAfter) / 2) * 1000) - Number(monoNs / 1000n),
+    monotonicMinusHrtimeNs: Number(monoNs - (hrBefore + hrAfter) / 2n),
+  };
 }
 
 /** Fails early, before anything is attached, when the output cannot be written; creates nothing. */

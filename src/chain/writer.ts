@@ -33,6 +33,8 @@ const PARALLEL_AFTER_LARGE = 4_096;
 const STAGE_BYTES = 256 * 1024;
 /** How long the writer waits for a new hash worker to run before it keeps hashing itself. */
 const WORKER_START_MS = 3_000;
+/** The keys raw_hash does not cover. */
+const OMITTED: readonly string[] = ["raw_hash", "chain"];
 
 /** Hashing moved to a worker: the ring, the frames staged for it, and its final report. */
 interface ParallelState {
@@ -146,13 +148,17 @@ export class ChainedWriter {
    * the record with raw_hash set (at its position if the key exists, else last) and `chain` added
    * last. The record object is consumed: its raw_hash and chain keys are overwritten. Throws
    * (appending nothing) if the record cannot be serialized, or if an earlier write failed.
+   *
+   * `canonical`: the record's canonical JSON without raw_hash and chain, when the caller has it
+   * cheaper than `canonicalJson` (a record of one fixed shape: see `canonicalObservation`); it must
+   * be exactly that text, as `carnot verify` recomputes it. Ignored for a record with raw_line.
    */
-  append(record: Record<string, unknown>): void {
+  append(record: Record<string, unknown>, canonical?: string): void {
     if (this.state !== "open") throw new Error("ChainedWriter: append after close");
     if (this.failure !== null) throw this.failure;
     if (this.parallel === null && this.appended >= this.parallelAfter) this.startWorker();
-    if (this.parallel !== null) this.stageRecord(record, this.parallel);
-    else this.chainRecord(record);
+    if (this.parallel !== null) this.stageRecord(record, this.parallel, canonical);
+    else this.chainRecord(record, canonical);
     this.appended++;
   }
 
@@ -255,10 +261,10 @@ export class ChainedWriter {
   }
 
   /** Chain and buffer one record in this thread. */
-  private chainRecord(record: Record<string, unknown>): void {
+  private chainRecord(record: Record<string, unknown>, canonical: string | undefined): void {
     const h = this.hasher;
     const raw = record.raw_line;
-    h.digest(h.encode(typeof raw === "string" ? raw : canonicalJson(record, ["raw_hash", "chain"])));
+    h.digest(h.encode(typeof raw === "string" ? raw : (canonical ?? canonicalJson(record, OMITTED))));
     record.raw_hash = h.outHex();
     if (record.chain !== undefined) delete record.chain;
     const n = h.encode(serialize(record));
@@ -272,7 +278,11 @@ export class ChainedWriter {
   }
 
   /** Serialize one record into a frame for the hash worker (raw_hash and chain come from the worker). */
-  private stageRecord(record: Record<string, unknown>, p: ParallelState): void {
+  private stageRecord(
+    record: Record<string, unknown>,
+    p: ParallelState,
+    canonical: string | undefined,
+  ): void {
     const failed = ringError(p.producer.shared, p.producer.ctl);
     if (failed !== null) {
       this.failure = ioError("cannot write", this.name, { code: failed });
@@ -287,7 +297,7 @@ export class ChainedWriter {
       return;
     }
     const h = this.hasher;
-    h.digest(h.encode(typeof raw === "string" ? raw : canonicalJson(record, ["raw_hash", "chain"])));
+    h.digest(h.encode(typeof raw === "string" ? raw : (canonical ?? canonicalJson(record, OMITTED))));
     record.raw_hash = h.outHex();
     if (record.chain !== undefined) delete record.chain;
     this.stageFrame(p, null, serialize(record));

@@ -20,6 +20,7 @@ import {
   type CarnotEvent,
   decodeDone,
   decodeKex,
+  type HandshakeDone,
   HandshakeFunc as HsFunc,
   type KexFacts,
   EventKind as Kind,
@@ -358,15 +359,43 @@ export class HandshakeCorrelator {
     const done = decodeDone(ev.data);
     if (!done) return;
     // The kernel reports SSL_free only for connections user space holds state for (SNI, groups, SSL_new):
-    // a connection first heard of now is forgotten right after its line.
-    const known = this.connections.has(this.key(ev.pid, ev.ptr));
+    // a connection first heard of now is forgotten right after its line, so it needs no table entry at all.
+    if (!this.connections.has(this.key(ev.pid, ev.ptr))) {
+      this.finishUnknown(ev, done);
+      return;
+    }
     const conn = this.connection(ev);
     if (done.ctx !== null) conn.ctx = done.ctx;
     if (done.role !== null) conn.role = done.role;
     const hs = this.progress(conn, ev);
     if (ev.aux > 0) hs.startNs ??= ev.aux;
     this.finish(conn, done.error === null, done.error, ev.tsNs, ev.tid, ev.comm, done.kex, done.implicit);
-    if (!known) this.connections.delete(conn.key);
+  }
+
+  /**
+   * An aggregated handshake on an SSL* user space holds nothing for (no SSL_new, SNI or groups seen; a
+   * server's connections, typically): the line straight from the event, as `finish` would make it.
+   */
+  private finishUnknown(ev: SslEvent, done: HandshakeDone): void {
+    const contextGroups = done.ctx === null ? undefined : this.contextGroups.get(this.key(ev.pid, done.ctx));
+    this.counters.handshakesEmitted++;
+    this.onHandshake({
+      pid: ev.pid,
+      tid: ev.tid,
+      ssl: ev.ptr,
+      libId: ev.libId,
+      comm: ev.comm,
+      role: done.role,
+      sni: null,
+      groups: contextGroups ? [...contextGroups] : null,
+      groupsSource: contextGroups ? "context" : null,
+      success: done.error === null,
+      error: done.error,
+      startNs: ev.aux > 0 ? ev.aux : null,
+      endNs: ev.tsNs,
+      kex: done.kex,
+      implicit: done.implicit,
+    });
   }
 
   private onGetError(ev: SslEvent): void {

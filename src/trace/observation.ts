@@ -138,13 +138,20 @@ export interface ObservationContext {
   groupIndex: GroupIndex;
 }
 
+/** The last second formatted: handshakes come many per second, a Date per record is not needed. */
+let formattedSecond = Number.NaN;
+let secondPrefix = "";
+
 /** RFC 3339 UTC with microseconds of a CLOCK_MONOTONIC time (bpf_ktime_get_ns). */
 export function formatKtime(ktimeNs: number, clockOffsetUs: number): string {
   // in µs, wall-clock times stay below 2^53: exact
   const wallUs = Math.floor(ktimeNs / 1000) + clockOffsetUs;
-  const iso = new Date(Math.floor(wallUs / 1000)).toISOString(); // ….mmmZ
-  const micros = (wallUs % 1000).toString().padStart(3, "0");
-  return `${iso.slice(0, 23)}${micros}Z`;
+  const second = Math.floor(wallUs / 1_000_000);
+  if (second !== formattedSecond) {
+    secondPrefix = new Date(second * 1000).toISOString().slice(0, 20); // YYYY-MM-DDTHH:MM:SS.
+    formattedSecond = second;
+  }
+  return `${secondPrefix}${(wallUs - second * 1_000_000).toString().padStart(6, "0")}Z`;
 }
 
 /**
@@ -201,4 +208,63 @@ export function buildObservation(
     duration_us: hs.startNs === null ? null : Math.floor((hs.endNs - hs.startNs) / 1000),
     error: hs.error,
   };
+}
+
+/**
+ * The record's canonical JSON (keys sorted, no raw_hash/chain: what raw_hash covers), as `canonicalJson` gives
+ * it, without sorting anything: an object literal in sorted key order serializes to exactly that text. Costs
+ * a quarter of the generic path per record (the tracer's busiest step); test/trace/observation.test.ts holds
+ * it to `canonicalJson` for every key of the schema.
+ */
+export function canonicalObservation(o: Observation): string {
+  return JSON.stringify({
+    asset_id: o.asset_id,
+    cipher: o.cipher,
+    comm: o.comm,
+    confidence: o.confidence,
+    data_class: o.data_class,
+    duration_us: o.duration_us,
+    error: o.error,
+    exe: o.exe,
+    exposure: o.exposure,
+    groups_offered: o.groups_offered,
+    groups_source: o.groups_source,
+    handshake_success: o.handshake_success,
+    kex_class: o.kex_class,
+    library: o.library,
+    negotiated_group: o.negotiated_group,
+    negotiated_group_id: o.negotiated_group_id,
+    owner: o.owner,
+    pid: o.pid,
+    role: o.role,
+    secrecy_lifetime_years: o.secrecy_lifetime_years,
+    sni: o.sni,
+    source: o.source,
+    ssl_ptr: o.ssl_ptr,
+    tid: o.tid,
+    time: o.time,
+    tls_version: o.tls_version,
+  });
+}
+
+/** Where observations go: the chained writer (its `append` with the precomputed canonical text). */
+export interface ObservationSink {
+  append(record: Record<string, unknown>, canonical: string): void;
+}
+
+/**
+ * One handshake → one record appended to `sink`: the tracer's hot path, shared by the trace and its warm-up.
+ * `onProblem` hears why a key-exchange value stayed null (the caller decides how often to say it).
+ */
+export function appendObservation(
+  hs: CorrelatedHandshake,
+  ctx: ObservationContext,
+  sink: ObservationSink,
+  onProblem?: (lib: LibraryFacts, problem: string) => void,
+): void {
+  const lib = ctx.library(hs.libId);
+  const kex = resolveKex(hs.kex, lib, ctx.groupIndex);
+  if (onProblem) for (const problem of kex.problems) onProblem(lib, problem);
+  const record = buildObservation(hs, ctx, kex);
+  sink.append(record, canonicalObservation(record));
 }

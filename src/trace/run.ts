@@ -17,12 +17,14 @@ import {
 import { dirname } from "node:path";
 import { ChainedWriter } from "../chain/writer.ts";
 import { CarnotError, describeError } from "../errors.ts";
+import { log } from "../log.ts";
 import { type CorrelatedHandshake, HandshakeCorrelator } from "./correlate.ts";
 import { type CalibrationResult, calibrate } from "./calibration.ts";
 import { type GroupIndex, indexGroups } from "./groups.ts";
 import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl.ts";
-import { buildObservation, type LibraryFacts, type ObservationContext, resolveKex } from "./observation.ts";
+import { appendObservation, type LibraryFacts, type ObservationContext } from "./observation.ts";
 import { SslProbes } from "./probes.ts";
+import { warmUpPipeline } from "./warmup.ts";
 
 export interface TraceOptions {
   /** output file; null = stdout */
@@ -224,6 +226,20 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     const c = calibrations.get(resolved)?.calibration;
     return c ? { ...c.offsets, handStateOk: c.handStateOk } : null;
   };
+  const groupIndex = indexGroups();
+  const firstLibrary = calibrations.entries().next().value;
+  if (opts.rawEvents !== true && firstLibrary !== undefined) {
+    // before anything is attached: the engine compiles the hot path now, not while the traced host is busy
+    const start = performance.now();
+    const facts = libraryFacts(firstLibrary[0], firstLibrary[1], groupIndex);
+    const made = await warmUpPipeline(
+      { library: () => facts, exe: () => null, clockOffsetUs: 0, groupIndex },
+      groupIndex,
+    );
+    log.debug(
+      `trace: pipeline warmed up with ${made} synthetic handshakes in ${(performance.now() - start).toFixed(0)} ms`,
+    );
+  }
   const probes = SslProbes.open({
     libraries: libraries as string[],
     pid: opts.pid,
@@ -242,7 +258,6 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     throw err;
   }
 
-  const groupIndex = indexGroups();
   const facts = probes.libraries.map(({ path }) => libraryFacts(path, calibrations.get(path), groupIndex));
   const labels = facts.map((f) => f.label);
   for (const { path } of probes.libraries) {
@@ -284,19 +299,17 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
   };
   let writeError: unknown = null;
   const warned = new Set<string>();
+  const warnOnce = (lib: LibraryFacts, problem: string) => {
+    // once per library and kind of problem (the numbers in it vary)
+    const key = `${lib.label}:${problem.replace(/0x[0-9a-f]+|\d+/g, "N")}`;
+    if (warned.has(key)) return;
+    warned.add(key);
+    status(`carnot: warning: ${lib.label}: ${problem}: value left null`);
+  };
   const onHandshake = (hs: CorrelatedHandshake) => {
     if (writeError) return;
     try {
-      const lib = context.library(hs.libId);
-      const kex = resolveKex(hs.kex, lib, groupIndex);
-      for (const problem of kex.problems) {
-        // once per library and kind of problem (the numbers in it vary)
-        const key = `${hs.libId}:${problem.replace(/0x[0-9a-f]+|\d+/g, "N")}`;
-        if (warned.has(key)) continue;
-        warned.add(key);
-        status(`carnot: warning: ${lib.label}: ${problem}: value left null`);
-      }
-      writer.append(buildObservation(hs, context, kex));
+      appendObservation(hs, context, writer, warnOnce);
     } catch (err) {
       writeError = err;
     }

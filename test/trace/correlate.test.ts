@@ -335,6 +335,41 @@ describe("correlateHandshakes", () => {
     });
   });
 
+  test("aggregated: a connection user space never heard of takes its context's groups and leaves no state", () => {
+    const kex = { version: 0x304, cipherId: 0x03001301, group: 29, group13: 29 };
+    const done = (t: number) =>
+      ev(Kind.HandshakeDone, t, {
+        ptr: SSL_B,
+        tid: 77,
+        aux: (t - 1) * MS,
+        data: encodeDone({ kex, ctx: CTX, role: "server", error: null, implicit: false }),
+      });
+    const lines: CorrelatedHandshake[] = [];
+    const c = new HandshakeCorrelator({ windowNs: 2000 * MS, maxPending: 100 }, (h) => lines.push(h));
+    c.push(done(3)); // before the context has groups: none
+    c.push(ev(Kind.CtxGroupsList, 4, { ptr: CTX, data: text("secp384r1:X25519") }));
+    c.push(done(6));
+    c.push(ev(Kind.SslFree, 7, { ptr: SSL_B })); // nothing held for SSL_B: no line
+    c.flush("incomplete");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ groups: null, groupsSource: null, success: true, error: null });
+    expect(lines[1]).toMatchObject({
+      pid: PID,
+      tid: 77,
+      ssl: SSL_B,
+      role: "server",
+      sni: null,
+      groups: ["secp384r1", "X25519"],
+      groupsSource: "context",
+      startNs: 5 * MS,
+      endNs: 6 * MS,
+      kex,
+      implicit: false,
+    });
+    expect(c.pending).toBe(0);
+    expect(c.counters.handshakesEmitted).toBe(2);
+  });
+
   test("aggregated: a handshake the kernel holds is given up as timeout (counted) or incomplete", () => {
     const lines: CorrelatedHandshake[] = [];
     const c = new HandshakeCorrelator({ windowNs: 2000 * MS, maxPending: 100 }, (h) => lines.push(h));

@@ -2,8 +2,10 @@ import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import type { CorrelatedHandshake } from "../../src/trace/correlate.ts";
 import { indexGroups } from "../../src/trace/groups.ts";
+import { canonicalJson } from "../../src/chain/canonical.ts";
 import {
   buildObservation,
+  canonicalObservation,
   formatKtime,
   type ObservationContext,
   ObservationSchema,
@@ -154,11 +156,39 @@ describe("observation records", () => {
   test("time keeps microseconds across the millisecond boundary", () => {
     expect(formatKtime(999_999, 0)).toBe("1970-01-01T00:00:00.000999Z");
     expect(formatKtime(1_000_000, 0)).toBe("1970-01-01T00:00:00.001000Z");
+    // across a second, back and forth (one second's text is reused)
+    expect(formatKtime(1_999_999_000, 0)).toBe("1970-01-01T00:00:01.999999Z");
+    expect(formatKtime(2_000_000_000, 0)).toBe("1970-01-01T00:00:02.000000Z");
+    expect(formatKtime(1_000_001_000, 0)).toBe("1970-01-01T00:00:01.000001Z");
+    expect(formatKtime(0, Date.UTC(2026, 10, 21, 23, 59, 59) * 1000 + 999_999)).toBe(
+      "2026-11-21T23:59:59.999999Z",
+    );
   });
 
   test("the schema rejects an extra key and a malformed time", () => {
     const rec = buildObservation(hs, ctx);
     expect(v.safeParse(ObservationSchema, { ...rec, extra: 1 }).success).toBe(false);
     expect(v.safeParse(ObservationSchema, { ...rec, time: "2025-08-30T12:00:00Z" }).success).toBe(false);
+  });
+
+  test("the fast canonical text is canonicalJson's, for every key of the schema and any values", () => {
+    const kex = { version: 0x304, cipherId: 0x03001302, group: 4588, group13: 4588 };
+    const records = [
+      buildObservation(hs, ctx),
+      buildObservation({ ...hs, kex, sni: 'quote " back\\ slash ü \u2028 \u0001', comm: "ngïnx" }, ctx),
+      buildObservation(
+        { ...hs, sni: null, groups: null, startNs: null, success: false, error: "timeout" },
+        ctx,
+      ),
+      buildObservation({ ...hs, pid: 99, role: null, groups: [] }, ctx),
+    ];
+    for (const rec of records) {
+      const fast = canonicalObservation(rec);
+      expect(fast).toBe(canonicalJson(rec, ["raw_hash", "chain"]));
+      // every published key is in it (a key added to the schema but not to the fast path fails here)
+      expect(Object.keys(JSON.parse(fast))).toEqual(Object.keys(ObservationSchema.entries).sort());
+      // what the chained writer adds is not covered
+      expect(canonicalObservation({ ...rec, raw_hash: "x", chain: "y" } as typeof rec)).toBe(fast);
+    }
   });
 });

@@ -34,9 +34,10 @@ bpf/%.bpf.o: bpf/%.bpf.c bpf/*.h $(BPF_BUILD)/vmlinux.h
 
 bpf: $(BPF_OBJ)
 
-# the hash worker is a second entry point: the chained writer runs it as a thread for large outputs
+# the hash worker is a second entry point: the chained writer runs it as a thread for large outputs;
+# identifiers stay unminified: the tracer names BLAKE3's compress function to the engine (src/trace/engine.ts)
 carnot: bpf $(shell find src ffi -name '*.ts') package.json
-	bun build --compile --minify --sourcemap src/cli.ts src/chain/hash-worker.ts --outfile carnot
+	bun build --compile --minify-syntax --minify-whitespace --sourcemap src/cli.ts src/chain/hash-worker.ts --outfile carnot
 
 build: setup carnot
 

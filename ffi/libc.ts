@@ -1,5 +1,8 @@
-/** Typed bun:ffi bindings to the few libc calls the BPF loader needs: mmap, errno, page size, vsnprintf. */
-import { CString, dlopen, FFIType, type Pointer, read, toArrayBuffer } from "bun:ffi";
+/**
+ * Typed bun:ffi bindings to the few libc calls carnot needs: mmap, errno, page size, vsnprintf, clocks, bpf(2),
+ * execve.
+ */
+import { CString, dlopen, FFIType, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
 
 const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
@@ -26,6 +29,7 @@ function openLibc() {
     geteuid: { args: [], returns: FFIType.u32 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
     clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+    execve: { args: [FFIType.cstring, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     // syscall(2) is variadic; glibc's x86-64 version reads integer registers only, so a fixed signature is safe.
     syscall: { args: [FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
   }).symbols;
@@ -78,6 +82,25 @@ export class Libc {
     const timespec = new BigInt64Array(2);
     if (this.#c.clock_gettime(CLOCK_MONOTONIC, timespec) !== 0) throw new Error("clock_gettime failed");
     return timespec[0]! * 1_000_000_000n + timespec[1]!;
+  }
+
+  /**
+   * Replaces this process's program (same pid, same open descriptors) with `path`, given `argv` and `env`
+   * ("NAME=value" strings). Returns only on failure, with errno.
+   */
+  execve(path: string, argv: readonly string[], env: readonly string[]): number {
+    const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
+    // the buffers must outlive the call: they are held by these arrays until execve returns (or never)
+    const strings = [argv, env].map((list) => list.map(cstr));
+    const [argvp, envp] = strings.map((list) => {
+      const table = new BigUint64Array(list.length + 1);
+      list.forEach((b, i) => {
+        table[i] = BigInt(ptr(b));
+      });
+      return table;
+    });
+    this.#c.execve(cstr(path), argvp!, envp!);
+    return this.errno();
   }
 
   close(fd: number): number {

@@ -28,6 +28,9 @@ const MAX_DEPTH = 54;
 /** The 32-byte IV as the key of an unkeyed hash. */
 export const UNKEYED: Readonly<Uint32Array> = IV;
 
+/** The name the engine knows the compression function by (src/trace/engine.ts lets only it reach the FTL tier). */
+export const COMPRESS_FUNCTION_NAME = (): string => compress.name;
+
 /**
  * The compression function: 7 rounds unrolled over locals, the message permutation applied to
  * the word names of each round (no copies). Writes the 8-word chaining value

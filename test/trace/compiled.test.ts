@@ -32,6 +32,8 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
   let py: { pid: number; handshakes: PythonHandshake[] };
   let workers: number[] = [];
   let out = "";
+  /** the tracer's pid, environment and command line while it ran */
+  let started = { pid: 0, environ: [] as string[], cmdline: [] as string[] };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "carnot-bin-"));
@@ -47,6 +49,12 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     nginx = await startNginx(join(dir, "nginx"), cert);
     out = join(dir, "runtime.jsonl");
     const tracer = await startTracer(["-out", out, "--metrics-interval", "0"], { binary });
+    const proc = `/proc/${tracer.proc.pid}`;
+    started = {
+      pid: tracer.proc.pid,
+      environ: readFileSync(`${proc}/environ`, "utf8").split("\0"),
+      cmdline: readFileSync(`${proc}/cmdline`, "utf8").split("\0").slice(0, -1),
+    };
     client = await curl(nginx.port, "bin.example", { groups: "P-384:X25519" });
     py = await pythonClient(
       nginx.port,
@@ -74,6 +82,16 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     const verify = Bun.spawnSync([binary, "verify", out]);
     expect(verify.stdout.toString()).toStartWith("ok:");
     expect(verify.exitCode).toBe(0);
+  });
+
+  test("runs re-executed with its engine options: same pid and arguments, no warm-up record in the output", () => {
+    // the process that printed "ready" is the one spawned (execve keeps the pid), with the FTL allowlist
+    expect(started.environ.filter((e) => e.startsWith("BUN_JSC_"))).toEqual([
+      expect.stringMatching(/^BUN_JSC_ftlAllowlist=\/.+\/ftl-allowlist$/),
+    ]);
+    expect(started.cmdline).toEqual([binary, "trace", "-out", out, "--metrics-interval", "0"]);
+    expect(records.length).toBeGreaterThan(0);
+    expect(records.filter((r) => r.comm.startsWith("warm-up") || r.sni === "warm-up.invalid")).toEqual([]);
   });
 
   test("curl, python and nginx lines carry the right SNI, groups, role and outcome", () => {
@@ -116,7 +134,10 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     expect(path).toBeDefined();
     expect(Bun.spawnSync([binary, "verify", path!]).exitCode).toBe(0);
     // the point of it: which successful handshakes are post-quantum, counted from the lines themselves
-    const lines = readFileSync(path!, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const lines = readFileSync(path!, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     const ok = lines.filter((l) => l.handshake_success);
     const classical = ok.filter((l) => l.kex_class === "classical").length;
     expect(stdout).toContain(`key exchange of ${ok.length} successful handshakes:`);
@@ -128,7 +149,9 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     expect(bom.observations.length).toBe(lines.length);
     expect(JSON.parse(readFileSync(join(dir, "runtime.cdx.json"), "utf8")).specVersion).toBe("1.6");
     const policy = JSON.parse(readFileSync(join(dir, "policy.json"), "utf8"));
-    expect(policy.findings.some((f: { rule_id: string }) => f.rule_id === "missing_hybrid_support")).toBe(classical > 0);
+    expect(policy.findings.some((f: { rule_id: string }) => f.rule_id === "missing_hybrid_support")).toBe(
+      classical > 0,
+    );
     for (const ext of ["json", "md", "html"]) expect(existsSync(join(dir, `attestation.${ext}`))).toBe(true);
     // 10 years of secrecy + 5 of migration outlast the years to the default CRQC year: classical = exposed
     const attestation = JSON.parse(readFileSync(join(dir, "attestation.json"), "utf8"));

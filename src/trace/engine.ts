@@ -1,0 +1,72 @@
+/**
+ * Engine options of a tracing process. JavaScriptCore reads its options (BUN_JSC_*) once, when the process
+ * starts, so `carnot trace` re-executes itself with them before doing anything else: same pid, same
+ * descriptors, same arguments, nothing attached yet.
+ *
+ * The option: only BLAKE3's compression function may reach the optimizing FTL tier (BUN_JSC_ftlAllowlist).
+ * With FTL for everything, its compiler thread recompiled the record pipeline again and again while a trace
+ * ran (a quarter of the tracer's CPU); with FTL for nothing, hashing — most of the work per record — ran
+ * about 40 % slower in the tier below. The allowlist is a file, written to carnot's cache directory. Where
+ * that is not possible, or the build renamed the function (minified identifiers: the list could not name
+ * it), FTL is turned off instead. WORKLOG.md has the figures. An engine option already in the environment
+ * (the user's own, or set by the first execution) is left alone, which also ends the re-execution.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Libc } from "../../ffi/libc.ts";
+import { COMPRESS_FUNCTION_NAME } from "../chain/blake3.ts";
+import { log } from "../log.ts";
+import { calibrationCacheDir, selfCommand } from "./calibration.ts";
+
+/** The variables this module sets; any of them already present means the engine was configured. */
+const ENGINE_VARIABLES = ["BUN_JSC_ftlAllowlist", "BUN_JSC_useFTLJIT"] as const;
+
+/** The engine options for a tracer: the FTL allowlist when it can be written, else FTL off. */
+export function tracerEngineEnv(cacheDir = calibrationCacheDir()): Record<string, string> {
+  const name = COMPRESS_FUNCTION_NAME();
+  if (name !== "compress") {
+    log.debug(`trace: the compression function is named ${name} in this build: FTL off`);
+    return { BUN_JSC_useFTLJIT: "0" };
+  }
+  const path = join(cacheDir, "ftl-allowlist");
+  try {
+    let current: string | null = null;
+    try {
+      current = readFileSync(path, "utf8");
+    } catch {}
+    if (current !== `${name}\n`) {
+      mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
+      writeFileSync(path, `${name}\n`, { mode: 0o644 });
+    }
+    return { BUN_JSC_ftlAllowlist: path };
+  } catch (err) {
+    log.debug(`trace: cannot write ${path} (${(err as Error).message}): FTL off`);
+    return { BUN_JSC_useFTLJIT: "0" };
+  }
+}
+
+/**
+ * Re-executes this process with the tracer's engine options unless the environment already has engine
+ * options; returns (and the trace runs with the engine's defaults) only if re-execution is not possible.
+ */
+export function restartWithEngineOptions(): void {
+  if (ENGINE_VARIABLES.some((name) => process.env[name] !== undefined)) return;
+  const options = tracerEngineEnv();
+  const env = { ...process.env, ...options };
+  const lines = Object.entries(env)
+    .filter((entry): entry is [string, string] => entry[1] !== undefined)
+    .map(([name, value]) => `${name}=${value}`);
+  let reason: string;
+  try {
+    const libc = new Libc();
+    reason = libc.strerror(
+      libc.execve(process.execPath, [...selfCommand(), ...process.argv.slice(2)], lines),
+    );
+  } catch (err) {
+    reason = (err as Error).message;
+  }
+  const names = Object.entries(options)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(" ");
+  log.debug(`trace: cannot re-execute with ${names} (${reason}): running with the engine's defaults`);
+}

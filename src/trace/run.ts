@@ -227,19 +227,6 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     return c ? { ...c.offsets, handStateOk: c.handStateOk } : null;
   };
   const groupIndex = indexGroups();
-  const firstLibrary = calibrations.entries().next().value;
-  if (opts.rawEvents !== true && firstLibrary !== undefined) {
-    // before anything is attached: the engine compiles the hot path now, not while the traced host is busy
-    const start = performance.now();
-    const facts = libraryFacts(firstLibrary[0], firstLibrary[1], groupIndex);
-    const made = await warmUpPipeline(
-      { library: () => facts, exe: () => null, clockOffsetUs: 0, groupIndex },
-      groupIndex,
-    );
-    log.debug(
-      `trace: pipeline warmed up with ${made} synthetic handshakes in ${(performance.now() - start).toFixed(0)} ms`,
-    );
-  }
   const probes = SslProbes.open({
     libraries: libraries as string[],
     pid: opts.pid,
@@ -365,6 +352,20 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
   // The writer buffers ~1 MiB; a live trace (`carnot trace | jq`) wants its lines out while they are fresh.
   const flushWriter = () => writer.flush();
 
+  if (aggregate) {
+    // The engine compiles the hot path on these synthetic handshakes, not on the first real ones, while the
+    // traced host is busy. After the BPF load (whose transient memory would otherwise add to the warm-up's);
+    // events arriving meanwhile wait in the ring buffer.
+    const start = performance.now();
+    try {
+      const made = await warmUpPipeline({ ...context, exe: () => null }, groupIndex);
+      log.debug(
+        `trace: pipeline warmed up with ${made} synthetic handshakes in ${(performance.now() - start).toFixed(0)} ms`,
+      );
+    } catch (err) {
+      log.debug(`trace: pipeline warm-up failed: ${describeError(err)}`);
+    }
+  }
   const attachMs = probes.attachMs;
   const where = labels.join(", ");
   status(`carnot: ready: ${probes.linkCount} probes on ${where}, attached in ${attachMs.toFixed(0)} ms`);

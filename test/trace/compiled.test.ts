@@ -86,8 +86,9 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
 
   test("runs re-executed with its engine options: same pid and arguments, no warm-up record in the output", () => {
     // the process that printed "ready" is the one spawned (execve keeps the pid), with the FTL allowlist
-    expect(started.environ.filter((e) => e.startsWith("BUN_JSC_"))).toEqual([
+    expect(started.environ.filter((e) => e.startsWith("BUN_JSC_") || e.startsWith("MIMALLOC_"))).toEqual([
       expect.stringMatching(/^BUN_JSC_ftlAllowlist=\/.+\/ftl-allowlist$/),
+      "MIMALLOC_PURGE_DELAY=-1",
     ]);
     expect(started.cmdline).toEqual([binary, "trace", "-out", out, "--metrics-interval", "0"]);
     expect(records.length).toBeGreaterThan(0);

@@ -57,10 +57,10 @@ const skip = traceSkipReason();
 if (skip) console.warn(`skipping the tracer re-execution tests: ${skip}`);
 
 describe.skipIf(skip !== null)("carnot trace re-executes itself with its engine options", () => {
-  const environ = (pid: number) =>
+  const environ = (pid: number, prefix = "BUN_JSC_") =>
     readFileSync(`/proc/${pid}/environ`, "utf8")
       .split("\0")
-      .filter((e) => e.startsWith("BUN_JSC_"));
+      .filter((e) => e.startsWith(prefix));
 
   test("same pid, the allowlist in its environment, arguments kept; it traces and stops as usual", async () => {
     const out = join(dir, "a.jsonl");
@@ -68,9 +68,11 @@ describe.skipIf(skip !== null)("carnot trace re-executes itself with its engine 
       env: { CARNOT_CACHE_DIR: join(dir, "cache2") },
     });
     const env = environ(tracer.proc.pid);
+    const allocator = environ(tracer.proc.pid, "MIMALLOC_");
     const cmdline = readFileSync(`/proc/${tracer.proc.pid}/cmdline`, "utf8").split("\0");
     const { exitCode, stderr } = await tracer.stop("SIGINT");
     expect(env).toEqual([`BUN_JSC_ftlAllowlist=${join(dir, "cache2", "ftl-allowlist")}`]);
+    expect(allocator).toEqual(["MIMALLOC_PURGE_DELAY=-1"]);
     expect(cmdline.slice(-5, -1)).toEqual(["-o", out, "--metrics-interval", "0"]);
     expect(exitCode).toBe(0);
     expect(stderr).toContain("handshakes written to");
@@ -78,10 +80,10 @@ describe.skipIf(skip !== null)("carnot trace re-executes itself with its engine 
 
   test("an engine option the user set is kept, and nothing is added", async () => {
     const tracer = await startTracer(["-o", join(dir, "b.jsonl"), "--metrics-interval", "0"], {
-      env: { BUN_JSC_useFTLJIT: "1" },
+      env: { BUN_JSC_useFTLJIT: "1", MIMALLOC_PURGE_DELAY: "5" },
     });
-    const env = environ(tracer.proc.pid);
+    const env = [...environ(tracer.proc.pid), ...environ(tracer.proc.pid, "MIMALLOC_")];
     expect((await tracer.stop("SIGINT")).exitCode).toBe(0);
-    expect(env).toEqual(["BUN_JSC_useFTLJIT=1"]);
+    expect(env).toEqual(["BUN_JSC_useFTLJIT=1", "MIMALLOC_PURGE_DELAY=5"]);
   }, 30_000);
 });

@@ -1,7 +1,8 @@
 /**
  * nginx TLS handshake throughput with and without `carnot trace`, side by side in one run:
  *   hey -n 5000 -c 50 -disable-keepalive https://127.0.0.1:PORT/
- * alternating untraced and traced rounds. Each traced round must give exactly 5,000 server-side observations,
+ * alternating untraced and traced rounds (A B A … B A; a traced round against the mean of its two neighbours).
+ * Each traced round must give exactly 5,000 server-side observations,
  * 0 kernel drops, 0 correlation timeouts. Prints throughput ratio, tracer CPU and peak RSS, attach time and
  * exit time after SIGINT; exits 1 when a target is missed. Needs root. Run: `make bench` or `bun bench/trace.ts`.
  */
@@ -18,7 +19,7 @@ const CONCURRENCY = 50;
  * JIT has settled, as a long-running trace is; 0 (default) measures a fresh one, warm-up included.
  */
 const WARMUP = Number(process.env.BENCH_WARMUP_REQUESTS ?? 0);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 /** extra tracer arguments, e.g. BENCH_TRACE_ARGS=--raw-events to compare with per-call kernel events */
 const TRACE_ARGS = (process.env.BENCH_TRACE_ARGS ?? "").split(" ").filter((a) => a !== "");
 const CLOCK_TICKS = 100; // USER_HZ on Linux
@@ -130,8 +131,10 @@ const rounds: Round[] = [];
 try {
   hey(nginx.port); // warm-up: first connections, page cache, CPU frequency
   const workers = await childPids(nginx.pid);
+  // A B A B … A: each traced round is compared with the mean of the untraced rounds just before and after it,
+  // so a drift of the shared machine's speed (other guests on the host) weighs on both sides alike
+  let before = measured(nginx.port, workers);
   for (let i = 0; i < ROUNDS; i++) {
-    const baseline = measured(nginx.port, workers);
     const out = join(dir, `runtime-${i}.jsonl`);
     const metricsPath = join(dir, `metrics-${i}.json`);
     const t0 = performance.now();
@@ -154,6 +157,11 @@ try {
       .filter((r) => workers.includes(r.pid))
       .slice(WARMUP);
     const metrics = JSON.parse(readFileSync(metricsPath, "utf8"));
+    const after = measured(nginx.port, workers);
+    const mean = (k: "rps" | "nginxUs" | "heyUs") => (before[k] + after[k]) / 2;
+    const baseline = { rps: mean("rps"), nginxUs: mean("nginxUs"), heyUs: mean("heyUs") };
+    const untraced = [before.rps, after.rps];
+    before = after;
     rounds.push({
       baselineRps: baseline.rps,
       tracedRps: traced.rps,
@@ -176,7 +184,8 @@ try {
     });
     const r = rounds[rounds.length - 1]!;
     console.log(
-      `round ${i + 1}: without ${r.baselineRps.toFixed(0)} req/s, with ${r.tracedRps.toFixed(0)} req/s ` +
+      `round ${i + 1}: without ${r.baselineRps.toFixed(0)} req/s (${untraced.map((x) => x.toFixed(0)).join(" before, ")} after), ` +
+        `with ${r.tracedRps.toFixed(0)} req/s ` +
         `(ratio ${(r.tracedRps / r.baselineRps).toFixed(3)}); nginx CPU ${r.baselineNginxUs.toFixed(0)} → ` +
         `${r.tracedNginxUs.toFixed(0)} µs/handshake; observations ${r.observations}/${REQUESTS} ` +
         `(${r.failed} failed), events ${r.eventsReceived} (${(r.eventsReceived / REQUESTS).toFixed(2)}/handshake), ` +

@@ -360,7 +360,8 @@ export class HandshakeCorrelator {
     if (!done) return;
     // The kernel reports SSL_free only for connections user space holds state for (SNI, groups, SSL_new):
     // a connection first heard of now is forgotten right after its line, so it needs no table entry at all.
-    if (!this.connections.has(this.key(ev.pid, ev.ptr))) {
+    // (the size checks first: building a key string costs more than the rest of this fast path)
+    if (this.connections.size === 0 || !this.connections.has(this.key(ev.pid, ev.ptr))) {
       this.finishUnknown(ev, done);
       return;
     }
@@ -377,7 +378,10 @@ export class HandshakeCorrelator {
    * server's connections, typically): the line straight from the event, as `finish` would make it.
    */
   private finishUnknown(ev: SslEvent, done: HandshakeDone): void {
-    const contextGroups = done.ctx === null ? undefined : this.contextGroups.get(this.key(ev.pid, done.ctx));
+    const contextGroups =
+      done.ctx === null || this.contextGroups.size === 0
+        ? undefined
+        : this.contextGroups.get(this.key(ev.pid, done.ctx));
     this.counters.handshakesEmitted++;
     this.onHandshake({
       pid: ev.pid,

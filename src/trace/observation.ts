@@ -68,7 +68,7 @@ export interface ResolvedKex {
   tlsVersion: string | null;
   cipher: string | null;
   /** why a value stayed null although the kernel read something (for a one-time warning) */
-  problems: string[];
+  problems: readonly string[];
 }
 
 const TLS_VERSIONS: ReadonlyMap<number, string> = new Map([
@@ -79,13 +79,15 @@ const TLS_VERSIONS: ReadonlyMap<number, string> = new Map([
   [0x0300, "SSLv3"],
 ]);
 
+const NO_PROBLEMS: readonly string[] = Object.freeze([]);
+
 const NO_KEX: ResolvedKex = {
   negotiatedGroup: null,
   negotiatedGroupId: null,
   kexClass: null,
   tlsVersion: null,
   cipher: null,
-  problems: [],
+  problems: NO_PROBLEMS,
 };
 
 /**
@@ -95,35 +97,37 @@ const NO_KEX: ResolvedKex = {
  */
 export function resolveKex(kex: KexFacts | null, lib: LibraryFacts, groups: GroupIndex): ResolvedKex {
   if (kex === null) return NO_KEX;
-  const problems: string[] = [];
+  // allocated only when there is something to say (rarely): this runs once per handshake
+  let problems: string[] | null = null;
   let tlsVersion: string | null = null;
   if (kex.version !== null) {
     tlsVersion = TLS_VERSIONS.get(kex.version) ?? null;
-    if (tlsVersion === null) problems.push(`unknown protocol version 0x${kex.version.toString(16)}`);
+    if (tlsVersion === null) (problems ??= []).push(`unknown protocol version 0x${kex.version.toString(16)}`);
   }
   let cipher: string | null = null;
   if (kex.cipherId !== null) {
     const code = kex.cipherId & 0xffff;
     cipher = (kex.cipherId >>> 24 === 0x03 ? lib.ciphers?.[String(code)] : undefined) ?? null;
-    if (cipher === null) problems.push(`cipher id 0x${kex.cipherId.toString(16)} not named by the library`);
+    if (cipher === null)
+      (problems ??= []).push(`cipher id 0x${kex.cipherId.toString(16)} not named by the library`);
   }
   let groupId: number | null = null;
   if (kex.group !== null && kex.group !== 0) {
     groupId = kex.group;
     if (tlsVersion === "TLSv1.3" && kex.group13 !== null && kex.group13 !== kex.group) {
-      problems.push(`TLS 1.3 group ${kex.group13} disagrees with the session's ${kex.group}`);
+      (problems ??= []).push(`TLS 1.3 group ${kex.group13} disagrees with the session's ${kex.group}`);
       groupId = null;
     }
   }
   const info = groupId === null ? undefined : groups.byCodePoint.get(groupId);
-  if (groupId !== null && !info) problems.push(`group code point ${groupId} not in carnot's table`);
+  if (groupId !== null && !info) (problems ??= []).push(`group code point ${groupId} not in carnot's table`);
   return {
     negotiatedGroup: info?.name ?? null,
     negotiatedGroupId: groupId,
     kexClass: info?.kexClass ?? null,
     tlsVersion,
     cipher,
-    problems,
+    problems: problems ?? NO_PROBLEMS,
   };
 }
 

@@ -81,6 +81,13 @@ const TLS_VERSIONS: ReadonlyMap<number, string> = new Map([
 
 const NO_PROBLEMS: readonly string[] = Object.freeze([]);
 
+/** `list` with `text` added; the list is allocated with its first problem (most handshakes have none). */
+function withProblem(list: string[] | null, text: string): string[] {
+  if (list === null) return [text];
+  list.push(text);
+  return list;
+}
+
 const NO_KEX: ResolvedKex = {
   negotiatedGroup: null,
   negotiatedGroupId: null,
@@ -102,25 +109,30 @@ export function resolveKex(kex: KexFacts | null, lib: LibraryFacts, groups: Grou
   let tlsVersion: string | null = null;
   if (kex.version !== null) {
     tlsVersion = TLS_VERSIONS.get(kex.version) ?? null;
-    if (tlsVersion === null) (problems ??= []).push(`unknown protocol version 0x${kex.version.toString(16)}`);
+    if (tlsVersion === null)
+      problems = withProblem(problems, `unknown protocol version 0x${kex.version.toString(16)}`);
   }
   let cipher: string | null = null;
   if (kex.cipherId !== null) {
     const code = kex.cipherId & 0xffff;
     cipher = (kex.cipherId >>> 24 === 0x03 ? lib.ciphers?.[String(code)] : undefined) ?? null;
     if (cipher === null)
-      (problems ??= []).push(`cipher id 0x${kex.cipherId.toString(16)} not named by the library`);
+      problems = withProblem(problems, `cipher id 0x${kex.cipherId.toString(16)} not named by the library`);
   }
   let groupId: number | null = null;
   if (kex.group !== null && kex.group !== 0) {
     groupId = kex.group;
     if (tlsVersion === "TLSv1.3" && kex.group13 !== null && kex.group13 !== kex.group) {
-      (problems ??= []).push(`TLS 1.3 group ${kex.group13} disagrees with the session's ${kex.group}`);
+      problems = withProblem(
+        problems,
+        `TLS 1.3 group ${kex.group13} disagrees with the session's ${kex.group}`,
+      );
       groupId = null;
     }
   }
   const info = groupId === null ? undefined : groups.byCodePoint.get(groupId);
-  if (groupId !== null && !info) (problems ??= []).push(`group code point ${groupId} not in carnot's table`);
+  if (groupId !== null && !info)
+    problems = withProblem(problems, `group code point ${groupId} not in carnot's table`);
   return {
     negotiatedGroup: info?.name ?? null,
     negotiatedGroupId: groupId,

@@ -225,8 +225,16 @@ static __always_inline struct carnot_conn_state *conn_upsert(void *ctx, struct c
 
 	if (st)
 		return st;
-	bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST);
+	if (bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST) == 0)
+		count(CARNOT_STAT_CONN_CREATED);
 	return bpf_map_lookup_elem(&conns, key);
+}
+
+/* Forget the state of a connection; counted, so user space can tell the deletions from the table's evictions. */
+static __always_inline void conn_delete(struct carnot_conn_key *key)
+{
+	if (bpf_map_delete_elem(&conns, key) == 0)
+		count(CARNOT_STAT_CONN_DELETED);
 }
 
 /* Aggregated mode: user space now holds state for this SSL*, so it must hear of its SSL_free. */
@@ -321,7 +329,7 @@ static __always_inline void checkpoint(void *ctx, void *ssl, bool freeing)
 		if (freeing) {
 			if (st->flags & CARNOT_CONN_VISIBLE)
 				emit_simple(ctx, CARNOT_EV_SSL_FREE, (__u64)ssl, 0);
-			bpf_map_delete_elem(&conns, &key);
+			conn_delete(&key);
 		}
 		return;
 	}
@@ -335,7 +343,7 @@ static __always_inline void checkpoint(void *ctx, void *ssl, bool freeing)
 			e->data_len = read_kex(off, (__u64)ssl, (struct carnot_kex *)e->data);
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	}
-	bpf_map_delete_elem(&conns, &key);
+	conn_delete(&key);
 }
 
 static __always_inline void ssl_free(void *ctx, void *ssl)
@@ -429,7 +437,7 @@ static __always_inline void handshake_return(void *ctx, int ret, __u32 func)
 		/* finished explicitly: no checkpoint needs to look at it */
 		struct carnot_conn_key key = conn_key_of(ssl);
 
-		bpf_map_delete_elem(&conns, &key);
+		conn_delete(&key);
 	}
 	e = reserve_event(ctx, CARNOT_EV_HS_RETURN, ssl);
 	if (!e)
@@ -470,7 +478,7 @@ static __always_inline void ssl_new_return(void *ctx, void *ssl)
 		/* the address is new: nothing of an earlier SSL* at it may carry over; user space now knows it */
 		struct carnot_conn_key key = conn_key_of((__u64)ssl);
 
-		bpf_map_delete_elem(&conns, &key);
+		conn_delete(&key);
 		mark_visible(ctx, (__u64)ssl);
 	}
 	e = reserve_event(ctx, CARNOT_EV_SSL_NEW, (__u64)ssl);

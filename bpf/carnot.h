@@ -9,10 +9,14 @@
 
 #define CARNOT_DATA_MAX 256
 #define CARNOT_COMM_LEN 16
-/* Index of each counter in the `stats` array map; received + dropped == attempted, exactly. */
+/* Index of each counter in the `stats` array map; received + dropped == attempted, exactly.
+ * CONN_CREATED / CONN_DELETED: entries the probes put into and took out of the per-connection table; what is
+ * neither deleted nor still there was evicted by the table itself (an LRU hash bounded by --max-pending). */
 #define CARNOT_STAT_ATTEMPTED 0
 #define CARNOT_STAT_DROPPED 1
-#define CARNOT_STAT_COUNT 2
+#define CARNOT_STAT_CONN_CREATED 2
+#define CARNOT_STAT_CONN_DELETED 3
+#define CARNOT_STAT_COUNT 4
 
 /* SSL_ctrl / SSL_CTX_ctrl commands worth an event (OpenSSL's SSL_CTRL_* values; the setters are macros). */
 #define CARNOT_CTRL_SET_TLSEXT_HOSTNAME 55

@@ -14,7 +14,9 @@ export const CONFIG_SIZE = 24;
 /** Index of each counter in the `stats` map. */
 export const STAT_ATTEMPTED = 0;
 export const STAT_DROPPED = 1;
-export const STAT_COUNT = 2;
+export const STAT_CONN_CREATED = 2;
+export const STAT_CONN_DELETED = 3;
+export const STAT_COUNT = 4;
 
 /** enum carnot_event_kind */
 export const EventKind = {

@@ -39,6 +39,8 @@ import {
   type LibOffsets,
   LIBS_MAX,
   STAT_ATTEMPTED,
+  STAT_CONN_CREATED,
+  STAT_CONN_DELETED,
   STAT_COUNT,
   STAT_DROPPED,
 } from "./events.ts";
@@ -66,6 +68,8 @@ export interface ProbeOptions {
   implicitProbes?: boolean;
   /** One HS_DONE event per handshake, correlated in the kernel (default: one event per call). */
   aggregate?: boolean;
+  /** bound of the kernel's per-connection table (aggregated mode; default 65,536), as --max-pending */
+  maxPending?: number;
 }
 
 export interface ProbeStats {
@@ -73,6 +77,9 @@ export interface ProbeStats {
   attempted: number;
   /** Of those, dropped because the ring buffer was full (exact). received + dropped === attempted. */
   dropped: number;
+  /** Entries the probes created in / deleted from the per-connection table (aggregated mode). */
+  connCreated: number;
+  connDeleted: number;
 }
 
 /** Functions whose return matters too (SSL_new's SSL*, the handshake result, SSL_get_error's code). */
@@ -171,7 +178,12 @@ function wrap(err: unknown, extra?: string): CarnotError {
 /** The `stats` map every carnot object has (bpf/output_maps.h): exact attempted and dropped counts. */
 function readStats(object: BpfObject): ProbeStats {
   const values = object.readU64Array("stats", STAT_COUNT);
-  return { attempted: Number(values[STAT_ATTEMPTED]), dropped: Number(values[STAT_DROPPED]) };
+  return {
+    attempted: Number(values[STAT_ATTEMPTED]),
+    dropped: Number(values[STAT_DROPPED]),
+    connCreated: Number(values[STAT_CONN_CREATED]),
+    connDeleted: Number(values[STAT_CONN_DELETED]),
+  };
 }
 
 export class SslProbes {
@@ -186,6 +198,9 @@ export class SslProbes {
   readonly #reader: RingBufferReader;
   readonly #decoder: EventDecoder;
   #closed = false;
+  /** entries of the kernel's table deleted from user space (forgetHandshake) */
+  #forgotten = 0;
+  #kernelEvictions = 0;
 
   private constructor(
     libbpf: Libbpf,
@@ -263,6 +278,7 @@ export class SslProbes {
         const loaded = libbpf.openObject(elf, "carnot");
         try {
           loaded.setMaxEntries("events", ringbufSize);
+          if (opts.maxPending !== undefined) loaded.setMaxEntries("conns", opts.maxPending);
           loaded.setReadOnlyData(config);
           if (mode === "multi") {
             loaded.setExpectedAttachType(ENTRY_PROGRAM, BPF_TRACE_UPROBE_MULTI);
@@ -384,18 +400,27 @@ export class SslProbes {
     return this.#closed ? 0 : this.#reader.pending();
   }
 
-  /** Aggregated mode: the handshakes the kernel holds in progress (a handshake call seen, not finished). */
-  liveHandshakes(): KernelHandshake[] {
-    if (this.#closed) return [];
-    return this.#object
-      .entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE)
+  /**
+   * Aggregated mode: the kernel's per-connection table — the handshakes it holds in progress (a handshake call
+   * seen, not finished), and how many entries the table evicted itself so far (full at --max-pending: an LRU
+   * hash drops its least recently used entry). Evictions = entries created − deleted (by the probes, or by
+   * forgetHandshake) − entries held; exact when no probe runs meanwhile (at exit), never lower than before.
+   */
+  kernelTable(): { live: KernelHandshake[]; evictions: number } {
+    if (this.#closed) return { live: [], evictions: this.#kernelEvictions };
+    const entries = this.#object.entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE);
+    const { connCreated, connDeleted } = readStats(this.#object);
+    const evicted = connCreated - connDeleted - this.#forgotten - entries.length;
+    this.#kernelEvictions = Math.max(this.#kernelEvictions, evicted);
+    const live = entries
       .map(([key, value]) => decodeConn(key, value))
       .filter((c) => (c.flags & ConnFlags.Live) !== 0);
+    return { live, evictions: this.#kernelEvictions };
   }
 
   /** Drops a handshake from the kernel's table (given up by user space: its end must not be reported). */
   forgetHandshake(hs: KernelHandshake): void {
-    if (!this.#closed) this.#object.deleteKey("conns", hs.key);
+    if (!this.#closed && this.#object.deleteKey("conns", hs.key)) this.#forgotten++;
   }
 
   /** Exact kernel counters; drain first so that received + dropped === attempted. */

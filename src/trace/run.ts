@@ -240,6 +240,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     offsets: (libraries as string[]).map(offsetsOf),
     implicitProbes: opts.implicitProbes,
     aggregate: opts.rawEvents !== true,
+    maxPending: opts.maxPending,
   });
   let writer: ChainedWriter;
   try {
@@ -318,9 +319,13 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     }
   };
   /** Aggregated mode: handshakes the kernel holds, untouched since `before`, become lines with `error`. */
+  /** handshakes the kernel's own table evicted (full at --max-pending), as of its last reading */
+  let kernelEvictions = 0;
   const giveUpKernelHandshakes = (error: string, before: number) => {
     const now = monotonicNowNs();
-    for (const hs of probes.liveHandshakes()) {
+    const table = probes.kernelTable();
+    kernelEvictions = table.evictions;
+    for (const hs of table.live) {
       if (hs.lastNs >= before) continue;
       probes.forgetHandshake(hs);
       correlator.giveUp(hs, error, error === "timeout" ? hs.lastNs : now, commOf(hs.pid));
@@ -348,7 +353,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
       eventsReceived,
       handshakesEmitted: c.handshakesEmitted,
       correlationTimeouts: c.correlationTimeouts,
-      cacheEvictions: c.cacheEvictions,
+      cacheEvictions: c.cacheEvictions + kernelEvictions,
       kernel_drops: dropped,
       kernel_drop_rate: seen === 0 ? 0 : Number((dropped / seen).toPrecision(6)),
     };

@@ -393,7 +393,7 @@ describe.skipIf(SKIP !== null)("SslProbes on the system libssl", () => {
       ]);
       expect(events.filter((e) => e.kind === EventKind.SslNew).length).toBe(2);
       expect(events.filter((e) => e.kind === EventKind.SslFree).length).toBe(2);
-      expect(probes.stats()).toEqual({ attempted: events.length, dropped: 0 });
+      expect(probes.stats()).toMatchObject({ attempted: events.length, dropped: 0 });
     } finally {
       probes.close();
     }

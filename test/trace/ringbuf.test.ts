@@ -39,11 +39,11 @@ describe.skipIf(SKIP !== null)("ring buffer and drop counter", () => {
       expect(received).toBe(capacity);
       // The first events got in; every later one was refused, none half-written.
       expect(seqs).toEqual(Array.from({ length: capacity }, (_, i) => i));
-      expect(source.stats()).toEqual({ attempted: 1000, dropped: 1000 - capacity });
+      expect(source.stats()).toMatchObject({ attempted: 1000, dropped: 1000 - capacity });
       // Freed space is usable again: the consumer position was published.
       source.emit(10);
       expect(source.drain(() => {})).toBe(10);
-      expect(source.stats()).toEqual({ attempted: 1010, dropped: 1000 - capacity });
+      expect(source.stats()).toMatchObject({ attempted: 1010, dropped: 1000 - capacity });
     } finally {
       source.close();
     }
@@ -61,7 +61,7 @@ describe.skipIf(SKIP !== null)("ring buffer and drop counter", () => {
         emitted += n;
         source.drain((ev) => events.push(ev));
       }
-      expect(source.stats()).toEqual({ attempted: emitted, dropped: 0 });
+      expect(source.stats()).toMatchObject({ attempted: emitted, dropped: 0 });
       expect(events.length).toBe(emitted);
       expect(events.map((ev) => ev.aux)).toEqual(Array.from({ length: emitted }, (_, i) => i));
       for (const ev of [events[0]!, events.at(-1)!]) {

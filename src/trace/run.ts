@@ -230,7 +230,6 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     const c = calibrations.get(resolved)?.calibration;
     return c ? { ...c.offsets, handStateOk: c.handStateOk } : null;
   };
-  const groupIndex = indexGroups();
   const probes = SslProbes.open({
     libraries: libraries as string[],
     pid: opts.pid,
@@ -250,6 +249,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     throw err;
   }
 
+  const groupIndex = indexGroups();
   const facts = probes.libraries.map(({ path }) => libraryFacts(path, calibrations.get(path), groupIndex));
   const labels = facts.map((f) => f.label);
   for (const { path } of probes.libraries) {
@@ -318,9 +318,9 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
       return "";
     }
   };
-  /** Aggregated mode: handshakes the kernel holds, untouched since `before`, become lines with `error`. */
   /** handshakes the kernel's own table evicted (full at --max-pending), as of its last reading */
   let kernelEvictions = 0;
+  /** Aggregated mode: handshakes the kernel holds, untouched since `before`, become lines with `error`. */
   const giveUpKernelHandshakes = (error: string, before: number) => {
     const now = monotonicNowNs();
     const table = probes.kernelTable();

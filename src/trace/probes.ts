@@ -175,7 +175,7 @@ function wrap(err: unknown, extra?: string): CarnotError {
 }
 
 /** The attached probes: owns the BPF object, its links and the ring buffer mapping until close(). */
-/** The `stats` map every carnot object has (bpf/output_maps.h): exact attempted and dropped counts. */
+/** The `stats` map every carnot object has (bpf/output_maps.h): its exact counters (CARNOT_STAT_*). */
 function readStats(object: BpfObject): ProbeStats {
   const values = object.readU64Array("stats", STAT_COUNT);
   return {

@@ -195,6 +195,25 @@ export function libraryFacts(
 
 /** Runs until SIGINT/SIGTERM, `durationS` or `signal`; resolves once everything is written and detached. */
 export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
+  // SIGINT/SIGTERM are taken from the start: one that arrives during calibration, the BPF load or the
+  // warm-up stops the trace as soon as it is attached (drained, sealed, exit 0) instead of killing it midway.
+  const stop = new AbortController();
+  const requestStop = () => stop.abort();
+  process.on("SIGINT", requestStop);
+  process.on("SIGTERM", requestStop);
+  opts.signal?.addEventListener("abort", requestStop, { once: true });
+  if (opts.signal?.aborted) requestStop();
+  try {
+    return await traceUntil(opts, stop.signal);
+  } finally {
+    process.off("SIGINT", requestStop);
+    process.off("SIGTERM", requestStop);
+    opts.signal?.removeEventListener("abort", requestStop);
+  }
+}
+
+/** The trace itself; `stopSignal` ends it (from SIGINT/SIGTERM, the caller's signal or --duration). */
+async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<TraceSummary> {
   const status = opts.status ?? ((line: string) => process.stderr.write(`${line}\n`));
   const libraries = opts.libraries.length > 0 ? opts.libraries : [findSystemLibssl()];
   if (libraries.some((l) => l === null)) {
@@ -385,10 +404,8 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     if (stopRequested === 0) stopRequested = performance.now();
     stopped.resolve();
   };
-  process.on("SIGINT", requestStop);
-  process.on("SIGTERM", requestStop);
-  opts.signal?.addEventListener("abort", requestStop, { once: true });
-  if (opts.signal?.aborted) requestStop();
+  stopSignal.addEventListener("abort", requestStop, { once: true });
+  if (stopSignal.aborted) requestStop();
   const timers: ReturnType<typeof setInterval>[] = [];
   let lastWrite = performance.now();
   let lastExpire = lastWrite;
@@ -448,9 +465,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
     return { metrics: m, records: writer.count, attachMs, stopMs, detachMs, libraries: labels };
   } finally {
     for (const t of timers) clearInterval(t);
-    process.off("SIGINT", requestStop);
-    process.off("SIGTERM", requestStop);
-    opts.signal?.removeEventListener("abort", requestStop);
+    stopSignal.removeEventListener("abort", requestStop);
     await writer.abort("trace stopped by an error");
     probes.close();
   }

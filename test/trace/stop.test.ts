@@ -100,6 +100,31 @@ describe.skipIf(skip !== null)("carnot trace stops cleanly", () => {
     });
   }
 
+  test("SIGINT while it is still starting (BPF load): it stops once attached, sealed, exit 0", async () => {
+    const out = join(dir, "early.jsonl");
+    const proc = Bun.spawn([process.execPath, join(REPO, "src", "cli.ts"), "trace", "-o", out, "--verbose"], {
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    let stderr = "";
+    const decoder = new TextDecoder();
+    let signalled = false;
+    for await (const chunk of proc.stderr) {
+      stderr += decoder.decode(chunk, { stream: true });
+      // libbpf's own messages: the object is being loaded, nothing attached or ready yet
+      if (!signalled && /libbpf: /.test(stderr)) {
+        expect(stderr).not.toContain("carnot: ready");
+        proc.kill("SIGINT");
+        signalled = true;
+      }
+    }
+    expect(signalled).toBe(true);
+    expect(await proc.exited).toBe(0);
+    expect(stderr).toContain("carnot: 0 handshakes written to");
+    const verify = cli(["verify", out]);
+    expect(verify.stdout.toString()).toStartWith("ok: 0 records");
+  }, 30_000);
+
   test("a handshake stuck longer than --window is given up once as timeout, and counted", async () => {
     const out = join(dir, "timeout.jsonl");
     const tracer = await startTracer(["--out", out, "--metrics-interval", "0", "--window", "300ms"]);
@@ -190,9 +215,15 @@ describe.skipIf(skip !== null)("carnot trace stops cleanly", () => {
         ["trace", "--out", "/nonexistent-dir/x.jsonl"],
         /^carnot: output path not writable: \/nonexistent-dir\/x\.jsonl/,
       ],
-      [["trace", "--libssl", "/etc/hostname"], /^carnot: failed to read symbols of \/etc\/hostname: not an ELF file$/m],
+      [
+        ["trace", "--libssl", "/etc/hostname"],
+        /^carnot: failed to read symbols of \/etc\/hostname: not an ELF file$/m,
+      ],
       [["trace", "--libssl", "/usr/bin/ls"], /^carnot: \/usr\/bin\/ls does not export SSL_new\b/],
-      [["trace", "--libssl", "/no/such/libssl.so"], /^carnot: failed to find library \/no\/such\/libssl\.so: no such file/],
+      [
+        ["trace", "--libssl", "/no/such/libssl.so"],
+        /^carnot: failed to find library \/no\/such\/libssl\.so: no such file/,
+      ],
       [["trace", "--window", "soon"], /^carnot: invalid --window "soon"/],
       [["trace", "--max-pending", "0"], /^carnot: invalid --max-pending "0"/],
       [["trace", "--ringbuf-size", "1000"], /^carnot: invalid ring buffer size 1000/],

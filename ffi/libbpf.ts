@@ -4,7 +4,7 @@
  * an Error saying `failed to <verb> <thing>: <reason>`. Struct layouts are those of libbpf 1.1 on x86-64.
  */
 import { dlopen, FFIType, JSCallback, type Pointer, ptr } from "bun:ffi";
-import { Libc } from "./libc.ts";
+import { cString, Libc } from "./libc.ts";
 
 function openLibbpfSymbols() {
   return dlopen("libbpf.so.1", {
@@ -46,11 +46,6 @@ type Handle = Pointer | bigint;
 export const LIBBPF_WARN = 0;
 export const LIBBPF_INFO = 1;
 export const LIBBPF_DEBUG = 2;
-
-/** A NUL-terminated copy of a string, for `const char *` arguments. Keep it referenced during the call. */
-export function cString(text: string): Buffer {
-  return Buffer.from(`${text}\0`, "utf8");
-}
 
 /** bpf_object_open_opts (libbpf 1.1): sz 80, object_name at 8. */
 const OPEN_OPTS_SIZE = 80;

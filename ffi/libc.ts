@@ -37,6 +37,20 @@ function openLibc() {
 
 export type LibcSymbols = ReturnType<typeof openLibc>;
 
+/** A NUL-terminated copy of a string, for `const char *` arguments; keep it referenced while its pointer is in use. */
+export function cString(text: string): Buffer {
+  return Buffer.from(`${text}\0`, "utf8");
+}
+
+/** A NULL-terminated `char *[]` over the given C strings (which the caller keeps alive). */
+export function pointerArray(strings: Buffer[]): BigUint64Array {
+  const array = new BigUint64Array(strings.length + 1);
+  strings.forEach((s, i) => {
+    array[i] = BigInt(ptr(s));
+  });
+  return array;
+}
+
 /** A shared mapping of a file descriptor; `bytes` views the whole of it until `unmap()`. */
 export interface Mapping {
   readonly address: number;
@@ -89,17 +103,11 @@ export class Libc {
    * ("NAME=value" strings). Returns only on failure, with errno.
    */
   execve(path: string, argv: readonly string[], env: readonly string[]): number {
-    const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
-    // the buffers must outlive the call: they are held by these arrays until execve returns (or never)
-    const strings = [argv, env].map((list) => list.map(cstr));
-    const [argvp, envp] = strings.map((list) => {
-      const table = new BigUint64Array(list.length + 1);
-      list.forEach((b, i) => {
-        table[i] = BigInt(ptr(b));
-      });
-      return table;
-    });
-    this.#c.execve(cstr(path), argvp!, envp!);
+    // the strings stay referenced by these arrays until execve returns (or never)
+    const argvC = argv.map(cString);
+    const envC = env.map(cString);
+    this.#c.execve(cString(path), pointerArray(argvC), pointerArray(envC));
+    void [argvC, envC];
     return this.errno();
   }
 

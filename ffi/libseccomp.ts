@@ -3,7 +3,7 @@
  * seccomp loader needs (signal reset, errno, execve). Thin and typed: libseccomp returns
  * negative errno values, which the callers turn into Errors.
  */
-import { type ConvertFns, dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
+import { type ConvertFns, dlopen, FFIType, type Pointer, read } from "bun:ffi";
 
 export const SCMP_ACT_KILL_PROCESS = 0x80000000;
 export const SCMP_ACT_KILL_THREAD = 0x00000000;
@@ -60,20 +60,6 @@ export function openLibseccomp(): Libseccomp {
 
 export function openLibcExec(): LibcExec {
   return dlopen("libc.so.6", libcSymbols).symbols;
-}
-
-/** A NUL-terminated copy of a string; keep the Buffer referenced while its pointer is in use. */
-export function cString(text: string): Buffer {
-  return Buffer.from(`${text}\0`, "utf8");
-}
-
-/** A NULL-terminated `char *[]` over the given C strings (which the caller keeps alive). */
-export function pointerArray(strings: Buffer[]): BigUint64Array {
-  const array = new BigUint64Array(strings.length + 1);
-  strings.forEach((s, i) => {
-    array[i] = BigInt(ptr(s));
-  });
-  return array;
 }
 
 /** The calling thread's errno and its message. */

@@ -1,14 +1,13 @@
 import { ptr } from "bun:ffi";
 import * as v from "valibot";
+import { cString, pointerArray } from "../../../ffi/libc.ts";
 import {
-  cString,
   describeNegativeErrno,
   type LibcExec,
   type Libseccomp,
   lastErrno,
   openLibcExec,
   openLibseccomp,
-  pointerArray,
   SCMP_ACT_ALLOW,
   SCMP_ACT_KILL_PROCESS,
   SCMP_ACT_KILL_THREAD,

@@ -29,7 +29,7 @@ const MAX_DEPTH = 54;
 export const UNKEYED: Readonly<Uint32Array> = IV;
 
 /** The name the engine knows the compression function by (src/trace/engine.ts lets only it reach the FTL tier). */
-export const COMPRESS_FUNCTION_NAME = (): string => compress.name;
+export const COMPRESS_FUNCTION_NAME: string = compress.name;
 
 /**
  * The compression function: 7 rounds unrolled over locals, the message permutation applied to

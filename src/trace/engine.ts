@@ -31,7 +31,7 @@ const ENGINE_VARIABLES = ["BUN_JSC_ftlAllowlist", "BUN_JSC_useFTLJIT"] as const;
 
 /** The engine options for a tracer: the FTL allowlist when it can be written, else FTL off. */
 export function tracerEngineEnv(cacheDir = calibrationCacheDir()): Record<string, string> {
-  const name = COMPRESS_FUNCTION_NAME();
+  const name = COMPRESS_FUNCTION_NAME;
   if (name !== "compress") {
     log.debug(`trace: the compression function is named ${name} in this build: FTL off`);
     return { BUN_JSC_useFTLJIT: "0" };

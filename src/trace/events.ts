@@ -226,7 +226,10 @@ export type EventFields = Partial<Omit<CarnotEvent, "data" | "text" | "nids">> &
   nids?: number[];
 };
 
-/** Builds the kernel's bytes for an event (the inverse of decode), so user-side stages can be tested unprivileged. */
+/**
+ * Builds the kernel's bytes for an event (the inverse of decode): user-side stages are tested unprivileged
+ * with it, and the tracer's warm-up (src/trace/warmup.ts) feeds its pipeline with it.
+ */
 export function encodeEvent(fields: EventFields): Uint8Array {
   const bytes = new Uint8Array(EVENT_SIZE);
   const view = new DataView(bytes.buffer);

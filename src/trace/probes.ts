@@ -401,21 +401,27 @@ export class SslProbes {
   }
 
   /**
-   * Aggregated mode: the kernel's per-connection table — the handshakes it holds in progress (a handshake call
-   * seen, not finished), and how many entries the table evicted itself so far (full at --max-pending: an LRU
-   * hash drops its least recently used entry). Evictions = entries created − deleted (by the probes, or by
-   * forgetHandshake) − entries held; exact when no probe runs meanwhile (at exit), never lower than before.
+   * Aggregated mode: the handshakes the kernel holds in progress (a handshake call seen, not finished). Reading
+   * the table also brings `kernelEvictions` up to date.
    */
-  kernelTable(): { live: KernelHandshake[]; evictions: number } {
-    if (this.#closed) return { live: [], evictions: this.#kernelEvictions };
+  liveHandshakes(): KernelHandshake[] {
+    if (this.#closed) return [];
     const entries = this.#object.entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE);
     const { connCreated, connDeleted } = readStats(this.#object);
     const evicted = connCreated - connDeleted - this.#forgotten - entries.length;
     this.#kernelEvictions = Math.max(this.#kernelEvictions, evicted);
-    const live = entries
+    return entries
       .map(([key, value]) => decodeConn(key, value))
       .filter((c) => (c.flags & ConnFlags.Live) !== 0);
-    return { live, evictions: this.#kernelEvictions };
+  }
+
+  /**
+   * Entries the kernel's per-connection table evicted itself (full at --max-pending: an LRU hash drops its
+   * least recently used entry), as of the last liveHandshakes(): entries created − deleted (by the probes, or
+   * by forgetHandshake) − entries held; exact when no probe runs meanwhile (at exit), never lower than before.
+   */
+  get kernelEvictions(): number {
+    return this.#kernelEvictions;
   }
 
   /** Drops a handshake from the kernel's table (given up by user space: its end must not be reported). */

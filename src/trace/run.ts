@@ -337,14 +337,10 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       return "";
     }
   };
-  /** handshakes the kernel's own table evicted (full at --max-pending), as of its last reading */
-  let kernelEvictions = 0;
   /** Aggregated mode: handshakes the kernel holds, untouched since `before`, become lines with `error`. */
   const giveUpKernelHandshakes = (error: string, before: number) => {
     const now = monotonicNowNs();
-    const table = probes.kernelTable();
-    kernelEvictions = table.evictions;
-    for (const hs of table.live) {
+    for (const hs of probes.liveHandshakes()) {
       if (hs.lastNs >= before) continue;
       probes.forgetHandshake(hs);
       correlator.giveUp(hs, error, error === "timeout" ? hs.lastNs : now, commOf(hs.pid));
@@ -372,7 +368,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       eventsReceived,
       handshakesEmitted: c.handshakesEmitted,
       correlationTimeouts: c.correlationTimeouts,
-      cacheEvictions: c.cacheEvictions + kernelEvictions,
+      cacheEvictions: c.cacheEvictions + probes.kernelEvictions,
       kernel_drops: dropped,
       kernel_drop_rate: seen === 0 ? 0 : Number((dropped / seen).toPrecision(6)),
     };

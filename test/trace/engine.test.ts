@@ -18,7 +18,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("engine options", () => {
   test("the allowlist names the compression function, in a file under the cache directory", () => {
-    expect(COMPRESS_FUNCTION_NAME()).toBe("compress");
+    expect(COMPRESS_FUNCTION_NAME).toBe("compress");
     const env = tracerEngineEnv(join(dir, "cache"));
     expect(env).toEqual({ BUN_JSC_ftlAllowlist: join(dir, "cache", "ftl-allowlist") });
     expect(readFileSync(env.BUN_JSC_ftlAllowlist!, "utf8")).toBe("compress\n");

@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { isMainThread, Worker, workerData } from "node:worker_threads";
 import { Libbpf } from "../ffi/libbpf.ts";
 import { Libc } from "../ffi/libc.ts";
-import { EVENT_SIZE } from "../src/trace/events.ts";
-import { findSystemLibssl } from "../src/trace/libssl.ts";
-import { type AttachMode, floodArgs, SslProbes, SyntheticEventSource } from "../src/trace/probes.ts";
+import { EVENT_SIZE } from "../src/trace/libssl/events.ts";
+import { findSystemLibssl } from "../src/trace/libssl/library.ts";
+import { type AttachMode, floodArgs, SslProbes, SyntheticEventSource } from "../src/trace/libssl/probes.ts";
 
 const PRODUCED = 0;
 const CONSUMED = 1;

@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { childPids, makeSelfSignedCert, startNginx } from "../src/trace/loopback.ts";
+import { childPids, makeSelfSignedCert, startNginx } from "../src/lab/loopback.ts";
 import { COMPILED, startTracer } from "../test/support/tracer.ts";
 
 const SIZE_MIB = Number(process.env.BENCH_BULK_MIB ?? 1024);

@@ -9,7 +9,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { childPids, makeSelfSignedCert, startNginx } from "../src/trace/loopback.ts";
+import { childPids, makeSelfSignedCert, startNginx } from "../src/lab/loopback.ts";
 import { COMPILED, readObservations, startTracer } from "../test/support/tracer.ts";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5000);

@@ -1,5 +1,5 @@
 /* The one definition of what the kernel side of `carnot trace` hands to user space.
- * src/trace/events.ts mirrors it; test/trace/layout.test.ts compiles this header and fails when they differ. */
+ * src/trace/libssl/events.ts mirrors it; test/trace/layout.test.ts compiles this header and fails when they differ. */
 #ifndef CARNOT_H
 #define CARNOT_H
 

@@ -1,4 +1,4 @@
-/* The two maps every carnot BPF object hands to user space, by these names (src/trace/probes.ts reads them):
+/* The two maps every carnot BPF object hands to user space, by these names (src/trace/libssl/probes.ts reads them):
  * the `events` ring buffer of struct carnot_event and the exact `stats` counters (CARNOT_STAT_*).
  * BPF side only: include after <bpf/bpf_helpers.h> and "carnot.h". */
 #ifndef CARNOT_OUTPUT_MAPS_H

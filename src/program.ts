@@ -44,7 +44,11 @@ const EXAMPLES: Record<string, string[]> = {
 };
 
 const main = defineCommand({
-  meta: { name: "carnot", version: VERSION, description: "What cryptography and system calls programs really use" },
+  meta: {
+    name: "carnot",
+    version: VERSION,
+    description: "What cryptography and system calls programs really use",
+  },
   subCommands: {
     trace: () => import("./commands/trace.ts").then((m) => m.default),
     replay: () => import("./commands/replay.ts").then((m) => m.default),
@@ -89,7 +93,8 @@ async function printHelp(rawArgs: string[]): Promise<void> {
 export async function runCli(rawArgs: string[]): Promise<number> {
   // after "--" the words belong to a command carnot runs (`carnot seccomp --apply p.json -- curl --help`)
   // hidden: the offset calibration child that `carnot trace` runs for each library it probes
-  if (rawArgs[0] === "__calibrate") return (await import("./commands/calibrate.ts")).runCalibrate(rawArgs.slice(1));
+  if (rawArgs[0] === "__calibrate")
+    return (await import("./commands/calibrate.ts")).runCalibrate(rawArgs.slice(1));
   const separator = rawArgs.indexOf("--");
   const ownArgs = separator === -1 ? rawArgs : rawArgs.slice(0, separator);
   if (rawArgs.length === 0 || ownArgs.some((a) => a === "--help" || a === "-h")) {
@@ -110,7 +115,8 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     // citty colours names in its own messages; a log file or a pipe wants the plain words
     const colour = !process.env.NO_COLOR && process.stderr.isTTY === true;
     process.stderr.write(`carnot: ${colour ? message : message.replace(ANSI_COLOUR, "")}\n`);
-    if (rawArgs.includes("--verbose") && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (rawArgs.includes("--verbose") && err instanceof Error && err.stack)
+      process.stderr.write(`${err.stack}\n`);
     if (err instanceof CarnotError) return err.exitCode;
     // citty's own argument errors (unknown command, missing positional) are usage errors
     const code = (err as { code?: string }).code;

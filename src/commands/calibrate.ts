@@ -1,11 +1,11 @@
 /**
  * `carnot __calibrate LIBSSL` (hidden; run by `carnot trace` as a child process): prints the verified struct
- * offsets of that exact library as one JSON line. See src/trace/calibrate-child.ts.
+ * offsets of that exact library as one JSON line. See src/trace/libssl/calibration/child.ts.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { calibrateLoaded } from "../trace/calibrate-child.ts";
+import { calibrateLoaded } from "../trace/libssl/calibration/child.ts";
 
 export async function runCalibrate(args: string[]): Promise<number> {
   const libssl = args[0];

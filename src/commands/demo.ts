@@ -12,7 +12,7 @@ import {
   type RunningServer,
   startNginx,
   startOpenSslServer,
-} from "../trace/loopback.ts";
+} from "../lab/loopback.ts";
 import type { Observation } from "../trace/observation.ts";
 import { runTrace } from "../trace/run.ts";
 import { CarnotError } from "../errors.ts";
@@ -177,7 +177,9 @@ export default defineCommand({
         ["policy", bom, "-o", policy],
         ["attest", bom, "--policy", policy, "-o", report],
       ];
-      say(`asset context assumed for the reports: data kept secret for ${DEMO_SECRECY_YEARS} years (bom --secrecy-years)`);
+      say(
+        `asset context assumed for the reports: data kept secret for ${DEMO_SECRECY_YEARS} years (bom --secrecy-years)`,
+      );
       const { runCli } = await import("../program.ts");
       for (const argv of stages) {
         const code = await runCli(argv);

@@ -17,6 +17,10 @@ export const outputArgs = {
 
 /** The input and output of the commands that read `carnot replay`'s records (actions, timeline). */
 export const enrichedIoArgs = {
-  file: { type: "positional", required: true, description: "enriched.jsonl from `carnot replay` (- for stdin)" },
+  file: {
+    type: "positional",
+    required: true,
+    description: "enriched.jsonl from `carnot replay` (- for stdin)",
+  },
   output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
 } as const satisfies ArgsDef;

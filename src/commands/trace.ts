@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { readKeyFile } from "../chain/writer.ts";
 import { CarnotError } from "../errors.ts";
-import { DEFAULT_MAX_PENDING } from "../trace/correlate.ts";
+import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
 import { commonArgs } from "./shared.ts";
 

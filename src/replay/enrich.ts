@@ -23,7 +23,21 @@ import {
   type ProcessTable,
   type Task,
 } from "./tables.ts";
-import { AT_EMPTY_PATH, AT_FDCWD, CLONE_VFORK, CLONE_VM, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY } from "./constants.ts";
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  CLONE_VFORK,
+  CLONE_VM,
+  CLOSE_RANGE_CLOEXEC,
+  FD_CLOEXEC,
+  F_DUPFD,
+  F_DUPFD_CLOEXEC,
+  F_SETFD,
+  O_ACCMODE,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+} from "./constants.ts";
 
 /** A system call with both halves joined. */
 export interface CompleteCall {

@@ -17,7 +17,8 @@ import { join } from "node:path";
 import { Libc } from "../../ffi/libc.ts";
 import { COMPRESS_FUNCTION_NAME } from "../chain/blake3.ts";
 import { log } from "../log.ts";
-import { calibrationCacheDir, selfCommand } from "./calibration.ts";
+import { selfCommand } from "../self.ts";
+import { traceCacheDir } from "./cache-dir.ts";
 
 /**
  * The allocator (mimalloc, read from the environment at start-up too) keeps the memory it frees for reuse
@@ -30,7 +31,7 @@ const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MIMALLOC_PURGE_DELAY: 
 const ENGINE_VARIABLES = ["BUN_JSC_ftlAllowlist", "BUN_JSC_useFTLJIT"] as const;
 
 /** The engine options for a tracer: the FTL allowlist when it can be written, else FTL off. */
-export function tracerEngineEnv(cacheDir = calibrationCacheDir()): Record<string, string> {
+export function tracerEngineEnv(cacheDir = traceCacheDir()): Record<string, string> {
   const name = COMPRESS_FUNCTION_NAME;
   if (name !== "compress") {
     log.debug(`trace: the compression function is named ${name} in this build: FTL off`);

@@ -3,8 +3,8 @@
  * The valibot schema is the one definition of the record; the type is inferred from it.
  */
 import * as v from "valibot";
-import type { CorrelatedHandshake } from "./correlate.ts";
-import type { KexFacts } from "./events.ts";
+import type { CorrelatedHandshake } from "./libssl/correlate.ts";
+import type { KexFacts } from "./libssl/events.ts";
 import type { GroupIndex, KexClass } from "./groups.ts";
 
 const nullableString = v.nullable(v.string());

@@ -18,12 +18,12 @@ import { dirname } from "node:path";
 import { ChainedWriter } from "../chain/writer.ts";
 import { CarnotError, describeError } from "../errors.ts";
 import { log } from "../log.ts";
-import { type CorrelatedHandshake, HandshakeCorrelator } from "./correlate.ts";
-import { type CalibrationResult, calibrate } from "./calibration.ts";
+import { type CorrelatedHandshake, HandshakeCorrelator } from "./libssl/correlate.ts";
+import { type CalibrationResult, calibrate } from "./libssl/calibration/calibrate.ts";
 import { type GroupIndex, indexGroups } from "./groups.ts";
-import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl.ts";
+import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.ts";
 import { appendObservation, type LibraryFacts, type ObservationContext } from "./observation.ts";
-import { SslProbes } from "./probes.ts";
+import { SslProbes } from "./libssl/probes.ts";
 import { warmUpPipeline } from "./warmup.ts";
 
 export interface TraceOptions {
@@ -47,7 +47,7 @@ export interface TraceOptions {
   implicitProbes?: boolean;
   /** one event per call from the kernel, correlated in user space (default: one event per handshake) */
   rawEvents?: boolean;
-  /** where verified offsets are cached (default: calibrationCacheDir()) */
+  /** where verified offsets are cached (default: traceCacheDir()) */
   cacheDir?: string;
   /** stops the trace like SIGINT does (tests, the demo) */
   signal?: AbortSignal;

@@ -9,8 +9,15 @@
  * nginx handshakes the tracer then runs ≈ 95 k instructions per handshake instead of ≈ 152 k (WORKLOG.md).
  */
 import { ChainedWriter } from "../chain/writer.ts";
-import { HandshakeCorrelator } from "./correlate.ts";
-import { EVENT_LAYOUT, EVENT_SIZE, EventDecoder, EventKind, encodeDone, encodeEvent } from "./events.ts";
+import { HandshakeCorrelator } from "./libssl/correlate.ts";
+import {
+  EVENT_LAYOUT,
+  EVENT_SIZE,
+  EventDecoder,
+  EventKind,
+  encodeDone,
+  encodeEvent,
+} from "./libssl/events.ts";
 import type { GroupIndex } from "./groups.ts";
 import { appendObservation, type ObservationContext } from "./observation.ts";
 

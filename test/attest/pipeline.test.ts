@@ -19,7 +19,7 @@ import {
   type RunningServer,
   startNginx,
   startOpenSslServer,
-} from "../../src/trace/loopback.ts";
+} from "../../src/lab/loopback.ts";
 import { runCarnot } from "../bom/cli-run.ts";
 import { compileCycloneDx16, describeErrors } from "../bom/cyclonedx-schema.ts";
 import { startTracer, traceSkipReason } from "../support/tracer.ts";

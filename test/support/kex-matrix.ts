@@ -18,7 +18,7 @@ import {
   type TlsCert,
   waitForTcp,
   startOpenSslServer,
-} from "../../src/trace/loopback.ts";
+} from "../../src/lab/loopback.ts";
 import { GROUPS } from "../../src/trace/groups.ts";
 import type { ChainedObservation } from "../../src/trace/observation.ts";
 import { readObservations, REPO, startTracer } from "./tracer.ts";

@@ -7,10 +7,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { clientHelloGroups } from "../../src/trace/calibrate-child.ts";
-import { clientHelloState } from "../../src/trace/calibrate-node.ts";
-import { calibrate } from "../../src/trace/calibration.ts";
-import { findSystemLibssl } from "../../src/trace/libssl.ts";
+import { clientHelloGroups } from "../../src/trace/libssl/calibration/child.ts";
+import { clientHelloState } from "../../src/trace/libssl/calibration/node.ts";
+import { calibrate } from "../../src/trace/libssl/calibration/calibrate.ts";
+import { findSystemLibssl } from "../../src/trace/libssl/library.ts";
 import { nodeBinary, openssl35 } from "../support/kex-matrix.ts";
 import { traceSkipReason } from "../support/tracer.ts";
 

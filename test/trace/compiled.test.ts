@@ -15,7 +15,7 @@ import {
   pythonClient,
   type RunningServer,
   startNginx,
-} from "../../src/trace/loopback.ts";
+} from "../../src/lab/loopback.ts";
 import type { ChainedObservation } from "../../src/trace/observation.ts";
 import { COMPILED, readObservations, REPO, startTracer, traceSkipReason } from "../support/tracer.ts";
 

@@ -1,13 +1,17 @@
 import { describe, expect, test } from "bun:test";
-import { type CorrelatedHandshake, correlateHandshakes, type SslEvent } from "../../src/trace/correlate.ts";
+import {
+  type CorrelatedHandshake,
+  correlateHandshakes,
+  type SslEvent,
+} from "../../src/trace/libssl/correlate.ts";
 import {
   encodeDone,
   encodeKex,
   EventKind as Kind,
   HandshakeFunc as HsFunc,
   Role,
-} from "../../src/trace/events.ts";
-import { HandshakeCorrelator } from "../../src/trace/correlate.ts";
+} from "../../src/trace/libssl/events.ts";
+import { HandshakeCorrelator } from "../../src/trace/libssl/correlate.ts";
 
 const PID = 4242;
 const SSL_A = 0x5599ca9c6b10;

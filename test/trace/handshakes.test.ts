@@ -20,7 +20,7 @@ import {
   type RunningServer,
   startNginx,
   startOpenSslServer,
-} from "../../src/trace/loopback.ts";
+} from "../../src/lab/loopback.ts";
 import { lastMetrics, readObservations, REPO, startTracer, traceSkipReason } from "../support/tracer.ts";
 
 const skip = traceSkipReason();

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SYSTEM_PYTHON } from "../../src/trace/loopback.ts";
+import { SYSTEM_PYTHON } from "../../src/lab/loopback.ts";
 import { lastMetrics, readObservations, startTracer, traceSkipReason } from "../support/tracer.ts";
 
 const skip = traceSkipReason();

@@ -1,6 +1,6 @@
 /**
  * bpf/carnot.h is the one definition of the kernel→user layout: compile it into a tiny C program that prints
- * offsetof/sizeof of every field and the value of every constant, and compare with src/trace/events.ts.
+ * offsetof/sizeof of every field and the value of every constant, and compare with src/trace/libssl/events.ts.
  * Editing one side only fails here.
  */
 import { describe, expect, test } from "bun:test";
@@ -43,7 +43,7 @@ import {
   STAT_CONN_DELETED,
   STAT_COUNT,
   STAT_DROPPED,
-} from "../../src/trace/events.ts";
+} from "../../src/trace/libssl/events.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const COMPILER = Bun.which("cc") ?? Bun.which("clang") ?? Bun.which("gcc");
@@ -164,7 +164,7 @@ function measureHeader(): Map<string, number> {
   }
 }
 
-describe.skipIf(COMPILER === null)("bpf/carnot.h and src/trace/events.ts agree", () => {
+describe.skipIf(COMPILER === null)("bpf/carnot.h and src/trace/libssl/events.ts agree", () => {
   if (COMPILER === null) console.warn("layout test skipped: no C compiler (cc, clang or gcc) on PATH");
   const measured = COMPILER === null ? new Map<string, number>() : measureHeader();
 

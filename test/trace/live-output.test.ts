@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { curl, makeSelfSignedCert, type RunningServer, startNginx } from "../../src/trace/loopback.ts";
+import { curl, makeSelfSignedCert, type RunningServer, startNginx } from "../../src/lab/loopback.ts";
 import { COMPILED, startTracer, traceSkipReason } from "../support/tracer.ts";
 
 const skip = traceSkipReason();

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import type { CorrelatedHandshake } from "../../src/trace/correlate.ts";
+import type { CorrelatedHandshake } from "../../src/trace/libssl/correlate.ts";
 import { indexGroups } from "../../src/trace/groups.ts";
 import { canonicalJson } from "../../src/chain/canonical.ts";
 import {

@@ -16,11 +16,22 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LIBBPF_WARN, Libbpf } from "../../ffi/libbpf.ts";
-import { calibrate } from "../../src/trace/calibration.ts";
-import { type CarnotEvent, decodeDone, EventKind, HandshakeFunc, Role } from "../../src/trace/events.ts";
-import { checkLibssl, definedFunctions, findSystemLibssl, opensslVersion } from "../../src/trace/libssl.ts";
-import { makeSelfSignedCert, type RunningServer, startOpenSslServer } from "../../src/trace/loopback.ts";
-import { type AttachMode, SslProbes } from "../../src/trace/probes.ts";
+import { calibrate } from "../../src/trace/libssl/calibration/calibrate.ts";
+import {
+  type CarnotEvent,
+  decodeDone,
+  EventKind,
+  HandshakeFunc,
+  Role,
+} from "../../src/trace/libssl/events.ts";
+import {
+  checkLibssl,
+  definedFunctions,
+  findSystemLibssl,
+  opensslVersion,
+} from "../../src/trace/libssl/library.ts";
+import { makeSelfSignedCert, type RunningServer, startOpenSslServer } from "../../src/lab/loopback.ts";
+import { type AttachMode, SslProbes } from "../../src/trace/libssl/probes.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const PYTHON = "/usr/bin/python3";
@@ -427,7 +438,7 @@ describe.skipIf(SKIP !== null)("SslProbes on the system libssl", () => {
     const script = join(dir, "hold.ts");
     writeFileSync(
       script,
-      `import { SslProbes } from ${JSON.stringify(join(REPO, "src/trace/probes.ts"))};
+      `import { SslProbes } from ${JSON.stringify(join(REPO, "src/trace/libssl/probes.ts"))};
 const probes = SslProbes.open({ libraries: [${JSON.stringify(LIBSSL)}] });
 const ids = [];
 for (const fd of require("node:fs").readdirSync("/proc/self/fdinfo")) {
@@ -472,7 +483,7 @@ setInterval(() => probes.drain(() => {}), 10);
         "--bounding-set=-all",
         process.execPath,
         "-e",
-        `import { SslProbes } from ${JSON.stringify(join(REPO, "src/trace/probes.ts"))};
+        `import { SslProbes } from ${JSON.stringify(join(REPO, "src/trace/libssl/probes.ts"))};
 try { SslProbes.open({ libraries: [${JSON.stringify(LIBSSL)}] }); console.log("opened"); }
 catch (e) { console.log(e.name + ": " + e.message); }`,
       ],

@@ -3,9 +3,9 @@
  * (system OpenSSL 3.0, Debian 13's 3.5 with CET landing pads, Node's OpenSSL with frame pointers).
  */
 import { describe, expect, test } from "bun:test";
-import { checkLibssl, findSystemLibssl } from "../../src/trace/libssl.ts";
-import { probeSites } from "../../src/trace/probes.ts";
-import { probeSkip } from "../../src/trace/prologue.ts";
+import { checkLibssl, findSystemLibssl } from "../../src/trace/libssl/library.ts";
+import { probeSites } from "../../src/trace/libssl/probes.ts";
+import { probeSkip } from "../../src/trace/libssl/prologue.ts";
 
 const bytes = (hex: string) =>
   new Uint8Array(
@@ -93,8 +93,8 @@ describe.skipIf(LIBSSL === null || OBJDUMP === null)(
         if (/^(j[a-z]+|call)$/.test(m[2]!) && /^[0-9a-f]+$/.test(m[3]!)) branchTargets.add(m[3]!);
       }
       // the listing was understood (a libssl has thousands of direct branches)
-    expect(branchTargets.size).toBeGreaterThan(1000);
-    for (const [name, { offset, skip }] of moved) {
+      expect(branchTargets.size).toBeGreaterThan(1000);
+      for (const [name, { offset, skip }] of moved) {
         const at = (offset + skip).toString(16);
         const mnemonic = instructions.get(at) ?? "(not an instruction boundary)";
         expect({ name, mnemonic, emulated: /^(push|j[a-z]+|call)$/.test(mnemonic) }).toMatchObject({

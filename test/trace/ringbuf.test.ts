@@ -6,9 +6,9 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CarnotEvent, EVENT_SIZE, EventKind } from "../../src/trace/events.ts";
-import { findSystemLibssl } from "../../src/trace/libssl.ts";
-import { SslProbes, SyntheticEventSource } from "../../src/trace/probes.ts";
+import { type CarnotEvent, EVENT_SIZE, EventKind } from "../../src/trace/libssl/events.ts";
+import { findSystemLibssl } from "../../src/trace/libssl/library.ts";
+import { SslProbes, SyntheticEventSource } from "../../src/trace/libssl/probes.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const FLOOD = join(REPO, "bpf", "flood.bpf.o");

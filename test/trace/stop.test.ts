@@ -15,7 +15,7 @@ import {
   type RunningServer,
   SYSTEM_PYTHON,
   startOpenSslServer,
-} from "../../src/trace/loopback.ts";
+} from "../../src/lab/loopback.ts";
 import { lastMetrics, readObservations, REPO, startTracer, traceSkipReason } from "../support/tracer.ts";
 
 const skip = traceSkipReason();

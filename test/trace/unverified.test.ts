@@ -7,14 +7,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  CALIBRATION_FORMAT,
-  type Calibration,
-  calibrate,
-  fileIdentity,
-} from "../../src/trace/calibration.ts";
-import { findSystemLibssl } from "../../src/trace/libssl.ts";
-import { curl, makeSelfSignedCert, type RunningServer, startNginx } from "../../src/trace/loopback.ts";
+import { CALIBRATION_FORMAT, calibrate, fileIdentity } from "../../src/trace/libssl/calibration/calibrate.ts";
+import type { Calibration } from "../../src/trace/libssl/calibration/types.ts";
+import { findSystemLibssl } from "../../src/trace/libssl/library.ts";
+import { curl, makeSelfSignedCert, type RunningServer, startNginx } from "../../src/lab/loopback.ts";
 import { readObservations, startTracer, traceSkipReason } from "../support/tracer.ts";
 
 const skip = traceSkipReason();

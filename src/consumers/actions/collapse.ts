@@ -9,7 +9,14 @@ import {
   plural,
   signalName,
 } from "./describe.ts";
-import { F_DUPFD, F_DUPFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, O_CREAT, PROT_EXEC } from "../../replay/constants.ts";
+import {
+  F_DUPFD,
+  F_DUPFD_CLOEXEC,
+  O_ACCMODE,
+  O_CLOEXEC,
+  O_CREAT,
+  PROT_EXEC,
+} from "../../replay/constants.ts";
 
 export type ActionKind =
   | "exec"

@@ -10,7 +10,7 @@
 import { CString, dlopen, FFIType as T, type Pointer, ptr, toArrayBuffer } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Calibration } from "./calibration.ts";
+import type { Calibration } from "./types.ts";
 
 /** How many bytes of the SSL object and of its SSL_SESSION are searched. */
 const SSL_SCAN = 4096;

@@ -8,9 +8,9 @@
  * connections left mid-handshake on purpose), as for a library.
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { EventKind, Role } from "./events.ts";
-import { SslProbes } from "./probes.ts";
-import type { Calibration } from "./calibration.ts";
+import { EventKind, Role } from "../events.ts";
+import { SslProbes } from "../probes.ts";
+import type { Calibration } from "./types.ts";
 
 const SSL_SCAN = 4096;
 const SESSION_SCAN = 1024;

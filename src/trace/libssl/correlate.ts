@@ -26,7 +26,7 @@ import {
   EventKind as Kind,
   Role as StateRole,
 } from "./events.ts";
-import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } from "./groups.ts";
+import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } from "../groups.ts";
 
 /** The fields of a decoded kernel event that correlation reads. */
 export type SslEvent = Pick<

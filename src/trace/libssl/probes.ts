@@ -17,12 +17,12 @@ import {
   type BpfObject,
   Libbpf,
   LIBBPF_WARN,
-} from "../../ffi/libbpf.ts";
-import type { Libc } from "../../ffi/libc.ts";
-import { RingBufferReader } from "../../ffi/ringbuf.ts";
-import carnotObjectPath from "../../bpf/carnot.bpf.o" with { type: "file" };
-import { CarnotError } from "../errors.ts";
-import { log } from "../log.ts";
+} from "../../../ffi/libbpf.ts";
+import type { Libc } from "../../../ffi/libc.ts";
+import { RingBufferReader } from "../../../ffi/ringbuf.ts";
+import carnotObjectPath from "../../../bpf/carnot.bpf.o" with { type: "file" };
+import { CarnotError } from "../../errors.ts";
+import { log } from "../../log.ts";
 import {
   COOKIE_FUNC_BITS,
   ProbeFunc,
@@ -44,7 +44,7 @@ import {
   STAT_COUNT,
   STAT_DROPPED,
 } from "./events.ts";
-import { checkLibssl, IMPLICIT_CHECKPOINT_SYMBOLS, type LibsslCheck } from "./libssl.ts";
+import { checkLibssl, IMPLICIT_CHECKPOINT_SYMBOLS, type LibsslCheck } from "./library.ts";
 import { probeSkip } from "./prologue.ts";
 
 export const DEFAULT_RINGBUF_SIZE = 8 * 1024 * 1024;

@@ -1,5 +1,5 @@
 /**
- * Struct offsets verified for one exact libssl file: found by the calibration child (calibrate-child.ts, run
+ * Struct offsets verified for one exact libssl file: found by the calibration child (child.ts, run
  * as `carnot __calibrate LIBSSL`), cached by file identity, and handed to the BPF side per library.
  *
  * The child runs the library in a separate process: with LD_LIBRARY_PATH set to the library's directory, or,
@@ -15,71 +15,23 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
-import { makeCertificate } from "./calibrate-child.ts";
-import { calibrateExecutable, SCRIPT_CIPHER_CODES } from "./calibrate-node.ts";
-import { indexGroups } from "./groups.ts";
-
-const offset = v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0)));
-
-export const CalibrationSchema = v.object({
-  library: v.string(),
-  /** OpenSSL_version(OPENSSL_VERSION) of the loaded library */
-  openssl: v.string(),
-  handshakes: v.number(),
-  groupsTried: v.array(v.number()),
-  offsets: v.object({
-    /** int SSL version in the SSL object */
-    version: offset,
-    /** const SSL_CIPHER * negotiated, in the SSL object */
-    cipher: offset,
-    /** uint32 id (0x0300xxxx) inside SSL_CIPHER */
-    cipherId: offset,
-    /** SSL_SESSION * in the SSL object */
-    session: offset,
-    /** uint16 kex group inside SSL_SESSION */
-    kexGroup: offset,
-    /** uint16 group id of a TLS 1.3 key exchange in the SSL object */
-    group13: offset,
-    /** int handshake state (OSSL_HANDSHAKE_STATE) in the SSL object */
-    handState: offset,
-    /** the SSL_CTX * given to SSL_new (kept when SSL_set_SSL_CTX switches the current one) */
-    sslCtx: offset,
-  }),
-  handStateBefore: v.number(),
-  handStateOk: v.number(),
-  candidates: v.record(v.string(), v.nullable(v.array(v.number()))),
-  /** IANA code (decimal string) → IANA cipher suite name, as this library names them */
-  ciphers: v.record(v.string(), v.string()),
-  /** the library's default groups list (IANA code points), null when it could not be read whole */
-  defaultGroups: v.nullable(v.array(v.number())),
-});
-export type Calibration = v.InferOutput<typeof CalibrationSchema>;
+import { traceCacheDir } from "../../cache-dir.ts";
+import { selfCommand } from "../../../self.ts";
+import { makeCertificate } from "./child.ts";
+import { calibrateExecutable, SCRIPT_CIPHER_CODES } from "./node.ts";
+import { indexGroups } from "../../groups.ts";
+import { type Calibration, CalibrationSchema } from "./types.ts";
 
 /** Bump when the calibration's method changes: cached results of an older method are not reused. */
 export const CALIBRATION_FORMAT = 4;
-
-/** Where calibrations are cached: $CARNOT_CACHE_DIR, else /var/cache/carnot as root, else ~/.cache/carnot. */
-export function calibrationCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CARNOT_CACHE_DIR) return env.CARNOT_CACHE_DIR;
-  if (process.getuid?.() === 0) return "/var/cache/carnot";
-  return join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "carnot");
-}
 
 /** The file's identity: a calibration is reused only for the very same file. */
 export function fileIdentity(path: string): string {
   const st = statSync(path);
   return `${st.dev}-${st.ino}-${st.size}-${Math.floor(st.mtimeMs)}`;
-}
-
-/** How to run the calibration child: the compiled carnot itself, or bun with carnot's cli.ts (from source). */
-export function selfCommand(): string[] {
-  const cli = join(import.meta.dir, "..", "cli.ts");
-  // compiled, import.meta.dir lies in Bun's embedded file system (/$bunfs/…) and the executable is carnot
-  if (!import.meta.dir.startsWith("/$bunfs") && existsSync(cli)) return [process.execPath, cli];
-  return [process.execPath];
 }
 
 /** The ld-linux loader shipped beside a library (a downloaded distribution tree), or null. */
@@ -121,7 +73,7 @@ export async function calibrate(
   libssl: string,
   opts: { cacheDir?: string; refresh?: boolean } = {},
 ): Promise<CalibrationResult> {
-  const cacheDir = opts.cacheDir ?? calibrationCacheDir();
+  const cacheDir = opts.cacheDir ?? traceCacheDir();
   let identity: string;
   try {
     identity = fileIdentity(libssl);
@@ -178,7 +130,7 @@ function saveCalibration(cacheFile: string, cacheDir: string, calibration: Calib
   }
 }
 
-/** An executable with OpenSSL inside: only Node.js is known to be drivable (calibrate-node.ts). */
+/** An executable with OpenSSL inside: only Node.js is known to be drivable (node.ts). */
 async function calibrateNode(executable: string): Promise<CalibrationResult> {
   const version = Bun.spawnSync([executable, "-p", "process.versions.openssl"], {
     stdin: "ignore",

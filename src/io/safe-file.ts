@@ -1,0 +1,143 @@
+/**
+ * The one way carnot writes a file it names: a temporary created beside the destination with an unpredictable
+ * name, `O_CREAT | O_EXCL | O_NOFOLLOW` (a name planted in advance is never opened, never followed), written,
+ * `fsync`ed and renamed over the destination. carnot runs as root in directories other users may write to: a
+ * predictable temporary name that follows symlinks would let them aim root's writes at any file.
+ *
+ * The destination itself: an existing symlink is refused unless the caller allows following it, then the
+ * link's target is written (by the same rename, in the target's directory).
+ */
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+/** not in the typings; Linux x86-64 value */
+const O_CLOEXEC = 0o2000000;
+
+export interface SafeWriteOptions {
+  /** permission bits of the new file (default 0o644) */
+  mode?: number;
+  /** an existing destination that is a symlink: write its target instead of refusing (`--follow-symlinks`) */
+  followSymlinks?: boolean;
+}
+
+/** An error about one path: `code` is the errno name, or ELOOP for a refused symlink. */
+export class UnsafePathError extends Error {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "UnsafePathError";
+  }
+}
+
+/**
+ * Where a write to `path` really goes: `path` itself, or, for an existing symlink the caller allows, its
+ * resolved target. A symlink otherwise throws UnsafePathError (code ELOOP).
+ */
+export function resolveDestination(path: string, followSymlinks = false): string {
+  let isLink = false;
+  try {
+    isLink = lstatSync(path).isSymbolicLink();
+  } catch {
+    return path; // not there yet (or unreadable: the open below says why)
+  }
+  if (!isLink) return path;
+  if (!followSymlinks) {
+    throw new UnsafePathError(
+      path,
+      "ELOOP",
+      `${path} is a symbolic link (refused; --follow-symlinks writes its target)`,
+    );
+  }
+  try {
+    return realpathSync(path);
+  } catch {
+    throw new UnsafePathError(path, "ENOENT", `${path} is a symbolic link to nothing (refused)`);
+  }
+}
+
+/** A temporary file beside `dest`, open for writing; `commit` renames it over `dest`, `discard` removes it. */
+export interface TempFile {
+  readonly fd: number;
+  readonly path: string;
+  /** fsync, close, rename over the destination */
+  commit(): void;
+  /** close (if still open) and unlink; never throws */
+  discard(): void;
+}
+
+/** Create a fresh temporary beside `dest` (exclusive, never through a symlink, unpredictable name). */
+export function createTempBeside(dest: string, mode = 0o644): TempFile {
+  const dir = dirname(dest);
+  const base = basename(dest);
+  let fd = -1;
+  let path = "";
+  for (let attempt = 0; fd < 0; attempt++) {
+    path = join(dir, `.${base}.${randomBytes(9).toString("base64url")}.tmp`);
+    try {
+      fd = openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    } catch (err) {
+      // a name taken (by chance or by design): draw again; anything else is the directory's answer
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt >= 16) throw err;
+    }
+  }
+  // the umask must not narrow what the caller asked for, nor widen it
+  fchmodSync(fd, mode);
+  let open = true;
+  const close = () => {
+    if (open) {
+      open = false;
+      closeSync(fd);
+    }
+  };
+  return {
+    fd,
+    path,
+    commit() {
+      try {
+        fsyncSync(fd);
+      } finally {
+        close();
+      }
+      renameSync(path, dest);
+    },
+    discard() {
+      try {
+        close();
+      } catch {}
+      try {
+        unlinkSync(path);
+      } catch {}
+    },
+  };
+}
+
+/** Write `data` to `path` whole or not at all (see the module comment). Throws the system's error. */
+export function writeFileSafely(path: string, data: string | Uint8Array, opts: SafeWriteOptions = {}): void {
+  const dest = resolveDestination(path, opts.followSymlinks);
+  const tmp = createTempBeside(dest, opts.mode ?? 0o644);
+  try {
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    let off = 0;
+    while (off < bytes.length) off += writeSync(tmp.fd, bytes, off, bytes.length - off);
+    tmp.commit();
+  } catch (err) {
+    tmp.discard();
+    throw err;
+  }
+}

@@ -151,7 +151,7 @@ export default defineCommand({
         const obs = JSON.parse(line) as Observation;
         const client = clients.find((c) => c.pid === obs.pid);
         if (client) rows.push({ who: `${client.label}[${obs.pid}]`, obs });
-        else if (workers.includes(obs.pid)) rows.push({ who: `nginx[${obs.pid}]`, obs });
+        else if (obs.pid !== null && workers.includes(obs.pid)) rows.push({ who: `nginx[${obs.pid}]`, obs });
         else if (obs.pid === sServer.pid) rows.push({ who: `s_server[${obs.pid}]`, obs });
       }
       say("");

@@ -23,7 +23,7 @@ export interface WireLink {
 export interface WireSide {
   cookie: number;
   link: WireLink | null;
-  role: "client" | "server" | null;
+  role: "client" | "server";
   serverName: string | null;
   /** when the wire decided (ktime ns) */
   endNs: number;

@@ -22,7 +22,8 @@ import { type CorrelatedHandshake, HandshakeCorrelator } from "./libssl/correlat
 import { type CalibrationResult, calibrate } from "./libssl/calibration/calibrate.ts";
 import { type GroupIndex, indexGroups } from "./groups.ts";
 import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.ts";
-import { appendObservation, type LibraryFacts, type ObservationContext } from "./observation.ts";
+import type { LibraryFacts, ObservationContext } from "./observation.ts";
+import { appendObservation } from "./record.ts";
 import { SslProbes } from "./libssl/probes.ts";
 import { warmUpPipeline } from "./warmup.ts";
 
@@ -307,20 +308,22 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     exe: (pid) => exe.get(pid),
     clockOffsetUs: clocks.wallMinusMonotonicUs,
     groupIndex,
+    cipherName: () => null,
   };
   let writeError: unknown = null;
   const warned = new Set<string>();
-  const warnOnce = (lib: LibraryFacts, problem: string) => {
+  const warnOnce = (lib: LibraryFacts | null, problem: string) => {
     // once per library and kind of problem (the numbers in it vary)
-    const key = `${lib.label}:${problem.replace(/0x[0-9a-f]+|\d+/g, "N")}`;
+    const label = lib?.label ?? "wire";
+    const key = `${label}:${problem.replace(/0x[0-9a-f]+|\d+/g, "N")}`;
     if (warned.has(key)) return;
     warned.add(key);
-    status(`carnot: warning: ${lib.label}: ${problem}: value left null`);
+    status(`carnot: warning: ${label}: ${problem}: value left null`);
   };
   const onHandshake = (hs: CorrelatedHandshake) => {
     if (writeError) return;
     try {
-      appendObservation(hs, context, writer, warnOnce);
+      appendObservation({ libssl: hs, wire: null }, context, writer, warnOnce);
     } catch (err) {
       writeError = err;
     }

@@ -19,7 +19,8 @@ import {
   encodeEvent,
 } from "./libssl/events.ts";
 import type { GroupIndex } from "./groups.ts";
-import { appendObservation, type ObservationContext } from "./observation.ts";
+import type { ObservationContext } from "./observation.ts";
+import { appendObservation } from "./record.ts";
 
 /** Handshakes run through the pipeline: enough for the engine's optimizing tier to compile every step. */
 export const WARMUP_HANDSHAKES = 4000;
@@ -88,7 +89,7 @@ export async function warmUpPipeline(
   const writer = await ChainedWriter.open("/dev/null", { parallelAfter: Number.POSITIVE_INFINITY });
   const warmCtx: ObservationContext = { ...ctx, exe: () => "/warm-up" };
   const correlator = new HandshakeCorrelator({ windowNs: 2e9, maxPending: 1024, groupIndex }, (hs) =>
-    appendObservation(hs, warmCtx, writer),
+    appendObservation({ libssl: hs, wire: null }, warmCtx, writer),
   );
   for (let offset = 0; offset < region.byteLength; offset += EVENT_SIZE) {
     correlator.push(decoder.decode(offset));

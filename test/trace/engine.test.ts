@@ -44,7 +44,7 @@ describe("warm-up", () => {
       defaultGroups: null,
     };
     const made = await warmUpPipeline(
-      { library: () => facts, exe: () => null, clockOffsetUs: 0, groupIndex },
+      { library: () => facts, exe: () => null, clockOffsetUs: 0, groupIndex, cipherName: () => null },
       groupIndex,
       300,
     );

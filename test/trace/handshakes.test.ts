@@ -113,7 +113,7 @@ describe.skipIf(skip !== null)("carnot trace with real servers and clients", () 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const byPid = (pids: number[]) => records.filter((r) => pids.includes(r.pid));
+  const byPid = (pids: number[]) => records.filter((r) => r.pid !== null && pids.includes(r.pid));
 
   test("the tracer exits 0 after SIGINT, with every record valid, sealed and intact", async () => {
     expect(exitCode).toBe(0);

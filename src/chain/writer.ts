@@ -1,17 +1,10 @@
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { CarnotError } from "../errors.ts";
+import { CarnotError, writeFailure } from "../errors.ts";
+import { isStdoutPath } from "../io/output.ts";
+import { openInPlace, replaceFile } from "../io/safe-file.ts";
 import { log } from "../log.ts";
 import { TOOL } from "../version.ts";
 import { Blake3, wordsToHex } from "./blake3.ts";
@@ -60,6 +53,8 @@ export interface ChainedWriterOptions {
   parallelAfter?: number;
   /** The caller knows the output will be large (replay of a big file): the worker starts sooner. */
   largeOutput?: boolean;
+  /** Write through an existing symlink at the path (`--follow-symlinks`); refused otherwise. */
+  followSymlinks?: boolean;
 }
 
 /**
@@ -103,7 +98,10 @@ export class ChainedWriter {
     this.sink = new LineSink(fd, sealPath !== null, keys.genesis, 0, 0);
   }
 
-  /** path null → stdout (no seal file). key → secret genesis (from --key-file). */
+  /**
+   * path null, `-` or /dev/stdout → stdout (no seal file). The file is written in place as records come (a live
+   * log), so it is opened with O_NOFOLLOW: a symlink planted at its name is refused, not followed.
+   */
   static async open(path: string | null, opts: ChainedWriterOptions = {}): Promise<ChainedWriter> {
     const keys = deriveChainKeys(opts.key);
     const tool = opts.tool ?? TOOL;
@@ -115,15 +113,16 @@ export class ChainedWriter {
         : opts.largeOutput === true
           ? PARALLEL_AFTER_LARGE
           : PARALLEL_AFTER);
-    if (path === null) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter);
+    if (isStdoutPath(path)) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter);
+    const file = path as string;
     let fd: number;
     try {
-      fd = openSync(path, "w", 0o644);
+      fd = openInPlace(file, opts.followSymlinks);
     } catch (err) {
-      throw ioError("cannot create", path, err, 2);
+      throw writeFailure(file, err, "cannot create", 2);
     }
     // -o /dev/stdout or a FIFO: a stream like stdout, nothing to seal beside it
-    const sealPath = fstatSync(fd).isFile() ? sealPathOf(path) : null;
+    const sealPath = fstatSync(fd).isFile() ? sealPathOf(file) : null;
     if (sealPath !== null) {
       // A seal from an earlier run describes other content: until this one closes there is none.
       try {
@@ -131,11 +130,11 @@ export class ChainedWriter {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
           closeSync(fd);
-          throw ioError("cannot remove the old seal", sealPath, err);
+          throw writeFailure(sealPath, err, "cannot remove the old seal");
         }
       }
     }
-    return new ChainedWriter(fd, path, sealPath, keys, tool, parallelAfter);
+    return new ChainedWriter(fd, file, sealPath, keys, tool, parallelAfter);
   }
 
   /** Records appended so far. */
@@ -176,7 +175,7 @@ export class ChainedWriter {
       try {
         this.sink.flush();
       } catch (err) {
-        this.failure = ioError("cannot write", this.name, err);
+        this.failure = writeFailure(this.name, err);
         throw this.failure;
       }
     } else {
@@ -189,7 +188,7 @@ export class ChainedWriter {
         throw this.failure;
       }
       if (!flushed) {
-        this.failure = ioError("cannot write", this.name, {
+        this.failure = writeFailure(this.name, {
           code: ringError(p.producer.shared, p.producer.ctl),
         });
         throw this.failure;
@@ -224,7 +223,7 @@ export class ChainedWriter {
     try {
       fsyncSync(this.fd);
     } catch (err) {
-      throw ioError("cannot write", this.name, err);
+      throw writeFailure(this.name, err);
     } finally {
       closeSync(this.fd);
     }
@@ -271,7 +270,7 @@ export class ChainedWriter {
     try {
       this.sink.appendBody(h, n);
     } catch (err) {
-      this.failure = ioError("cannot write", this.name, err);
+      this.failure = writeFailure(this.name, err);
       throw this.failure;
     }
     record.chain = wordsToHex(this.sink.chain);
@@ -285,7 +284,7 @@ export class ChainedWriter {
   ): void {
     const failed = ringError(p.producer.shared, p.producer.ctl);
     if (failed !== null) {
-      this.failure = ioError("cannot write", this.name, { code: failed });
+      this.failure = writeFailure(this.name, { code: failed });
       throw this.failure;
     }
     const raw = record.raw_line;
@@ -346,7 +345,7 @@ export class ChainedWriter {
     try {
       this.sink.flush();
     } catch (err) {
-      throw ioError("cannot write", this.name, err);
+      throw writeFailure(this.name, err);
     }
     const ring = createRing();
     const standin = randomBytes(32).toString("hex");
@@ -401,7 +400,7 @@ export class ChainedWriter {
       try {
         this.sink.flush();
       } catch (err) {
-        throw ioError("cannot write", this.name, err);
+        throw writeFailure(this.name, err);
       }
       return;
     }
@@ -418,7 +417,7 @@ export class ChainedWriter {
     this.sink.flushedChain.set(r.chain);
     this.sink.appended = this.sink.flushedCount = r.count;
     this.sink.flushedBytes = r.writtenBytes;
-    if (r.error !== null) throw ioError("cannot write", this.name, { code: r.error });
+    if (r.error !== null) throw writeFailure(this.name, { code: r.error });
   }
 
   private writeSeal(sealPath: string, complete: boolean, reason: string | null): ChainSeal {
@@ -433,12 +432,11 @@ export class ChainedWriter {
       },
       this.keys,
     );
-    const tmp = `${sealPath}.tmp-${process.pid}`;
     try {
-      writeFileSync(tmp, `${JSON.stringify(seal)}\n`, { mode: 0o644 });
-      renameSync(tmp, sealPath);
+      // the old seal was removed at open: whatever is at its name now is replaced, never followed
+      replaceFile(sealPath, `${JSON.stringify(seal)}\n`);
     } catch (err) {
-      throw ioError("cannot write seal", sealPath, err);
+      throw writeFailure(sealPath, err, "cannot write seal");
     }
     return seal;
   }
@@ -466,23 +464,4 @@ function serialize(record: Record<string, unknown>): string {
   if (json === undefined || json.charCodeAt(0) !== 123)
     throw new TypeError("ChainedWriter: a record must be a JSON object");
   return json;
-}
-
-/** What an errno means, for the one-line message. */
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EISDIR: "is a directory",
-  ENOSPC: "no space left on device (ENOSPC)",
-  EDQUOT: "disk quota exceeded (EDQUOT)",
-  EPIPE: "the reader closed the pipe (EPIPE)",
-  EROFS: "read-only file system",
-  EIO: "input/output error (EIO)",
-};
-
-/** One line naming the file and the reason; the errno text once (the cause would repeat it). */
-function ioError(what: string, path: string, err: unknown, exitCode = 1): CarnotError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const why = code ? (ERRNO_TEXT[code] ?? code) : ((err as Error).message ?? String(err));
-  return new CarnotError(`${what} ${path}: ${why}`, { exitCode });
 }

@@ -72,6 +72,7 @@ export default defineCommand({
     const writer = await ChainedWriter.open(args.output ?? null, {
       key,
       largeOutput: size >= LARGE_INPUT_BYTES,
+      followSymlinks: args["follow-symlinks"],
     });
     const showProgress = process.stderr.isTTY === true && size >= PROGRESS_MIN_BYTES;
     try {

@@ -10,7 +10,7 @@ import { TOOL } from "../version.ts";
 import { Blake3, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
 import type { HashWorkerInput, HashWorkerResult } from "./hash-worker.ts";
-import { type ChainKeys, deriveChainKeys } from "./keys.ts";
+import { CHAIN_FORMAT_V2, type ChainKeys, deriveChainKeys, FORMAT_KEY, KEY_ID_KEY } from "./keys.ts";
 import { LineSink } from "./line-sink.ts";
 import { CTL, createRing, RingProducer, ringError } from "./ring.ts";
 import { buildSeal, type ChainSeal, sealPathOf, sealTime } from "./seal.ts";
@@ -26,8 +26,8 @@ const PARALLEL_AFTER_LARGE = 4_096;
 const STAGE_BYTES = 256 * 1024;
 /** How long the writer waits for a new hash worker to run before it keeps hashing itself. */
 const WORKER_START_MS = 3_000;
-/** The keys raw_hash does not cover. */
-const OMITTED: readonly string[] = ["raw_hash", "chain"];
+/** The keys raw_hash does not cover (the chain's own: a record keeps its raw_hash in any log). */
+const OMITTED: readonly string[] = ["raw_hash", "chain", FORMAT_KEY, KEY_ID_KEY];
 
 /** Hashing moved to a worker: the ring, the frames staged for it, and its final report. */
 interface ParallelState {
@@ -45,7 +45,7 @@ interface ParallelState {
 }
 
 export interface ChainedWriterOptions {
-  /** Secret from --key-file: makes the genesis secret. */
+  /** Secret from --key-file: the log is written in carnot.chain.v2, every link keyed by it. */
   key?: Uint8Array;
   /** Program and version named in the seal (default: this carnot). */
   tool?: string;
@@ -61,14 +61,22 @@ export interface ChainedWriterOptions {
  * The one writer of every JSONL output: each record gets `raw_hash` and a `chain` value, and a
  * seal beside the file marks it complete.
  *
- * The chain (format carnot.chain.v1) extends the spec's `state = blake3_keyed(state, raw_hash)`:
+ * Unkeyed logs (format carnot.chain.v1) extend the spec's `state = blake3_keyed(state, raw_hash)`:
  *   raw_hash = blake3(raw_line), or blake3(canonical JSON of the record without raw_hash/chain)
  *   chain_i  = blake3_keyed(key = chain_{i-1}, message = the UTF-8 line without its chain key)
  * The message is the whole serialized record (which contains raw_hash), not raw_hash alone,
  * so an edited enriched field (abs_path, risk_tags, …) breaks the chain too; under the spec's
- * rule only raw_line was protected. chain_0 is blake3("carnot.chain.v1 genesis"), or, with a
- * key file, blake3_keyed(blake3(key), "carnot.chain.v1 genesis") so the chain cannot be
- * recomputed without the key. The line is the record JSON with `,"chain":"<hex>"` before its `}`.
+ * rule only raw_line was protected. chain_0 is blake3("carnot.chain.v1 genesis"). Anyone can
+ * recompute such a chain: it finds accidents and careless edits, not an attacker.
+ *
+ * Keyed logs (--key-file, format carnot.chain.v2): with m = blake3(secret) and keys derived from m
+ * under "carnot.chain.v2 genesis|link|seal|key-id" labels,
+ *   k_i      = blake3_keyed(key = link key, message = the 32 bytes of chain_{i-1})
+ *   chain_i  = blake3_keyed(key = k_i, message = the UTF-8 line without its chain key)
+ * so every link is a MAC that needs the secret: no line can be edited, inserted or removed without
+ * it, also in a log cut short before its seal. The first line carries `chain_format` and
+ * `chain_key_id` (before `chain`, covered by it, not by raw_hash), so such a log is known as keyed
+ * without its seal. The line is the record JSON with `,"chain":"<hex>"` before its `}`.
  *
  * Large outputs: after `parallelAfter` records the hashing and writing move to a worker thread
  * (src/chain/hash-worker.ts) fed through a shared ring, so this thread only serializes.
@@ -95,7 +103,7 @@ export class ChainedWriter {
     private readonly tool: string,
     private parallelAfter: number,
   ) {
-    this.sink = new LineSink(fd, sealPath !== null, keys.genesis, 0, 0);
+    this.sink = new LineSink(fd, sealPath !== null, keys.genesis, 0, 0, keys.linkKey);
   }
 
   /**
@@ -259,13 +267,22 @@ export class ChainedWriter {
     this.seal = this.writeSeal(this.sealPath, false, reason);
   }
 
+  /** After raw_hash: no `chain` yet (it comes last); a v2 log's first line names its format and key. */
+  private chainKeysOf(record: Record<string, unknown>): void {
+    if (record.chain !== undefined) delete record.chain;
+    if (this.appended === 0 && this.keys.format === CHAIN_FORMAT_V2) {
+      record[FORMAT_KEY] = CHAIN_FORMAT_V2;
+      record[KEY_ID_KEY] = this.keys.keyId;
+    }
+  }
+
   /** Chain and buffer one record in this thread. */
   private chainRecord(record: Record<string, unknown>, canonical: string | undefined): void {
     const h = this.hasher;
     const raw = record.raw_line;
     h.digest(h.encode(typeof raw === "string" ? raw : (canonical ?? canonicalJson(record, OMITTED))));
     record.raw_hash = h.outHex();
-    if (record.chain !== undefined) delete record.chain;
+    this.chainKeysOf(record);
     const n = h.encode(serialize(record));
     try {
       this.sink.appendBody(h, n);
@@ -291,14 +308,14 @@ export class ChainedWriter {
     // a record with its own toJSON may drop the stand-in: hash it here
     if (typeof raw === "string" && typeof record.toJSON !== "function") {
       record.raw_hash = p.standin;
-      if (record.chain !== undefined) delete record.chain;
+      this.chainKeysOf(record);
       this.stageFrame(p, raw, serialize(record));
       return;
     }
     const h = this.hasher;
     h.digest(h.encode(typeof raw === "string" ? raw : (canonical ?? canonicalJson(record, OMITTED))));
     record.raw_hash = h.outHex();
-    if (record.chain !== undefined) delete record.chain;
+    this.chainKeysOf(record);
     this.stageFrame(p, null, serialize(record));
   }
 
@@ -355,6 +372,7 @@ export class ChainedWriter {
       fd: this.fd,
       truncatable: this.sealPath !== null,
       chain: this.sink.chain,
+      linkKey: this.keys.linkKey,
       count: this.sink.flushedCount,
       writtenBytes: this.sink.flushedBytes,
     };

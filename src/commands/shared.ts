@@ -24,7 +24,7 @@ export const fileOutputArgs = {
 export const keyFileArgs = {
   "key-file": {
     type: "string",
-    description: "Secret key file: makes the hash chain's genesis a secret (32+ bytes)",
+    description: "Secret key file: every link of the hash chain needs it (carnot.chain.v2; 32+ bytes)",
     valueHint: "FILE",
   },
 } as const satisfies ArgsDef;

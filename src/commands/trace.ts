@@ -4,7 +4,7 @@ import { CarnotError } from "../errors.ts";
 import { resolveDestination } from "../io/safe-file.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
-import { commonArgs, symlinkArgs } from "./shared.ts";
+import { commonArgs, keyFileArgs, symlinkArgs } from "./shared.ts";
 
 const usageError = (message: string) => new CarnotError(message, { exitCode: 2 });
 
@@ -105,11 +105,7 @@ export default defineCommand({
     },
     "metrics-json": { type: "string", description: "Also write the metrics to this file", valueHint: "FILE" },
     ...symlinkArgs,
-    "key-file": {
-      type: "string",
-      description: "Secret key file: makes the hash chain's genesis a secret (32+ bytes)",
-      valueHint: "FILE",
-    },
+    ...keyFileArgs,
     duration: { type: "string", description: "Stop by itself after this many seconds", valueHint: "SEC" },
     "raw-events": {
       type: "boolean",

@@ -18,7 +18,8 @@ export default defineCommand({
     },
     "key-file": {
       type: "string",
-      description: "Secret key file the log was written with (--key-file of replay/trace)",
+      description:
+        "Secret key file the log was written with (--key-file of replay/trace); a keyed log needs it",
       valueHint: "FILE",
     },
     ...commonArgs,

@@ -13,7 +13,7 @@ import { renderHtml, renderMarkdown } from "../attest/render.ts";
 import { loadEd25519PrivateKey, sha256Hex, signAttestation, verifyAttestation } from "../attest/sign.ts";
 import { describeIssues } from "../bom/observation.ts";
 import { formatJson, readCryptoBom, readJsonDocument } from "../bom/read.ts";
-import { CarnotError } from "../errors.ts";
+import { CarnotError, systemReason } from "../errors.ts";
 import { writeStdout, writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
 import { evaluatePolicy, PolicyResultSchema } from "../policy/rules.ts";
@@ -43,10 +43,7 @@ async function readText(path: string, what: string): Promise<string> {
   try {
     return await Bun.file(path).text();
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new CarnotError(
-      `${path}: cannot read ${what}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`,
-    );
+    throw new CarnotError(`${path}: cannot read ${what}: ${systemReason(err)}`);
   }
 }
 
@@ -186,11 +183,11 @@ export default defineCommand({
     writeTextOutput(`${prefix}.html`, html, write);
     // The JSON (with the signature over the other two) is written last: present means complete.
     writeTextOutput(`${prefix}.json`, formatJson(attestation), write);
+    writeStdout(`${prefix}.json\n${prefix}.md\n${prefix}.html\n`);
     const m = attestation.metrics;
     log.info(
       `attest: ${m.handshakes_successful} successful handshake(s), ${m.hndl_exposed} HNDL-exposed, policy ${attestation.policy.status}` +
         `${key ? `, signed by ${attestation.signature?.key_id}` : ""}`,
     );
-    writeStdout(`${prefix}.json\n${prefix}.md\n${prefix}.html\n`);
   },
 });

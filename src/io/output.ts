@@ -158,3 +158,11 @@ export async function writeThrough<T>(
 export function writeStdout(text: string): void {
   writeTextOutput(null, text);
 }
+
+/** A message for stderr, written now; if stderr itself cannot be written there is no one left to tell. */
+export function writeStderr(text: string): void {
+  try {
+    const bytes = Buffer.from(text, "utf8");
+    writeFully(2, bytes, 0, bytes.length);
+  } catch {}
+}

@@ -5,18 +5,18 @@
 import { Libc } from "../../ffi/libc.ts";
 import {
   closeSync,
+  constants,
   openSync,
   readFileSync,
   readlinkSync,
   realpathSync,
-  renameSync,
   statSync,
   unlinkSync,
-  writeFileSync,
 } from "node:fs";
 import { dirname } from "node:path";
 import { ChainedWriter } from "../chain/writer.ts";
-import { CarnotError, describeError } from "../errors.ts";
+import { CarnotError, describeError, writeFailure } from "../errors.ts";
+import { writeFileSafely } from "../io/safe-file.ts";
 import { log } from "../log.ts";
 import { type CorrelatedHandshake, HandshakeCorrelator } from "./libssl/correlate.ts";
 import { type CalibrationResult, calibrate } from "./libssl/calibration/calibrate.ts";
@@ -25,6 +25,8 @@ import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.
 import { appendObservation, type LibraryFacts, type ObservationContext } from "./observation.ts";
 import { SslProbes } from "./libssl/probes.ts";
 import { warmUpPipeline } from "./warmup.ts";
+
+const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = constants;
 
 export interface TraceOptions {
   /** output file; null = stdout */
@@ -39,6 +41,8 @@ export interface TraceOptions {
   /** seconds between metrics lines on stderr; 0 = only at exit */
   metricsIntervalS: number;
   metricsJson?: string;
+  /** write through existing symlinks at `out` and `metricsJson` (`--follow-symlinks`) */
+  followSymlinks?: boolean;
   key?: Uint8Array;
   /** stop by itself after this many seconds */
   durationS?: number;
@@ -114,7 +118,7 @@ export function sampleClocks(libc: Libc = new Libc()): ClockOffsets {
 }
 
 /** Fails early, before anything is attached, when the output cannot be written; creates nothing. */
-function assertWritable(path: string): void {
+function assertWritable(path: string, followSymlinks = false): void {
   let existed = true;
   try {
     statSync(path);
@@ -123,7 +127,8 @@ function assertWritable(path: string): void {
   }
   try {
     if (existed && statSync(path).isDirectory()) throw new Error("is a directory");
-    closeSync(openSync(path, "a"));
+    // never through a link planted at the name (it could create the link's target as root)
+    closeSync(openSync(path, O_WRONLY | O_APPEND | O_CREAT | (followSymlinks ? 0 : O_NOFOLLOW), 0o644));
     if (!existed) unlinkSync(path);
   } catch (err) {
     // the errno name says it; the cause stays for --verbose
@@ -140,13 +145,11 @@ export function formatMetrics(m: TraceMetrics): string {
   );
 }
 
-function writeMetricsJson(path: string, m: TraceMetrics): void {
-  const tmp = `${path}.tmp-${process.pid}`;
+function writeMetricsJson(path: string, m: TraceMetrics, followSymlinks = false): void {
   try {
-    writeFileSync(tmp, `${JSON.stringify(m)}\n`);
-    renameSync(tmp, path);
+    writeFileSafely(path, `${JSON.stringify(m)}\n`, { followSymlinks });
   } catch (err) {
-    throw new CarnotError(`cannot write metrics to ${path}`, { cause: err });
+    throw writeFailure(path, err, "cannot write metrics to");
   }
 }
 
@@ -219,7 +222,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   if (libraries.some((l) => l === null)) {
     throw new CarnotError("no libssl found (install libssl3, or name one with --libssl PATH)");
   }
-  if (opts.out !== null) assertWritable(opts.out);
+  if (opts.out !== null) assertWritable(opts.out, opts.followSymlinks);
   if (opts.metricsJson) {
     try {
       statSync(dirname(opts.metricsJson));
@@ -262,7 +265,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   });
   let writer: ChainedWriter;
   try {
-    writer = await ChainedWriter.open(opts.out, { key: opts.key });
+    writer = await ChainedWriter.open(opts.out, { key: opts.key, followSymlinks: opts.followSymlinks });
   } catch (err) {
     probes.close();
     throw err;
@@ -434,7 +437,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       setInterval(() => {
         const m = metrics();
         status(`carnot: ${formatMetrics(m)}`);
-        if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m);
+        if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m, opts.followSymlinks);
       }, opts.metricsIntervalS * 1000),
     );
   }
@@ -454,7 +457,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     const m = metrics();
     const stopMs = performance.now() - stopRequested;
     status(`carnot: ${formatMetrics(m)}`);
-    if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m);
+    if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m, opts.followSymlinks);
     const detachStart = performance.now();
     probes.close();
     const detachMs = performance.now() - detachStart;

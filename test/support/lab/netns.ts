@@ -111,3 +111,45 @@ export function createNetnsPair(opts: { mtu?: number } = {}): NetnsPair {
     destroy,
   };
 }
+
+export interface NamespaceServer {
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `cmd` inside `side`'s namespace and resolves once something listens there on TCP `port`. */
+export async function serveInNamespace(
+  side: NetnsSide,
+  cmd: string[],
+  port: number,
+): Promise<NamespaceServer> {
+  const proc = Bun.spawn(["ip", "netns", "exec", side.ns, ...cmd], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill("SIGTERM");
+    if (!(await Promise.race([proc.exited.then(() => true), Bun.sleep(3000).then(() => false)]))) {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
+  };
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ss = Bun.spawnSync(["ip", "netns", "exec", side.ns, "ss", "-Hltn", `sport = :${port}`], {
+      stdout: "pipe",
+    });
+    if (ss.stdout.toString().trim() !== "") break;
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      const err = await new Response(proc.stderr).text();
+      throw new Error(
+        `${cmd[0]} did not listen on ${side.addr}:${port}: ${err.trim().split("\n").slice(-1)[0]}`,
+      );
+    }
+    await Bun.sleep(25);
+  }
+  return { pid: proc.pid, stop };
+}

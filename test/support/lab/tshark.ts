@@ -55,6 +55,8 @@ export async function startCapture(opts: {
   return {
     file,
     async stop() {
+      // the capture receives the kernel's packets in batches and drops the last batch when interrupted
+      await Bun.sleep(600);
       if (proc.exitCode === null) proc.kill("SIGINT");
       const done = await Promise.race([proc.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
       if (!done) {
@@ -312,6 +314,8 @@ export interface Segment {
   flags: string;
   retransmission: boolean;
   outOfOrder: boolean;
+  /** SACK blocks the segment carries, relative [left, right) edges */
+  sack: [number, number][];
 }
 
 /** Every TCP segment of a capture, in capture order, with tshark's analysis of it. */
@@ -329,6 +333,8 @@ export async function tcpSegments(file: string): Promise<Segment[]> {
     "tcp.flags.str",
     "tcp.analysis.retransmission",
     "tcp.analysis.out_of_order",
+    "tcp.options.sack_le",
+    "tcp.options.sack_re",
   ];
   const proc = Bun.spawn(
     [
@@ -365,6 +371,10 @@ export async function tcpSegments(file: string): Promise<Segment[]> {
         flags: (f[9] ?? "").replace(/[·]/g, "").trim(),
         retransmission: (f[10] ?? "") !== "",
         outOfOrder: (f[11] ?? "") !== "",
+        sack: (f[12] ?? "")
+          .split(",")
+          .filter((x) => x !== "")
+          .map((left, i) => [Number(left), Number((f[13] ?? "").split(",")[i])] as [number, number]),
       };
     });
 }

@@ -52,14 +52,16 @@ function mainThreadCpuMs(): number {
   return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
 }
 
-/** Write RECORDS records through the writer (hashing in-thread or in its worker), then verify them. */
+/** Write RECORDS records through the writer (hashing in-thread or in its worker, `-keyed`: v2), then verify them. */
 async function benchWriter(mode: string): Promise<void> {
+  const key = mode.endsWith("-keyed") ? new Uint8Array(32).fill(7) : undefined;
   const dir = mkdtempSync(join(tmpdir(), "carnot-bench-chain-"));
   try {
     const path = join(dir, "bench.jsonl");
     const templates = Array.from({ length: 1000 }, (_, i) => makeRecord(i));
     const w = await ChainedWriter.open(path, {
-      parallelAfter: mode === "worker" ? undefined : Number.POSITIVE_INFINITY,
+      parallelAfter: mode.startsWith("worker") ? undefined : Number.POSITIVE_INFINITY,
+      key,
     });
     const cpu0 = mainThreadCpuMs();
     const t0 = performance.now();
@@ -71,9 +73,9 @@ async function benchWriter(mode: string): Promise<void> {
     console.log(
       `writer (${mode}): ${RECORDS} records in ${writeS.toFixed(2)} s = ${Math.round(RECORDS / writeS)} records/s, ${(size / 1e6 / writeS).toFixed(0)} MB/s, ${(size / RECORDS).toFixed(0)} B/line, main thread ${cpuUs.toFixed(2)} µs CPU/record, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
     );
-    if (mode !== "worker") {
+    if (!mode.startsWith("worker")) {
       const t1 = performance.now();
-      const r = await verifyLog(path);
+      const r = await verifyLog(path, { key });
       const verifyS = (performance.now() - t1) / 1000;
       console.log(`verify: ${r.ok ? "ok" : `FAIL ${r.reason}`}, ${Math.round(r.count / verifyS)} records/s`);
     }
@@ -116,6 +118,18 @@ const own = timeIt("src/chain/blake3.ts: raw_hash + keyed chain step", ITER, () 
   ownKey.set(h.out);
   h.digest(h.load(recordBytes), ownKey);
 });
+// carnot.chain.v2 adds one compression per link: k_i = blake3_keyed(link key, chain_{i-1})
+const linkKey = new Uint32Array(8).fill(0x01020304);
+const linkKeyNow = new Uint32Array(8);
+timeIt("src/chain/blake3.ts: raw_hash + v2 chain step (+ link key)", ITER, () => {
+  h.digest(h.load(rawBytes));
+  ownKey.set(h.out);
+  h.keyedWords(linkKey, ownKey, linkKeyNow);
+  h.digest(h.load(recordBytes), linkKeyNow);
+});
+timeIt("src/chain/blake3.ts: the link key alone (one compression)", ITER, () =>
+  h.keyedWords(linkKey, ownKey, linkKeyNow),
+);
 const big = new Uint8Array(1 << 20).map((_, i) => i * 31);
 const mbs = (us: number, bytes: number) => (bytes / us).toFixed(0);
 const ownBig = timeIt("src/chain/blake3.ts: 1 MiB", 200, () => h.digest(h.load(big)));
@@ -167,7 +181,7 @@ if (jit) {
 console.log(`hash speed-up over @noble/hashes: ${(noble / own).toFixed(1)}x`);
 
 // The writer end to end, then verify, on a real file: each mode in its own process (own peak RSS).
-for (const mode of ["in-thread", "worker"]) {
+for (const mode of ["in-thread", "worker", "in-thread-keyed", "worker-keyed"]) {
   const run = Bun.spawnSync([process.execPath, import.meta.path, "--writer", mode, String(RECORDS)], {
     stdout: "inherit",
     stderr: "inherit",

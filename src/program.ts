@@ -1,6 +1,7 @@
 /** The command line: subcommands, help with examples, one-line errors and exit codes. */
 import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
-import { CarnotError, describeError } from "./errors.ts";
+import { BROKEN_PIPE_EXIT, CarnotError, describeError, isBrokenPipe } from "./errors.ts";
+import { writeStderr, writeStdout } from "./io/output.ts";
 import { VERSION } from "./version.ts";
 
 /** Real command lines, shown at the end of `--help`. */
@@ -87,7 +88,38 @@ async function printHelp(rawArgs: string[]): Promise<void> {
   const usage = colour ? rendered : rendered.replace(ANSI_COLOUR, "");
   const examples = EXAMPLES[path[path.length - 1] ?? "carnot"] ?? [];
   const block = examples.length ? `\n\nEXAMPLES\n${examples.map((e) => `  ${e}`).join("\n")}\n` : "\n";
-  process.stdout.write(`${usage}${block}`);
+  writeStdout(`${usage}${block}`);
+}
+
+/**
+ * What the user sees of an error and the exit code: a closed pipe ends quietly with 141 (as SIGPIPE would),
+ * anything else is one line on stderr, the stack only with --verbose.
+ */
+export function reportError(err: unknown, verbose: boolean): number {
+  if (isBrokenPipe(err)) return BROKEN_PIPE_EXIT;
+  const message = describeError(err);
+  // citty colours names in its own messages; a log file or a pipe wants the plain words
+  const colour = !process.env.NO_COLOR && process.stderr.isTTY === true;
+  writeStderr(`carnot: ${colour ? message : message.replace(ANSI_COLOUR, "")}\n`);
+  if (verbose && err instanceof Error && err.stack) writeStderr(`${err.stack}\n`);
+  if (err instanceof CarnotError) return err.exitCode;
+  // citty's own argument errors (unknown command, missing positional) are usage errors
+  const code = (err as { code?: string }).code;
+  return code === "EARG" || code?.startsWith("E_") ? 2 : 1;
+}
+
+/**
+ * For this process being carnot: an error nothing caught (a timer's, a stream's 'error' event, a rejected
+ * promise no one awaited) is reported like any other, and ends the process; never Bun's own trace.
+ */
+export function handleStrayErrors(rawArgs: string[]): void {
+  const verbose = rawArgs.includes("--verbose");
+  const stray = (err: unknown) => process.exit(reportError(err, verbose));
+  process.on("uncaughtException", stray);
+  process.on("unhandledRejection", stray);
+  // writes carnot makes are synchronous (src/io/output.ts); these catch a library's asynchronous ones
+  process.stdout.on("error", stray);
+  process.stderr.on("error", () => {});
 }
 
 export async function runCli(rawArgs: string[]): Promise<number> {
@@ -97,29 +129,20 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     return (await import("./commands/calibrate.ts")).runCalibrate(rawArgs.slice(1));
   const separator = rawArgs.indexOf("--");
   const ownArgs = separator === -1 ? rawArgs : rawArgs.slice(0, separator);
-  if (rawArgs.length === 0 || ownArgs.some((a) => a === "--help" || a === "-h")) {
-    await printHelp(rawArgs);
-    return rawArgs.length === 0 ? 1 : 0;
-  }
-  if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
-    process.stdout.write(`${VERSION}\n`);
-    return 0;
-  }
   try {
+    if (rawArgs.length === 0 || ownArgs.some((a) => a === "--help" || a === "-h")) {
+      await printHelp(rawArgs);
+      return rawArgs.length === 0 ? 1 : 0;
+    }
+    if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
+      writeStdout(`${VERSION}\n`);
+      return 0;
+    }
     // run the subcommand itself: citty drops a subcommand's return value (the exit code)
     const [cmd, path] = await resolveTarget(rawArgs);
     const { result } = await runCommand(cmd, { rawArgs: rawArgs.slice(path.length - 1) });
     return typeof result === "number" ? result : 0;
   } catch (err) {
-    const message = describeError(err);
-    // citty colours names in its own messages; a log file or a pipe wants the plain words
-    const colour = !process.env.NO_COLOR && process.stderr.isTTY === true;
-    process.stderr.write(`carnot: ${colour ? message : message.replace(ANSI_COLOUR, "")}\n`);
-    if (rawArgs.includes("--verbose") && err instanceof Error && err.stack)
-      process.stderr.write(`${err.stack}\n`);
-    if (err instanceof CarnotError) return err.exitCode;
-    // citty's own argument errors (unknown command, missing positional) are usage errors
-    const code = (err as { code?: string }).code;
-    return code === "EARG" || code?.startsWith("E_") ? 2 : 1;
+    return reportError(err, rawArgs.includes("--verbose"));
   }
 }

@@ -1,7 +1,6 @@
-/** The I/O edge of the BOM stages: reading inputs with errors that name the file, writing outputs whole. */
-import { rename, writeFile } from "node:fs/promises";
+/** The input edge of the BOM stages: reading inputs with errors that name the file (outputs: src/io/output.ts). */
 import * as v from "valibot";
-import { CarnotError } from "../errors.ts";
+import { CarnotError, describeError, systemReason } from "../errors.ts";
 import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema } from "./cryptobom.ts";
 import { describeIssues, type HandshakeObservation, HandshakeObservationSchema } from "./observation.ts";
 
@@ -10,13 +9,9 @@ async function readText(path: string): Promise<string> {
   try {
     return await file.text();
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : describe(err);
-    throw new CarnotError(`${path}: cannot read: ${reason}`, { cause: err });
+    throw new CarnotError(`${path}: cannot read: ${systemReason(err)}`);
   }
 }
-
-const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** A line that closes a chained file rather than describing a handshake (written by the chained writer). */
 function isSealLine(value: unknown): boolean {
@@ -70,7 +65,7 @@ export async function readJsonFile(path: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new CarnotError(`${path}: not valid JSON: ${describe(err)}`);
+    throw new CarnotError(`${path}: not valid JSON: ${describeError(err)}`);
   }
 }
 
@@ -90,24 +85,6 @@ export async function readJsonDocument<S extends v.GenericSchema>(
 /** Stable, diff-friendly JSON text. */
 export const formatJson = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
-/** Writes the whole file or nothing: a temporary sibling renamed into place. `-`/undefined → stdout. */
-export async function writeOutput(path: string | undefined, text: string): Promise<void> {
-  if (path === undefined || path === "-") {
-    process.stdout.write(text);
-    return;
-  }
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, path);
-  } catch (err) {
-    await Bun.file(tmp)
-      .delete()
-      .catch(() => {});
-    throw new CarnotError(`${path}: cannot write: ${describe(err)}`, { cause: err });
-  }
-}
-
 /** A CryptoBOM v2.1 document (from `bom`, `merge`, or a static/cloud exporter), or a one-line error. */
 export async function readCryptoBom(path: string): Promise<CryptoBom> {
   const text = await readText(path);
@@ -126,7 +103,7 @@ export async function readCryptoBom(path: string): Promise<CryptoBom> {
     })();
     if (looksJsonl)
       throw new CarnotError(`${path}: is handshake JSONL, not a BOM: run 'carnot bom ${path}' first`);
-    throw new CarnotError(`${path}: not valid JSON: ${describe(err)}`);
+    throw new CarnotError(`${path}: not valid JSON: ${describeError(err)}`);
   }
   const o = value as Record<string, unknown> | null;
   if (o && typeof o === "object" && o.bomFormat === "CycloneDX") {

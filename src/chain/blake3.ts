@@ -924,6 +924,19 @@ export class Blake3 {
     return this.outBytes.toHex();
   }
 
+  /**
+   * out = blake3_keyed(key, the 32 bytes of `msg`'s 8 words): one compression (a one-block, one-chunk
+   * input). Leaves the scratch buffer alone, so it can run between loading a record and hashing it.
+   */
+  keyedWords(key: Uint32Array, msg: Uint32Array, out: Uint32Array): void {
+    const block = this.parentBlock;
+    for (let i = 0; i < 8; i++) {
+      block[i] = msg[i]!;
+      block[8 + i] = 0;
+    }
+    compress(key, 0, block, 0, 0, 32, KEYED_HASH | CHUNK_START | CHUNK_END | ROOT, out, 0);
+  }
+
   private chunk(
     byteOff: number,
     len: number,

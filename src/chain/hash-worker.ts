@@ -19,6 +19,8 @@ export interface HashWorkerInput {
   truncatable: boolean;
   /** chain value, count and bytes already written by the writer's own thread */
   chain: Uint32Array;
+  /** v2: the link key (see LineSink); null for v1 */
+  linkKey: Uint32Array | null;
   count: number;
   writtenBytes: number;
 }
@@ -33,7 +35,14 @@ export interface HashWorkerResult {
 
 export function runHashWorker(input: HashWorkerInput): HashWorkerResult {
   const ctl = new Int32Array(input.ring.control);
-  const sink = new LineSink(input.fd, input.truncatable, input.chain, input.count, input.writtenBytes);
+  const sink = new LineSink(
+    input.fd,
+    input.truncatable,
+    input.chain,
+    input.count,
+    input.writtenBytes,
+    input.linkKey,
+  );
   let error: string | null = null;
   // the writer's flush(): everything it sent is in the sink, write it out now
   const flushSink = (): void => {

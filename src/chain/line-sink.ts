@@ -1,4 +1,5 @@
-import { ftruncateSync, writeSync } from "node:fs";
+import { ftruncateSync } from "node:fs";
+import { writeFully } from "../io/output.ts";
 import type { Blake3 } from "./blake3.ts";
 
 /** Output is written in chunks of about this size: one write syscall per ~1 MiB, never per line. */
@@ -36,6 +37,8 @@ export class LineSink {
   flushedBytes = 0;
   private buf = new Uint8Array(FLUSH_BYTES + 64 * 1024);
   private pos = 0;
+  /** v2: this link's key, derived from the link key and the previous chain value */
+  private readonly linkKeyNow = new Uint32Array(8);
 
   constructor(
     private readonly fd: number,
@@ -44,6 +47,8 @@ export class LineSink {
     chain: Uint32Array,
     count: number,
     writtenBytes: number,
+    /** v2 (keyed): every link is keyed by blake3_keyed(linkKey, previous chain); null: v1 */
+    private readonly linkKey: Uint32Array | null = null,
   ) {
     this.chain = new Uint32Array(chain);
     this.flushedChain = new Uint32Array(chain);
@@ -57,7 +62,7 @@ export class LineSink {
    */
   appendBody(h: Blake3, n: number): void {
     const chain = this.chain;
-    chain.set(h.digest(n, chain));
+    chain.set(h.digest(n, linkKeyOf(h, this.linkKey, chain, this.linkKeyNow)));
     if (this.pos + n + SUFFIX_LEN > this.buf.length) {
       this.flush();
       if (n + SUFFIX_LEN > this.buf.length) this.buf = new Uint8Array(n + SUFFIX_LEN + 64 * 1024);
@@ -83,9 +88,8 @@ export class LineSink {
    * unwritten lines are dropped from the chain state, and the error is thrown.
    */
   flush(): void {
-    let off = 0;
     try {
-      while (off < this.pos) off += writeAll(this.fd, this.buf, off, this.pos - off);
+      writeFully(this.fd, this.buf, 0, this.pos);
     } catch (err) {
       if (this.truncatable) {
         try {
@@ -106,14 +110,17 @@ export class LineSink {
   }
 }
 
-/** writeSync that waits out EAGAIN (a non-blocking stdout pipe that is full). */
-function writeAll(fd: number, buf: Uint8Array, off: number, len: number): number {
-  for (;;) {
-    try {
-      return writeSync(fd, buf, off, len);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-      Bun.sleepSync(1);
-    }
-  }
+/**
+ * The key a line is chained under after `previous`: `previous` itself in v1; in v2 blake3_keyed(linkKey,
+ * previous), written to `out`, so each link needs the secret, not only the first.
+ */
+export function linkKeyOf(
+  h: Blake3,
+  linkKey: Uint32Array | null,
+  previous: Uint32Array,
+  out: Uint32Array,
+): Uint32Array {
+  if (linkKey === null) return previous;
+  h.keyedWords(linkKey, previous, out);
+  return out;
 }

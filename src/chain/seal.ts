@@ -1,10 +1,11 @@
 import { Blake3, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
-import { CHAIN_FORMAT, type ChainKeys } from "./keys.ts";
+import type { ChainFormat, ChainKeys } from "./keys.ts";
 
 /** FILE.seal.json: written (atomically) only when the writer closes or aborts. */
 export interface ChainSeal {
-  format: typeof CHAIN_FORMAT;
+  /** carnot.chain.v1 (unkeyed) or carnot.chain.v2 (keyed) */
+  format: ChainFormat;
   /** Program and version that wrote the log. */
   tool: string;
   /** Number of records (lines) in the log. */
@@ -49,7 +50,7 @@ export function buildSeal(
   keys: ChainKeys,
 ): ChainSeal {
   const body = {
-    format: CHAIN_FORMAT,
+    format: keys.format,
     tool: fields.tool,
     count: fields.count,
     genesis: keys.keyId === null ? keys.genesisHex : null,

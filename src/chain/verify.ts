@@ -1,8 +1,17 @@
 import { stat } from "node:fs/promises";
-import { CarnotError } from "../errors.ts";
+import { CarnotError, systemReason } from "../errors.ts";
 import { Blake3, sameWords, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
-import { CHAIN_FORMAT, type ChainKeys, deriveChainKeys } from "./keys.ts";
+import {
+  CHAIN_FORMAT_V1,
+  CHAIN_FORMAT_V2,
+  type ChainFormat,
+  type ChainKeys,
+  deriveChainKeys,
+  FORMAT_KEY,
+  KEY_ID_KEY,
+} from "./keys.ts";
+import { linkKeyOf } from "./line-sink.ts";
 import { type ChainSeal, sealMac, sealPathOf } from "./seal.ts";
 
 /** What `carnot verify` found. */
@@ -17,10 +26,16 @@ export interface VerifyResult {
   reason: string | null;
   /** A seal that is intact and matches the file was found. */
   sealed: boolean;
+  /** The chain the log was checked as (null when the check stopped before choosing one). */
+  format?: ChainFormat | null;
+  /** It was checked with a key. */
+  keyed?: boolean;
 }
 
 /** `ok: N records, chain intact, sealed` or `FAIL line 17: …` / `FAIL: …`. */
 export function formatVerifyResult(r: VerifyResult): string {
+  if (r.ok && r.keyed && r.format === CHAIN_FORMAT_V1)
+    return `ok: ${r.count} records, chain intact, sealed (${CHAIN_FORMAT_V1}: the key protects its first link only)`;
   if (r.ok) return `ok: ${r.count} records, chain intact, sealed`;
   return r.firstBadLine === null ? `FAIL: ${r.reason}` : `FAIL line ${r.firstBadLine}: ${r.reason}`;
 }
@@ -30,6 +45,8 @@ const LOOKAHEAD_LINES = 4096;
 const CHAIN_PREFIX = new TextEncoder().encode(',"chain":"');
 /** `,"chain":"` + 64 hex + `"}`: the fixed end of every line (without its newline). */
 const CHAIN_SUFFIX_LEN = CHAIN_PREFIX.length + 64 + 2;
+/** The keys raw_hash does not cover (as the writer's). */
+const NOT_IN_RAW_HASH: readonly string[] = ["raw_hash", "chain", FORMAT_KEY, KEY_ID_KEY];
 
 type SealState =
   | { kind: "missing" }
@@ -47,13 +64,7 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
     if (st.isDirectory()) throw new CarnotError(`cannot verify ${path}: is a directory`, { exitCode: 2 });
   } catch (err) {
     if (err instanceof CarnotError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CarnotError(
-      `cannot read ${path}: ${code === "ENOENT" ? "no such file" : (code ?? String(err))}`,
-      {
-        exitCode: 2,
-      },
-    );
+    throw new CarnotError(`cannot read ${path}: ${systemReason(err)}`, { exitCode: 2 });
   }
   const sealPath = sealPathOf(path);
   const seal = await readSeal(sealPath);
@@ -65,21 +76,13 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
     sealed: false,
   });
 
-  let keys: ChainKeys;
-  if (seal.kind === "present" && seal.seal.key_id !== null) {
-    if (!opts.key) return fail(`the log is keyed (key_id ${seal.seal.key_id}): pass its --key-file`);
-    keys = deriveChainKeys(opts.key);
-    if (keys.keyId !== seal.seal.key_id) {
-      return fail(`wrong key: its key_id is ${keys.keyId}, the seal's is ${seal.seal.key_id}`);
-    }
-  } else {
-    if (seal.kind === "present" && opts.key)
-      return fail("the log was written without a key, but --key-file was given");
-    keys = deriveChainKeys(opts.key);
-  }
-
   const sealed = seal.kind === "present" ? seal.seal : null;
-  const walk = new ChainWalk(keys.genesis, sealed?.count ?? -1);
+  const first = await readFirstLine(path);
+  const setup = chooseKeys(sealed, first === null ? null : markerOf(first), first, opts.key);
+  if (typeof setup === "string") return fail(setup);
+  const keys = setup;
+
+  const walk = new ChainWalk(keys, sealed?.count ?? -1);
   // the pieces of a line that spans chunks, joined once its newline arrives (a long line is not re-copied per chunk)
   let carry: Uint8Array[] = [];
   for await (const chunk of Bun.file(path).stream()) {
@@ -106,12 +109,14 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
 
   const lineFault = walk.firstFault(sealed);
   const count = walk.lines;
+  const checkedAs = { format: keys.format, keyed: keys.keyId !== null };
   const result = (firstBadLine: number | null, reason: string): VerifyResult => ({
     ok: false,
     count,
     firstBadLine,
     reason,
     sealed: false,
+    ...checkedAs,
   });
   if (lineFault) return result(lineFault.line, lineFault.reason);
   if (torn) return result(count, "last line is cut off (no newline at the end)");
@@ -126,7 +131,7 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
   if (sealMac(s, keys) !== s.mac)
     return result(null, `seal ${sealPath} was tampered with: its mac does not match its content`);
   if (s.key_id === null && s.genesis !== keys.genesisHex) {
-    return result(null, `seal ${sealPath} was tampered with: genesis is not ${CHAIN_FORMAT}'s`);
+    return result(null, `seal ${sealPath} was tampered with: genesis is not ${CHAIN_FORMAT_V1}'s`);
   }
   if (count < s.count)
     return result(count + 1, `log cut off: the seal counts ${s.count} records, the file has ${count}`);
@@ -146,7 +151,85 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
       `log incomplete: the writer stopped early (${s.reason ?? "no reason given"}); ${count} records chain intact`,
     );
   }
-  return { ok: true, count, firstBadLine: null, reason: null, sealed: true };
+  return { ok: true, count, firstBadLine: null, reason: null, sealed: true, ...checkedAs };
+}
+
+/** What a v2 log's first line says of its chain; null for a line without `chain_format` (v1) or not JSON. */
+interface ChainMarker {
+  format: string;
+  keyId: string | null;
+}
+
+function markerOf(line: Uint8Array): ChainMarker | null {
+  let rec: unknown;
+  try {
+    rec = JSON.parse(new TextDecoder().decode(line));
+  } catch {
+    return null; // the walk says what is wrong with the line
+  }
+  if (rec === null || typeof rec !== "object" || !Object.hasOwn(rec, FORMAT_KEY)) return null;
+  const o = rec as Record<string, unknown>;
+  return { format: String(o[FORMAT_KEY]), keyId: typeof o[KEY_ID_KEY] === "string" ? o[KEY_ID_KEY] : null };
+}
+
+/**
+ * The keys to check the log with, or why it cannot be checked. A log is keyed when its first line names
+ * carnot.chain.v2 or its seal has a key_id (v1 logs written with a key before v2): without the key there
+ * is nothing to vouch with; with the wrong one, its key_id says so. An unkeyed log given a key is refused.
+ */
+function chooseKeys(
+  seal: ChainSeal | null,
+  marker: ChainMarker | null,
+  first: Uint8Array | null,
+  key: Uint8Array | undefined,
+): ChainKeys | string {
+  if (marker !== null && marker.format !== CHAIN_FORMAT_V2)
+    return `line 1 names an unknown chain format: ${marker.format}`;
+  if (marker !== null && seal !== null && seal.format !== CHAIN_FORMAT_V2)
+    return `line 1 names ${CHAIN_FORMAT_V2}, its seal ${seal.format}: one of them was replaced`;
+  const format: ChainFormat = marker !== null ? CHAIN_FORMAT_V2 : (seal?.format ?? CHAIN_FORMAT_V1);
+  const keyId = marker?.keyId ?? seal?.key_id ?? null;
+  const keyed = format === CHAIN_FORMAT_V2 || keyId !== null;
+  if (keyed && !key) {
+    return `cannot vouch for this log without its key: it is keyed (${format}${keyId ? `, key_id ${keyId}` : ""}); pass its --key-file`;
+  }
+  if (!keyed && key) {
+    // a sealed log says it is unkeyed; an unsealed one may be a v1 log written with a key, cut short
+    const unkeyed = deriveChainKeys();
+    if (seal !== null || (first !== null && chainsFrom(first, unkeyed)))
+      return "the log is not keyed (written without a key), so --key-file cannot vouch for it";
+  }
+  const keys = deriveChainKeys(key, key ? format : CHAIN_FORMAT_V1);
+  for (const [where, id] of [
+    ["line 1", marker?.keyId],
+    ["the seal", seal?.key_id],
+  ] as const) {
+    if (keyed && id && id !== keys.keyId)
+      return `wrong key: its key_id is ${keys.keyId}, ${where} names ${id}`;
+  }
+  return keys;
+}
+
+/** True when `line`'s stored chain value is its first link under `keys`. */
+function chainsFrom(line: Uint8Array, keys: ChainKeys): boolean {
+  const walk = new ChainWalk(keys, -1);
+  walk.line(line);
+  return walk.firstFault(null) === null;
+}
+
+/** The file's first line (without its newline; all of it when it has none), or null for an empty file. */
+async function readFirstLine(path: string): Promise<Uint8Array | null> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of Bun.file(path).stream()) {
+    const nl = chunk.indexOf(10);
+    if (nl >= 0) {
+      parts.push(chunk.subarray(0, nl));
+      break;
+    }
+    parts.push(chunk);
+  }
+  const line = Buffer.concat(parts);
+  return line.length === 0 && parts.length === 0 ? null : line;
 }
 
 async function readSeal(path: string): Promise<SealState> {
@@ -168,7 +251,7 @@ async function readSeal(path: string): Promise<SealState> {
   const o = v as Record<string, unknown>;
   const hex64 = (x: unknown) => typeof x === "string" && /^[0-9a-f]{64}$/.test(x);
   const checks: [string, boolean][] = [
-    ["format", o.format === CHAIN_FORMAT],
+    ["format", o.format === CHAIN_FORMAT_V1 || o.format === CHAIN_FORMAT_V2],
     ["tool", typeof o.tool === "string"],
     ["count", Number.isSafeInteger(o.count) && (o.count as number) >= 0],
     ["genesis", o.genesis === null || hex64(o.genesis)],
@@ -184,6 +267,8 @@ async function readSeal(path: string): Promise<SealState> {
   if ((o.genesis === null) === (o.key_id === null)) {
     return { kind: "damaged", why: "exactly one of genesis and key_id must be set" };
   }
+  if (o.format === CHAIN_FORMAT_V2 && o.key_id === null)
+    return { kind: "damaged", why: `a ${CHAIN_FORMAT_V2} seal without a key_id` };
   return { kind: "present", seal: o as unknown as ChainSeal };
 }
 
@@ -232,13 +317,24 @@ class ChainWalk {
   private readonly hasher = new Blake3(8192);
   private readonly decoder = new TextDecoder("utf-8", { fatal: true });
   private readonly stored = new Uint32Array(8);
+  /** v2: the link key, and the key of the link being checked */
+  private readonly linkKey: Uint32Array | null;
+  private readonly linkKeyNow = new Uint32Array(8);
+  private readonly format: ChainFormat;
 
   constructor(
-    genesis: Uint32Array,
+    keys: ChainKeys,
     private readonly sealCount: number,
   ) {
-    this.last = new Uint32Array(genesis);
-    if (sealCount === 0) this.atSealCount = new Uint32Array(genesis);
+    this.last = new Uint32Array(keys.genesis);
+    this.linkKey = keys.linkKey;
+    this.format = keys.format;
+    if (sealCount === 0) this.atSealCount = new Uint32Array(keys.genesis);
+  }
+
+  /** The key the line after `previous` is chained under (see LineSink). */
+  private keyAfter(previous: Uint32Array): Uint32Array {
+    return linkKeyOf(this.hasher, this.linkKey, previous, this.linkKeyNow);
   }
 
   line(bytes: Uint8Array): void {
@@ -303,7 +399,8 @@ class ChainWalk {
     } else {
       reason = `chain broken: a line was edited, inserted, deleted or reordered (does not follow ${prev})`;
     }
-    if (b.line === 1 && !seal) reason += "; or the key is wrong or missing";
+    if (b.line === 1 && !seal && this.format === CHAIN_FORMAT_V1)
+      reason += "; or the key is wrong or missing";
     return { line: b.line, reason };
   }
 
@@ -330,13 +427,15 @@ class ChainWalk {
     const o = rec as Record<string, unknown>;
     if (Object.hasOwn(o, "chain")) return 'more than one "chain" key';
     if (typeof o.raw_hash !== "string") return "raw_hash is missing";
+    if (this.lines === 1 && this.format === CHAIN_FORMAT_V2 && o[FORMAT_KEY] !== CHAIN_FORMAT_V2)
+      return `the first line does not name its chain (${FORMAT_KEY}: ${CHAIN_FORMAT_V2}) as its seal does`;
     const h = this.hasher;
     // hash the body first: raw_hash below reuses the scratch buffer
     h.load(bytes.subarray(0, bodyLen));
     h.scratch[bodyLen - 1] = 125; // the body's closing "}"
-    const chain = new Uint32Array(h.digest(bodyLen, this.last));
+    const chain = new Uint32Array(h.digest(bodyLen, this.keyAfter(this.last)));
     const raw = o.raw_line;
-    const rawText = typeof raw === "string" ? raw : canonicalJson(o, ["raw_hash", "chain"]);
+    const rawText = typeof raw === "string" ? raw : canonicalJson(o, NOT_IN_RAW_HASH);
     if (h.hexOfString(rawText) !== o.raw_hash) {
       return typeof raw === "string"
         ? "raw_hash does not match raw_line"
@@ -365,7 +464,7 @@ class ChainWalk {
     const follows = (key: Uint32Array): boolean => {
       h.load(bytes.subarray(0, bodyLen));
       h.scratch[bodyLen - 1] = 125;
-      return sameWords(h.digest(bodyLen, key), 0, this.stored, 0);
+      return sameWords(h.digest(bodyLen, this.keyAfter(key)), 0, this.stored, 0);
     };
     if (n === b.line + 1) {
       b.nextFromStored = follows(b.stored);

@@ -1,23 +1,16 @@
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { CarnotError } from "../errors.ts";
+import { CarnotError, writeFailure } from "../errors.ts";
+import { isStdoutPath } from "../io/output.ts";
+import { openInPlace, replaceFile } from "../io/safe-file.ts";
 import { log } from "../log.ts";
 import { TOOL } from "../version.ts";
 import { Blake3, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
 import type { HashWorkerInput, HashWorkerResult } from "./hash-worker.ts";
-import { type ChainKeys, deriveChainKeys } from "./keys.ts";
+import { CHAIN_FORMAT_V2, type ChainKeys, deriveChainKeys, FORMAT_KEY, KEY_ID_KEY } from "./keys.ts";
 import { LineSink } from "./line-sink.ts";
 import { CTL, createRing, RingProducer, ringError } from "./ring.ts";
 import { buildSeal, type ChainSeal, sealPathOf, sealTime } from "./seal.ts";
@@ -33,8 +26,8 @@ const PARALLEL_AFTER_LARGE = 4_096;
 const STAGE_BYTES = 256 * 1024;
 /** How long the writer waits for a new hash worker to run before it keeps hashing itself. */
 const WORKER_START_MS = 3_000;
-/** The keys raw_hash does not cover. */
-const OMITTED: readonly string[] = ["raw_hash", "chain"];
+/** The keys raw_hash does not cover (the chain's own: a record keeps its raw_hash in any log). */
+const OMITTED: readonly string[] = ["raw_hash", "chain", FORMAT_KEY, KEY_ID_KEY];
 
 /** Hashing moved to a worker: the ring, the frames staged for it, and its final report. */
 interface ParallelState {
@@ -52,7 +45,7 @@ interface ParallelState {
 }
 
 export interface ChainedWriterOptions {
-  /** Secret from --key-file: makes the genesis secret. */
+  /** Secret from --key-file: the log is written in carnot.chain.v2, every link keyed by it. */
   key?: Uint8Array;
   /** Program and version named in the seal (default: this carnot). */
   tool?: string;
@@ -60,20 +53,30 @@ export interface ChainedWriterOptions {
   parallelAfter?: number;
   /** The caller knows the output will be large (replay of a big file): the worker starts sooner. */
   largeOutput?: boolean;
+  /** Write through an existing symlink at the path (`--follow-symlinks`); refused otherwise. */
+  followSymlinks?: boolean;
 }
 
 /**
  * The one writer of every JSONL output: each record gets `raw_hash` and a `chain` value, and a
  * seal beside the file marks it complete.
  *
- * The chain (format carnot.chain.v1) extends the spec's `state = blake3_keyed(state, raw_hash)`:
+ * Unkeyed logs (format carnot.chain.v1) extend the spec's `state = blake3_keyed(state, raw_hash)`:
  *   raw_hash = blake3(raw_line), or blake3(canonical JSON of the record without raw_hash/chain)
  *   chain_i  = blake3_keyed(key = chain_{i-1}, message = the UTF-8 line without its chain key)
  * The message is the whole serialized record (which contains raw_hash), not raw_hash alone,
  * so an edited enriched field (abs_path, risk_tags, …) breaks the chain too; under the spec's
- * rule only raw_line was protected. chain_0 is blake3("carnot.chain.v1 genesis"), or, with a
- * key file, blake3_keyed(blake3(key), "carnot.chain.v1 genesis") so the chain cannot be
- * recomputed without the key. The line is the record JSON with `,"chain":"<hex>"` before its `}`.
+ * rule only raw_line was protected. chain_0 is blake3("carnot.chain.v1 genesis"). Anyone can
+ * recompute such a chain: it finds accidents and careless edits, not an attacker.
+ *
+ * Keyed logs (--key-file, format carnot.chain.v2): with m = blake3(secret) and keys derived from m
+ * under "carnot.chain.v2 genesis|link|seal|key-id" labels,
+ *   k_i      = blake3_keyed(key = link key, message = the 32 bytes of chain_{i-1})
+ *   chain_i  = blake3_keyed(key = k_i, message = the UTF-8 line without its chain key)
+ * so every link is a MAC that needs the secret: no line can be edited, inserted or removed without
+ * it, also in a log cut short before its seal. The first line carries `chain_format` and
+ * `chain_key_id` (before `chain`, covered by it, not by raw_hash), so such a log is known as keyed
+ * without its seal. The line is the record JSON with `,"chain":"<hex>"` before its `}`.
  *
  * Large outputs: after `parallelAfter` records the hashing and writing move to a worker thread
  * (src/chain/hash-worker.ts) fed through a shared ring, so this thread only serializes.
@@ -100,10 +103,13 @@ export class ChainedWriter {
     private readonly tool: string,
     private parallelAfter: number,
   ) {
-    this.sink = new LineSink(fd, sealPath !== null, keys.genesis, 0, 0);
+    this.sink = new LineSink(fd, sealPath !== null, keys.genesis, 0, 0, keys.linkKey);
   }
 
-  /** path null → stdout (no seal file). key → secret genesis (from --key-file). */
+  /**
+   * path null, `-` or /dev/stdout → stdout (no seal file). The file is written in place as records come (a live
+   * log), so it is opened with O_NOFOLLOW: a symlink planted at its name is refused, not followed.
+   */
   static async open(path: string | null, opts: ChainedWriterOptions = {}): Promise<ChainedWriter> {
     const keys = deriveChainKeys(opts.key);
     const tool = opts.tool ?? TOOL;
@@ -115,15 +121,16 @@ export class ChainedWriter {
         : opts.largeOutput === true
           ? PARALLEL_AFTER_LARGE
           : PARALLEL_AFTER);
-    if (path === null) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter);
+    if (isStdoutPath(path)) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter);
+    const file = path as string;
     let fd: number;
     try {
-      fd = openSync(path, "w", 0o644);
+      fd = openInPlace(file, opts.followSymlinks);
     } catch (err) {
-      throw ioError("cannot create", path, err, 2);
+      throw writeFailure(file, err, "cannot create", 2);
     }
     // -o /dev/stdout or a FIFO: a stream like stdout, nothing to seal beside it
-    const sealPath = fstatSync(fd).isFile() ? sealPathOf(path) : null;
+    const sealPath = fstatSync(fd).isFile() ? sealPathOf(file) : null;
     if (sealPath !== null) {
       // A seal from an earlier run describes other content: until this one closes there is none.
       try {
@@ -131,11 +138,11 @@ export class ChainedWriter {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
           closeSync(fd);
-          throw ioError("cannot remove the old seal", sealPath, err);
+          throw writeFailure(sealPath, err, "cannot remove the old seal");
         }
       }
     }
-    return new ChainedWriter(fd, path, sealPath, keys, tool, parallelAfter);
+    return new ChainedWriter(fd, file, sealPath, keys, tool, parallelAfter);
   }
 
   /** Records appended so far. */
@@ -176,7 +183,7 @@ export class ChainedWriter {
       try {
         this.sink.flush();
       } catch (err) {
-        this.failure = ioError("cannot write", this.name, err);
+        this.failure = writeFailure(this.name, err);
         throw this.failure;
       }
     } else {
@@ -189,7 +196,7 @@ export class ChainedWriter {
         throw this.failure;
       }
       if (!flushed) {
-        this.failure = ioError("cannot write", this.name, {
+        this.failure = writeFailure(this.name, {
           code: ringError(p.producer.shared, p.producer.ctl),
         });
         throw this.failure;
@@ -224,7 +231,7 @@ export class ChainedWriter {
     try {
       fsyncSync(this.fd);
     } catch (err) {
-      throw ioError("cannot write", this.name, err);
+      throw writeFailure(this.name, err);
     } finally {
       closeSync(this.fd);
     }
@@ -260,18 +267,27 @@ export class ChainedWriter {
     this.seal = this.writeSeal(this.sealPath, false, reason);
   }
 
+  /** After raw_hash: no `chain` yet (it comes last); a v2 log's first line names its format and key. */
+  private chainKeysOf(record: Record<string, unknown>): void {
+    if (record.chain !== undefined) delete record.chain;
+    if (this.appended === 0 && this.keys.format === CHAIN_FORMAT_V2) {
+      record[FORMAT_KEY] = CHAIN_FORMAT_V2;
+      record[KEY_ID_KEY] = this.keys.keyId;
+    }
+  }
+
   /** Chain and buffer one record in this thread. */
   private chainRecord(record: Record<string, unknown>, canonical: string | undefined): void {
     const h = this.hasher;
     const raw = record.raw_line;
     h.digest(h.encode(typeof raw === "string" ? raw : (canonical ?? canonicalJson(record, OMITTED))));
     record.raw_hash = h.outHex();
-    if (record.chain !== undefined) delete record.chain;
+    this.chainKeysOf(record);
     const n = h.encode(serialize(record));
     try {
       this.sink.appendBody(h, n);
     } catch (err) {
-      this.failure = ioError("cannot write", this.name, err);
+      this.failure = writeFailure(this.name, err);
       throw this.failure;
     }
     record.chain = wordsToHex(this.sink.chain);
@@ -285,21 +301,21 @@ export class ChainedWriter {
   ): void {
     const failed = ringError(p.producer.shared, p.producer.ctl);
     if (failed !== null) {
-      this.failure = ioError("cannot write", this.name, { code: failed });
+      this.failure = writeFailure(this.name, { code: failed });
       throw this.failure;
     }
     const raw = record.raw_line;
     // a record with its own toJSON may drop the stand-in: hash it here
     if (typeof raw === "string" && typeof record.toJSON !== "function") {
       record.raw_hash = p.standin;
-      if (record.chain !== undefined) delete record.chain;
+      this.chainKeysOf(record);
       this.stageFrame(p, raw, serialize(record));
       return;
     }
     const h = this.hasher;
     h.digest(h.encode(typeof raw === "string" ? raw : (canonical ?? canonicalJson(record, OMITTED))));
     record.raw_hash = h.outHex();
-    if (record.chain !== undefined) delete record.chain;
+    this.chainKeysOf(record);
     this.stageFrame(p, null, serialize(record));
   }
 
@@ -346,7 +362,7 @@ export class ChainedWriter {
     try {
       this.sink.flush();
     } catch (err) {
-      throw ioError("cannot write", this.name, err);
+      throw writeFailure(this.name, err);
     }
     const ring = createRing();
     const standin = randomBytes(32).toString("hex");
@@ -356,6 +372,7 @@ export class ChainedWriter {
       fd: this.fd,
       truncatable: this.sealPath !== null,
       chain: this.sink.chain,
+      linkKey: this.keys.linkKey,
       count: this.sink.flushedCount,
       writtenBytes: this.sink.flushedBytes,
     };
@@ -401,7 +418,7 @@ export class ChainedWriter {
       try {
         this.sink.flush();
       } catch (err) {
-        throw ioError("cannot write", this.name, err);
+        throw writeFailure(this.name, err);
       }
       return;
     }
@@ -418,7 +435,7 @@ export class ChainedWriter {
     this.sink.flushedChain.set(r.chain);
     this.sink.appended = this.sink.flushedCount = r.count;
     this.sink.flushedBytes = r.writtenBytes;
-    if (r.error !== null) throw ioError("cannot write", this.name, { code: r.error });
+    if (r.error !== null) throw writeFailure(this.name, { code: r.error });
   }
 
   private writeSeal(sealPath: string, complete: boolean, reason: string | null): ChainSeal {
@@ -433,12 +450,11 @@ export class ChainedWriter {
       },
       this.keys,
     );
-    const tmp = `${sealPath}.tmp-${process.pid}`;
     try {
-      writeFileSync(tmp, `${JSON.stringify(seal)}\n`, { mode: 0o644 });
-      renameSync(tmp, sealPath);
+      // the old seal was removed at open: whatever is at its name now is replaced, never followed
+      replaceFile(sealPath, `${JSON.stringify(seal)}\n`);
     } catch (err) {
-      throw ioError("cannot write seal", sealPath, err);
+      throw writeFailure(sealPath, err, "cannot write seal");
     }
     return seal;
   }
@@ -466,23 +482,4 @@ function serialize(record: Record<string, unknown>): string {
   if (json === undefined || json.charCodeAt(0) !== 123)
     throw new TypeError("ChainedWriter: a record must be a JSON object");
   return json;
-}
-
-/** What an errno means, for the one-line message. */
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EISDIR: "is a directory",
-  ENOSPC: "no space left on device (ENOSPC)",
-  EDQUOT: "disk quota exceeded (EDQUOT)",
-  EPIPE: "the reader closed the pipe (EPIPE)",
-  EROFS: "read-only file system",
-  EIO: "input/output error (EIO)",
-};
-
-/** One line naming the file and the reason; the errno text once (the cause would repeat it). */
-function ioError(what: string, path: string, err: unknown, exitCode = 1): CarnotError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const why = code ? (ERRNO_TEXT[code] ?? code) : ((err as Error).message ?? String(err));
-  return new CarnotError(`${what} ${path}: ${why}`, { exitCode });
 }

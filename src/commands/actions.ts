@@ -2,8 +2,8 @@ import { defineCommand } from "citty";
 import { type Action, ActionCollapser } from "../consumers/actions/collapse.ts";
 import { actionToJsonLine, actionToTextLine } from "../consumers/actions/render.ts";
 import { forEachEnrichedRecord } from "../consumers/enriched-reader.ts";
-import { writeThroughSink } from "../consumers/output-sink.ts";
 import { CarnotError } from "../errors.ts";
+import { writeThrough } from "../io/output.ts";
 import { commonArgs, enrichedIoArgs } from "./shared.ts";
 
 export default defineCommand({
@@ -25,9 +25,9 @@ export default defineCommand({
     if (onlyPid !== null && !Number.isInteger(onlyPid))
       throw new CarnotError(`--pid must be a process id, not ${args.pid}`, { exitCode: 2 });
     const render = args.format === "json" ? actionToJsonLine : actionToTextLine;
-    await writeThroughSink(args.output, async (sink) => {
+    await writeThrough(args.output, { followSymlinks: args["follow-symlinks"] }, async (out) => {
       const emit = (action: Action) => {
-        if (onlyPid === null || action.pid === onlyPid) sink.write(render(action));
+        if (onlyPid === null || action.pid === onlyPid) out.write(render(action));
       };
       const collapser = new ActionCollapser(emit);
       const records = await forEachEnrichedRecord(args.file, (record, line) => collapser.push(record, line));

@@ -12,11 +12,12 @@ import { DEFAULT_CRQC_SOURCE, DEFAULT_CRQC_YEAR, DEFAULT_MIGRATION_YEARS } from 
 import { renderHtml, renderMarkdown } from "../attest/render.ts";
 import { loadEd25519PrivateKey, sha256Hex, signAttestation, verifyAttestation } from "../attest/sign.ts";
 import { describeIssues } from "../bom/observation.ts";
-import { formatJson, readCryptoBom, readJsonDocument, writeOutput } from "../bom/read.ts";
-import { CarnotError } from "../errors.ts";
+import { formatJson, readCryptoBom, readJsonDocument } from "../bom/read.ts";
+import { CarnotError, systemReason } from "../errors.ts";
+import { writeStdout, writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
 import { evaluatePolicy, PolicyResultSchema } from "../policy/rules.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, symlinkArgs } from "./shared.ts";
 
 function yearArg(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -42,10 +43,7 @@ async function readText(path: string, what: string): Promise<string> {
   try {
     return await Bun.file(path).text();
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new CarnotError(
-      `${path}: cannot read ${what}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`,
-    );
+    throw new CarnotError(`${path}: cannot read ${what}: ${systemReason(err)}`);
   }
 }
 
@@ -62,7 +60,7 @@ async function runVerify(file: string | undefined, publicKeyPath: string | undef
   const outcome = verifyAttestation(attestation, current, pinned);
   if (!outcome.ok) throw new CarnotError(`${file}: verification failed: ${outcome.reason}`);
   const files = Object.keys(attestation.signature?.signed_files ?? {}).join(", ");
-  process.stdout.write(
+  writeStdout(
     `${file}: signature valid (Ed25519, key ${outcome.keyId}; covers ${basename(file)}, ${files})\n`,
   );
   if (!pinned)
@@ -90,6 +88,7 @@ export default defineCommand({
       default: "attestation",
       valueHint: "PREFIX",
     },
+    ...symlinkArgs,
     policy: {
       type: "string",
       description: "policy result (JSON) to include instead of evaluating",
@@ -179,15 +178,16 @@ export default defineCommand({
     const name = basename(prefix);
     const files = { [`${name}.md`]: sha256Hex(md), [`${name}.html`]: sha256Hex(html) };
     const attestation = key ? signAttestation(body, files, key) : body;
-    await writeOutput(`${prefix}.md`, md);
-    await writeOutput(`${prefix}.html`, html);
+    const write = { followSymlinks: args["follow-symlinks"] };
+    writeTextOutput(`${prefix}.md`, md, write);
+    writeTextOutput(`${prefix}.html`, html, write);
     // The JSON (with the signature over the other two) is written last: present means complete.
-    await writeOutput(`${prefix}.json`, formatJson(attestation));
+    writeTextOutput(`${prefix}.json`, formatJson(attestation), write);
+    writeStdout(`${prefix}.json\n${prefix}.md\n${prefix}.html\n`);
     const m = attestation.metrics;
     log.info(
       `attest: ${m.handshakes_successful} successful handshake(s), ${m.hndl_exposed} HNDL-exposed, policy ${attestation.policy.status}` +
         `${key ? `, signed by ${attestation.signature?.key_id}` : ""}`,
     );
-    process.stdout.write(`${prefix}.json\n${prefix}.md\n${prefix}.html\n`);
   },
 });

@@ -2,10 +2,11 @@ import { defineCommand } from "citty";
 import { resolveAssetContext } from "../bom/context.ts";
 import { buildCryptoBom } from "../bom/cryptobom.ts";
 import { toCycloneDx } from "../bom/cyclonedx.ts";
-import { formatJson, readJsonFile, readRuntimeJsonl, writeOutput } from "../bom/read.ts";
+import { formatJson, readJsonFile, readRuntimeJsonl } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
+import { writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, fileOutputArgs } from "./shared.ts";
 
 export default defineCommand({
   meta: {
@@ -20,7 +21,7 @@ export default defineCommand({
       description: "runtime.jsonl written by `carnot trace`",
       valueHint: "FILE",
     },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...fileOutputArgs,
     format: { type: "string", description: "cryptobom (default) or cyclonedx", default: "cryptobom" },
     context: {
       type: "string",
@@ -64,7 +65,9 @@ export default defineCommand({
       `bom: ${records.length} records, ${sealLines} seal line(s), ${bom.summary.components} components`,
     );
     if (records.length === 0) log.warn(`${args.input}: no handshake observations; the BOM is empty`);
-    await writeOutput(args.output, formatJson(format === "cyclonedx" ? toCycloneDx(bom) : bom));
+    writeTextOutput(args.output, formatJson(format === "cyclonedx" ? toCycloneDx(bom) : bom), {
+      followSymlinks: args["follow-symlinks"],
+    });
     if (args.output) log.info(`bom: ${bom.summary.observations} observations → ${args.output}`);
   },
 });

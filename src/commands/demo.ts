@@ -16,6 +16,7 @@ import {
 import type { Observation } from "../trace/observation.ts";
 import { runTrace } from "../trace/run.ts";
 import { CarnotError } from "../errors.ts";
+import { writeStdout } from "../io/output.ts";
 import { commonArgs } from "./shared.ts";
 
 interface DemoClient {
@@ -87,7 +88,7 @@ export default defineCommand({
   },
   args: { ...commonArgs },
   async run({ args }) {
-    const say = (s: string) => process.stdout.write(`${s}\n`);
+    const say = (s: string) => writeStdout(`${s}\n`);
     const dir = mkdtempSync(join(tmpdir(), "carnot-demo-"));
     const out = join(dir, "runtime.jsonl");
     const servers: RunningServer[] = [];

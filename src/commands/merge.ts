@@ -1,9 +1,10 @@
 import { defineCommand } from "citty";
-import { formatJson, readCryptoBom, writeOutput } from "../bom/read.ts";
+import { formatJson, readCryptoBom } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
+import { writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
 import { mergeBoms } from "../merge/merge.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, fileOutputArgs } from "./shared.ts";
 
 export default defineCommand({
   meta: {
@@ -18,7 +19,7 @@ export default defineCommand({
       description: "CryptoBOM files, in priority order",
       valueHint: "FILE…",
     },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...fileOutputArgs,
   },
   async run({ args }) {
     const files = args._.length ? args._ : [args.inputs];
@@ -27,7 +28,7 @@ export default defineCommand({
     const inputs = [];
     for (const file of files) inputs.push({ file, bom: await readCryptoBom(file) });
     const merged = mergeBoms(inputs);
-    await writeOutput(args.output, formatJson(merged));
+    writeTextOutput(args.output, formatJson(merged), { followSymlinks: args["follow-symlinks"] });
     const m = merged.merge!;
     log.info(
       `merge: ${files.length} input(s), ${merged.summary.observations} observations, ${merged.assets?.length ?? 0} assets, ` +

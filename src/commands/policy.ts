@@ -1,11 +1,12 @@
 import { relative } from "node:path";
 import { defineCommand } from "citty";
-import { formatJson, readCryptoBom, writeOutput } from "../bom/read.ts";
+import { formatJson, readCryptoBom } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
+import { writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
 import { evaluatePolicy } from "../policy/rules.ts";
 import { formatPolicyText, toSarif } from "../policy/sarif.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, fileOutputArgs } from "./shared.ts";
 
 export default defineCommand({
   meta: { name: "policy", description: "Post-quantum policy gate over a CryptoBOM (warns; --enforce fails)" },
@@ -18,7 +19,7 @@ export default defineCommand({
       valueHint: "FILE",
     },
     format: { type: "string", description: "json (default), sarif or text", default: "json" },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...fileOutputArgs,
     enforce: { type: "boolean", description: "Exit 1 when any rule is violated", default: false },
   },
   async run({ args }) {
@@ -35,7 +36,7 @@ export default defineCommand({
       text = formatJson(
         toSarif(result, await Bun.file(args.input).text(), relative(process.cwd(), args.input)),
       );
-    await writeOutput(args.output, text);
+    writeTextOutput(args.output, text, { followSymlinks: args["follow-symlinks"] });
     const s = result.summary.by_severity;
     const verdict = `policy: ${result.summary.findings} finding(s) (critical ${s.critical}, high ${s.high}, medium ${s.medium}, low ${s.low})`;
     if (result.status === "pass") log.success(`${verdict}: pass`);

@@ -2,7 +2,7 @@ import { fstatSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { defineCommand } from "citty";
 import { ChainedWriter, readKeyFile } from "../chain/writer.ts";
-import { CarnotError } from "../errors.ts";
+import { CarnotError, systemReason } from "../errors.ts";
 import { fileChunks, formatCounts, replayStream, UnparsedLineError } from "../replay/run.ts";
 import { commonArgs, outputArgs } from "./shared.ts";
 
@@ -60,9 +60,7 @@ export default defineCommand({
         live = !regular;
       } catch (err) {
         if (err instanceof CarnotError) throw err;
-        const code = (err as NodeJS.ErrnoException).code;
-        const why = code === "ENOENT" ? "no such file or directory" : (code ?? String(err));
-        throw new CarnotError(`cannot read ${input}: ${why}`, { exitCode: 2 });
+        throw new CarnotError(`cannot read ${input}: ${systemReason(err)}`, { exitCode: 2 });
       }
     }
     const key = args["key-file"] ? await readKeyFile(args["key-file"]) : undefined;
@@ -72,6 +70,7 @@ export default defineCommand({
     const writer = await ChainedWriter.open(args.output ?? null, {
       key,
       largeOutput: size >= LARGE_INPUT_BYTES,
+      followSymlinks: args["follow-symlinks"],
     });
     const showProgress = process.stderr.isTTY === true && size >= PROGRESS_MIN_BYTES;
     try {

@@ -1,7 +1,6 @@
 import { basename } from "node:path";
 import { defineCommand } from "citty";
 import { forEachEnrichedRecord } from "../consumers/enriched-reader.ts";
-import { writeThroughSink } from "../consumers/output-sink.ts";
 import { execUnderProfile, readOciProfile } from "../consumers/seccomp/apply.ts";
 import {
   buildSeccompProfile,
@@ -11,7 +10,8 @@ import {
   type UnknownSyscall,
 } from "../consumers/seccomp/profile.ts";
 import { CarnotError } from "../errors.ts";
-import { commonArgs } from "./shared.ts";
+import { writeTextOutput } from "../io/output.ts";
+import { commonArgs, fileOutputArgs } from "./shared.ts";
 
 function describeUnknown(file: string, unknown: UnknownSyscall[]): string {
   const list = unknown.map((u) => `${u.name} (${u.count} records, first at line ${u.firstLine})`).join(", ");
@@ -32,7 +32,7 @@ export default defineCommand({
       required: false,
       description: "enriched.jsonl from `carnot replay` (- for stdin)",
     },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...fileOutputArgs,
     exe: {
       type: "string",
       description: "Only the syscalls of this executable (exe_path)",
@@ -97,7 +97,7 @@ export default defineCommand({
       args.format === "spo"
         ? renderSpoProfile(profile, args.name ?? basename(args.exe ?? file).replace(/\.jsonl$/, ""))
         : renderOciProfile(profile);
-    await writeThroughSink(args.output, async (sink) => sink.write(text));
+    writeTextOutput(args.output, text, { followSymlinks: args["follow-symlinks"] });
     return 0;
   },
 });

@@ -1,10 +1,10 @@
 import { defineCommand } from "citty";
 import { forEachEnrichedRecord } from "../consumers/enriched-reader.ts";
-import { writeThroughSink } from "../consumers/output-sink.ts";
 import { TimelineBuilder } from "../consumers/timeline/build.ts";
 import { renderTimelineHtml } from "../consumers/timeline/html.ts";
 import { COLOUR_STYLE, PLAIN_STYLE, renderTimelineText, wantsColour } from "../consumers/timeline/text.ts";
 import { CarnotError } from "../errors.ts";
+import { writeTextOutput } from "../io/output.ts";
 import { commonArgs, enrichedIoArgs } from "./shared.ts";
 
 export default defineCommand({
@@ -36,7 +36,7 @@ export default defineCommand({
         (!args.output || args.output === "-") && wantsColour(process.stdout.isTTY === true, process.env);
       text = `${renderTimelineText(timeline, { style: toTerminal ? COLOUR_STYLE : PLAIN_STYLE, all: args.all, source })}\n`;
     }
-    await writeThroughSink(args.output, async (sink) => sink.write(text));
+    writeTextOutput(args.output, text, { followSymlinks: args["follow-symlinks"] });
     return 0;
   },
 });

@@ -1,9 +1,10 @@
 import { defineCommand } from "citty";
 import { readKeyFile } from "../chain/writer.ts";
 import { CarnotError } from "../errors.ts";
+import { resolveDestination } from "../io/safe-file.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, keyFileArgs, symlinkArgs } from "./shared.ts";
 
 const usageError = (message: string) => new CarnotError(message, { exitCode: 2 });
 
@@ -103,11 +104,8 @@ export default defineCommand({
       valueHint: "SEC",
     },
     "metrics-json": { type: "string", description: "Also write the metrics to this file", valueHint: "FILE" },
-    "key-file": {
-      type: "string",
-      description: "Secret key file: makes the hash chain's genesis a secret (32+ bytes)",
-      valueHint: "FILE",
-    },
+    ...symlinkArgs,
+    ...keyFileArgs,
     duration: { type: "string", description: "Stop by itself after this many seconds", valueHint: "SEC" },
     "raw-events": {
       type: "boolean",
@@ -133,6 +131,9 @@ export default defineCommand({
     }
     if (out === "-") out = null;
     const keyFile = args["key-file"];
+    const followSymlinks = args["follow-symlinks"];
+    // a symlink at an output name is refused before anything is attached (the metrics: not hours later)
+    for (const path of [out, args["metrics-json"]]) if (path) resolveDestination(path, followSymlinks);
     const trace = runTrace({
       out,
       libraries: repeatedValues(rawArgs, "--libssl"),
@@ -144,6 +145,7 @@ export default defineCommand({
         args["ringbuf-size"] === undefined ? undefined : parseSize(args["ringbuf-size"], "--ringbuf-size"),
       metricsIntervalS: parseSeconds(args["metrics-interval"], "--metrics-interval"),
       metricsJson: args["metrics-json"],
+      followSymlinks,
       key: keyFile ? await readKeyFile(keyFile) : undefined,
       durationS: args.duration === undefined ? undefined : parseSeconds(args.duration, "--duration"),
       verbose: args.verbose,

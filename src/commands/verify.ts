@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { readKeyFile } from "../chain/keys.ts";
 import { formatVerifyResult, verifyLog } from "../chain/verify.ts";
+import { writeStdout } from "../io/output.ts";
 import { commonArgs } from "./shared.ts";
 
 export default defineCommand({
@@ -18,7 +19,8 @@ export default defineCommand({
     },
     "key-file": {
       type: "string",
-      description: "Secret key file the log was written with (--key-file of replay/trace)",
+      description:
+        "Secret key file the log was written with (--key-file of replay/trace); a keyed log needs it",
       valueHint: "FILE",
     },
     ...commonArgs,
@@ -27,7 +29,7 @@ export default defineCommand({
     const keyFile = args["key-file"];
     const key = keyFile ? await readKeyFile(keyFile) : undefined;
     const result = await verifyLog(args.file, { key });
-    process.stdout.write(`${formatVerifyResult(result)}\n`);
+    writeStdout(`${formatVerifyResult(result)}\n`);
     return result.ok ? 0 : 1;
   },
 });

@@ -21,8 +21,9 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { CarnotError } from "../errors.ts";
 
-const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_TRUNC } = constants;
 /** not in the typings; Linux x86-64 value */
 const O_CLOEXEC = 0o2000000;
 
@@ -33,17 +34,24 @@ export interface SafeWriteOptions {
   followSymlinks?: boolean;
 }
 
-/** An error about one path: `code` is the errno name, or ELOOP for a refused symlink. */
-export class UnsafePathError extends Error {
+/** A destination refused (a usage error, exit 2): `code` is ELOOP for a symlink, ENOENT for a dangling one. */
+export class UnsafePathError extends CarnotError {
   constructor(
     readonly path: string,
     readonly code: string,
     message: string,
   ) {
-    super(message);
+    super(message, { exitCode: 2 });
     this.name = "UnsafePathError";
   }
 }
+
+const refusedSymlink = (path: string) =>
+  new UnsafePathError(
+    path,
+    "ELOOP",
+    `${path} is a symbolic link (refused; --follow-symlinks writes its target)`,
+  );
 
 /**
  * Where a write to `path` really goes: `path` itself, or, for an existing symlink the caller allows, its
@@ -57,13 +65,7 @@ export function resolveDestination(path: string, followSymlinks = false): string
     return path; // not there yet (or unreadable: the open below says why)
   }
   if (!isLink) return path;
-  if (!followSymlinks) {
-    throw new UnsafePathError(
-      path,
-      "ELOOP",
-      `${path} is a symbolic link (refused; --follow-symlinks writes its target)`,
-    );
-  }
+  if (!followSymlinks) throw refusedSymlink(path);
   try {
     return realpathSync(path);
   } catch {
@@ -127,10 +129,32 @@ export function createTempBeside(dest: string, mode = 0o644): TempFile {
   };
 }
 
+/**
+ * Open `path` for writing in place (truncated, created 0644), for an output that is written while it grows
+ * (a live log). An existing symlink there is refused (UnsafePathError) unless `followSymlinks`, then its
+ * target is opened. The open itself never follows a link (O_NOFOLLOW): one planted after the check is refused too.
+ */
+export function openInPlace(path: string, followSymlinks = false): number {
+  const dest = resolveDestination(path, followSymlinks);
+  try {
+    return openSync(dest, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ELOOP") throw refusedSymlink(path);
+    throw err;
+  }
+}
+
 /** Write `data` to `path` whole or not at all (see the module comment). Throws the system's error. */
 export function writeFileSafely(path: string, data: string | Uint8Array, opts: SafeWriteOptions = {}): void {
-  const dest = resolveDestination(path, opts.followSymlinks);
-  const tmp = createTempBeside(dest, opts.mode ?? 0o644);
+  replaceFile(resolveDestination(path, opts.followSymlinks), data, opts.mode);
+}
+
+/**
+ * Write `data` to a fresh temporary beside `dest` and rename it over `dest`, whatever is there now: a
+ * symlink at `dest` is replaced, never followed (a seal, whose old version the writer removed itself).
+ */
+export function replaceFile(dest: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = createTempBeside(dest, mode);
   try {
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     let off = 0;

@@ -34,7 +34,7 @@ async function run(cmd: string[], what: string): Promise<string> {
   return out;
 }
 
-/** A P-256 self-signed certificate for localhost / 127.0.0.1, valid for two days. */
+/** A P-256 self-signed certificate for localhost, *.lab.example, 127.0.0.1 and ::1, valid for two days. */
 export async function makeSelfSignedCert(dir: string): Promise<TlsCert> {
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
@@ -53,7 +53,7 @@ export async function makeSelfSignedCert(dir: string): Promise<TlsCert> {
       "-subj",
       "/CN=localhost",
       "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "subjectAltName=DNS:localhost,DNS:*.lab.example,IP:127.0.0.1,IP:::1",
       "-keyout",
       key,
       "-out",
@@ -72,8 +72,13 @@ export function freeTcpPort(): number {
   return port;
 }
 
-/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
-export async function waitForTcp(port: number, timeoutMs = 5000, exited?: Promise<number>): Promise<void> {
+/** Resolves once something accepts TCP connections on host:port (127.0.0.1 unless told). */
+export async function waitForTcp(
+  port: number,
+  timeoutMs = 5000,
+  exited?: Promise<number>,
+  host = "127.0.0.1",
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let gone = false;
   exited?.then(() => {
@@ -82,7 +87,7 @@ export async function waitForTcp(port: number, timeoutMs = 5000, exited?: Promis
   while (Date.now() < deadline && !gone) {
     const ok = await new Promise<boolean>((resolve) => {
       Bun.connect({
-        hostname: "127.0.0.1",
+        hostname: host,
         port,
         socket: {
           open(s) {
@@ -117,11 +122,15 @@ async function stopProcess(proc: Bun.Subprocess, signal: NodeJS.Signals): Promis
   }
 }
 
-/** `openssl s_server -www` on 127.0.0.1 (handles one connection at a time; its handshakes are implicit). */
+/**
+ * `openssl s_server -www` on 127.0.0.1, or `host` (e.g. "::1"): one connection at a time, implicit handshakes,
+ * an HTTP/1.0 status page for every request.
+ */
 export async function startOpenSslServer(
   cert: TlsCert,
-  opts: { port?: number; args?: string[]; command?: string[] } = {},
+  opts: { port?: number; host?: string; args?: string[]; command?: string[] } = {},
 ): Promise<RunningServer> {
+  const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? freeTcpPort();
   const proc = Bun.spawn(
     [
@@ -129,7 +138,7 @@ export async function startOpenSslServer(
       ...(opts.command ?? ["openssl"]),
       "s_server",
       "-accept",
-      `127.0.0.1:${port}`,
+      host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`,
       "-cert",
       cert.cert,
       "-key",
@@ -140,12 +149,14 @@ export async function startOpenSslServer(
     ],
     { stdin: "ignore", stdout: "ignore", stderr: "ignore" },
   );
-  await waitForTcp(port, 5000, proc.exited);
+  await waitForTcp(port, 5000, proc.exited, host);
   return { pid: proc.pid, port, stop: () => stopProcess(proc, "SIGTERM") };
 }
 
 export interface NginxOptions {
   port?: number;
+  /** addresses to listen on (default 127.0.0.1; "::1" for IPv6) */
+  hosts?: string[];
   workers?: number;
   /** `ssl_protocols` (default TLSv1.2 TLSv1.3) */
   protocols?: string;
@@ -162,6 +173,7 @@ export async function startNginx(
   opts: NginxOptions = {},
 ): Promise<RunningServer> {
   const port = opts.port ?? freeTcpPort();
+  const hosts = opts.hosts ?? ["127.0.0.1"];
   mkdirSync(dir, { recursive: true });
   const conf = join(dir, "nginx.conf");
   writeFileSync(
@@ -179,7 +191,7 @@ export async function startNginx(
       `  client_body_temp_path ${dir}/client_body; proxy_temp_path ${dir}/proxy;`,
       `  fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`,
       "  server {",
-      `    listen 127.0.0.1:${port} ssl;`,
+      ...hosts.map((h) => `    listen ${h.includes(":") ? `[${h}]` : h}:${port} ssl;`),
       `    ssl_certificate ${cert.cert};`,
       `    ssl_certificate_key ${cert.key};`,
       `    ssl_protocols ${opts.protocols ?? "TLSv1.2 TLSv1.3"};`,
@@ -199,7 +211,7 @@ export async function startNginx(
     stderr: "pipe",
   });
   try {
-    await waitForTcp(port, 5000, proc.exited);
+    for (const h of hosts) await waitForTcp(port, 5000, proc.exited, h);
   } catch (err) {
     const log = existsSync(join(dir, "nginx-error.log"))
       ? await Bun.file(join(dir, "nginx-error.log")).text()
@@ -231,8 +243,14 @@ export interface ClientResult {
   stderr: string;
 }
 
-async function runClient(cmd: string[]): Promise<ClientResult> {
-  const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+/** Runs a client to its end; its output is collected, its environment is this process's plus `env`. */
+export async function runClient(cmd: string[], env?: Record<string, string>): Promise<ClientResult> {
+  const proc = Bun.spawn(cmd, {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: env ? { ...process.env, ...env } : undefined,
+  });
   const [stdout, stderr, exitCode] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),

@@ -15,7 +15,8 @@ const nullableInt = v.nullable(int);
 
 /**
  * One EnhancedEvent (see shared/specs/enhanced-event.md). Key order is the spec's order, plus `errno`
- * after `retval` and the writer's `chain` at the end (optional here: the writer adds it).
+ * after `retval` and the writer's `chain` at the end (optional here: the writer adds it), after
+ * `chain_format` and `chain_key_id` on the first line of a keyed log (src/chain/writer.ts).
  */
 export const EnhancedEventSchema = v.strictObject({
   ts: v.pipe(int, v.minValue(0)),
@@ -45,6 +46,8 @@ export const EnhancedEventSchema = v.strictObject({
   latency_us: v.nullable(v.pipe(int, v.minValue(0))),
   risk_tags: v.array(v.string()),
   high_level_kind: v.nullable(v.string()),
+  chain_format: v.optional(v.literal("carnot.chain.v2")),
+  chain_key_id: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-f]{16}$/))),
   chain: v.optional(v.string()),
 });
 

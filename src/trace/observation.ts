@@ -60,6 +60,9 @@ export const ObservationSchema = v.strictObject({
 export const ChainedObservationSchema = v.strictObject({
   ...ObservationSchema.entries,
   raw_hash: hex64,
+  // the first line of a keyed log names its chain format and key (src/chain/keys.ts)
+  chain_format: v.optional(v.string()),
+  chain_key_id: v.optional(v.string()),
   chain: hex64,
 });
 

@@ -5,18 +5,18 @@
 import { Libc } from "../../ffi/libc.ts";
 import {
   closeSync,
+  constants,
   openSync,
   readFileSync,
   readlinkSync,
   realpathSync,
-  renameSync,
   statSync,
   unlinkSync,
-  writeFileSync,
 } from "node:fs";
 import { dirname } from "node:path";
 import { ChainedWriter } from "../chain/writer.ts";
-import { CarnotError, describeError } from "../errors.ts";
+import { CarnotError, describeError, writeFailure } from "../errors.ts";
+import { writeFileSafely } from "../io/safe-file.ts";
 import { log } from "../log.ts";
 import { type CorrelatedHandshake, HandshakeCorrelator } from "./libssl/correlate.ts";
 import { type CalibrationResult, calibrate } from "./libssl/calibration/calibrate.ts";
@@ -26,6 +26,8 @@ import type { LibraryFacts, ObservationContext } from "./observation.ts";
 import { appendObservation } from "./record.ts";
 import { SslProbes } from "./libssl/probes.ts";
 import { warmUpPipeline } from "./warmup.ts";
+
+const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = constants;
 
 export interface TraceOptions {
   /** output file; null = stdout */
@@ -40,6 +42,8 @@ export interface TraceOptions {
   /** seconds between metrics lines on stderr; 0 = only at exit */
   metricsIntervalS: number;
   metricsJson?: string;
+  /** write through existing symlinks at `out` and `metricsJson` (`--follow-symlinks`) */
+  followSymlinks?: boolean;
   key?: Uint8Array;
   /** stop by itself after this many seconds */
   durationS?: number;
@@ -115,7 +119,7 @@ export function sampleClocks(libc: Libc = new Libc()): ClockOffsets {
 }
 
 /** Fails early, before anything is attached, when the output cannot be written; creates nothing. */
-function assertWritable(path: string): void {
+function assertWritable(path: string, followSymlinks = false): void {
   let existed = true;
   try {
     statSync(path);
@@ -124,7 +128,8 @@ function assertWritable(path: string): void {
   }
   try {
     if (existed && statSync(path).isDirectory()) throw new Error("is a directory");
-    closeSync(openSync(path, "a"));
+    // never through a link planted at the name (it could create the link's target as root)
+    closeSync(openSync(path, O_WRONLY | O_APPEND | O_CREAT | (followSymlinks ? 0 : O_NOFOLLOW), 0o644));
     if (!existed) unlinkSync(path);
   } catch (err) {
     // the errno name says it; the cause stays for --verbose
@@ -141,13 +146,11 @@ export function formatMetrics(m: TraceMetrics): string {
   );
 }
 
-function writeMetricsJson(path: string, m: TraceMetrics): void {
-  const tmp = `${path}.tmp-${process.pid}`;
+function writeMetricsJson(path: string, m: TraceMetrics, followSymlinks = false): void {
   try {
-    writeFileSync(tmp, `${JSON.stringify(m)}\n`);
-    renameSync(tmp, path);
+    writeFileSafely(path, `${JSON.stringify(m)}\n`, { followSymlinks });
   } catch (err) {
-    throw new CarnotError(`cannot write metrics to ${path}`, { cause: err });
+    throw writeFailure(path, err, "cannot write metrics to");
   }
 }
 
@@ -220,7 +223,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   if (libraries.some((l) => l === null)) {
     throw new CarnotError("no libssl found (install libssl3, or name one with --libssl PATH)");
   }
-  if (opts.out !== null) assertWritable(opts.out);
+  if (opts.out !== null) assertWritable(opts.out, opts.followSymlinks);
   if (opts.metricsJson) {
     try {
       statSync(dirname(opts.metricsJson));
@@ -263,7 +266,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   });
   let writer: ChainedWriter;
   try {
-    writer = await ChainedWriter.open(opts.out, { key: opts.key });
+    writer = await ChainedWriter.open(opts.out, { key: opts.key, followSymlinks: opts.followSymlinks });
   } catch (err) {
     probes.close();
     throw err;
@@ -437,7 +440,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       setInterval(() => {
         const m = metrics();
         status(`carnot: ${formatMetrics(m)}`);
-        if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m);
+        if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m, opts.followSymlinks);
       }, opts.metricsIntervalS * 1000),
     );
   }
@@ -457,7 +460,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     const m = metrics();
     const stopMs = performance.now() - stopRequested;
     status(`carnot: ${formatMetrics(m)}`);
-    if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m);
+    if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m, opts.followSymlinks);
     const detachStart = performance.now();
     probes.close();
     const detachMs = performance.now() - detachStart;

@@ -46,6 +46,20 @@ describe("BLAKE3", () => {
     expect(mismatches).toEqual([]);
   });
 
+  test("keyedWords (a v2 link key: a 32-byte message in one compression) matches @noble/hashes; scratch untouched", () => {
+    const h = new Blake3(64);
+    h.load(new Uint8Array(40).fill(9));
+    const scratch = Buffer.from(h.scratch);
+    const out = new Uint32Array(8);
+    for (let i = 0; i < 50; i++) {
+      const k = pseudoRandomBytes(32, 2000 + i);
+      const msg = pseudoRandomBytes(32, 3000 + i);
+      h.keyedWords(bytesToWords(k), bytesToWords(msg), out);
+      expect(wordsToHex(out)).toBe(bytesToHex(nobleBlake3(msg, { key: k })));
+    }
+    expect(Buffer.from(h.scratch).equals(scratch)).toBe(true);
+  });
+
   test("strings are hashed as UTF-8, also when they hold multi-byte characters and lone surrogates", () => {
     const h = new Blake3(16);
     for (const s of ["", "abc", "päth/日本語/🦀", `${"x".repeat(3000)}é`, "\ud800 lone"]) {

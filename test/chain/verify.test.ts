@@ -61,6 +61,8 @@ describe("carnot verify", () => {
       firstBadLine: null,
       reason: null,
       sealed: true,
+      format: "carnot.chain.v1",
+      keyed: false,
     });
     const cli = runCli(["verify", original]);
     expect(cli).toEqual({ exitCode: 0, stdout: `ok: ${n} records, chain intact, sealed\n`, stderr: "" });
@@ -259,27 +261,32 @@ describe("carnot verify", () => {
     const wrong = runCli(["verify", path, "--key-file", keyB]);
     expect(wrong.exitCode).toBe(1);
     expect(wrong.stdout).toMatch(
-      /^FAIL: wrong key: its key_id is [0-9a-f]{16}, the seal's is [0-9a-f]{16}\n$/,
+      /^FAIL: wrong key: its key_id is [0-9a-f]{16}, line 1 names [0-9a-f]{16}\n$/,
     );
     const missing = runCli(["verify", path]);
     expect(missing.exitCode).toBe(1);
-    expect(missing.stdout).toMatch(/^FAIL: the log is keyed \(key_id [0-9a-f]{16}\): pass its --key-file\n$/);
+    expect(missing.stdout).toMatch(
+      /^FAIL: cannot vouch for this log without its key: it is keyed \(carnot\.chain\.v2, key_id [0-9a-f]{16}\); pass its --key-file\n$/,
+    );
     const extra = runCli(["verify", original, "--key-file", keyA]);
     expect(extra.exitCode).toBe(1);
-    expect(extra.stdout).toBe("FAIL: the log was written without a key, but --key-file was given\n");
+    expect(extra.stdout).toBe(
+      "FAIL: the log is not keyed (written without a key), so --key-file cannot vouch for it\n",
+    );
 
-    // without a seal the key is still needed: the chain starts from the secret genesis
+    // without a seal the first line still says the log is keyed, and by which key
     rmSync(`${path}.seal.json`);
-    const unsealed = await verifyLog(path);
-    expect(unsealed.firstBadLine).toBe(1);
-    expect(unsealed.reason).toContain("the key is wrong or missing");
+    expect((await verifyLog(path)).reason).toMatch(/^cannot vouch for this log without its key/);
+    expect((await verifyLog(path, { key: new TextEncoder().encode("B".repeat(32)) })).reason).toMatch(
+      /^wrong key: /,
+    );
   });
 
   test("usage errors: missing file or argument → exit 2, one line on stderr, no stack", () => {
     const missing = runCli(["verify", join(tmp.dir, "absent.jsonl")]);
     expect(missing.exitCode).toBe(2);
     expect(missing.stdout).toBe("");
-    expect(missing.stderr).toMatch(/^carnot: cannot read .*absent\.jsonl: no such file\n$/);
+    expect(missing.stderr).toMatch(/^carnot: cannot read .*absent\.jsonl: no such file or directory\n$/);
     const noArg = runCli(["verify"]);
     expect(noArg.exitCode).toBe(2);
     expect(noArg.stderr.trim().split("\n").length).toBe(1);

@@ -243,7 +243,7 @@ describe.each(MODES)("ChainedWriter, hashing %s", (mode, parallelAfter) => {
     expect(seal.genesis).toBeNull();
     expect(seal.key_id).toMatch(/^[0-9a-f]{16}$/);
     expect(await verifyLog(path, { key })).toMatchObject({ ok: true, count: records.length });
-    expect((await verifyLog(path)).reason).toContain("the log is keyed");
+    expect((await verifyLog(path)).reason).toContain("it is keyed (carnot.chain.v2");
   });
 });
 

@@ -20,6 +20,7 @@ import {
   startOpenSslServer,
 } from "../../src/lab/loopback.ts";
 import { GROUPS } from "../../src/trace/groups.ts";
+import { cipherSuiteNames } from "./lab/cipher-suites.ts";
 import type { ChainedObservation } from "../../src/trace/observation.ts";
 import { readObservations, REPO, startTracer } from "./tracer.ts";
 
@@ -64,24 +65,8 @@ const byLowerName = new Map(
   GROUPS.flatMap((g) => [g.name, ...g.aliases].map((n) => [n.toLowerCase(), g.name])),
 );
 
-/** OpenSSL cipher names → IANA names, as the system's `openssl ciphers -stdname` lists them. */
-function standardCipherNames(): Map<string, string> {
-  const out = Bun.spawnSync([
-    "openssl",
-    "ciphers",
-    "-stdname",
-    "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
-  ]).stdout.toString();
-  const names = new Map<string, string>();
-  for (const line of out.split("\n")) {
-    const m = /^(\S+)\s+-\s+(\S+)/.exec(line.trim());
-    if (m) names.set(m[2]!, m[1]!);
-  }
-  return names;
-}
-
 /** The summary `openssl s_client` prints: protocol, cipher, and the key exchange (3.5: "Negotiated … group"). */
-export function parseSClient(text: string, stdnames: Map<string, string>): PeerReport {
+export function parseSClient(text: string, stdnames: ReadonlyMap<string, string>): PeerReport {
   const fresh = /(?:New|Reused), (\S+), Cipher is (\S+)/.exec(text);
   const negotiated = /Negotiated TLS1\.3 group: (\S+)/.exec(text)?.[1];
   const temp = /(?:Server|Peer) Temp Key: ([^\n]+)/.exec(text)?.[1];
@@ -109,7 +94,7 @@ interface WitnessLine {
   error?: string;
 }
 
-function witnessReport(line: WitnessLine, stdnames: Map<string, string>): PeerReport {
+function witnessReport(line: WitnessLine, stdnames: ReadonlyMap<string, string>): PeerReport {
   return {
     version: line.version,
     cipher: stdnames.get(line.cipher) ?? line.cipher,
@@ -217,7 +202,7 @@ export interface MatrixResult {
 export async function runKexMatrix(opts: { binary?: string; args?: string[] } = {}): Promise<MatrixResult> {
   const dir = mkdtempSync(join(tmpdir(), "carnot-kex-"));
   const cert = await makeSelfSignedCert(dir);
-  const stdnames = standardCipherNames();
+  const stdnames = cipherSuiteNames().byOpenSslName;
   const v35 = openssl35();
   const node = nodeBinary();
   const skipped: string[] = [];

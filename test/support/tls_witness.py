@@ -1,12 +1,12 @@
 """A TLS peer that reports what was negotiated, from its own SSL object and from the wire.
 
-    tls_witness.py client PORT SNI [--max-version TLSv1_2] [--curve NAME]
+    tls_witness.py client PORT SNI [--max-version TLSv1_2] [--curve NAME] [--host ADDRESS]
     tls_witness.py server PORT CERT KEY COUNT [--curve NAME] [--max-version TLSv1_2]   (COUNT handshakes)
 
-Each handshake prints one JSON line: pid, role, version() and cipher() as the ssl module reports them, the
-cipher's IANA code (from get_ciphers()), and the key-exchange group's IANA code point read from the handshake
-messages themselves (ServerHello key_share for TLS 1.3, ServerKeyExchange named curve for TLS 1.2), through
-the ssl module's message callback. Uses the system python, hence the system libssl.
+Each handshake prints one JSON line: pid, role, the socket's local port, version() and cipher() as the ssl
+module reports them, the cipher's IANA code (from get_ciphers()), and the key-exchange group's IANA code point
+read from the handshake messages themselves (ServerHello key_share for TLS 1.3, ServerKeyExchange named curve
+for TLS 1.2), through the ssl module's message callback. Uses the system python, hence the system libssl.
 """
 import json
 import os
@@ -88,18 +88,21 @@ def report(sock, ctx, role, seen):
     if code is None:
         code = {"TLS_AES_256_GCM_SHA384": 0x1302, "TLS_AES_128_GCM_SHA256": 0x1301,
                 "TLS_CHACHA20_POLY1305_SHA256": 0x1303}.get(name)
-    print(json.dumps({"pid": os.getpid(), "role": role, "version": sock.version(), "cipher": name,
+    print(json.dumps({"pid": os.getpid(), "role": role, "local_port": sock.getsockname()[1],
+                      "version": sock.version(), "cipher": name,
                       "cipher_code": code, "group": seen.get("group"), "offered": seen.get("offered")}),
           flush=True)
 
 
 def options(args):
-    opts = {"curve": None, "max_version": None}
+    opts = {"curve": None, "max_version": None, "host": "127.0.0.1"}
     for i, a in enumerate(args):
         if a == "--curve":
             opts["curve"] = args[i + 1]
         elif a == "--max-version":
             opts["max_version"] = args[i + 1]
+        elif a == "--host":
+            opts["host"] = args[i + 1]
     return opts
 
 
@@ -117,7 +120,7 @@ def client(port, sni, opts):
     configure(ctx, opts)
     seen = {}
     watch(ctx, seen)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with socket.create_connection((opts["host"], port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname=sni) as sock:
             report(sock, ctx, "client", seen)
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")

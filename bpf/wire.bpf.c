@@ -247,7 +247,8 @@ static __always_inline void fill_header(struct carnot_wire_event *ev, struct __s
 	ev->reserved2 = 0;
 }
 
-static __always_inline void emit_end(struct __sk_buff *skb, struct bpf_sock *sk, struct wire_sk *ws, __u32 flags)
+static __always_inline void emit_end(struct __sk_buff *skb, struct bpf_sock *sk, struct wire_sk *ws, __u32 flags,
+				    __u32 offset)
 {
 	__u32 zero = 0;
 	struct wire_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
@@ -255,6 +256,7 @@ static __always_inline void emit_end(struct __sk_buff *skb, struct bpf_sock *sk,
 	if (!s)
 		return;
 	fill_header(&s->ev, skb, sk, ws, CARNOT_EV_WIRE_END, flags);
+	s->ev.stream_offset = offset;
 	count(CARNOT_WSTAT_ATTEMPTED);
 	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev), BPF_RB_NO_WAKEUP))
 		count(CARNOT_WSTAT_DROPPED);
@@ -371,16 +373,14 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 		}
 		ws->head_dir = egress;
 		ws->state = WIRE_UNDECIDED;
-	} else if (seg.payload_len > 0 && !stream_offset(sk, ws, &seg, egress, &offset, &fresh)) {
+	} else if (!stream_offset(sk, ws, &seg, egress, &offset, &fresh)) {
 		return 1;
-	} else if (seg.payload_len == 0) {
-		offset = 0;
 	}
 	if (egress && !(ws->flags & CARNOT_WIRE_OWNER) && seg.payload_len > 0) {
 		learn_owner(sk, ws);
 		if ((ws->flags & CARNOT_WIRE_OWNER) && !owner_wanted(ws)) {
 			if (ws->state == WIRE_FOLLOW || ws->undecided > 0)
-				emit_end(skb, sk, ws, CARNOT_WIRE_FILTERED);
+				emit_end(skb, sk, ws, CARNOT_WIRE_FILTERED, 0);
 			ws->state = WIRE_IGNORE;
 			count(CARNOT_WSTAT_FILTERED);
 			return 1;
@@ -392,7 +392,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 		if (ws->head_have == 0x3f) {
 			if (!head_is_client_hello(ws)) {
 				if (ws->undecided > 0)
-					emit_end(skb, sk, ws, CARNOT_WIRE_FILTERED);
+					emit_end(skb, sk, ws, CARNOT_WIRE_FILTERED, 0);
 				ws->state = WIRE_IGNORE;
 				count(CARNOT_WSTAT_NOT_TLS);
 				return 1;
@@ -400,7 +400,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 			ws->state = WIRE_FOLLOW;
 			count(CARNOT_WSTAT_FOLLOWED);
 		} else if (++ws->undecided > CARNOT_WIRE_UNDECIDED_MAX) {
-			emit_end(skb, sk, ws, CARNOT_WIRE_FILTERED);
+			emit_end(skb, sk, ws, CARNOT_WIRE_FILTERED, 0);
 			ws->state = WIRE_IGNORE;
 			count(CARNOT_WSTAT_UNDECIDED);
 			return 1;
@@ -409,10 +409,12 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 	if (seg.payload_len > 0 && offset < CARNOT_WIRE_CAP)
 		emit_payload(skb, sk, ws, &seg, offset, egress);
 	if (seg.tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) {
+		/* a FIN's offset is where its direction's stream ends: every byte before it has been sent */
 		if (ws->state == WIRE_FOLLOW || ws->undecided > 0)
 			emit_end(skb, sk, ws,
 				 (egress ? CARNOT_WIRE_EGRESS : 0) |
-					 (seg.tcp_flags & TCP_FLAG_RST ? CARNOT_WIRE_RST : CARNOT_WIRE_FIN));
+					 (seg.tcp_flags & TCP_FLAG_RST ? CARNOT_WIRE_RST : CARNOT_WIRE_FIN),
+				 offset + seg.payload_len);
 		if (seg.tcp_flags & TCP_FLAG_RST)
 			ws->state = WIRE_IGNORE;
 	}

@@ -50,7 +50,7 @@ struct carnot_wire_event {            /* a 112-byte header, then data_len payloa
 	__u64 link_ssl;               /*  16 SSL* (CARNOT_WIRE_LINK / _LINK_WEAK), else 0 */
 	__u32 pid;                    /*  24 owner tgid, 0 = not known yet */
 	__u32 tid;                    /*  28 the owner's thread that sent the first flight */
-	__u32 stream_offset;          /*  32 offset of the payload in this direction's stream */
+	__u32 stream_offset;          /*  32 offset of the payload in this direction's stream (END with FIN: where it ends) */
 	__u16 kind;                   /*  36 enum carnot_wire_kind (same offset as carnot_event.kind) */
 	__u16 data_len;               /*  38 payload bytes after the header */
 	__u32 flags;                  /*  40 CARNOT_WIRE_* */

@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 BUN_VERSION := 1.4.4
 # Debian packages the build, the tests and the demo need
-APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc
+APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc tshark gnutls-bin
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
 ARCH := x86
 
-.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls openssl35 node26
+.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls cipher-suites openssl35 node26
 
 all: build
 
@@ -101,6 +101,10 @@ bench: build
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:
 	bun src/consumers/seccomp/generate-syscall-table.ts /usr/include/x86_64-linux-gnu/asm/unistd_64.h
+
+# Regenerates the committed cipher suite names the wire parser uses, from Wireshark's value strings (tshark).
+cipher-suites:
+	bun src/trace/wire/tls/generate-cipher-suites.ts
 
 clean:
 	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o

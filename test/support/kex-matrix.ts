@@ -65,7 +65,7 @@ const byLowerName = new Map(
 );
 
 /** OpenSSL cipher names → IANA names, as the system's `openssl ciphers -stdname` lists them. */
-function standardCipherNames(): Map<string, string> {
+export function standardCipherNames(): Map<string, string> {
   const out = Bun.spawnSync([
     "openssl",
     "ciphers",

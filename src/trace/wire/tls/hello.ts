@@ -4,7 +4,8 @@
  * Each parser takes a message body (without its 4-byte header) and returns what it holds, or null when the
  * bytes are not a well-formed message: every length is checked against its container, nothing is assumed.
  */
-import { ExtensionType, isGrease } from "./names.ts";
+import { ContentType, ExtensionType, HandshakeType, isGrease } from "./names.ts";
+import { RecordBody, RecordReader } from "./records.ts";
 
 /** What a ClientHello holds, as code points in the order the client sent them (GREASE included). */
 export interface ClientHello {
@@ -397,4 +398,30 @@ export function parseServerKeyExchange(
 /** The values of a list without GREASE (RFC 8701). */
 export function withoutGrease(values: readonly number[]): number[] {
   return values.filter((v) => !isGrease(v));
+}
+
+/**
+ * The first ClientHello of a byte stream that starts with TLS records (as a client writes it), or null when
+ * the bytes hold no whole, well-formed one. The one ClientHello reader of the project: the calibration reads
+ * a library's default groups off its first hello with it too.
+ */
+export function clientHelloOfStream(bytes: Uint8Array): ClientHello | null {
+  let hello: ClientHello | null = null;
+  let seen = false;
+  const reader = new RecordReader(
+    {
+      record: (type) => (type === ContentType.handshake ? RecordBody.handshake : RecordBody.skip),
+      wants: () => !seen,
+      message: (type, body) => {
+        if (seen) return;
+        seen = true;
+        if (type === HandshakeType.clientHello && body !== null) hello = parseClientHello(body);
+      },
+      alert: () => {},
+      changeCipherSpec: () => {},
+    },
+    bytes.length,
+  );
+  reader.write(bytes);
+  return hello;
 }

@@ -5,6 +5,7 @@
  * TLS fields, the independent truth the parser is compared with.
  */
 import { existsSync, statSync } from "node:fs";
+import { freeTcpPort } from "../../src/lab/loopback.ts";
 import type { Direction, WireEnd } from "../../src/trace/wire/connection.ts";
 
 export const TSHARK = Bun.which("tshark");
@@ -17,9 +18,14 @@ export function captureSkipReason(): string | null {
   return null;
 }
 
-/** A capture running on `lo` for the given TCP ports; `stop()` ends it and returns the pcapng path. */
+/**
+ * A capture running on `lo` for the given TCP ports; `stop()` ends it once every packet sent before it is in
+ * the file, and returns the pcapng path. The kernel hands packets to dumpcap in blocks, late: `stop()` sends
+ * a marker connection (to a port nothing listens on) and waits until the file holds it.
+ */
 export async function startCapture(ports: number[], path: string): Promise<{ stop(): Promise<string> }> {
-  const filter = ports.map((p) => `tcp port ${p}`).join(" or ");
+  const marker = freeTcpPort();
+  const filter = [...ports, marker].map((p) => `tcp port ${p}`).join(" or ");
   const proc = Bun.spawn([DUMPCAP!, "-q", "-i", "lo", "-f", filter, "-w", path], {
     stdin: "ignore",
     stdout: "ignore",
@@ -37,7 +43,15 @@ export async function startCapture(ports: number[], path: string): Promise<{ sto
   reader.releaseLock();
   return {
     async stop() {
-      await Bun.sleep(200); // the last packets reach the capture buffer
+      await Bun.connect({ hostname: "127.0.0.1", port: marker, socket: { data() {} } }).catch(() => {});
+      for (let i = 0; i < 50; i++) {
+        await Bun.sleep(100);
+        if (!existsSync(path)) continue;
+        const seen = Bun.spawnSync([TSHARK!, "-r", path, "-Y", `tcp.port == ${marker}`, "-c", "100000"], {
+          stderr: "ignore",
+        });
+        if (seen.stdout.length > 0) break;
+      }
       proc.kill("SIGTERM");
       await proc.exited;
       if (!existsSync(path) || statSync(path).size === 0) throw new Error(`dumpcap wrote nothing to ${path}`);

@@ -29,7 +29,7 @@ import {
   parseServerKeyExchange,
   type ServerHello,
 } from "./tls/hello.ts";
-import { ja4 } from "./tls/ja4.ts";
+import { Ja4 } from "./tls/ja4.ts";
 import {
   ALERT_CLOSE_NOTIFY,
   ALERT_USER_CANCELED,
@@ -64,10 +64,16 @@ export interface WireLimits {
 
 export const DEFAULT_WIRE_LIMITS: WireLimits = { window: 65536, maxPending: 65536, maxMessage: 65536 };
 
-/** What every connection shares: name tables and limits (built once by the caller). */
+/**
+ * What every connection shares: name tables, limits, and the JA4 scratch buffers (built once by the caller,
+ * used by one thread).
+ */
 export interface WireContext {
   readonly groups: GroupIndex;
   readonly ffdhe: FfdheGroups;
+  readonly ja4: Ja4;
+  /** TLS ≤ 1.2 suite → how its ServerKeyExchange carries the group, filled as suites are seen */
+  readonly keyExchange: Map<number, KeyExchangeParams>;
   readonly limits: WireLimits;
 }
 
@@ -75,7 +81,24 @@ export function wireContext(
   limits: Partial<WireLimits> = {},
   groups: GroupIndex = indexGroups(),
 ): WireContext {
-  return { groups, ffdhe: new FfdheGroups(), limits: { ...DEFAULT_WIRE_LIMITS, ...limits } };
+  return {
+    groups,
+    ffdhe: new FfdheGroups(),
+    ja4: new Ja4(),
+    keyExchange: new Map(),
+    limits: { ...DEFAULT_WIRE_LIMITS, ...limits },
+  };
+}
+
+/** How a TLS ≤ 1.2 suite's ServerKeyExchange carries its group, from the suite's IANA name. */
+function suiteKeyExchange(ctx: WireContext, suite: number): KeyExchangeParams {
+  let params = ctx.keyExchange.get(suite);
+  if (params === undefined) {
+    const name = CIPHER_SUITE_NAMES.get(suite);
+    params = name === undefined ? null : keyExchangeParams(cipherSuiteFacts(name).keyExchange);
+    ctx.keyExchange.set(suite, params);
+  }
+  return params;
 }
 
 /** The client's offer, from its (first) ClientHello. Lists keep the client's order, without GREASE. */
@@ -357,9 +380,7 @@ export class WireConnection {
       return true;
     }
     this.serverHello = hello;
-    const name = version < TLS13 ? CIPHER_SUITE_NAMES.get(hello.cipherSuite) : undefined;
-    this.keyExchangeParams =
-      name === undefined ? null : keyExchangeParams(cipherSuiteFacts(name).keyExchange);
+    this.keyExchangeParams = version < TLS13 ? suiteKeyExchange(this.#ctx, hello.cipherSuite) : null;
     return true;
   }
 
@@ -486,7 +507,7 @@ export class WireConnection {
       versionsOffered: this.#names(h.supportedVersions ?? [h.legacyVersion], versionName),
       ciphersOffered: this.#names(h.cipherSuites, (c) => CIPHER_SUITE_NAMES.get(c) ?? hex16(c)),
       alpnOffered: h.alpn === null ? EMPTY_STRINGS : h.alpn.map(protocolName),
-      ja4: ja4(h),
+      ja4: this.#ctx.ja4.of(h),
       earlyData: h.earlyData,
       pskOffered: h.pskIdentities !== null,
       grease: [h.cipherSuites, h.extensions, h.supportedGroups ?? []].some((l) => l.some(isGrease)),

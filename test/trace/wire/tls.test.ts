@@ -7,7 +7,7 @@ import { WireConnection, wireContext } from "../../../src/trace/wire/connection.
 import { FFDHE_GROUPS, ffdhePrime } from "../../../src/trace/wire/tls/ffdhe.ts";
 import { parseCipherSuiteValues } from "../../../src/trace/wire/tls/generate-cipher-suites.ts";
 import { type ClientHello, parseClientHello, parseServerHello } from "../../../src/trace/wire/tls/hello.ts";
-import { ja4 } from "../../../src/trace/wire/tls/ja4.ts";
+import { Ja4 } from "../../../src/trace/wire/tls/ja4.ts";
 import { ALERT_NAMES, CIPHER_SUITE_NAMES, isGrease } from "../../../src/trace/wire/tls/names.ts";
 import { RecordBody, type RecordListener, RecordReader } from "../../../src/trace/wire/tls/records.ts";
 
@@ -78,6 +78,8 @@ function hello(fields: Partial<ClientHello>): ClientHello {
 }
 
 describe("JA4", () => {
+  const fingerprints = new Ja4();
+  const ja4 = (h: ClientHello) => fingerprints.of(h);
   const hex = (s: string) => s.split(",").map((h) => Number.parseInt(h, 16));
   // the specification's worked example (technical_details/JA4.md)
   const example = hello({
@@ -108,6 +110,15 @@ describe("JA4", () => {
     expect(ja4({ ...example, serverNamePresent: false, alpn: null })).toMatch(/^t13i151600_/);
     expect(ja4({ ...example, supportedVersions: null, legacyVersion: 0x0301 })).toMatch(/^t10d/);
     expect(ja4(hello({}))).toBe("t12i000000_000000000000_000000000000");
+  });
+
+  test("more than 99 ciphers: the count says 99, the hash covers them all (buffers grow)", () => {
+    const many = Array.from({ length: 150 }, (_, i) => 0x0100 + i);
+    const big = { ...example, cipherSuites: many };
+    const text = [...many].map((v) => v.toString(16).padStart(4, "0")).join(",");
+    const hash = new Bun.CryptoHasher("sha256").update(text).digest("hex").slice(0, 12);
+    expect(ja4(big)).toBe(`t13d9916h2_${hash}_e5627efa2ab1`);
+    expect(ja4(example)).toBe("t13d1516h2_8daaf6152771_e5627efa2ab1");
   });
 
   test("an ALPN value that starts or ends with a byte that is not alphanumeric: hex digits", () => {

@@ -283,6 +283,38 @@ describe.skipIf(skip !== null)("the wire parser on re-cut and broken captured by
     }
   });
 
+  test("the outcome waits for its proof: a Finished that is not there, or proves nothing yet", () => {
+    for (const c of captured) {
+      // TLS 1.3: up to the end of the client's first protected record (its Finished), then FIN both ways;
+      // TLS 1.2: up to the server's ChangeCipherSpec, without the server's Finished behind it
+      const tls12 = c.reference.server!.tlsVersion === "TLSv1.2";
+      const direction = tls12 ? 1 : 0;
+      const bytes = stream(c.connection.client, direction);
+      let end = 0;
+      for (let at = 0; at + 5 <= bytes.length && end === 0; ) {
+        const next = at + 5 + ((bytes[at + 3]! << 8) | bytes[at + 4]!);
+        if (bytes[at] === (tls12 ? 20 : 23)) end = next;
+        at = next;
+      }
+      expect(end).toBeGreaterThan(0);
+      const events: WireEvent[] = [];
+      for (const e of c.connection.client) {
+        if (e.kind !== "segment") continue;
+        if (e.direction === direction && e.offset + e.bytes.length >= end) {
+          events.push({ ...e, bytes: e.bytes.subarray(0, end - e.offset) });
+          break;
+        }
+        events.push(e);
+      }
+      events.push({ kind: "end", direction: 0, end: "fin", offset: stream(events, 0).length });
+      events.push({ kind: "end", direction: 1, end: "fin", offset: stream(events, 1).length });
+      const r = feed(events).result;
+      // TLS 1.3: the client finished, the server may not have accepted it; TLS 1.2: the server never finished
+      const expected = tls12 ? { success: false, error: "closed" } : { success: null, error: "unconfirmed" };
+      expect({ case: c.name, success: r.success, error: r.error }).toEqual({ case: c.name, ...expected });
+    }
+  });
+
   test("garbage behind a valid record header: a problem, never facts, never a throw", () => {
     const next = random(12);
     const problems = new Set<string | null>();

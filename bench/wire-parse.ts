@@ -115,20 +115,30 @@ for (const h of handshakes) {
 // one handshake = both sockets (client and server), each fed both directions
 const all = handshakes.flatMap((h) => [h.ends]);
 const rates: number[] = [];
+const cpuRates: number[] = [];
 for (let run = 0; run < RUNS; run++) {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < N; i++) {
     const ends = all[i % all.length]!;
     replay(ends[0]!);
     replay(ends[1]!);
   }
-  const ms = performance.now() - t0;
-  rates.push(N / (ms / 1000));
+  const cpu = process.cpuUsage(cpu0);
+  rates.push(N / ((performance.now() - t0) / 1000));
+  // CPU time of the whole process (JIT and GC threads included): less swayed by other work on the host
+  cpuRates.push(N / ((cpu.user + cpu.system) / 1e6));
 }
-const sorted = [...rates].sort((a, b) => a - b);
 const k = (v: number) => `${Math.round(v / 1000)} k`;
+/** median, min, max and every run */
+function spread(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  return `median ${k(sorted[Math.floor(values.length / 2)]!)}, min ${k(sorted[0]!)}, max ${k(sorted.at(-1)!)} (${values.map(k).join(", ")})`;
+}
+const load = (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ");
 console.log(
-  `wire-parse: ${N} handshakes × ${RUNS} runs${SEGMENT > 0 ? ` (segments of ${SEGMENT} bytes)` : ""}: median ${k(sorted[Math.floor(RUNS / 2)]!)} handshakes/s, min ${k(sorted[0]!)}, max ${k(sorted[RUNS - 1]!)} (${rates.map(k).join(", ")})`,
+  `wire-parse: ${N} handshakes × ${RUNS} runs${SEGMENT > 0 ? ` (segments of ${SEGMENT} bytes)` : ""}, load ${load}:\n` +
+    `  per wall second: ${spread(rates)} handshakes/s\n  per CPU second:  ${spread(cpuRates)} handshakes/s`,
 );
 
 // the objects a decided connection keeps, per type (connections held so that none is collected)

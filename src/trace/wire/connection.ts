@@ -21,6 +21,7 @@ import { type GroupIndex, indexGroups, type KexClass } from "../groups.ts";
 import { StreamReassembler } from "./reassembly.ts";
 import { FfdheGroups } from "./tls/ffdhe.ts";
 import {
+  asciiString,
   type ClientHello,
   type KeyExchangeParams,
   keyExchangeParams,
@@ -70,6 +71,8 @@ export const DEFAULT_WIRE_LIMITS: WireLimits = { window: 65536, maxPending: 6553
  */
 export interface WireContext {
   readonly groups: GroupIndex;
+  /** code point → canonical group name */
+  readonly groupNames: ReadonlyMap<number, string>;
   readonly ffdhe: FfdheGroups;
   readonly ja4: Ja4;
   /** TLS ≤ 1.2 suite → how its ServerKeyExchange carries the group, filled as suites are seen */
@@ -83,6 +86,7 @@ export function wireContext(
 ): WireContext {
   return {
     groups,
+    groupNames: new Map([...groups.byCodePoint].map(([code, g]) => [code, g.name])),
     ffdhe: new FfdheGroups(),
     ja4: new Ja4(),
     keyExchange: new Map(),
@@ -486,26 +490,14 @@ export class WireConnection {
 
   // --- facts ---
 
-  #groupName(code: number): string {
-    return this.#ctx.groups.byCodePoint.get(code)?.name ?? hex16(code);
-  }
-
-  #names(codes: readonly number[] | null, name: (code: number) => string): readonly string[] {
-    if (codes === null) return EMPTY_STRINGS;
-    const out: string[] = [];
-    for (const c of codes) if (!isGrease(c)) out.push(name(c));
-    return out;
-  }
-
   #clientFacts(h: ClientHello): WireClientFacts {
-    const groupName = (c: number) => this.#groupName(c);
-    const versionName = (c: number) => TLS_VERSIONS.get(c) ?? hex16(c);
+    const groupNames = this.#ctx.groupNames;
     return {
       serverName: h.serverName,
-      groupsOffered: this.#names(h.supportedGroups, groupName),
-      keySharesOffered: this.#names(h.keyShares, groupName),
-      versionsOffered: this.#names(h.supportedVersions ?? [h.legacyVersion], versionName),
-      ciphersOffered: this.#names(h.cipherSuites, (c) => CIPHER_SUITE_NAMES.get(c) ?? hex16(c)),
+      groupsOffered: namesOf(h.supportedGroups, groupNames),
+      keySharesOffered: namesOf(h.keyShares, groupNames),
+      versionsOffered: namesOf(h.supportedVersions ?? [h.legacyVersion], TLS_VERSIONS),
+      ciphersOffered: namesOf(h.cipherSuites, CIPHER_SUITE_NAMES),
       alpnOffered: h.alpn === null ? EMPTY_STRINGS : h.alpn.map(protocolName),
       ja4: this.#ctx.ja4.of(h),
       earlyData: h.earlyData,
@@ -545,8 +537,19 @@ export class WireConnection {
   }
 }
 
+/** The names of code points in order, GREASE left out; a code point without a name as `0x….`. */
+function namesOf(codes: readonly number[] | null, names: ReadonlyMap<number, string>): readonly string[] {
+  if (codes === null) return EMPTY_STRINGS;
+  const out: string[] = [];
+  for (let i = 0; i < codes.length; i++) {
+    const c = codes[i]!;
+    if (!isGrease(c)) out.push(names.get(c) ?? hex16(c));
+  }
+  return out;
+}
+
 /** An ALPN protocol name: printable ASCII as it is, anything else as `0x` and its hex (never re-encoded). */
 function protocolName(bytes: Uint8Array): string {
   for (const c of bytes) if (c < 0x20 || c > 0x7e) return `0x${Buffer.from(bytes).toString("hex")}`;
-  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  return asciiString(bytes);
 }

@@ -79,6 +79,11 @@ function u16PrefixedU16s(b: Uint8Array, at: number, end: number): number[] | nul
   return u16List(b, at + 2, len);
 }
 
+/** Bytes as a string, one character per byte (for bytes already checked to be ASCII). */
+export function asciiString(b: Uint8Array, at = 0, end = b.length): string {
+  return Buffer.from(b.buffer, b.byteOffset + at, end - at).toString("latin1");
+}
+
 /** Bytes that are printable ASCII without spaces, as a string; else null (never re-encoded). */
 function printableAscii(b: Uint8Array, at: number, end: number): string | null {
   if (end <= at) return null;
@@ -86,7 +91,7 @@ function printableAscii(b: Uint8Array, at: number, end: number): string | null {
     const c = b[i]!;
     if (c < 0x21 || c > 0x7e) return null;
   }
-  return String.fromCharCode.apply(null, b.subarray(at, end) as unknown as number[]);
+  return asciiString(b, at, end);
 }
 
 /** ServerNameList: the first host_name (type 0) entry, or undefined when malformed. */

@@ -6,6 +6,7 @@ import * as v from "valibot";
 import type { CorrelatedHandshake } from "./libssl/correlate.ts";
 import type { KexFacts } from "./libssl/events.ts";
 import type { GroupIndex, KexClass } from "./groups.ts";
+import { TLS_VERSIONS } from "./wire/tls/names.ts";
 
 const nullableString = v.nullable(v.string());
 const hex64 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
@@ -73,14 +74,6 @@ export interface ResolvedKex {
   /** why a value stayed null although the kernel read something (for a one-time warning) */
   problems: readonly string[];
 }
-
-const TLS_VERSIONS: ReadonlyMap<number, string> = new Map([
-  [0x0304, "TLSv1.3"],
-  [0x0303, "TLSv1.2"],
-  [0x0302, "TLSv1.1"],
-  [0x0301, "TLSv1"],
-  [0x0300, "SSLv3"],
-]);
 
 const NO_PROBLEMS: readonly string[] = Object.freeze([]);
 

@@ -8,7 +8,7 @@ BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
 ARCH := x86
 
-.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls openssl35 node26
+.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls cipher-suites openssl35 node26
 
 all: build
 
@@ -97,10 +97,15 @@ bench: build
 	bun run bench/trace.ts
 	bun run bench/kex-accuracy.ts
 	bun run bench/consumers.ts
+	bun run bench/wire-parse.ts
 
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:
 	bun src/consumers/seccomp/generate-syscall-table.ts /usr/include/x86_64-linux-gnu/asm/unistd_64.h
+
+# Regenerates the committed cipher suite names the wire parser uses, from Wireshark's value strings (tshark).
+cipher-suites:
+	bun src/trace/wire/tls/generate-cipher-suites.ts
 
 clean:
 	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o

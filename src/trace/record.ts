@@ -17,6 +17,7 @@ import {
   type ObservationSink,
 } from "./observation.ts";
 import type { WireObservation } from "./wire/source.ts";
+import { TLS_VERSIONS } from "./wire/tls/names.ts";
 
 /** A handshake as the joiner hands it over: libssl, wire, or both. */
 export type HandshakeSeen = Joined<WireObservation>;
@@ -32,13 +33,6 @@ export interface ResolvedKex {
   problems: readonly string[];
 }
 
-export const TLS_VERSIONS: ReadonlyMap<number, string> = new Map([
-  [0x0304, "TLSv1.3"],
-  [0x0303, "TLSv1.2"],
-  [0x0302, "TLSv1.1"],
-  [0x0301, "TLSv1"],
-  [0x0300, "SSLv3"],
-]);
 
 const NO_PROBLEMS: readonly string[] = Object.freeze([]);
 

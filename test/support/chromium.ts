@@ -5,8 +5,8 @@ import { join } from "node:path";
 
 export const CHROMIUM = Bun.which("chromium") ?? Bun.which("chromium-browser");
 
-/** Run Chromium headless on one local page with a throwaway profile; no network, no background requests. */
-function runChromium(htmlPath: string, extra: string[]): { stdout: string } {
+/** Run Chromium headless on one page (a URL) with a throwaway profile; no network, no background requests. */
+function runChromium(url: string, extra: string[]): { stdout: string } {
   if (!CHROMIUM) throw new Error("chromium not installed");
   const profile = mkdtempSync(join(tmpdir(), "carnot-chromium-"));
   try {
@@ -22,7 +22,7 @@ function runChromium(htmlPath: string, extra: string[]): { stdout: string } {
         "--disable-sync",
         `--user-data-dir=${profile}`,
         ...extra,
-        `file://${htmlPath}`,
+        url,
       ],
       { stdout: "pipe", stderr: "pipe", timeout: 60_000 },
     );
@@ -35,12 +35,24 @@ function runChromium(htmlPath: string, extra: string[]): { stdout: string } {
 
 /** The DOM after load (scripts run), or throws with Chromium's stderr. */
 export function dumpDom(htmlPath: string): string {
-  const dom = runChromium(htmlPath, ["--virtual-time-budget=2000", "--dump-dom"]).stdout;
+  const dom = runChromium(`file://${htmlPath}`, ["--virtual-time-budget=2000", "--dump-dom"]).stdout;
   if (dom.length === 0) throw new Error("chromium printed no DOM");
   return dom;
 }
 
 /** A PNG screenshot of the page at the given window size. */
 export function screenshot(htmlPath: string, pngPath: string, size = "1200,900"): void {
-  runChromium(htmlPath, [`--window-size=${size}`, `--screenshot=${pngPath}`]);
+  runChromium(`file://${htmlPath}`, [`--window-size=${size}`, `--screenshot=${pngPath}`]);
+}
+
+/**
+ * The DOM of `https://HOST:PORT/` served on 127.0.0.1 (`HOST` resolved there, so it is the SNI), the test's
+ * throwaway certificate not checked.
+ */
+export function dumpHttpsDom(host: string, port: number): string {
+  return runChromium(`https://${host}:${port}/`, [
+    `--host-resolver-rules=MAP ${host} 127.0.0.1`,
+    "--ignore-certificate-errors",
+    "--dump-dom",
+  ]).stdout;
 }

@@ -7,10 +7,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { clientHelloGroups } from "../../src/trace/libssl/calibration/child.ts";
 import { clientHelloState } from "../../src/trace/libssl/calibration/node.ts";
 import { calibrate } from "../../src/trace/libssl/calibration/calibrate.ts";
 import { findSystemLibssl } from "../../src/trace/libssl/library.ts";
+import { clientHelloOfStream } from "../../src/trace/wire/tls/hello.ts";
 import { nodeBinary, openssl35 } from "../support/kex-matrix.ts";
 import { traceSkipReason } from "../support/tracer.ts";
 
@@ -74,7 +74,7 @@ describe("offset calibration", () => {
     const ext = [0, 10, 0, 6, 0, 4, 0x11, 0xec, 0, 29];
     const body = [3, 3, ...new Array(32).fill(0), 0, 0, 2, 0x13, 0x02, 1, 0, 0, ext.length, ...ext];
     const hello = new Uint8Array([22, 3, 1, 0, body.length + 4, 1, 0, 0, body.length, ...body]);
-    expect(clientHelloGroups(hello)).toEqual([4588, 29]);
+    expect(clientHelloOfStream(hello)?.supportedGroups).toEqual([4588, 29]);
     expect(clientHelloState("3.0.19")).toBe(12);
     expect(clientHelloState("3.5.8")).toBe(13);
     expect(clientHelloState("1.1.1w")).toBeNull();

@@ -10,6 +10,7 @@
 import { CString, dlopen, FFIType as T, type Pointer, ptr, toArrayBuffer } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { clientHelloOfStream } from "../../wire/tls/hello.ts";
 import type { Calibration } from "./types.ts";
 
 /** How many bytes of the SSL object and of its SSL_SESSION are searched. */
@@ -255,31 +256,6 @@ function libcryptoBeside(libssl: string): string {
   return existsSync(beside) ? beside : "libcrypto.so.3";
 }
 
-/** The supported_groups extension (type 10) of a ClientHello record, as IANA code points. */
-export function clientHelloGroups(record: Uint8Array): number[] | null {
-  const d = new DataView(record.buffer, record.byteOffset, record.byteLength);
-  // record header 5, handshake header 4, legacy_version 2, random 32
-  let at = 5 + 4 + 2 + 32;
-  if (record.byteLength < at + 1 || record[0] !== 22 || record[5] !== 1) return null;
-  at += 1 + d.getUint8(at); // session id
-  at += 2 + d.getUint16(at); // cipher suites
-  at += 1 + d.getUint8(at); // compression methods
-  const end = at + 2 + d.getUint16(at);
-  at += 2;
-  while (at + 4 <= Math.min(end, record.byteLength)) {
-    const type = d.getUint16(at);
-    const len = d.getUint16(at + 2);
-    if (type === 10) {
-      const n = d.getUint16(at + 4);
-      const codes: number[] = [];
-      for (let i = 0; i + 2 <= n; i += 2) codes.push(d.getUint16(at + 6 + i));
-      return codes;
-    }
-    at += 4 + len;
-  }
-  return null;
-}
-
 /** What a client from a default SSL_CTX offers: its first ClientHello, read off the BIO pair. */
 function defaultGroups(ssl: Ssl, pair: () => readonly [Pointer, Pointer]): number[] | null {
   const ctx = ssl.SSL_CTX_new(ssl.TLS_method());
@@ -291,7 +267,7 @@ function defaultGroups(ssl: Ssl, pair: () => readonly [Pointer, Pointer]): numbe
     ssl.SSL_do_handshake(s); // writes the ClientHello, then wants to read
     const buf = new Uint8Array(16_384);
     const n = ssl.BIO_read(sb, ptr(buf), buf.byteLength);
-    return n > 0 ? clientHelloGroups(buf.subarray(0, n)) : null;
+    return n > 0 ? (clientHelloOfStream(buf.subarray(0, n))?.supportedGroups ?? null) : null;
   } finally {
     ssl.SSL_free(s);
     ssl.BIO_free(sb);

@@ -10,6 +10,7 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import { EventKind, Role } from "../events.ts";
 import { SslProbes } from "../probes.ts";
+import { clientHelloOfStream } from "../../wire/tls/hello.ts";
 import type { Calibration } from "./types.ts";
 
 const SSL_SCAN = 4096;
@@ -160,29 +161,6 @@ class ProcessMemory {
 }
 
 const VERSION_CODES: Readonly<Record<string, number>> = { "TLSv1.3": 0x304, "TLSv1.2": 0x303 };
-
-function clientHelloGroups(hex: string): number[] | null {
-  const b = Buffer.from(hex, "hex");
-  let at = 5 + 4 + 2 + 32;
-  if (b.length < at || b[0] !== 22) return null;
-  at += 1 + b[at]!;
-  at += 2 + b.readUInt16BE(at);
-  at += 1 + b[at]!;
-  const end = at + 2 + b.readUInt16BE(at);
-  at += 2;
-  while (at + 4 <= Math.min(end, b.length)) {
-    const type = b.readUInt16BE(at);
-    const len = b.readUInt16BE(at + 2);
-    if (type === 10) {
-      const n = b.readUInt16BE(at + 4);
-      const codes: number[] = [];
-      for (let i = 0; i + 2 <= n; i += 2) codes.push(b.readUInt16BE(at + 6 + i));
-      return codes;
-    }
-    at += 4 + len;
-  }
-  return null;
-}
 
 export interface ExecutableCalibrationInput {
   executable: string;
@@ -393,7 +371,7 @@ function searchOffsets(
   const onlyPair = (c: [number, number][] | null) => (c !== null && c.length === 1 ? c[0]! : null);
   const cipher = onlyPair(cipherPairs);
   const session = onlyPair(sessionPairs);
-  const defaultGroups = clientHelloGroups(report.hello);
+  const defaultGroups = clientHelloOfStream(Buffer.from(report.hello, "hex"))?.supportedGroups ?? null;
   return {
     library: input.executable,
     openssl: `OpenSSL ${report.openssl}`,

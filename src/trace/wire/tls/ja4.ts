@@ -1,0 +1,150 @@
+/**
+ * The JA4 TLS client fingerprint of a ClientHello (FoxIO's JA4 specification, technical_details/JA4.md):
+ * `t13d1516h2_8daaf6152771_e5627efa2ab1` = protocol, version, SNI or not, cipher and extension counts, first
+ * and last character of the first ALPN value; the truncated SHA-256 of the sorted cipher list; that of the
+ * sorted extension list (without SNI and ALPN) joined with the signature algorithms in their order.
+ */
+import type { ClientHello } from "./hello.ts";
+import { ExtensionType, isGrease } from "./names.ts";
+
+const JA4_VERSIONS: ReadonlyMap<number, string> = new Map([
+  [0x0304, "13"],
+  [0x0303, "12"],
+  [0x0302, "11"],
+  [0x0301, "10"],
+  [0x0300, "s3"],
+  [0x0002, "s2"],
+  [0xfeff, "d1"],
+  [0xfefd, "d2"],
+  [0xfefc, "d3"],
+]);
+
+const HEX = "0123456789abcdef";
+const COMMA = 0x2c;
+const UNDERSCORE = 0x5f;
+/** ASCII codes of the 16 hex digits */
+const HEX_CODES = Uint8Array.from(HEX, (c) => c.charCodeAt(0));
+
+const twoDigits = (n: number) => (n > 99 ? "99" : n < 10 ? `0${n}` : String(n));
+
+const isAlnum = (c: number) =>
+  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+
+/** First and last character of the first ALPN value; their hex digits when either is not alphanumeric. */
+function alpnChars(first: Uint8Array | undefined): string {
+  if (first === undefined || first.length === 0) return "00";
+  const a = first[0]!;
+  const z = first[first.length - 1]!;
+  if (isAlnum(a) && isAlnum(z)) return String.fromCharCode(a, z);
+  return HEX[a >> 4]! + HEX[z & 15]!;
+}
+
+/**
+ * Computes JA4 fingerprints. The lists are written as ASCII into buffers of its own and hashed in place, so a
+ * fingerprint costs two native SHA-256 calls and one short string; one instance per caller, reused.
+ */
+export class Ja4 {
+  /** five characters per value; both grow for a hello with more values than any seen before */
+  #text = new Uint8Array(1024);
+  #values = new Uint16Array(128);
+  readonly #digest = new Uint8Array(32);
+  /** the fingerprint's 36 characters (a Buffer: its latin1 decoding is the fastest way to a flat string) */
+  readonly #out = Buffer.alloc(36);
+
+  /** The JA4 fingerprint of a ClientHello seen over TCP. */
+  of(hello: ClientHello): string {
+    let version = hello.legacyVersion;
+    if (hello.supportedVersions !== null) {
+      version = -1;
+      for (const v of hello.supportedVersions) if (!isGrease(v) && v > version) version = v;
+    }
+    let extensionCount = 0;
+    for (const e of hello.extensions) if (!isGrease(e)) extensionCount++;
+    let cipherCount = 0;
+    for (const c of hello.cipherSuites) if (!isGrease(c)) cipherCount++;
+    const most = Math.max(
+      hello.cipherSuites.length,
+      hello.extensions.length + (hello.signatureAlgorithms?.length ?? 0),
+    );
+    if (most > this.#values.length) this.#values = new Uint16Array(most);
+    if (5 * most > this.#text.length) this.#text = new Uint8Array(5 * most);
+    // the 36 characters are written as codes and made one flat string at the end
+    const out = this.#out;
+    const head =
+      "t" +
+      (JA4_VERSIONS.get(version) ?? "00") +
+      (hello.serverNamePresent ? "d" : "i") +
+      twoDigits(cipherCount) +
+      twoDigits(extensionCount) +
+      alpnChars(hello.alpn?.[0]);
+    for (let i = 0; i < 10; i++) out[i] = head.charCodeAt(i);
+    out[10] = UNDERSCORE;
+    this.#truncatedHash(this.#sortedHex(hello.cipherSuites, false), 11);
+    out[23] = UNDERSCORE;
+    let end = this.#sortedHex(hello.extensions, true);
+    if (end > 0 && hello.signatureAlgorithms !== null) end = this.#signatures(hello.signatureAlgorithms, end);
+    this.#truncatedHash(end, 24);
+    return out.toString("latin1", 0, 36);
+  }
+
+  /** Writes the values without GREASE (and without SNI and ALPN for extensions), sorted, as `hhhh,hhhh`. */
+  #sortedHex(values: readonly number[], extensions: boolean): number {
+    const buf = this.#values;
+    let n = 0;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (isGrease(v) || (extensions && (v === ExtensionType.serverName || v === ExtensionType.alpn)))
+        continue;
+      // insertion sort: a few dozen values, already partly in order
+      let j = n++;
+      while (j > 0 && buf[j - 1]! > v) {
+        buf[j] = buf[j - 1]!;
+        j--;
+      }
+      buf[j] = v;
+    }
+    let at = 0;
+    for (let i = 0; i < n; i++) at = this.#hex4(buf[i]!, i === 0 ? at : this.#put(COMMA, at));
+    return at;
+  }
+
+  /** Appends `_` and the signature algorithms in their order, when there are any. */
+  #signatures(sigs: readonly number[], at: number): number {
+    let first = true;
+    for (let i = 0; i < sigs.length; i++) {
+      const s = sigs[i]!;
+      if (isGrease(s)) continue;
+      at = this.#hex4(s, this.#put(first ? UNDERSCORE : COMMA, at));
+      first = false;
+    }
+    return at;
+  }
+
+  #put(code: number, at: number): number {
+    this.#text[at] = code;
+    return at + 1;
+  }
+
+  #hex4(v: number, at: number): number {
+    const t = this.#text;
+    t[at] = HEX_CODES[(v >> 12) & 15]!;
+    t[at + 1] = HEX_CODES[(v >> 8) & 15]!;
+    t[at + 2] = HEX_CODES[(v >> 4) & 15]!;
+    t[at + 3] = HEX_CODES[v & 15]!;
+    return at + 4;
+  }
+
+  /** Writes the first 12 hex digits of SHA-256 of the text so far at out[at..], or twelve zeros when it is empty. */
+  #truncatedHash(end: number, at: number): void {
+    const out = this.#out;
+    if (end === 0) {
+      out.fill(0x30, at, at + 12);
+      return;
+    }
+    const d = Bun.SHA256.hash(this.#text.subarray(0, end), this.#digest) as Uint8Array;
+    for (let i = 0; i < 6; i++) {
+      out[at + 2 * i] = HEX_CODES[d[i]! >> 4]!;
+      out[at + 2 * i + 1] = HEX_CODES[d[i]! & 15]!;
+    }
+  }
+}

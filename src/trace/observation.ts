@@ -88,8 +88,6 @@ export interface ObservationContext {
   /** wall clock minus CLOCK_MONOTONIC, in µs, sampled once at start */
   clockOffsetUs: number;
   groupIndex: GroupIndex;
-  /** the IANA name of a cipher suite code point, null when carnot's table has none */
-  cipherName(code: number): string | null;
 }
 
 /** The last second formatted: handshakes come many per second, a Date per record is not needed. */

@@ -33,7 +33,6 @@ export interface ResolvedKex {
   problems: readonly string[];
 }
 
-
 const NO_PROBLEMS: readonly string[] = Object.freeze([]);
 
 /** `list` with `text` added; the list is allocated with its first problem (most handshakes have none). */
@@ -132,15 +131,6 @@ function agreed(a: number | null, b: number | null, what: string, problems: stri
   return null;
 }
 
-/** A group's canonical name, or its code point in hex when carnot's table has no name for it (never guessed). */
-function groupName(code: number, groups: GroupIndex): string {
-  return groups.byCodePoint.get(code)?.name ?? `0x${code.toString(16).padStart(4, "0")}`;
-}
-
-function groupNames(codes: readonly number[] | null, groups: GroupIndex): string[] | null {
-  return codes === null ? null : codes.map((c) => groupName(c, groups));
-}
-
 /**
  * How sure a record is: 1 when every field was seen; lowered when a field was inferred or defaulted, or the
  * outcome was not seen (the handshake was given up). Unknown fields are null and do not lower it.
@@ -156,26 +146,28 @@ export function observationConfidence(hs: CorrelatedHandshake): number {
 /** Confidence of what the wire alone says: lowered when the outcome is unproven or the owner unseen. */
 function wireConfidence(w: WireObservation): number {
   let c = 1;
-  if (w.success === null) c -= 0.2;
+  if (w.handshake.success === null) c -= 0.2;
   if (w.owner === null) c -= 0.2;
-  if (w.version === null) c -= 0.1; // the server's answer was not seen
+  if (w.handshake.server === null) c -= 0.1; // the server's answer was not seen
   return Math.round(c * 100) / 100;
 }
 
 /** The keys only the wire knows, in publication order (`server_groups` is libssl's: it sits among them). */
-function tailKeys(w: WireObservation | null, serverGroups: string[] | null, groups: GroupIndex) {
+function tailKeys(w: WireObservation | null, serverGroups: string[] | null) {
+  const client = w?.handshake.client;
+  const server = w?.handshake.server;
   return {
     local_addr: w?.localAddr ?? null,
     local_port: w?.localPort ?? null,
     remote_addr: w?.remoteAddr ?? null,
     remote_port: w?.remotePort ?? null,
-    server_name: w?.serverName ?? null,
+    server_name: client?.serverName ?? null,
     server_groups: serverGroups,
-    key_shares_offered: w === null ? null : groupNames(w.keySharesOffered, groups),
-    hello_retry: w?.helloRetry ?? null,
-    alpn: w?.alpn ?? null,
-    ja4: w?.ja4 ?? null,
-    resumed: w?.resumed ?? null,
+    key_shares_offered: client ? [...client.keySharesOffered] : null,
+    hello_retry: server?.helloRetry ?? null,
+    alpn: server?.alpn ?? null,
+    ja4: client?.ja4 ?? null,
+    resumed: server?.resumed ?? null,
   };
 }
 
@@ -212,18 +204,17 @@ function fromLibssl(
   let serverGroups: string[] | null = null;
   if (hs.role === "server") serverGroups = part.groups;
   if (w !== null) {
-    const wireGroups = groupNames(w.groupsOffered, ctx.groupIndex);
+    const client = w.handshake.client;
+    const server = w.handshake.server;
     // the ClientHello's own list is what was offered, on both sides
-    if (wireGroups !== null) {
-      groupsOffered = wireGroups;
-      groupsSource = "client-hello";
-    }
-    const cipherCode = agreed(merged.cipherCode, w.cipher, "cipher", problems);
+    groupsOffered = [...client.groupsOffered];
+    groupsSource = "client-hello";
+    const cipherCode = agreed(merged.cipherCode, server?.cipherId ?? null, "cipher", problems);
     merged = {
-      groupId: agreed(merged.groupId, w.group, "negotiated group", problems),
-      version: agreed(merged.version, w.version, "protocol version", problems),
+      groupId: agreed(merged.groupId, server?.negotiatedGroupId ?? null, "negotiated group", problems),
+      version: agreed(merged.version, server?.tlsVersionId ?? null, "protocol version", problems),
       cipherCode,
-      cipher: cipherCode === null ? null : (merged.cipher ?? ctx.cipherName(cipherCode)),
+      cipher: cipherCode === null ? null : (merged.cipher ?? server?.cipher ?? null),
     };
   }
   const group = merged.groupId === null ? undefined : ctx.groupIndex.byCodePoint.get(merged.groupId);
@@ -255,14 +246,13 @@ function fromLibssl(
     duration_us: hs.startNs === null ? null : Math.floor((hs.endNs - hs.startNs) / 1000),
     error: hs.error,
     observed_by: w === null ? LIBSSL_ONLY : BOTH,
-    ...tailKeys(w, serverGroups, ctx.groupIndex),
+    ...tailKeys(w, serverGroups),
   };
 }
 
 /** The record of a handshake only the wire saw. */
 function fromWire(w: WireObservation, ctx: ObservationContext): Observation {
-  const group = w.group === null ? undefined : ctx.groupIndex.byCodePoint.get(w.group);
-  const endNs = w.finishedNs ?? w.endNs;
+  const { client, server } = w.handshake;
   return {
     source: "runtime.ebpf",
     asset_id: null,
@@ -271,29 +261,30 @@ function fromWire(w: WireObservation, ctx: ObservationContext): Observation {
     secrecy_lifetime_years: null,
     exposure: null,
     // the client set it on its connection: the same fact libssl reports as sni
-    sni: w.role === "client" ? w.serverName : null,
-    groups_offered: groupNames(w.groupsOffered, ctx.groupIndex) ?? [],
-    handshake_success: w.success,
+    sni: w.role === "client" ? client.serverName : null,
+    groups_offered: [...client.groupsOffered],
+    handshake_success: w.handshake.success,
     pid: w.owner?.pid ?? null,
     tid: w.owner?.tid ?? null,
     ssl_ptr: null,
-    time: formatKtime(endNs, ctx.clockOffsetUs),
+    time: formatKtime(w.endNs, ctx.clockOffsetUs),
     confidence: wireConfidence(w),
     role: w.role,
-    negotiated_group: group?.name ?? null,
-    negotiated_group_id: group ? w.group : null,
-    kex_class: group?.kexClass ?? null,
-    tls_version: w.version === null ? null : (TLS_VERSIONS.get(w.version) ?? null),
-    cipher: w.cipher === null ? null : ctx.cipherName(w.cipher),
-    groups_source: w.groupsOffered === null ? null : "client-hello",
+    negotiated_group: server?.negotiatedGroup ?? null,
+    negotiated_group_id: server?.negotiatedGroup ? server.negotiatedGroupId : null,
+    kex_class: server?.kexClass ?? null,
+    tls_version: server?.tlsVersion ?? null,
+    cipher: server?.cipher ?? null,
+    groups_source: "client-hello",
     comm: w.owner?.comm ?? null,
     exe: w.owner === null ? null : ctx.exe(w.owner.pid),
     library: null,
-    duration_us:
-      w.startNs !== null && w.finishedNs !== null ? Math.floor((w.finishedNs - w.startNs) / 1000) : null,
-    error: w.error,
+    // from the first byte of the ClientHello to when the bytes proved the outcome (an upper bound): not the
+    // handshake's own duration, so not written
+    duration_us: null,
+    error: w.handshake.error,
     observed_by: WIRE_ONLY,
-    ...tailKeys(w, null, ctx.groupIndex),
+    ...tailKeys(w, null),
   };
 }
 

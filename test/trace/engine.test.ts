@@ -44,7 +44,7 @@ describe("warm-up", () => {
       defaultGroups: null,
     };
     const made = await warmUpPipeline(
-      { library: () => facts, exe: () => null, clockOffsetUs: 0, groupIndex, cipherName: () => null },
+      { library: () => facts, exe: () => null, clockOffsetUs: 0, groupIndex },
       groupIndex,
       300,
     );

@@ -86,7 +86,6 @@ const ctx: ObservationContext = {
   // wall clock 2025-08-30T12:00:00Z at ktime 1 s
   clockOffsetUs: Date.UTC(2025, 7, 30, 12, 0, 0) * 1000 - 1_000_000,
   groupIndex: indexGroups(),
-  cipherName: () => null,
 };
 
 describe("observation records", () => {

@@ -5,52 +5,19 @@
  * stop copying that connection. Links to libssl handshakes are reported as soon as the kernel makes them.
  */
 import type { WireLink, WireSide } from "../join.ts";
+import type { WireClientFacts, WireConnection, WireHandshake } from "./connection.ts";
 import { type WireEvent, WireFlag, WireKind } from "./events.ts";
 
-/** What the bytes of one handshake prove, as code points (names are resolved when the record is built). */
-export interface WireTlsFacts {
-  role: "client" | "server";
-  serverName: string | null;
-  /** supported_groups of the ClientHello, GREASE left out; null when it had none */
-  groupsOffered: number[] | null;
-  /** the groups the client sent key shares for, GREASE left out */
-  keySharesOffered: number[] | null;
-  helloRetry: boolean | null;
-  version: number | null;
-  cipher: number | null;
-  group: number | null;
-  alpn: string | null;
-  ja4: string | null;
-  resumed: boolean | null;
-  success: boolean | null;
-  error: string | null;
-}
-
-/** One connection's TLS, fed in capture order. */
-export interface ConnectionAnalyzer {
-  /** `sent`: bytes this socket sent (else received), at `streamOffset` of that direction's stream */
-  push(sent: boolean, streamOffset: number, bytes: Uint8Array, tsNs: number): void;
-  /** FIN (reset false) or RST seen in one direction */
-  end(sent: boolean, reset: boolean, tsNs: number): void;
-  /** nothing more is needed to write the line */
-  readonly decided: boolean;
-  /** the facts so far; null when the bytes are not a TLS handshake carnot can read */
-  facts(): WireTlsFacts | null;
-  /** why there are no facts or they stopped (counted in the metrics) */
-  readonly problem: string | null;
-  /** ktime of the handshake's first and last message seen (for duration_us), null when unknown */
-  readonly startNs: number | null;
-  readonly finishedNs: number | null;
-}
-
-export interface WireObservation extends WireSide, WireTlsFacts {
+export interface WireObservation extends WireSide {
+  /** what the bytes prove (client facts always there: no line without a ClientHello) */
+  handshake: WireHandshake & { client: WireClientFacts };
   owner: { pid: number; tid: number; comm: string } | null;
   localAddr: string;
   localPort: number;
   remoteAddr: string;
   remotePort: number;
-  startNs: number | null;
-  finishedNs: number | null;
+  /** ktime of the first byte of the ClientHello */
+  startNs: number;
 }
 
 export interface WireCounters {
@@ -58,8 +25,10 @@ export interface WireCounters {
   segments: number;
   connections: number;
   observations: number;
-  /** connections whose bytes were not a readable TLS handshake, by problem */
+  /** connections whose bytes were not a readable TLS handshake (no line), by problem */
   unreadable: Record<string, number>;
+  /** lines written with a problem after their ClientHello (a gap, a conflict, …), by problem */
+  problems: Record<string, number>;
   /** connections the kernel dropped after their first bytes (filters, not TLS after all) */
   forgotten: number;
   /** connections given up after the window without being decided */
@@ -70,7 +39,8 @@ export interface WireCounters {
 
 interface Connection {
   cookie: number;
-  analyzer: ConnectionAnalyzer;
+  analyzer: WireConnection;
+  startNs: number;
   owner: WireObservation["owner"];
   link: WireLink | null;
   localAddr: string;
@@ -84,7 +54,7 @@ interface Connection {
 export interface WireSourceOptions {
   windowNs: number;
   maxPending: number;
-  newAnalyzer: () => ConnectionAnalyzer;
+  newAnalyzer: () => WireConnection;
   /** tell the kernel to stop copying this connection */
   release: (cookie: number) => void;
 }
@@ -106,6 +76,7 @@ export class WireSource {
     connections: 0,
     observations: 0,
     unreadable: {},
+    problems: {},
     forgotten: 0,
     timeouts: 0,
     evictions: 0,
@@ -145,10 +116,10 @@ export class WireSource {
     const sent = (ev.flags & WireFlag.Egress) !== 0;
     if (ev.kind === WireKind.Segment) {
       this.counters.segments++;
-      if (ev.payload.byteLength > 0) conn.analyzer.push(sent, ev.streamOffset, ev.payload, ev.tsNs);
+      if (ev.payload.byteLength > 0) conn.analyzer.segment(sent ? 0 : 1, ev.streamOffset, ev.payload);
     } else {
       const reset = (ev.flags & WireFlag.Rst) !== 0;
-      conn.analyzer.end(sent, reset, ev.tsNs);
+      conn.analyzer.end(sent ? 0 : 1, reset ? "rst" : "fin", reset ? undefined : ev.streamOffset);
       conn.ended |= reset ? SENT_ENDED | RECEIVED_ENDED : sent ? SENT_ENDED : RECEIVED_ENDED;
     }
     if (conn.analyzer.decided || conn.ended === (SENT_ENDED | RECEIVED_ENDED)) this.#finish(conn, ev.tsNs);
@@ -187,6 +158,7 @@ export class WireSource {
     const conn: Connection = {
       cookie: ev.cookie,
       analyzer: this.opts.newAnalyzer(),
+      startNs: ev.tsNs,
       owner: null,
       link: null,
       localAddr: ev.localAddr,
@@ -220,25 +192,29 @@ export class WireSource {
     this.#connections.delete(conn.cookie);
     this.#remember(conn.cookie);
     if (conn.ended !== (SENT_ENDED | RECEIVED_ENDED)) this.opts.release(conn.cookie);
-    const facts = conn.analyzer.facts();
-    if (facts === null) {
-      const why = conn.analyzer.problem ?? "unreadable";
+    const handshake = conn.analyzer.result();
+    const client = handshake.client;
+    if (client === null || handshake.role === null) {
+      const why = handshake.problem ?? "unreadable";
       this.counters.unreadable[why] = (this.counters.unreadable[why] ?? 0) + 1;
       return null;
     }
+    if (handshake.problem !== null)
+      this.counters.problems[handshake.problem] = (this.counters.problems[handshake.problem] ?? 0) + 1;
     this.counters.observations++;
     const obs: WireObservation = {
-      ...facts,
       cookie: conn.cookie,
       link: conn.link,
+      role: handshake.role,
+      serverName: client.serverName,
+      endNs: nowNs,
+      handshake: { ...handshake, client },
       owner: conn.owner,
       localAddr: conn.localAddr,
       localPort: conn.localPort,
       remoteAddr: conn.remoteAddr,
       remotePort: conn.remotePort,
-      startNs: conn.analyzer.startNs,
-      finishedNs: conn.analyzer.finishedNs,
-      endNs: nowNs,
+      startNs: conn.startNs,
     };
     if (handOver) this.handlers.decided(obs);
     return obs;

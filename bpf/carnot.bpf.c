@@ -285,13 +285,13 @@ static __always_inline void set_state(void *ctx, void *ssl, __u32 role)
 		return;
 	st->role = role;
 	if (off && off->hand_state >= 0 && !(st->flags & CARNOT_CONN_FINISHED)) {
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct implicit_key ikey = { .tid = (__u32)bpf_get_current_pid_tgid(), .role = role };
 		__u64 ssl_ptr = (__u64)ssl;
 
 		if (!(st->flags & (CARNOT_CONN_LIVE | CARNOT_CONN_IMPLICIT)))
 			st->start_ns = bpf_ktime_get_ns();
 		st->flags |= CARNOT_CONN_IMPLICIT;
-		bpf_map_update_elem(&implicit_ssl, &tid, &ssl_ptr, BPF_ANY);
+		bpf_map_update_elem(&implicit_ssl, &ikey, &ssl_ptr, BPF_ANY);
 	}
 }
 

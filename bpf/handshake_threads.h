@@ -20,11 +20,16 @@ struct {
 } hs_stacks SEC(".maps");
 
 /* The SSL* whose handshake may run implicitly (inside SSL_read/SSL_write) that this thread last prepared with
- * SSL_set_connect_state / SSL_set_accept_state: a weaker link, checked by user space against the wire's facts. */
+ * SSL_set_connect_state / SSL_set_accept_state, per role (a process may be client and server at once): a weaker
+ * link, checked by user space against the wire's facts. */
+struct implicit_key {
+	__u32 tid;
+	__u32 role; /* enum carnot_role */
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__type(key, struct implicit_key);
 	__type(value, __u64);
 } implicit_ssl SEC(".maps");
 

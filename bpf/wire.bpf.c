@@ -7,6 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "carnot.h" /* enum carnot_role: the libssl side's roles */
 #include "wire.h"
 #define CARNOT_OUTPUT_STATS CARNOT_WSTAT_COUNT
 #include "output_maps.h"
@@ -39,7 +40,7 @@ struct wire_sk {
 	__u8 egress_start_known;
 	__u8 reserved;
 	__u32 egress_start; /* sequence number of the first byte this socket sent */
-	__u32 flags;     /* CARNOT_WIRE_OWNER | CARNOT_WIRE_LINK | CARNOT_WIRE_LINK_WEAK */
+	__u32 flags;     /* CARNOT_WIRE_OWNER | CARNOT_WIRE_LINK | CARNOT_WIRE_LINK_WEAK | CARNOT_WIRE_DEFERRED */
 	__u32 tgid;
 	__u32 tid;
 	__u32 captured[2]; /* payload bytes copied per direction: [0] ingress, [1] egress */
@@ -62,6 +63,23 @@ struct {
 	__type(value, __u8);
 } released SEC(".maps");
 
+/* A connection by its endpoints, as this host's side sees them; IPv4 as IPv4-mapped IPv6 (a dual-stack socket
+ * sees its IPv4 peers that way). */
+struct wire_tuple {
+	__u8 local[16];
+	__u8 remote[16];
+	__u16 local_port;
+	__u16 remote_port;
+};
+
+/* Connections whose ClientHello reached the listening socket (TCP_DEFER_ACCEPT): followed from birth. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct wire_tuple);
+	__type(value, __u64);
+} deferred SEC(".maps");
+
 /* One event being assembled (the header and up to one chunk of payload), per CPU. */
 struct wire_scratch {
 	struct carnot_wire_event ev;
@@ -77,6 +95,7 @@ struct {
 /* What the packet's IP and TCP headers say. */
 struct segment {
 	__u32 payload_off; /* from the network header */
+	__u32 tcp_len;
 	__u32 payload_len;
 	__u32 seq;
 	__u8 tcp_flags;
@@ -118,6 +137,7 @@ static __always_inline bool parse_segment(struct __sk_buff *skb, struct segment 
 	if (tcp_len < 20)
 		return false;
 	seg->payload_off = ip_len + tcp_len;
+	seg->tcp_len = tcp_len;
 	seg->payload_len = skb->len > seg->payload_off ? skb->len - seg->payload_off : 0;
 	seg->seq = ((__u32)b[4] << 24) | ((__u32)b[5] << 16) | ((__u32)b[6] << 8) | b[7];
 	seg->tcp_flags = b[13];
@@ -201,7 +221,10 @@ static __always_inline void learn_owner(struct bpf_sock *sk, struct wire_sk *ws)
 		ws->flags |= CARNOT_WIRE_LINK;
 		return;
 	}
-	weak = bpf_map_lookup_elem(&implicit_ssl, &tid);
+	/* this socket's role: it spoke first (the ClientHello) or answers */
+	struct implicit_key ikey = { .tid = tid, .role = ws->head_dir ? CARNOT_ROLE_CLIENT : CARNOT_ROLE_SERVER };
+
+	weak = bpf_map_lookup_elem(&implicit_ssl, &ikey);
 	if (weak && *weak) {
 		ws->link_ssl = *weak;
 		ws->flags |= CARNOT_WIRE_LINK_WEAK;
@@ -220,7 +243,8 @@ static __always_inline void fill_header(struct carnot_wire_event *ev, struct __s
 	ev->stream_offset = 0;
 	ev->kind = kind;
 	ev->data_len = 0;
-	ev->flags = flags | (ws->flags & (CARNOT_WIRE_OWNER | CARNOT_WIRE_LINK | CARNOT_WIRE_LINK_WEAK));
+	ev->flags = flags | (ws->flags & (CARNOT_WIRE_OWNER | CARNOT_WIRE_LINK | CARNOT_WIRE_LINK_WEAK |
+					   CARNOT_WIRE_DEFERRED));
 	ev->local_port = sk->src_port;
 	ev->remote_port = bpf_ntohs(sk->dst_port);
 	__builtin_memcpy(ev->comm, ws->comm, CARNOT_WIRE_COMM_LEN);
@@ -327,6 +351,138 @@ static __always_inline bool head_is_client_hello(struct wire_sk *ws)
 	return ws->head[0] == 0x16 && ws->head[1] == 0x03 && ws->head[2] <= 0x04 && ws->head[5] == 0x01;
 }
 
+/* IPv4 address bytes as IPv4-mapped IPv6. */
+static __always_inline void map_v4(__u8 *out, __u32 v4)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &v4, 4);
+}
+
+/* The endpoints of a connection's own socket. */
+static __always_inline void tuple_of_socket(struct bpf_sock *sk, struct wire_tuple *t)
+{
+	__u32 *local = (__u32 *)t->local, *remote = (__u32 *)t->remote;
+
+	if (sk->family == AF_INET6) {
+		local[0] = sk->src_ip6[0];
+		local[1] = sk->src_ip6[1];
+		local[2] = sk->src_ip6[2];
+		local[3] = sk->src_ip6[3];
+		remote[0] = sk->dst_ip6[0];
+		remote[1] = sk->dst_ip6[1];
+		remote[2] = sk->dst_ip6[2];
+		remote[3] = sk->dst_ip6[3];
+	} else {
+		map_v4(t->local, sk->src_ip4);
+		map_v4(t->remote, sk->dst_ip4);
+	}
+	t->local_port = sk->src_port;
+	t->remote_port = bpf_ntohs(sk->dst_port);
+}
+
+/* The endpoints of a received packet: it came from the remote side to the local one. */
+static __always_inline bool tuple_of_packet(struct __sk_buff *skb, struct segment *seg, struct wire_tuple *t)
+{
+	__u8 ports[4];
+
+	__builtin_memset(t, 0, sizeof(*t));
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		__u32 saddr, daddr;
+
+		if (bpf_skb_load_bytes(skb, 12, &saddr, 4) || bpf_skb_load_bytes(skb, 16, &daddr, 4))
+			return false;
+		map_v4(t->remote, saddr);
+		map_v4(t->local, daddr);
+	} else {
+		if (bpf_skb_load_bytes(skb, 8, t->remote, 16) || bpf_skb_load_bytes(skb, 24, t->local, 16))
+			return false;
+	}
+	if (bpf_skb_load_bytes(skb, seg->payload_off - seg->tcp_len, ports, 4))
+		return false;
+	t->remote_port = ((__u16)ports[0] << 8) | ports[1];
+	t->local_port = ((__u16)ports[2] << 8) | ports[3];
+	return true;
+}
+
+/* A ClientHello that reached a listening socket (TCP_DEFER_ACCEPT): copied with cookie 0 and its endpoints, and
+ * the connection remembered, so that its own socket, once it exists, is followed from its first packet. */
+static __always_inline void handle_listener(struct __sk_buff *skb, struct bpf_sock *sk)
+{
+	__u32 zero = 0, done = 0;
+	struct wire_scratch *s;
+	struct wire_tuple t;
+	struct segment seg;
+	__u64 now;
+	__u8 b[6];
+
+	if (!parse_segment(skb, &seg) || seg.payload_len < 6)
+		return;
+	if (bpf_skb_load_bytes(skb, seg.payload_off, b, 6))
+		return;
+	if (b[0] != 0x16 || b[1] != 0x03 || b[2] > 0x04 || b[5] != 0x01)
+		return;
+	if (!tuple_of_packet(skb, &seg, &t))
+		return;
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&deferred, &t, &now, BPF_ANY);
+	count(CARNOT_WSTAT_DEFERRED);
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return;
+	for (int i = 0; i < 4; i++) {
+		__u32 n = seg.payload_len - done;
+
+		if (done >= seg.payload_len)
+			break;
+		if (n > CARNOT_WIRE_CHUNK)
+			n = CARNOT_WIRE_CHUNK;
+		barrier_var(n);
+		n &= 2 * CARNOT_WIRE_CHUNK - 1;
+		if (n == 0 || n > CARNOT_WIRE_CHUNK)
+			break;
+		if (bpf_skb_load_bytes(skb, seg.payload_off + done, s->data, n))
+			break;
+		__builtin_memset(&s->ev, 0, sizeof(s->ev));
+		s->ev.ts_ns = now;
+		s->ev.stream_offset = done;
+		s->ev.kind = CARNOT_EV_WIRE_SEGMENT;
+		s->ev.data_len = n;
+		s->ev.flags = CARNOT_WIRE_LISTENER | CARNOT_WIRE_IPV6;
+		s->ev.local_port = t.local_port;
+		s->ev.remote_port = t.remote_port;
+		__builtin_memcpy(s->ev.local_addr, t.local, 16);
+		__builtin_memcpy(s->ev.remote_addr, t.remote, 16);
+		s->ev.segment_len = seg.payload_len;
+		count(CARNOT_WSTAT_ATTEMPTED);
+		if (bpf_ringbuf_output(&events, s, sizeof(s->ev) + n, BPF_RB_NO_WAKEUP))
+			count(CARNOT_WSTAT_DROPPED);
+		done += n;
+	}
+}
+
+/* A new connection's socket whose ClientHello reached the listener: followed from birth, as a server's. */
+static __always_inline struct wire_sk *adopt_deferred(struct bpf_sock *sk)
+{
+	struct wire_tuple t = {};
+	struct wire_sk *ws;
+
+	tuple_of_socket(sk, &t);
+	if (!bpf_map_lookup_elem(&deferred, &t))
+		return NULL;
+	bpf_map_delete_elem(&deferred, &t);
+	ws = bpf_sk_storage_get(&wire_sks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!ws)
+		return NULL;
+	ws->state = WIRE_FOLLOW;
+	ws->head_dir = 0;
+	ws->head_have = 0x3f;
+	ws->flags |= CARNOT_WIRE_DEFERRED;
+	count(CARNOT_WSTAT_FOLLOWED);
+	return ws;
+}
+
 static __always_inline int handle(struct __sk_buff *skb, bool egress)
 {
 	struct bpf_sock *sk = skb->sk;
@@ -340,7 +496,14 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != IPPROTO_TCP)
 		return 1;
+	if (sk->state == BPF_TCP_LISTEN) {
+		if (!egress)
+			handle_listener(skb, sk);
+		return 1;
+	}
 	ws = bpf_sk_storage_get(&wire_sks, sk, 0, 0);
+	if (!ws)
+		ws = adopt_deferred(sk);
 	if (ws && ws->state == WIRE_IGNORE)
 		return 1;
 	if (ws) {

@@ -27,7 +27,8 @@
 #define CARNOT_WSTAT_CAPPED 6     /* directions that reached CARNOT_WIRE_CAP */
 #define CARNOT_WSTAT_RELEASED 7   /* connections user space said it had seen enough of */
 #define CARNOT_WSTAT_UNDECIDED 8  /* connections given up before their first bytes were all there */
-#define CARNOT_WSTAT_COUNT 9
+#define CARNOT_WSTAT_DEFERRED 9   /* ClientHellos that reached a listening socket (TCP_DEFER_ACCEPT) */
+#define CARNOT_WSTAT_COUNT 10
 
 enum carnot_wire_kind {
 	CARNOT_EV_WIRE_SEGMENT = 20, /* data_len payload bytes at stream_offset of direction `dir` */
@@ -43,6 +44,12 @@ enum carnot_wire_kind {
 #define CARNOT_WIRE_LINK_WEAK 32  /* link_ssl: the SSL* the sending thread last prepared for an implicit handshake */
 #define CARNOT_WIRE_FILTERED 64   /* END: the owner is left out by --pid/--comm: forget the connection */
 #define CARNOT_WIRE_IPV6 128      /* addresses are IPv6 (else IPv4 in the first 4 bytes) */
+/* A ClientHello that completed the TCP handshake (the server set TCP_DEFER_ACCEPT, as nginx's `deferred`):
+ * the kernel runs the program with the listening socket, before the connection's own socket exists, so the
+ * segment comes with cookie 0 (LISTENER); the connection's own events, once it exists, say DEFERRED and user
+ * space puts the segment in front of them (same endpoints). */
+#define CARNOT_WIRE_LISTENER 256
+#define CARNOT_WIRE_DEFERRED 512
 
 struct carnot_wire_event {            /* a 112-byte header, then data_len payload bytes */
 	__u64 ts_ns;                  /*   0 bpf_ktime_get_ns */

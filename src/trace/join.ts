@@ -25,6 +25,10 @@ export interface WireSide {
   link: WireLink | null;
   role: "client" | "server";
   serverName: string | null;
+  /** what the ServerHello chose (code points), null when not seen */
+  version: number | null;
+  cipher: number | null;
+  group: number | null;
   /** when the wire decided (ktime ns) */
   endNs: number;
 }
@@ -157,10 +161,18 @@ export class HandshakeJoiner<W extends WireSide> {
   }
 }
 
-/** A weak link holds only when both sides tell the same story: role, and the server name where both know it. */
+/**
+ * A weak link holds only when both sides tell the same story: role, the server name, and the version, cipher
+ * and group the library read, wherever both know them.
+ */
 function agree(hs: CorrelatedHandshake, wire: WireSide): boolean {
-  if (hs.role !== null && wire.role !== null && hs.role !== wire.role) return false;
+  const same = (a: number | null | undefined, b: number | null) => a == null || b === null || a === b;
+  if (hs.role !== null && hs.role !== wire.role) return false;
   if (hs.role === "client" && hs.sni !== null && wire.serverName !== null && hs.sni !== wire.serverName)
     return false;
-  return true;
+  const kex = hs.kex;
+  if (kex === null) return true;
+  const cipher = kex.cipherId === null ? null : kex.cipherId & 0xffff;
+  const group = kex.group === 0 ? null : kex.group;
+  return same(kex.version, wire.version) && same(cipher, wire.cipher) && same(group, wire.group);
 }

@@ -97,15 +97,17 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
 
   test("curl, python and nginx lines carry the right SNI, groups, role and outcome", () => {
     const curlLines = records.filter((r) => r.pid === client.pid);
-    expect(curlLines.map((r) => [r.sni, r.groups_offered, r.groups_source, r.handshake_success])).toEqual([
-      ["bin.example", ["secp384r1", "X25519"], "context", true],
-    ]);
+    // both sources saw each handshake: one line, the offered groups as the ClientHello carried them
+    expect(
+      curlLines.map((r) => [r.sni, r.groups_offered, r.groups_source, r.handshake_success, r.observed_by]),
+    ).toEqual([["bin.example", ["secp384r1", "X25519"], "client-hello", true, ["libssl", "wire"]]]);
     const pyLines = records.filter((r) => r.pid === py.pid);
     expect(pyLines).toHaveLength(24);
     for (const r of pyLines) {
       const i = Number(/^bin(\d)\.example$/.exec(r.sni ?? "")?.[1]);
       expect(r.groups_offered).toEqual(i % 2 ? ["X448", "secp256r1"] : ["secp521r1"]);
-      expect(r.groups_source).toBe(i % 3 ? "connection" : "context");
+      expect(r.server_name).toBe(r.sni);
+      expect(r.observed_by).toEqual(["libssl", "wire"]);
       expect(r.handshake_success).toBe(true);
     }
     const server = records.filter((r) => r.pid !== null && workers.includes(r.pid));

@@ -27,6 +27,9 @@ const wire = (over: Partial<WireSide> = {}): WireSide => ({
   link: { pid: 100, ssl: 0x5000, strong: true },
   role: "client",
   serverName: "a.example",
+  version: 0x0304,
+  cipher: 0x1302,
+  group: 29,
   endNs: 10,
   ...over,
 });
@@ -89,6 +92,12 @@ describe("HandshakeJoiner", () => {
     expect(out).toHaveLength(2);
     expect(out.every((x) => x.libssl === null || x.wire === null)).toBe(true);
     expect(j.counters.linksRejected).toBe(1);
+    // … or the version, cipher or group the library read
+    const kex = joiner();
+    kex.j.linked(7, weak);
+    kex.j.wire(wire({ link: weak, group: 23 }));
+    kex.j.libssl(hs({ kex: { version: 0x0304, cipherId: 0x03001302, group: 29, group13: 29 } }));
+    expect(kex.out).toHaveLength(2);
     // the same weak link with agreeing sides joins
     const again = joiner();
     again.j.linked(7, weak);

@@ -37,6 +37,8 @@ export interface WireStats {
   capped: number;
   released: number;
   undecided: number;
+  /** ClientHellos that reached a listening socket (TCP_DEFER_ACCEPT) */
+  deferred: number;
 }
 
 /** The cgroup v2 hierarchy's mount point, from /proc/mounts (hybrid layouts mount it at …/unified). */
@@ -138,6 +140,7 @@ export class WireCapture {
       capped: v[WireStat.Capped]!,
       released: v[WireStat.Released]!,
       undecided: v[WireStat.Undecided]!,
+      deferred: v[WireStat.Deferred]!,
     };
   }
 

@@ -23,8 +23,9 @@ export const WireStat = {
   Capped: 6,
   Released: 7,
   Undecided: 8,
+  Deferred: 9,
 } as const;
-export const WIRE_STAT_COUNT = 9;
+export const WIRE_STAT_COUNT = 10;
 
 /** enum carnot_wire_kind */
 export const WireKind = { Segment: 20, End: 21 } as const;
@@ -39,6 +40,10 @@ export const WireFlag = {
   LinkWeak: 32,
   Filtered: 64,
   Ipv6: 128,
+  /** a ClientHello that reached a listening socket (TCP_DEFER_ACCEPT): cookie 0, its connection's events follow */
+  Listener: 256,
+  /** this connection's ClientHello came as a Listener event with the same endpoints */
+  Deferred: 512,
 } as const;
 
 /** Field → [offset, size] in struct carnot_wire_event, as in bpf/wire.h. */

@@ -64,6 +64,9 @@ export interface WireSourceHandlers {
   decided(obs: WireObservation): void;
 }
 
+const endpointsKey = (localAddr: string, localPort: number, remoteAddr: string, remotePort: number): string =>
+  `${localAddr} ${localPort} ${remoteAddr} ${remotePort}`;
+
 /** How many written cookies are remembered (their late events are dropped). */
 const WRITTEN_MAX = 65_536;
 const SENT_ENDED = 1;
@@ -85,6 +88,8 @@ export class WireSource {
   readonly #connections = new Map<number, Connection>();
   /** cookies already written: their late events (in the ring before the kernel heard of the release) are dropped */
   readonly #written = new Set<number>();
+  /** ClientHello segments that reached a listening socket, by endpoints, until their connection shows up */
+  readonly #deferred = new Map<string, { tsNs: number; segments: { offset: number; bytes: Uint8Array }[] }>();
 
   constructor(
     private readonly opts: WireSourceOptions,
@@ -97,6 +102,10 @@ export class WireSource {
 
   push(ev: WireEvent): void {
     this.counters.events++;
+    if (ev.flags & WireFlag.Listener) {
+      this.#holdDeferred(ev);
+      return;
+    }
     let conn = this.#connections.get(ev.cookie);
     if (ev.kind === WireKind.End && ev.flags & WireFlag.Filtered) {
       if (conn) this.#forget(conn);
@@ -105,6 +114,7 @@ export class WireSource {
     if (conn === undefined) {
       if (ev.kind !== WireKind.Segment || this.#written.has(ev.cookie)) return;
       conn = this.#open(ev);
+      if (ev.flags & WireFlag.Deferred) this.#replayDeferred(conn);
     }
     conn.lastNs = ev.tsNs;
     if (conn.owner === null && ev.flags & WireFlag.Owner)
@@ -134,6 +144,7 @@ export class WireSource {
   /** Connections idle for longer than the window are written as they are. */
   expire(nowNs: number): void {
     const limit = nowNs - this.opts.windowNs;
+    for (const [key, held] of this.#deferred) if (held.tsNs <= limit) this.#deferred.delete(key);
     for (const conn of this.#connections.values()) {
       if (conn.lastNs > limit) continue;
       this.counters.timeouts++;
@@ -172,6 +183,31 @@ export class WireSource {
     return conn;
   }
 
+  /** A ClientHello (or a piece of it) seen on a listening socket: kept (a copy) until its connection exists. */
+  #holdDeferred(ev: WireEvent): void {
+    const key = endpointsKey(ev.localAddr, ev.localPort, ev.remoteAddr, ev.remotePort);
+    let held = this.#deferred.get(key);
+    if (held === undefined) {
+      if (this.#deferred.size >= this.opts.maxPending) {
+        const oldest = this.#deferred.keys().next().value;
+        if (oldest !== undefined) this.#deferred.delete(oldest);
+      }
+      held = { tsNs: ev.tsNs, segments: [] };
+      this.#deferred.set(key, held);
+    }
+    held.segments.push({ offset: ev.streamOffset, bytes: ev.payload.slice() });
+  }
+
+  /** The connection's own first events came: its ClientHello goes in front of them. */
+  #replayDeferred(conn: Connection): void {
+    const key = endpointsKey(conn.localAddr, conn.localPort, conn.remoteAddr, conn.remotePort);
+    const held = this.#deferred.get(key);
+    if (held === undefined) return;
+    this.#deferred.delete(key);
+    conn.startNs = held.tsNs;
+    for (const s of held.segments) conn.analyzer.segment(1, s.offset, s.bytes);
+  }
+
   #forget(conn: Connection): void {
     this.#connections.delete(conn.cookie);
     this.#remember(conn.cookie);
@@ -207,6 +243,9 @@ export class WireSource {
       link: conn.link,
       role: handshake.role,
       serverName: client.serverName,
+      version: handshake.server?.tlsVersionId ?? null,
+      cipher: handshake.server?.cipherId ?? null,
+      group: handshake.server?.negotiatedGroupId ?? null,
       endNs: nowNs,
       handshake: { ...handshake, client },
       owner: conn.owner,

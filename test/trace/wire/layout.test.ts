@@ -43,6 +43,7 @@ const CONSTANTS: Record<string, [number, string]> = {
       Capped: "CAPPED",
       Released: "RELEASED",
       Undecided: "UNDECIDED",
+      Deferred: "DEFERRED",
     }).map(([ts, c]) => [`WireStat.${ts}`, [WireStat[ts as keyof typeof WireStat], `CARNOT_WSTAT_${c}`]]),
   ),
   "WireKind.Segment": [WireKind.Segment, "CARNOT_EV_WIRE_SEGMENT"],
@@ -57,6 +58,8 @@ const CONSTANTS: Record<string, [number, string]> = {
       LinkWeak: "LINK_WEAK",
       Filtered: "FILTERED",
       Ipv6: "IPV6",
+      Listener: "LISTENER",
+      Deferred: "DEFERRED",
     }).map(([ts, c]) => [`WireFlag.${ts}`, [WireFlag[ts as keyof typeof WireFlag], `CARNOT_WIRE_${c}`]]),
   ),
 };

@@ -55,6 +55,11 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   actions: ["carnot actions enriched.jsonl", "carnot actions enriched.jsonl --format json -o actions.jsonl"],
   timeline: ["carnot timeline enriched.jsonl", "carnot timeline enriched.jsonl -o timeline.html"],
+  completion: [
+    "source <(carnot completion bash)",
+    "carnot completion zsh > /usr/local/share/zsh/site-functions/_carnot",
+    "carnot completion fish > ~/.config/fish/completions/carnot.fish",
+  ],
 };
 
 const main = defineCommand({
@@ -75,6 +80,7 @@ const main = defineCommand({
     seccomp: () => import("./commands/seccomp.ts").then((m) => m.default),
     actions: () => import("./commands/actions.ts").then((m) => m.default),
     timeline: () => import("./commands/timeline.ts").then((m) => m.default),
+    completion: () => import("./commands/completion.ts").then((m) => m.default),
   },
 });
 

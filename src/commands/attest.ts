@@ -47,25 +47,42 @@ async function readText(path: string, what: string): Promise<string> {
   }
 }
 
-async function runVerify(file: string | undefined, publicKeyPath: string | undefined): Promise<void> {
-  if (!file) throw new CarnotError("attest verify needs the attestation.json to check", { exitCode: 2 });
-  const attestation: Attestation = await readJsonDocument(file, AttestationSchema, "attestation");
-  const dir = dirname(file);
-  const current: Record<string, string | null> = {};
-  for (const name of Object.keys(attestation.signature?.signed_files ?? {})) {
-    const path = join(dir, name);
-    current[name] = existsSync(path) ? sha256Hex(new Uint8Array(await Bun.file(path).arrayBuffer())) : null;
-  }
-  const pinned = publicKeyPath ? await readText(publicKeyPath, "public key") : undefined;
-  const outcome = verifyAttestation(attestation, current, pinned);
-  if (!outcome.ok) throw new CarnotError(`${file}: verification failed: ${outcome.reason}`);
-  const files = Object.keys(attestation.signature?.signed_files ?? {}).join(", ");
-  writeStdout(
-    `${file}: signature valid (Ed25519, key ${outcome.keyId}; covers ${basename(file)}, ${files})\n`,
-  );
-  if (!pinned)
-    log.warn("no --public-key given: the signature is checked against the key embedded in the file");
-}
+/** `carnot attest verify FILE`: the signature, and the files it covers as they are now. */
+const verifyCommand = defineCommand({
+  meta: {
+    name: "verify",
+    description: "Check an attestation's Ed25519 signature and the Markdown and HTML files it covers",
+  },
+  args: {
+    ...commonArgs,
+    file: { type: "positional", required: true, description: "attestation.json to check", valueHint: "FILE" },
+    "public-key": {
+      type: "string",
+      description: "The Ed25519 public key (PEM) expected (default: the key embedded in the file)",
+      valueHint: "FILE",
+    },
+  },
+  async run({ args }) {
+    const file = args.file;
+    const attestation: Attestation = await readJsonDocument(file, AttestationSchema, "attestation");
+    const dir = dirname(file);
+    const current: Record<string, string | null> = {};
+    for (const name of Object.keys(attestation.signature?.signed_files ?? {})) {
+      const path = join(dir, name);
+      current[name] = existsSync(path) ? sha256Hex(new Uint8Array(await Bun.file(path).arrayBuffer())) : null;
+    }
+    const publicKeyPath = args["public-key"];
+    const pinned = publicKeyPath ? await readText(publicKeyPath, "public key") : undefined;
+    const outcome = verifyAttestation(attestation, current, pinned);
+    if (!outcome.ok) throw new CarnotError(`${file}: verification failed: ${outcome.reason}`);
+    const files = Object.keys(attestation.signature?.signed_files ?? {}).join(", ");
+    writeStdout(
+      `${file}: signature valid (Ed25519, key ${outcome.keyId}; covers ${basename(file)}, ${files})\n`,
+    );
+    if (!pinned)
+      log.warn("no --public-key given: the signature is checked against the key embedded in the file");
+  },
+});
 
 export default defineCommand({
   meta: {
@@ -78,7 +95,7 @@ export default defineCommand({
     input: {
       type: "positional",
       required: true,
-      description: "merged CryptoBOM, or `verify`",
+      description: "merged CryptoBOM (from `carnot merge`)",
       valueHint: "FILE",
     },
     output: {
@@ -95,11 +112,6 @@ export default defineCommand({
       valueHint: "FILE",
     },
     key: { type: "string", description: "Ed25519 private key (PEM) to sign with", valueHint: "FILE" },
-    "public-key": {
-      type: "string",
-      description: "verify: the Ed25519 public key (PEM) expected",
-      valueHint: "FILE",
-    },
     "crqc-year": {
       type: "string",
       description: `Year a CRQC is assumed (default ${DEFAULT_CRQC_YEAR})`,
@@ -117,9 +129,8 @@ export default defineCommand({
       valueHint: "YEAR",
     },
   },
+  subCommands: { verify: verifyCommand },
   async run({ args }) {
-    if (args.input === "verify") return runVerify(args._[1], args["public-key"]);
-
     const crqcYear = yearArg("crqc-year", args["crqc-year"], DEFAULT_CRQC_YEAR, 2000, 2200);
     const migrationYears = yearArg(
       "migration-years",

@@ -72,7 +72,7 @@ export default defineCommand({
     libssl: {
       type: "string",
       description: "Library or executable exporting SSL_* to probe (repeatable; default: the system libssl)",
-      valueHint: "PATH",
+      valueHint: "PATH…",
     },
     pid: { type: "string", description: "Only this process (filtered in the kernel)", valueHint: "N" },
     comm: {
@@ -121,15 +121,8 @@ export default defineCommand({
     ...commonArgs,
   },
   async run({ args, rawArgs }) {
-    // `-out FILE` (single dash, the historical command line) parses as `-o ut`: take it from the raw args.
-    const dashOut = rawArgs.indexOf("-out");
-    let out: string | null = typeof args.out === "string" && args.out !== "" ? args.out : null;
-    if (dashOut >= 0) {
-      const v = rawArgs[dashOut + 1];
-      if (v === undefined || v.startsWith("-")) throw usageError("-out needs a file name");
-      out = v;
-    }
-    if (out === "-") out = null;
+    // `-out FILE` (the historical command line) reaches here as --out: one dash is a long flag too
+    const out = args.out === undefined || args.out === "-" ? null : args.out;
     const keyFile = args["key-file"];
     const followSymlinks = args["follow-symlinks"];
     // a symlink at an output name is refused before anything is attached (the metrics: not hours later)

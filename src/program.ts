@@ -42,6 +42,12 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   actions: ["carnot actions enriched.jsonl", "carnot actions enriched.jsonl --format json -o actions.jsonl"],
   timeline: ["carnot timeline enriched.jsonl", "carnot timeline enriched.jsonl -o timeline.html"],
+  inventory: ["carnot inventory aws --region eu-west-1 -o cloud.cryptobom.json"],
+  aws: [
+    "carnot inventory aws --region eu-west-1 --region us-east-1 -o cloud.cryptobom.json",
+    "carnot inventory aws --profile audit --owner platform --exposure INTERNAL -o cloud.cryptobom.json",
+    "carnot merge runtime.bom.json cloud.cryptobom.json -o merged.json && carnot policy merged.json",
+  ],
 };
 
 const main = defineCommand({
@@ -62,6 +68,7 @@ const main = defineCommand({
     seccomp: () => import("./commands/seccomp.ts").then((m) => m.default),
     actions: () => import("./commands/actions.ts").then((m) => m.default),
     timeline: () => import("./commands/timeline.ts").then((m) => m.default),
+    inventory: () => import("./commands/inventory.ts").then((m) => m.default),
   },
 });
 
@@ -84,7 +91,9 @@ async function resolveTarget(rawArgs: string[]): Promise<[CommandDef, string[]]>
 async function printHelp(rawArgs: string[]): Promise<void> {
   const [cmd, path] = await resolveTarget(rawArgs);
   const colour = !process.env.NO_COLOR && process.stdout.isTTY === true;
-  const rendered = await renderUsage(cmd, path.length > 1 ? main : undefined);
+  // the parent named by the whole path, so a nested command's usage reads `carnot inventory aws`
+  const parent = defineCommand({ meta: { name: path.slice(0, -1).join(" "), version: VERSION } });
+  const rendered = await renderUsage(cmd, path.length > 1 ? parent : undefined);
   const usage = colour ? rendered : rendered.replace(ANSI_COLOUR, "");
   const examples = EXAMPLES[path[path.length - 1] ?? "carnot"] ?? [];
   const block = examples.length ? `\n\nEXAMPLES\n${examples.map((e) => `  ${e}`).join("\n")}\n` : "\n";

@@ -42,6 +42,11 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   actions: ["carnot actions enriched.jsonl", "carnot actions enriched.jsonl --format json -o actions.jsonl"],
   timeline: ["carnot timeline enriched.jsonl", "carnot timeline enriched.jsonl -o timeline.html"],
+  serve: [
+    "carnot serve --addr 127.0.0.1:8080 --key ed25519.pem",
+    "curl -s -H 'Content-Type: application/json' --data-binary @merged.json localhost:8080/attest",
+    "curl -s -H 'Content-Type: application/json' -H 'Accept: application/sarif+json' --data-binary @merged.json localhost:8080/policy",
+  ],
   inventory: ["carnot inventory aws --region eu-west-1 -o cloud.cryptobom.json"],
   aws: [
     "carnot inventory aws --region eu-west-1 --region us-east-1 -o cloud.cryptobom.json",
@@ -69,6 +74,7 @@ const main = defineCommand({
     actions: () => import("./commands/actions.ts").then((m) => m.default),
     timeline: () => import("./commands/timeline.ts").then((m) => m.default),
     inventory: () => import("./commands/inventory.ts").then((m) => m.default),
+    serve: () => import("./commands/serve.ts").then((m) => m.default),
   },
 });
 

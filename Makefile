@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 BUN_VERSION := 1.4.4
 # Debian packages the build, the tests and the demo need
-APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc
+APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc minisign
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
 ARCH := x86
 
-.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls openssl35 node26
+.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls openssl35 node26 release
 
 all: build
 
@@ -91,6 +91,17 @@ pipeline: build
 	./carnot attest verify $$d/attestation.json; \
 	echo "pipeline: reports in $$d: runtime.bom.json runtime.cdx.json merged.json policy.json policy.sarif attestation.{json,md,html}"
 
+# The release bundle in $(DIST): the executable, a tarball, the SBOM of carnot's own dependencies, release notes
+# generated from WORKLOG.md (entries after RELEASE_SINCE), SHA256SUMS and its minisign signature. The key is
+# created at RELEASE_KEY when there is none.
+VERSION = $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' package.json)
+DIST ?= dist
+RELEASE_KEY ?= $(HOME)/.minisign/carnot-release.key
+RELEASE_PUB ?= $(HOME)/.minisign/carnot-release.pub
+RELEASE_SINCE ?=
+release: build
+	@release/bundle.sh $(VERSION) $(RELEASE_KEY) $(RELEASE_PUB) $(DIST) $(RELEASE_SINCE)
+
 bench: build
 	bun run bench/replay.ts
 	bun run bench/chain.ts
@@ -104,4 +115,4 @@ syscalls:
 	bun src/consumers/seccomp/generate-syscall-table.ts /usr/include/x86_64-linux-gnu/asm/unistd_64.h
 
 clean:
-	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o
+	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o dist

@@ -73,10 +73,17 @@ async function load(name: string, n: number, c: number, send: () => Promise<Resp
     }
   };
   await Promise.all(Array.from({ length: c }, worker));
-  return { name, n: lat.length, seconds: (performance.now() - t0) / 1000, lat: lat.sort((a, b) => a - b), bad };
+  return {
+    name,
+    n: lat.length,
+    seconds: (performance.now() - t0) / 1000,
+    lat: lat.sort((a, b) => a - b),
+    bad,
+  };
 }
 
-const q = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+const q = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 const show = (r: Result) =>
   console.log(
     `${r.name}: ${r.n} requests, ${r.bad} not 200, ${(r.n / r.seconds).toFixed(0)} req/s, ` +
@@ -86,20 +93,28 @@ const post = (path: string, text: string) => () =>
   fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: text });
 
 try {
-  console.log(`carnot serve (${bin || "bun src/cli.ts"}) at ${url}; BOM ${body.length} bytes, ${merged.observations.length} observations, ${merged.assets?.length} assets; concurrency ${concurrency}`);
+  console.log(
+    `carnot serve (${bin || "bun src/cli.ts"}) at ${url}; BOM ${body.length} bytes, ${merged.observations.length} observations, ${merged.assets?.length} assets; concurrency ${concurrency}`,
+  );
   await load("warm-up", 200, concurrency, post("/attest", body));
   show(await load("POST /attest", requests, concurrency, post("/attest", body)));
   show(await load("POST /policy", requests, concurrency, post("/policy", body)));
   show(await load("GET /healthz", requests, concurrency, () => fetch(`${url}/healthz`)));
 
   // one document near the 16 MiB limit, /healthz asked alongside it
-  const many = Array.from({ length: 2500 }, () => records).flat().map((r, i) => ({ ...r, raw_hash: undefined, pid: i }));
+  const many = Array.from({ length: 2500 }, () => records)
+    .flat()
+    .map((r, i) => ({ ...r, raw_hash: undefined, pid: i }));
   const large = formatJson(buildCryptoBom(many, { secrecy_lifetime_years: 15 }));
   const bigStart = performance.now();
-  const big = post("/attest", large)().then(async (r) => [r.status, performance.now() - bigStart, (await r.arrayBuffer()).byteLength] as const);
+  const big = post("/attest", large)().then(
+    async (r) => [r.status, performance.now() - bigStart, (await r.arrayBuffer()).byteLength] as const,
+  );
   const during = await load("GET /healthz during the large POST", 50, 1, () => fetch(`${url}/healthz`));
   const [status, ms, bytes] = await big;
-  console.log(`large POST /attest: ${(large.length / 2 ** 20).toFixed(1)} MiB, ${many.length} observations: ${status} in ${ms.toFixed(0)} ms (${bytes} bytes back)`);
+  console.log(
+    `large POST /attest: ${(large.length / 2 ** 20).toFixed(1)} MiB, ${many.length} observations: ${status} in ${ms.toFixed(0)} ms (${bytes} bytes back)`,
+  );
   show(during);
 } finally {
   proc.kill("SIGTERM");

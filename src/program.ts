@@ -55,6 +55,17 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   actions: ["carnot actions enriched.jsonl", "carnot actions enriched.jsonl --format json -o actions.jsonl"],
   timeline: ["carnot timeline enriched.jsonl", "carnot timeline enriched.jsonl -o timeline.html"],
+  serve: [
+    "carnot serve --addr 127.0.0.1:8080 --key ed25519.pem",
+    "curl -s -H 'Content-Type: application/json' --data-binary @merged.json localhost:8080/attest",
+    "curl -s -H 'Content-Type: application/json' -H 'Accept: application/sarif+json' --data-binary @merged.json localhost:8080/policy",
+  ],
+  inventory: ["carnot inventory aws --region eu-west-1 -o cloud.cryptobom.json"],
+  "inventory aws": [
+    "carnot inventory aws --region eu-west-1 --region us-east-1 -o cloud.cryptobom.json",
+    "carnot inventory aws --profile audit --owner platform --exposure INTERNAL -o cloud.cryptobom.json",
+    "carnot merge runtime.bom.json cloud.cryptobom.json -o merged.json && carnot policy merged.json",
+  ],
   completion: [
     "source <(carnot completion bash)",
     "carnot completion zsh > /usr/local/share/zsh/site-functions/_carnot",
@@ -81,6 +92,8 @@ const main = defineCommand({
     actions: () => import("./commands/actions.ts").then((m) => m.default),
     timeline: () => import("./commands/timeline.ts").then((m) => m.default),
     completion: () => import("./commands/completion.ts").then((m) => m.default),
+    inventory: () => import("./commands/inventory.ts").then((m) => m.default),
+    serve: () => import("./commands/serve.ts").then((m) => m.default),
   },
 });
 

@@ -168,6 +168,8 @@ export interface CommandNode {
   description: string;
   args: ArgsSpec;
   runsCommand: boolean;
+  /** false for a group of subcommands that does nothing itself (`carnot inventory`) */
+  runs: boolean;
   examples: string[];
   subcommands: CommandNode[];
 }
@@ -185,6 +187,7 @@ export async function commandTree(cmd: CommandDef = main, path = ["carnot"]): Pr
     description: meta.description ?? "",
     args: argsSpec(await resolve(cmd.args ?? {})),
     runsCommand: meta.runsCommand === true,
+    runs: cmd.run !== undefined,
     examples: examplesOf(path),
     subcommands,
   };

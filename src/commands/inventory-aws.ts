@@ -86,7 +86,7 @@ export default defineCommand({
       type: "string",
       description:
         "Region to read; repeat or separate with commas (default: the SDK's, AWS_REGION or the profile's)",
-      valueHint: "REGION",
+      valueHint: "REGION…",
     },
     profile: {
       type: "string",

@@ -69,9 +69,10 @@ export const assetContextArgs = {
 
 /**
  * Every value of an option that may be repeated (`--region a --region b`, `--region=a`), each also split at
- * commas; the parser itself keeps only the last.
+ * commas unless `commas` is false (a path may hold one); the parser itself keeps only the last. The command
+ * line was checked before (src/command-line.ts): every such flag has its value.
  */
-export function repeatedOption(rawArgs: readonly string[], name: string): string[] {
+export function repeatedOption(rawArgs: readonly string[], name: string, { commas = true } = {}): string[] {
   const values: string[] = [];
   for (let i = 0; i < rawArgs.length; i++) {
     const arg = rawArgs[i]!;
@@ -79,5 +80,5 @@ export function repeatedOption(rawArgs: readonly string[], name: string): string
     if (arg === `--${name}` && i + 1 < rawArgs.length) values.push(rawArgs[++i]!);
     else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
   }
-  return values.flatMap((v) => v.split(",")).map((v) => v.trim());
+  return commas ? values.flatMap((v) => v.split(",")).map((v) => v.trim()) : values;
 }

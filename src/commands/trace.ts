@@ -4,7 +4,7 @@ import { CarnotError } from "../errors.ts";
 import { resolveDestination } from "../io/safe-file.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
-import { commonArgs, keyFileArgs, symlinkArgs } from "./shared.ts";
+import { commonArgs, repeatedOption, keyFileArgs, symlinkArgs } from "./shared.ts";
 
 const usageError = (message: string) => new CarnotError(message, { exitCode: 2 });
 
@@ -39,21 +39,6 @@ function parseSeconds(text: string, flag: string): number {
     throw usageError(`invalid ${flag} "${text}": expected seconds ≥ 0`);
   }
   return n;
-}
-
-/** Every value of a repeatable flag (`--libssl A --libssl=B`); the argument parser keeps only the last. */
-export function repeatedValues(rawArgs: string[], flag: string): string[] {
-  const values: string[] = [];
-  for (let i = 0; i < rawArgs.length; i++) {
-    const a = rawArgs[i]!;
-    if (a === flag) {
-      const v = rawArgs[i + 1];
-      if (v === undefined || v.startsWith("-")) throw usageError(`${flag} needs a value`);
-      values.push(v);
-      i++;
-    } else if (a.startsWith(`${flag}=`)) values.push(a.slice(flag.length + 1));
-  }
-  return values;
 }
 
 export default defineCommand({
@@ -129,7 +114,7 @@ export default defineCommand({
     for (const path of [out, args["metrics-json"]]) if (path) resolveDestination(path, followSymlinks);
     const trace = runTrace({
       out,
-      libraries: repeatedValues(rawArgs, "--libssl"),
+      libraries: repeatedOption(rawArgs, "libssl", { commas: false }),
       pid: args.pid === undefined ? undefined : parseCount(args.pid, "--pid", 1),
       comm: args.comm,
       windowMs: parseWindow(args.window),

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ArgsDef, parseArgs } from "citty";
 import type { FlagSpec } from "../../src/command-line.ts";
-import { repeatedValues } from "../../src/commands/trace.ts";
+import { repeatedOption } from "../../src/commands/shared.ts";
 import { CarnotError } from "../../src/errors.ts";
 import { type CommandNode, commandTree, planCommandLine } from "../../src/program.ts";
 
@@ -29,7 +29,7 @@ const walk = (node: CommandNode) => {
   node.subcommands.forEach(walk);
 };
 walk(tree);
-const runnable = commands.filter((c) => c.path.length > 1);
+const runnable = commands.filter((c) => c.path.length > 1 && c.runs);
 const words = (c: CommandNode) => c.path.slice(1);
 /** The positional arguments a command needs, so that a line with one flag is otherwise complete. */
 const needed = (c: CommandNode) => c.args.positionals.filter((p) => p.required).map((p) => `${p.name}.arg`);
@@ -208,7 +208,7 @@ describe("what the grammar takes", () => {
       "-libssl",
       "/c",
     ]);
-    expect(repeatedValues(argv, "--libssl")).toEqual(["/a/libssl.so", "/b/node", "/c"]);
+    expect(repeatedOption(argv, "libssl", { commas: false })).toEqual(["/a/libssl.so", "/b/node", "/c"]);
   });
 
   test("booleans: --flag and --no-flag; a value that starts with a dash through --flag=VALUE", async () => {

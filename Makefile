@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 BUN_VERSION := 1.4.4
 # Debian packages the build, the tests and the demo need
-APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables
+APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
 ARCH := x86
 
-.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls cipher-suites openssl35 node26
+.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls cipher-suites openssl35 node26 release
 
 all: build
 
@@ -35,9 +35,10 @@ bpf/%.bpf.o: bpf/%.bpf.c bpf/*.h $(BPF_BUILD)/vmlinux.h
 bpf: $(BPF_OBJ)
 
 # the hash worker is a second entry point: the chained writer runs it as a thread for large outputs;
-# identifiers stay unminified: the tracer names BLAKE3's compress function to the engine (src/trace/engine.ts)
+# identifiers stay unminified: the tracer names BLAKE3's compress function to the engine (src/trace/engine.ts);
+# the AWS inventory is an entry point of its own, so only `inventory aws` parses the AWS SDK; serve's worker too
 carnot: bpf $(shell find src ffi -name '*.ts') package.json
-	bun build --compile --minify-syntax --minify-whitespace --sourcemap src/cli.ts src/chain/hash-worker.ts --outfile carnot
+	bun build --compile --minify-syntax --minify-whitespace --sourcemap src/cli.ts src/chain/hash-worker.ts src/inventory/aws/run.ts src/serve/worker.ts --outfile carnot
 
 build: setup carnot
 
@@ -90,6 +91,17 @@ pipeline: build
 	./carnot attest verify $$d/attestation.json; \
 	echo "pipeline: reports in $$d: runtime.bom.json runtime.cdx.json merged.json policy.json policy.sarif attestation.{json,md,html}"
 
+# The release bundle in $(DIST): the executable, a tarball, the SBOM of carnot's own dependencies, release notes
+# generated from WORKLOG.md (entries after RELEASE_SINCE), SHA256SUMS and its minisign signature. The key is
+# created at RELEASE_KEY when there is none.
+VERSION = $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' package.json)
+DIST ?= dist
+RELEASE_KEY ?= $(HOME)/.minisign/carnot-release.key
+RELEASE_PUB ?= $(HOME)/.minisign/carnot-release.pub
+RELEASE_SINCE ?=
+release: build
+	@release/bundle.sh $(VERSION) $(RELEASE_KEY) $(RELEASE_PUB) $(DIST) $(RELEASE_SINCE)
+
 bench: build
 	bun run bench/replay.ts
 	bun run bench/chain.ts
@@ -108,4 +120,4 @@ cipher-suites:
 	bun src/trace/wire/tls/generate-cipher-suites.ts
 
 clean:
-	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o
+	rm -rf carnot $(BPF_BUILD) bpf/*.bpf.o dist

@@ -3,6 +3,7 @@
  * attestation data. Every figure on the page carries a `data-metric` attribute naming its JSON path,
  * so a test can compare the rendered page with attestation.json.
  */
+import { createHash } from "node:crypto";
 import type { Attestation } from "./attestation.ts";
 import type { Sankey } from "./hndl.ts";
 
@@ -157,6 +158,9 @@ addEventListener("load",function(){var s=document.getElementById("sankey");var b
 document.body.setAttribute("data-rendered",b.width>0&&b.height>0?"ok":"empty");
 document.body.setAttribute("data-sankey-paths",String(s.querySelectorAll("path.link").length));});
 `;
+
+/** The page's one script, by its digest: a server can allow it and nothing else (Content-Security-Policy). */
+export const RENDER_CHECK_SOURCE = `'sha256-${createHash("sha256").update(RENDER_CHECK).digest("base64")}'`;
 
 export function renderHtml(a: Attestation): string {
   const m = a.metrics;

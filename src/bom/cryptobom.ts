@@ -66,6 +66,22 @@ export const AssetSchema = v.strictObject({
   key_size: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1)))),
   hash: v.optional(v.nullable(v.string())),
   tags: v.optional(v.record(v.string(), v.string())),
+  // what a cloud inventory knows besides: the provider's own words, kept as it spells them
+  region: v.optional(v.nullable(v.string())),
+  spec: v.optional(v.nullable(v.string())),
+  usage: v.optional(v.array(v.string())),
+  origin: v.optional(v.nullable(v.string())),
+  managed_by: v.optional(v.nullable(v.picklist(["customer", "provider"]))),
+  state: v.optional(v.nullable(v.string())),
+  rotation_enabled: v.optional(v.nullable(v.boolean())),
+  rotation_period_days: v.optional(v.nullable(v.number())),
+  aliases: v.optional(v.array(v.string())),
+  not_before: v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp()))),
+  not_after: v.optional(v.nullable(v.pipe(v.string(), v.isoTimestamp()))),
+  signature_algorithm: v.optional(v.nullable(v.string())),
+  in_use_by: v.optional(v.array(v.string())),
+  /** defaults used for context no tag gave, one line each */
+  assumptions: v.optional(v.array(v.string())),
 });
 export type Asset = v.InferOutput<typeof AssetSchema>;
 
@@ -94,7 +110,30 @@ export const MergeInfoSchema = v.strictObject({
 });
 export type MergeInfo = v.InferOutput<typeof MergeInfoSchema>;
 
-/** The published top level; `assets` and `merge` appear only in merged documents. */
+/** A region or service an inventory could not read (AccessDenied, throttled past its retries…). */
+export const InventoryErrorSchema = v.strictObject({
+  region: v.string(),
+  service: v.string(),
+  operation: v.string(),
+  resource: v.nullable(v.string()),
+  error: v.string(),
+  message: v.string(),
+});
+export type InventoryError = v.InferOutput<typeof InventoryErrorSchema>;
+
+/** How a cloud inventory was taken: where it looked, the defaults it applied and what it could not read. */
+export const InventoryInfoSchema = v.strictObject({
+  provider: v.string(),
+  regions: v.array(v.string()),
+  services: v.array(v.string()),
+  defaults: v.record(v.string(), v.union([v.string(), v.number()])),
+  keys: v.number(),
+  certificates: v.number(),
+  errors: v.array(InventoryErrorSchema),
+});
+export type InventoryInfo = v.InferOutput<typeof InventoryInfoSchema>;
+
+/** The published top level; `assets` and `merge` appear only in merged documents, `inventory` in inventories. */
 export const CryptoBomSchema = v.strictObject({
   schema: v.literal(CRYPTOBOM_SCHEMA),
   run_id: v.pipe(v.string(), v.minLength(1)),
@@ -110,6 +149,7 @@ export const CryptoBomSchema = v.strictObject({
   }),
   assets: v.optional(v.array(AssetSchema)),
   merge: v.optional(MergeInfoSchema),
+  inventory: v.optional(InventoryInfoSchema),
 });
 export type CryptoBom = v.InferOutput<typeof CryptoBomSchema>;
 
@@ -232,7 +272,7 @@ export function sortObservations(observations: CryptoBomObservation[]): CryptoBo
 export function assembleCryptoBom(
   runId: string,
   observations: CryptoBomObservation[],
-  extra: { assets?: Asset[]; merge?: MergeInfo } = {},
+  extra: { assets?: Asset[]; merge?: MergeInfo; inventory?: InventoryInfo } = {},
 ): CryptoBom {
   const sorted = sortObservations(observations);
   const components = summariseComponents(sorted);
@@ -250,6 +290,7 @@ export function assembleCryptoBom(
   };
   if (extra.assets) bom.assets = extra.assets;
   if (extra.merge) bom.merge = extra.merge;
+  if (extra.inventory) bom.inventory = extra.inventory;
   return bom;
 }
 

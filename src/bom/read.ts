@@ -2,6 +2,7 @@
 import * as v from "valibot";
 import { CarnotError, describeError, systemReason } from "../errors.ts";
 import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema } from "./cryptobom.ts";
+import { cycloneDxToCryptoBom } from "./from-cyclonedx.ts";
 import { describeIssues, type HandshakeObservation, HandshakeObservationSchema } from "./observation.ts";
 
 async function readText(path: string): Promise<string> {
@@ -87,11 +88,14 @@ export const formatJson = (value: unknown): string => `${JSON.stringify(value, n
 
 /** A CryptoBOM v2.1 document (from `bom`, `merge`, or a static/cloud exporter), or a one-line error. */
 export async function readCryptoBom(path: string): Promise<CryptoBom> {
-  const text = await readText(path);
-  if (text.trim() === "") throw new CarnotError(`${path}: empty file, expected a CryptoBOM document`);
-  let value: unknown;
+  return parseCryptoBom(path, await readText(path));
+}
+
+/** The JSON value of a BOM's text; `label` (a path, or what a request is called) starts every error. */
+function parseBomJson(label: string, text: string): unknown {
+  if (text.trim() === "") throw new CarnotError(`${label}: empty file, expected a CryptoBOM document`);
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     const firstLine = text.slice(0, text.indexOf("\n") >>> 0);
     const looksJsonl = (() => {
@@ -102,25 +106,43 @@ export async function readCryptoBom(path: string): Promise<CryptoBom> {
       }
     })();
     if (looksJsonl)
-      throw new CarnotError(`${path}: is handshake JSONL, not a BOM: run 'carnot bom ${path}' first`);
-    throw new CarnotError(`${path}: not valid JSON: ${describeError(err)}`);
+      throw new CarnotError(`${label}: is handshake JSONL, not a BOM: run 'carnot bom ${label}' first`);
+    throw new CarnotError(`${label}: not valid JSON: ${describeError(err)}`);
   }
-  const o = value as Record<string, unknown> | null;
-  if (o && typeof o === "object" && o.bomFormat === "CycloneDX") {
+}
+
+const isCycloneDx = (value: unknown): boolean =>
+  value !== null && typeof value === "object" && (value as Record<string, unknown>).bomFormat === "CycloneDX";
+
+/** A CryptoBOM v2.1 document's text, checked; `label` names it in errors. */
+export function parseCryptoBom(label: string, text: string): CryptoBom {
+  const value = parseBomJson(label, text);
+  if (isCycloneDx(value)) {
     throw new CarnotError(
-      `${path}: is a CycloneDX document; this stage reads CryptoBOM v2.1 (bom --format cryptobom)`,
+      `${label}: is a CycloneDX document; this stage reads CryptoBOM v2.1 (bom --format cryptobom)`,
     );
   }
+  return checkCryptoBom(label, value);
+}
+
+/** A CryptoBOM v2.1, or a CycloneDX 1.6 CBOM read as its keys and certificates (src/bom/from-cyclonedx.ts). */
+export function parseAnyBom(label: string, text: string): CryptoBom {
+  const value = parseBomJson(label, text);
+  return isCycloneDx(value) ? cycloneDxToCryptoBom(label, value) : checkCryptoBom(label, value);
+}
+
+function checkCryptoBom(label: string, value: unknown): CryptoBom {
+  const o = value as Record<string, unknown> | null;
   if (!o || typeof o !== "object" || o.schema !== CRYPTOBOM_SCHEMA) {
     const found = o && typeof o === "object" && typeof o.schema === "string" ? `'${o.schema}'` : "none";
-    throw new CarnotError(`${path}: not a CryptoBOM: schema is ${found}, expected '${CRYPTOBOM_SCHEMA}'`);
+    throw new CarnotError(`${label}: not a CryptoBOM: schema is ${found}, expected '${CRYPTOBOM_SCHEMA}'`);
   }
   const parsed = v.safeParse(CryptoBomSchema, value);
-  if (!parsed.success) throw new CarnotError(`${path}: invalid CryptoBOM: ${describeIssues(parsed.issues)}`);
+  if (!parsed.success) throw new CarnotError(`${label}: invalid CryptoBOM: ${describeIssues(parsed.issues)}`);
   const refs = new Set<string>();
   for (const obs of parsed.output.observations) {
     if (refs.has(obs.bom_ref))
-      throw new CarnotError(`${path}: invalid CryptoBOM: bom_ref ${obs.bom_ref} is not unique`);
+      throw new CarnotError(`${label}: invalid CryptoBOM: bom_ref ${obs.bom_ref} is not unique`);
     refs.add(obs.bom_ref);
   }
   return parsed.output;

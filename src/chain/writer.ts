@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -6,6 +6,7 @@ import { CarnotError, writeFailure } from "../errors.ts";
 import { isStdoutPath } from "../io/output.ts";
 import { openInPlace, replaceFile } from "../io/safe-file.ts";
 import { log } from "../log.ts";
+import { entryModule } from "../self.ts";
 import { TOOL } from "../version.ts";
 import { Blake3, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
@@ -460,21 +461,8 @@ export class ChainedWriter {
   }
 }
 
-/**
- * The worker's module, or null when this build has none. In the compiled binary it is an extra
- * entry point of `bun build --compile` (see the Makefile), embedded as a .js file under the
- * entry points' common folder; from source it is beside this file.
- */
-function hashWorkerEntry(): string | URL | null {
-  if (!Bun.isStandaloneExecutable) return new URL("./hash-worker.ts", import.meta.url);
-  const root = import.meta.dir;
-  const candidates = [
-    `${root}/chain/hash-worker.js`,
-    `${root}/src/chain/hash-worker.js`,
-    `${root}/hash-worker.js`,
-  ];
-  return candidates.find((path) => existsSync(path)) ?? null;
-}
+/** The worker's module (an entry point of its own in the compiled binary), or null when this build has none. */
+const hashWorkerEntry = (): string | null => entryModule("chain/hash-worker");
 
 /** The record's JSON text, which must be an object. */
 function serialize(record: Record<string, unknown>): string {

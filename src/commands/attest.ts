@@ -1,34 +1,17 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { defineCommand } from "citty";
-import * as v from "valibot";
-import {
-  type Attestation,
-  AttestationSchema,
-  buildAttestation,
-  defaultAsOfYear,
-} from "../attest/attestation.ts";
-import { DEFAULT_CRQC_SOURCE, DEFAULT_CRQC_YEAR, DEFAULT_MIGRATION_YEARS } from "../attest/hndl.ts";
-import { renderHtml, renderMarkdown } from "../attest/render.ts";
-import { loadEd25519PrivateKey, sha256Hex, signAttestation, verifyAttestation } from "../attest/sign.ts";
-import { describeIssues } from "../bom/observation.ts";
-import { formatJson, readCryptoBom, readJsonDocument } from "../bom/read.ts";
+import { type Attestation, AttestationSchema } from "../attest/attestation.ts";
+import { DEFAULT_CRQC_YEAR, DEFAULT_MIGRATION_YEARS } from "../attest/hndl.ts";
+import { hndlParameters } from "../attest/parameters.ts";
+import { attestationReports } from "../attest/report.ts";
+import { loadEd25519PrivateKey, sha256Hex, verifyAttestation } from "../attest/sign.ts";
+import { readCryptoBom, readJsonDocument } from "../bom/read.ts";
 import { CarnotError, systemReason } from "../errors.ts";
 import { writeStdout, writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
 import { evaluatePolicy, PolicyResultSchema } from "../policy/rules.ts";
 import { commonArgs, symlinkArgs } from "./shared.ts";
-
-function yearArg(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
-    throw new CarnotError(`--${name} must be a whole number from ${min} to ${max}, not '${raw}'`, {
-      exitCode: 2,
-    });
-  }
-  return n;
-}
 
 /** `-o reports/attestation` → reports/attestation.{json,md,html}; a directory gets attestation.* inside. */
 function outputPrefix(output: string): string {
@@ -47,25 +30,42 @@ async function readText(path: string, what: string): Promise<string> {
   }
 }
 
-async function runVerify(file: string | undefined, publicKeyPath: string | undefined): Promise<void> {
-  if (!file) throw new CarnotError("attest verify needs the attestation.json to check", { exitCode: 2 });
-  const attestation: Attestation = await readJsonDocument(file, AttestationSchema, "attestation");
-  const dir = dirname(file);
-  const current: Record<string, string | null> = {};
-  for (const name of Object.keys(attestation.signature?.signed_files ?? {})) {
-    const path = join(dir, name);
-    current[name] = existsSync(path) ? sha256Hex(new Uint8Array(await Bun.file(path).arrayBuffer())) : null;
-  }
-  const pinned = publicKeyPath ? await readText(publicKeyPath, "public key") : undefined;
-  const outcome = verifyAttestation(attestation, current, pinned);
-  if (!outcome.ok) throw new CarnotError(`${file}: verification failed: ${outcome.reason}`);
-  const files = Object.keys(attestation.signature?.signed_files ?? {}).join(", ");
-  writeStdout(
-    `${file}: signature valid (Ed25519, key ${outcome.keyId}; covers ${basename(file)}, ${files})\n`,
-  );
-  if (!pinned)
-    log.warn("no --public-key given: the signature is checked against the key embedded in the file");
-}
+/** `carnot attest verify FILE`: the signature, and the files it covers as they are now. */
+const verifyCommand = defineCommand({
+  meta: {
+    name: "verify",
+    description: "Check an attestation's Ed25519 signature and the Markdown and HTML files it covers",
+  },
+  args: {
+    ...commonArgs,
+    file: { type: "positional", required: true, description: "attestation.json to check", valueHint: "FILE" },
+    "public-key": {
+      type: "string",
+      description: "The Ed25519 public key (PEM) expected (default: the key embedded in the file)",
+      valueHint: "FILE",
+    },
+  },
+  async run({ args }) {
+    const file = args.file;
+    const attestation: Attestation = await readJsonDocument(file, AttestationSchema, "attestation");
+    const dir = dirname(file);
+    const current: Record<string, string | null> = {};
+    for (const name of Object.keys(attestation.signature?.signed_files ?? {})) {
+      const path = join(dir, name);
+      current[name] = existsSync(path) ? sha256Hex(new Uint8Array(await Bun.file(path).arrayBuffer())) : null;
+    }
+    const publicKeyPath = args["public-key"];
+    const pinned = publicKeyPath ? await readText(publicKeyPath, "public key") : undefined;
+    const outcome = verifyAttestation(attestation, current, pinned);
+    if (!outcome.ok) throw new CarnotError(`${file}: verification failed: ${outcome.reason}`);
+    const files = Object.keys(attestation.signature?.signed_files ?? {}).join(", ");
+    writeStdout(
+      `${file}: signature valid (Ed25519, key ${outcome.keyId}; covers ${basename(file)}, ${files})\n`,
+    );
+    if (!pinned)
+      log.warn("no --public-key given: the signature is checked against the key embedded in the file");
+  },
+});
 
 export default defineCommand({
   meta: {
@@ -78,7 +78,7 @@ export default defineCommand({
     input: {
       type: "positional",
       required: true,
-      description: "merged CryptoBOM, or `verify`",
+      description: "merged CryptoBOM (from `carnot merge`)",
       valueHint: "FILE",
     },
     output: {
@@ -95,11 +95,6 @@ export default defineCommand({
       valueHint: "FILE",
     },
     key: { type: "string", description: "Ed25519 private key (PEM) to sign with", valueHint: "FILE" },
-    "public-key": {
-      type: "string",
-      description: "verify: the Ed25519 public key (PEM) expected",
-      valueHint: "FILE",
-    },
     "crqc-year": {
       type: "string",
       description: `Year a CRQC is assumed (default ${DEFAULT_CRQC_YEAR})`,
@@ -117,19 +112,8 @@ export default defineCommand({
       valueHint: "YEAR",
     },
   },
+  subCommands: { verify: verifyCommand },
   async run({ args }) {
-    if (args.input === "verify") return runVerify(args._[1], args["public-key"]);
-
-    const crqcYear = yearArg("crqc-year", args["crqc-year"], DEFAULT_CRQC_YEAR, 2000, 2200);
-    const migrationYears = yearArg(
-      "migration-years",
-      args["migration-years"],
-      DEFAULT_MIGRATION_YEARS,
-      0,
-      100,
-    );
-    const crqcSource =
-      args["crqc-source"] ?? (args["crqc-year"] === undefined ? DEFAULT_CRQC_SOURCE : "set with --crqc-year");
     const prefix = outputPrefix(args.output);
     let key: ReturnType<typeof loadEd25519PrivateKey> | undefined;
     if (args.key) {
@@ -154,35 +138,37 @@ export default defineCommand({
       }
       policySource = args.policy;
     }
-    const asOfYear = yearArg(
-      "as-of",
-      args["as-of"],
-      defaultAsOfYear(bom, new Date().getUTCFullYear()),
-      2000,
-      2200,
+    const parameters = hndlParameters(
+      {
+        crqcYear: args["crqc-year"],
+        crqcSource: args["crqc-source"],
+        migrationYears: args["migration-years"],
+        asOf: args["as-of"],
+      },
+      {
+        crqcYear: "--crqc-year",
+        crqcSource: "--crqc-source",
+        migrationYears: "--migration-years",
+        asOf: "--as-of",
+      },
+      bom,
+      new Date().getUTCFullYear(),
     );
-    const body = buildAttestation({
+    const { attestation, json, md, html } = attestationReports({
       bom,
       file: args.input,
-      sha256: sha256Hex(bomText),
+      bomText,
       policy,
       policySource,
-      parameters: { crqcYear, crqcSource, migrationYears, asOfYear },
+      parameters,
+      name: basename(prefix),
+      key,
     });
-    const check = v.safeParse(AttestationSchema, body);
-    if (!check.success)
-      throw new Error(`internal: attestation does not match its schema: ${describeIssues(check.issues)}`);
-
-    const md = renderMarkdown(body);
-    const html = renderHtml(body);
-    const name = basename(prefix);
-    const files = { [`${name}.md`]: sha256Hex(md), [`${name}.html`]: sha256Hex(html) };
-    const attestation = key ? signAttestation(body, files, key) : body;
     const write = { followSymlinks: args["follow-symlinks"] };
     writeTextOutput(`${prefix}.md`, md, write);
     writeTextOutput(`${prefix}.html`, html, write);
     // The JSON (with the signature over the other two) is written last: present means complete.
-    writeTextOutput(`${prefix}.json`, formatJson(attestation), write);
+    writeTextOutput(`${prefix}.json`, json, write);
     writeStdout(`${prefix}.json\n${prefix}.md\n${prefix}.html\n`);
     const m = attestation.metrics;
     log.info(

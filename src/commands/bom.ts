@@ -6,7 +6,7 @@ import { formatJson, readJsonFile, readRuntimeJsonl } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
 import { writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
-import { commonArgs, fileOutputArgs } from "./shared.ts";
+import { assetContextArgs, commonArgs, fileOutputArgs } from "./shared.ts";
 
 export default defineCommand({
   meta: {
@@ -23,28 +23,12 @@ export default defineCommand({
     },
     ...fileOutputArgs,
     format: { type: "string", description: "cryptobom (default) or cyclonedx", default: "cryptobom" },
+    ...assetContextArgs,
     context: {
-      type: "string",
+      ...assetContextArgs.context,
       description: "JSON file with asset_id, owner, data_class, secrecy_lifetime_years, exposure",
-      valueHint: "FILE",
     },
     "asset-id": { type: "string", description: "Asset id for every observation", valueHint: "ID" },
-    owner: { type: "string", description: "Owning team", valueHint: "NAME" },
-    "data-class": {
-      type: "string",
-      description: "Data classification, e.g. confidential",
-      valueHint: "CLASS",
-    },
-    "secrecy-years": {
-      type: "string",
-      description: "How long the data must stay secret",
-      valueHint: "YEARS",
-    },
-    exposure: {
-      type: "string",
-      description: "PUBLIC_INTERNET, EXTERNAL_B2B or INTERNAL",
-      valueHint: "WHERE",
-    },
   },
   async run({ args }) {
     const format = args.format;

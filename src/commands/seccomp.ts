@@ -25,6 +25,7 @@ export default defineCommand({
     description:
       "Least-privilege seccomp profile (OCI/Docker JSON or Kubernetes SPO) from an enriched.jsonl; " +
       "--apply runs a command under a profile",
+    runsCommand: true,
   },
   args: {
     file: {

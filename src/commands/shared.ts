@@ -41,3 +41,44 @@ export const enrichedIoArgs = {
   },
   ...fileOutputArgs,
 } as const satisfies ArgsDef;
+
+/** The asset context a command applies (bom: to every observation; inventory: to resources without tags for it). */
+export const assetContextArgs = {
+  context: {
+    type: "string",
+    description: "JSON file with owner, data_class, secrecy_lifetime_years, exposure",
+    valueHint: "FILE",
+  },
+  owner: { type: "string", description: "Owning team", valueHint: "NAME" },
+  "data-class": {
+    type: "string",
+    description: "Data classification, e.g. confidential",
+    valueHint: "CLASS",
+  },
+  "secrecy-years": {
+    type: "string",
+    description: "How long the data must stay secret",
+    valueHint: "YEARS",
+  },
+  exposure: {
+    type: "string",
+    description: "PUBLIC_INTERNET, EXTERNAL_B2B or INTERNAL",
+    valueHint: "WHERE",
+  },
+} as const satisfies ArgsDef;
+
+/**
+ * Every value of an option that may be repeated (`--region a --region b`, `--region=a`), each also split at
+ * commas unless `commas` is false (a path may hold one); the parser itself keeps only the last. The command
+ * line was checked before (src/command-line.ts): every such flag has its value.
+ */
+export function repeatedOption(rawArgs: readonly string[], name: string, { commas = true } = {}): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === "--") break;
+    if (arg === `--${name}` && i + 1 < rawArgs.length) values.push(rawArgs[++i]!);
+    else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
+  }
+  return commas ? values.flatMap((v) => v.split(",")).map((v) => v.trim()) : values;
+}

@@ -5,7 +5,7 @@ import { resolveDestination } from "../io/safe-file.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
 import { SOURCE_CHOICES, type SourceChoice } from "../trace/sources.ts";
-import { commonArgs, keyFileArgs, symlinkArgs } from "./shared.ts";
+import { commonArgs, keyFileArgs, repeatedOption, symlinkArgs } from "./shared.ts";
 
 const usageError = (message: string) => new CarnotError(message, { exitCode: 2 });
 
@@ -42,21 +42,6 @@ function parseSeconds(text: string, flag: string): number {
   return n;
 }
 
-/** Every value of a repeatable flag (`--libssl A --libssl=B`); the argument parser keeps only the last. */
-export function repeatedValues(rawArgs: string[], flag: string): string[] {
-  const values: string[] = [];
-  for (let i = 0; i < rawArgs.length; i++) {
-    const a = rawArgs[i]!;
-    if (a === flag) {
-      const v = rawArgs[i + 1];
-      if (v === undefined || v.startsWith("-")) throw usageError(`${flag} needs a value`);
-      values.push(v);
-      i++;
-    } else if (a.startsWith(`${flag}=`)) values.push(a.slice(flag.length + 1));
-  }
-  return values;
-}
-
 function parseSource(text: string): SourceChoice {
   const choice = SOURCE_CHOICES.find((c) => c === text);
   if (choice === undefined)
@@ -80,7 +65,7 @@ export default defineCommand({
     libssl: {
       type: "string",
       description: "Library or executable exporting SSL_* to probe (repeatable; default: the system libssl)",
-      valueHint: "PATH",
+      valueHint: "PATH…",
     },
     pid: { type: "string", description: "Only this process (filtered in the kernel)", valueHint: "N" },
     comm: {
@@ -136,22 +121,15 @@ export default defineCommand({
     ...commonArgs,
   },
   async run({ args, rawArgs }) {
-    // `-out FILE` (single dash, the historical command line) parses as `-o ut`: take it from the raw args.
-    const dashOut = rawArgs.indexOf("-out");
-    let out: string | null = typeof args.out === "string" && args.out !== "" ? args.out : null;
-    if (dashOut >= 0) {
-      const v = rawArgs[dashOut + 1];
-      if (v === undefined || v.startsWith("-")) throw usageError("-out needs a file name");
-      out = v;
-    }
-    if (out === "-") out = null;
+    // `-out FILE` (the historical command line) reaches here as --out: one dash is a long flag too
+    const out = args.out === undefined || args.out === "-" ? null : args.out;
     const keyFile = args["key-file"];
     const followSymlinks = args["follow-symlinks"];
     // a symlink at an output name is refused before anything is attached (the metrics: not hours later)
     for (const path of [out, args["metrics-json"]]) if (path) resolveDestination(path, followSymlinks);
     const trace = runTrace({
       out,
-      libraries: repeatedValues(rawArgs, "--libssl"),
+      libraries: repeatedOption(rawArgs, "libssl", { commas: false }),
       pid: args.pid === undefined ? undefined : parseCount(args.pid, "--pid", 1),
       comm: args.comm,
       windowMs: parseWindow(args.window),

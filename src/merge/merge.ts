@@ -88,7 +88,19 @@ const ASSET_FIELDS = [
   "algorithm",
   "key_size",
   "hash",
+  "region",
+  "spec",
+  "origin",
+  "managed_by",
+  "state",
+  "rotation_enabled",
+  "rotation_period_days",
+  "not_before",
+  "not_after",
+  "signature_algorithm",
 ] as const;
+/** List fields: what every source saw, together. */
+const ASSET_LISTS = ["domains", "usage", "aliases", "in_use_by", "assumptions"] as const;
 
 interface AssetEntry {
   asset: Asset;
@@ -126,8 +138,10 @@ function mergeAssets(inputs: readonly MergeInput[], conflicts: Conflict[]): Map<
           });
         }
       }
-      if (incoming.domains)
-        kept.domains = [...new Set([...(kept.domains ?? []), ...incoming.domains])].sort();
+      for (const list of ASSET_LISTS) {
+        const more = incoming[list];
+        if (more) kept[list] = [...new Set([...(kept[list] ?? []), ...more])].sort();
+      }
       if (incoming.tags) {
         const tags = { ...(kept.tags ?? {}) };
         for (const [k, val] of Object.entries(incoming.tags)) {

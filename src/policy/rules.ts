@@ -227,7 +227,9 @@ function assetHits(a: Asset): Hit[] {
   }
   if (a.hash && legacyHashName(a.hash)) hit("legacy_hash_function", a.hash, `${label} uses ${a.hash}`);
   const fromCloud = a.source.split(",").some((s) => s.startsWith("cloud"));
-  if (a.kind === "key" && fromCloud && Object.keys(a.tags ?? {}).length === 0) {
+  // a key the provider manages (AWS managed KMS keys) cannot be tagged by its account: nothing to fix there
+  const taggable = a.managed_by !== "provider";
+  if (a.kind === "key" && fromCloud && taggable && Object.keys(a.tags ?? {}).length === 0) {
     hit("untagged_cloud_key", "no tags", `${label} has no tags`);
   }
   return hits;

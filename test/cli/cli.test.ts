@@ -35,7 +35,7 @@ describe("the command line", () => {
   test("an unknown command: one plain line, exit 2", () => {
     const r = carnot(["bogus"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe("carnot: Unknown command bogus\n");
+    expect(r.stderr).toBe("carnot: unknown command bogus\n");
     expect(r.stdout).toBe("");
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { parseCount, parseSize, parseWindow, repeatedValues } from "../../src/commands/trace.ts";
+import { repeatedOption } from "../../src/commands/shared.ts";
+import { parseCount, parseSize, parseWindow } from "../../src/commands/trace.ts";
 
 describe("carnot trace arguments", () => {
   test("--window takes seconds, milliseconds or a bare number of milliseconds", () => {
@@ -24,11 +25,10 @@ describe("carnot trace arguments", () => {
     expect(() => parseCount("1e3", "--pid", 1)).toThrow(/invalid --pid/);
   });
 
-  test("--libssl is repeatable, in both spellings", () => {
-    expect(repeatedValues(["--libssl", "/a.so", "--pid", "3", "--libssl=/b"], "--libssl")).toEqual([
-      "/a.so",
-      "/b",
-    ]);
-    expect(() => repeatedValues(["--libssl"], "--libssl")).toThrow(/needs a value/);
+  test("--libssl is repeatable, in both spellings, and a comma stays in a path", () => {
+    expect(
+      repeatedOption(["--libssl", "/a.so", "--pid", "3", "--libssl=/b,c"], "libssl", { commas: false }),
+    ).toEqual(["/a.so", "/b,c"]);
+    expect(repeatedOption(["--region=a,b", "--region", "c"], "region")).toEqual(["a", "b", "c"]);
   });
 });

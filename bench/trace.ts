@@ -154,7 +154,7 @@ try {
     if (stopped.exitCode !== 0) throw new Error(`tracer exited ${stopped.exitCode}: ${stopped.stderr}`);
     // the warm-up handshakes come first in the file
     const server = readObservations(out)
-      .filter((r) => workers.includes(r.pid))
+      .filter((r) => r.pid !== null && workers.includes(r.pid))
       .slice(WARMUP);
     const metrics = JSON.parse(readFileSync(metricsPath, "utf8"));
     const after = measured(nginx.port, workers);

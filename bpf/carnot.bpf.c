@@ -6,6 +6,7 @@
 #include <bpf/bpf_tracing.h>
 #include "carnot.h"
 #include "output_maps.h"
+#include "handshake_threads.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -47,20 +48,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct get_error_args);
 } get_error_args SEC(".maps");
-
-/* Handshake calls nest on one thread (SSL_connect calls SSL_do_handshake): a small stack of SSL* per thread. */
-#define HS_STACK_MAX 4
-struct hs_stack {
-	__u32 depth;
-	__u32 reserved;
-	__u64 ssl[HS_STACK_MAX];
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct hs_stack);
-} hs_stacks SEC(".maps");
 
 static __always_inline void count(__u32 index)
 {
@@ -298,9 +285,13 @@ static __always_inline void set_state(void *ctx, void *ssl, __u32 role)
 		return;
 	st->role = role;
 	if (off && off->hand_state >= 0 && !(st->flags & CARNOT_CONN_FINISHED)) {
+		struct implicit_key ikey = { .tid = (__u32)bpf_get_current_pid_tgid(), .role = role };
+		__u64 ssl_ptr = (__u64)ssl;
+
 		if (!(st->flags & (CARNOT_CONN_LIVE | CARNOT_CONN_IMPLICIT)))
 			st->start_ns = bpf_ktime_get_ns();
 		st->flags |= CARNOT_CONN_IMPLICIT;
+		bpf_map_update_elem(&implicit_ssl, &ikey, &ssl_ptr, BPF_ANY);
 	}
 }
 

@@ -4,6 +4,7 @@
  * an Error saying `failed to <verb> <thing>: <reason>`. Struct layouts are those of libbpf 1.1 on x86-64.
  */
 import { dlopen, FFIType, JSCallback, type Pointer, ptr } from "bun:ffi";
+import { closeSync, constants, openSync } from "node:fs";
 import { cString, Libc } from "./libc.ts";
 
 function openLibbpfSymbols() {
@@ -22,6 +23,8 @@ function openLibbpfSymbols() {
     bpf_map__max_entries: { args: [FFIType.ptr], returns: FFIType.u32 },
     bpf_map__value_size: { args: [FFIType.ptr], returns: FFIType.u32 },
     bpf_map__set_initial_value: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    bpf_map__reuse_fd: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    bpf_program__attach_cgroup: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.ptr },
     bpf_program__fd: { args: [FFIType.ptr], returns: FFIType.i32 },
     bpf_program__set_expected_attach_type: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     bpf_program__attach_uprobe_opts: {
@@ -121,6 +124,11 @@ export class Libbpf {
       this.#printCallback = callback;
     }
     previous?.close();
+  }
+
+  /** bpf_map_update_elem on a map fd: false when the kernel refused (a full map, …). */
+  updateElementByFd(fd: number, key: Uint8Array, value: Uint8Array, flags = 0): boolean {
+    return this.#b.bpf_map_update_elem(fd, key, value, flags) === 0;
   }
 
   /** BPF_PROG_TEST_RUN with a context on a program fd (also from a Worker: fds are per process). */
@@ -248,6 +256,13 @@ export class BpfObject {
     if (err < 0) throw new Error(`failed to set .rodata of ${this.name}: ${this.#lib.strerror(err)}`);
   }
 
+  /** Before load: use an existing map (another object's, by fd) instead of creating this object's own. */
+  reuseMap(mapName: string, fd: number): void {
+    const err = this.#b.bpf_map__reuse_fd(this.#map(mapName), fd);
+    if (err < 0)
+      throw new Error(`failed to share map ${mapName} with ${this.name}: ${this.#lib.strerror(err)}`);
+  }
+
   load(): void {
     const err = this.#b.bpf_object__load(this.#obj);
     if (err < 0) throw new Error(`failed to load BPF object ${this.name}: ${this.#lib.strerror(err)}`);
@@ -335,6 +350,39 @@ export class BpfObject {
       );
     }
     return new BpfLink(() => libc.close(fd));
+  }
+
+  /**
+   * Attaches a loaded cgroup program (cgroup_skb, …) to the cgroup v2 directory `cgroupPath` with a link: other
+   * programs attached there keep running (links attach as with BPF_F_ALLOW_MULTI).
+   */
+  attachCgroup(programName: string, cgroupPath: string): BpfLink {
+    const program = this.#program(programName);
+    let cgroupFd: number;
+    try {
+      cgroupFd = openSync(cgroupPath, constants.O_RDONLY | constants.O_DIRECTORY);
+    } catch (err) {
+      throw new Error(`failed to open cgroup ${cgroupPath}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    try {
+      const link = this.#b.bpf_program__attach_cgroup(program, cgroupFd);
+      if (link === null) {
+        const errno = this.#lib.libc.errno();
+        throw new Error(
+          `failed to attach ${programName} to ${cgroupPath}: ${this.#lib.libc.strerror(errno)}`,
+        );
+      }
+      const symbols = this.#b;
+      return new BpfLink(() => symbols.bpf_link__destroy(link));
+    } finally {
+      closeSync(cgroupFd);
+    }
+  }
+
+  /** Sets `key` of a map to `value` (sizes exactly the map's); `flags` BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
+  updateElement(mapName: string, key: Uint8Array, value: Uint8Array, flags = 0): void {
+    const err = this.#b.bpf_map_update_elem(this.mapFd(mapName), key, value, flags);
+    if (err < 0) throw new Error(`failed to update map ${mapName}: ${this.#lib.strerror(err)}`);
   }
 
   /** Sets element `index` of an array map to `value` (exactly the map's value size). */

@@ -197,7 +197,8 @@ export function toBomObservation(
     process: processName(record),
     pid: record.pid,
     tid: record.tid,
-    sni: record.sni,
+    // the name the client asked for: on a server's line only the wire knows it
+    sni: record.sni ?? record.server_name,
     groups_offered: [...record.groups_offered],
     group_selected: record.negotiated_group,
     kex_class: kexClass,

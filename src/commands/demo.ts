@@ -10,9 +10,11 @@ import {
   openSslClient,
   pythonClient,
   type RunningServer,
+  runClient,
   startNginx,
   startOpenSslServer,
 } from "../lab/loopback.ts";
+import { bunTlsPair } from "../lab/bun-tls.ts";
 import type { Observation } from "../trace/observation.ts";
 import { runTrace } from "../trace/run.ts";
 import { CarnotError } from "../errors.ts";
@@ -29,9 +31,10 @@ export function observationTable(rows: { who: string; obs: Observation }[]): str
   const header = [
     "ROLE",
     "PROCESS",
-    "SNI",
+    "SEEN BY",
+    "SERVER NAME",
     "GROUPS OFFERED",
-    "FROM",
+    "KEY SHARES",
     "OK",
     "ERROR",
     "µs",
@@ -46,10 +49,11 @@ export function observationTable(rows: { who: string; obs: Observation }[]): str
   const cells = rows.map(({ who, obs }) => [
     obs.role ?? "?",
     who,
-    obs.sni ?? "-",
+    obs.observed_by.join("+"),
+    obs.server_name ?? obs.sni ?? "-",
     obs.groups_offered.length ? offered(obs.groups_offered) : "-",
-    obs.groups_source ?? "-",
-    obs.handshake_success ? "yes" : "no",
+    obs.key_shares_offered?.length ? offered(obs.key_shares_offered) : "-",
+    obs.handshake_success === null ? "?" : obs.handshake_success ? "yes" : "no",
     obs.error ?? "",
     obs.duration_us === null ? "-" : String(obs.duration_us),
     obs.negotiated_group ?? "-",
@@ -64,6 +68,19 @@ export function observationTable(rows: { who: string; obs: Observation }[]): str
       .join("  ")
       .trimEnd();
   return [line(header), ...cells.map(line)].join("\n");
+}
+
+/** One GnuTLS handshake to 127.0.0.1:port with its own SNI (certificate not checked), then it quits. */
+function gnutlsCli(port: number, sni: string): string[] {
+  return [
+    "gnutls-cli",
+    "--insecure",
+    "--logfile=/dev/null",
+    `--sni-hostname=${sni}`,
+    "-p",
+    String(port),
+    "127.0.0.1",
+  ];
 }
 
 /** The demo's traffic carries no real data; a secrecy lifetime makes the harvest-now-decrypt-later verdict concrete. */
@@ -84,7 +101,7 @@ export default defineCommand({
   meta: {
     name: "demo",
     description:
-      "Start local TLS servers (nginx, openssl s_server), trace real handshakes of curl, python3 and openssl, show them",
+      "Start local TLS servers (nginx, openssl s_server, Bun), trace real handshakes of curl, python3, openssl, GnuTLS and Bun, show them",
   },
   args: { ...commonArgs },
   async run({ args }) {
@@ -140,6 +157,13 @@ export default defineCommand({
         { sni: "refused.demo.example", groups: "P-256", on: "connection", count: 1, maxVersion: "TLSv1_2" },
       ]);
       clients.push({ label: "python3", pid: refused.pid });
+      // Bun's own TLS (BoringSSL inside this very executable): a hybrid post-quantum key exchange, seen on the wire
+      const bun = await bunTlsPair(cert, "bun.demo.example");
+      clients.push({ label: "bun", pid: bun.pid });
+      // GnuTLS (wget, git and apt use it): no libssl, the wire alone sees it
+      if (Bun.which("gnutls-cli")) {
+        ran("gnutls-cli", await runClient(gnutlsCli(nginx.port, "gnutls.demo.example")));
+      }
       const workers = [...(await childPids(nginx.pid)), ...(await childPids(strict.pid))];
       await Bun.sleep(300); // the clients' last SSL_free calls reach the ring buffer
 
@@ -152,17 +176,12 @@ export default defineCommand({
         const obs = JSON.parse(line) as Observation;
         const client = clients.find((c) => c.pid === obs.pid);
         if (client) rows.push({ who: `${client.label}[${obs.pid}]`, obs });
-        else if (workers.includes(obs.pid)) rows.push({ who: `nginx[${obs.pid}]`, obs });
+        else if (obs.pid !== null && workers.includes(obs.pid)) rows.push({ who: `nginx[${obs.pid}]`, obs });
         else if (obs.pid === sServer.pid) rows.push({ who: `s_server[${obs.pid}]`, obs });
       }
       say("");
       say(observationTable(rows));
       say("");
-      if (!rows.some((r) => r.obs.pid === sc.pid)) {
-        say(
-          "openssl s_client/s_server: no line — their handshakes run inside SSL_read/SSL_write, which carnot sees only in a library whose struct offsets it could verify (see the warning above).",
-        );
-      }
       say(`${summary.records} observations (all processes) in ${out}`);
       say(`seal: ${out}.seal.json — check with: carnot verify ${out}`);
       say(kexSummary(rows.map((r) => r.obs)));

@@ -4,7 +4,8 @@ import { CarnotError } from "../errors.ts";
 import { resolveDestination } from "../io/safe-file.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
-import { commonArgs, repeatedOption, keyFileArgs, symlinkArgs } from "./shared.ts";
+import { SOURCE_CHOICES, type SourceChoice } from "../trace/sources.ts";
+import { commonArgs, keyFileArgs, repeatedOption, symlinkArgs } from "./shared.ts";
 
 const usageError = (message: string) => new CarnotError(message, { exitCode: 2 });
 
@@ -41,11 +42,18 @@ function parseSeconds(text: string, flag: string): number {
   return n;
 }
 
+function parseSource(text: string): SourceChoice {
+  const choice = SOURCE_CHOICES.find((c) => c === text);
+  if (choice === undefined)
+    throw usageError(`invalid --source "${text}": expected ${SOURCE_CHOICES.join(", ")}`);
+  return choice;
+}
+
 export default defineCommand({
   meta: {
     name: "trace",
     description:
-      "One JSON line per TLS handshake made through OpenSSL on this host (eBPF uprobes; needs root)",
+      "One JSON line per TLS handshake on this host, whatever library makes it (eBPF: OpenSSL uprobes and the handshake bytes on the wire; needs root)",
   },
   args: {
     out: {
@@ -97,6 +105,13 @@ export default defineCommand({
       description: "One kernel event per probed call, correlated in user space (default: one per handshake)",
       default: false,
     },
+    source: {
+      type: "string",
+      description:
+        "Which kernel sources: libssl (OpenSSL uprobes), wire (the handshake bytes of every TCP connection) or all",
+      default: "all",
+      valueHint: "libssl|wire|all",
+    },
     "implicit-probes": {
       type: "boolean",
       description:
@@ -129,6 +144,7 @@ export default defineCommand({
       verbose: args.verbose,
       implicitProbes: args["implicit-probes"],
       rawEvents: args["raw-events"],
+      source: parseSource(args.source),
     });
     const summary = await trace.catch((err: unknown) => {
       // a rejected BPF load carries the verifier's log: the whole of it with --verbose, one line otherwise

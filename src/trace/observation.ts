@@ -3,13 +3,11 @@
  * The valibot schema is the one definition of the record; the type is inferred from it.
  */
 import * as v from "valibot";
-import type { CorrelatedHandshake } from "./libssl/correlate.ts";
-import type { KexFacts } from "./libssl/events.ts";
-import type { GroupIndex, KexClass } from "./groups.ts";
-import { TLS_VERSIONS } from "./wire/tls/names.ts";
+import type { GroupIndex } from "./groups.ts";
 
 const nullableString = v.nullable(v.string());
 const hex64 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+const nullablePort = v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)));
 
 /** Every key in publication order; `raw_hash` and `chain` are added by the chained writer. */
 export const ObservationSchema = v.strictObject({
@@ -21,10 +19,13 @@ export const ObservationSchema = v.strictObject({
   exposure: nullableString,
   sni: nullableString,
   groups_offered: v.array(v.string()),
-  handshake_success: v.boolean(),
-  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  tid: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  ssl_ptr: v.pipe(v.string(), v.regex(/^0x[0-9a-f]+$/)),
+  /** null only from the wire alone when the bytes cannot prove the outcome (error "unconfirmed") */
+  handshake_success: v.nullable(v.boolean()),
+  /** null only from the wire alone when the socket's owner was never seen sending */
+  pid: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  tid: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  /** null when libssl did not see the handshake */
+  ssl_ptr: v.nullable(v.pipe(v.string(), v.regex(/^0x[0-9a-f]+$/))),
   time: v.pipe(v.string(), v.regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/)),
   confidence: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
   role: v.nullable(v.picklist(["client", "server"])),
@@ -33,13 +34,27 @@ export const ObservationSchema = v.strictObject({
   kex_class: v.nullable(v.picklist(["classical", "hybrid-pq", "pq"])),
   tls_version: nullableString,
   cipher: nullableString,
-  groups_source: v.nullable(v.picklist(["connection", "context", "library-default"])),
-  comm: v.string(),
+  groups_source: v.nullable(v.picklist(["connection", "context", "library-default", "client-hello"])),
+  comm: nullableString,
   /** null when the process was gone before its executable could be read (never guessed) */
   exe: nullableString,
-  library: v.string(),
+  /** null when libssl did not see the handshake */
+  library: nullableString,
   duration_us: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))),
   error: nullableString,
+  // added with the wire source (null when unknown, never guessed)
+  observed_by: v.array(v.picklist(["libssl", "wire"])),
+  local_addr: nullableString,
+  local_port: nullablePort,
+  remote_addr: nullableString,
+  remote_port: nullablePort,
+  server_name: nullableString,
+  server_groups: v.nullable(v.array(v.string())),
+  key_shares_offered: v.nullable(v.array(v.string())),
+  hello_retry: v.nullable(v.boolean()),
+  alpn: nullableString,
+  ja4: nullableString,
+  resumed: v.nullable(v.boolean()),
 });
 
 export const ChainedObservationSchema = v.strictObject({
@@ -62,81 +77,6 @@ export interface LibraryFacts {
   ciphers: Readonly<Record<string, string>> | null;
   /** the library's default groups list (canonical names), what a client offers when the app sets none */
   defaultGroups: readonly string[] | null;
-}
-
-/** Key-exchange fields of a record, resolved from the kernel's raw facts. */
-export interface ResolvedKex {
-  negotiatedGroup: string | null;
-  negotiatedGroupId: number | null;
-  kexClass: KexClass | null;
-  tlsVersion: string | null;
-  cipher: string | null;
-  /** why a value stayed null although the kernel read something (for a one-time warning) */
-  problems: readonly string[];
-}
-
-const NO_PROBLEMS: readonly string[] = Object.freeze([]);
-
-/** `list` with `text` added; the list is allocated with its first problem (most handshakes have none). */
-function withProblem(list: string[] | null, text: string): string[] {
-  if (list === null) return [text];
-  list.push(text);
-  return list;
-}
-
-const NO_KEX: ResolvedKex = {
-  negotiatedGroup: null,
-  negotiatedGroupId: null,
-  kexClass: null,
-  tlsVersion: null,
-  cipher: null,
-  problems: NO_PROBLEMS,
-};
-
-/**
- * Names for the raw facts. Never guesses: a value that does not check out is null with a problem said. The
- * group is the session's key-exchange group; for TLS 1.3 the SSL object's own group must agree with it (a
- * resumed session without a new key exchange keeps an old group in the session: that must not be reported).
- */
-export function resolveKex(kex: KexFacts | null, lib: LibraryFacts, groups: GroupIndex): ResolvedKex {
-  if (kex === null) return NO_KEX;
-  // allocated only when there is something to say (rarely): this runs once per handshake
-  let problems: string[] | null = null;
-  let tlsVersion: string | null = null;
-  if (kex.version !== null) {
-    tlsVersion = TLS_VERSIONS.get(kex.version) ?? null;
-    if (tlsVersion === null)
-      problems = withProblem(problems, `unknown protocol version 0x${kex.version.toString(16)}`);
-  }
-  let cipher: string | null = null;
-  if (kex.cipherId !== null) {
-    const code = kex.cipherId & 0xffff;
-    cipher = (kex.cipherId >>> 24 === 0x03 ? lib.ciphers?.[String(code)] : undefined) ?? null;
-    if (cipher === null)
-      problems = withProblem(problems, `cipher id 0x${kex.cipherId.toString(16)} not named by the library`);
-  }
-  let groupId: number | null = null;
-  if (kex.group !== null && kex.group !== 0) {
-    groupId = kex.group;
-    if (tlsVersion === "TLSv1.3" && kex.group13 !== null && kex.group13 !== kex.group) {
-      problems = withProblem(
-        problems,
-        `TLS 1.3 group ${kex.group13} disagrees with the session's ${kex.group}`,
-      );
-      groupId = null;
-    }
-  }
-  const info = groupId === null ? undefined : groups.byCodePoint.get(groupId);
-  if (groupId !== null && !info)
-    problems = withProblem(problems, `group code point ${groupId} not in carnot's table`);
-  return {
-    negotiatedGroup: info?.name ?? null,
-    negotiatedGroupId: groupId,
-    kexClass: info?.kexClass ?? null,
-    tlsVersion,
-    cipher,
-    problems: problems ?? NO_PROBLEMS,
-  };
 }
 
 /** What the record builder needs from the world, looked up by the caller (I/O stays at the edge). */
@@ -167,62 +107,6 @@ export function formatKtime(ktimeNs: number, clockOffsetUs: number): string {
 }
 
 /**
- * How sure a record is: 1 when every field was seen; lowered when a field was inferred or defaulted, or the
- * outcome was not seen (the handshake was given up). Unknown fields are null and do not lower it.
- */
-export function observationConfidence(hs: CorrelatedHandshake): number {
-  let c = 1;
-  if (hs.startNs === null) c -= 0.1; // the first handshake call was missed: start and role may be off
-  if (hs.groupsSource === "context") c -= 0.05; // inferred through SSL_new's SSL* → SSL_CTX* link
-  if (hs.error === "timeout" || hs.error === "evicted" || hs.error === "incomplete") c -= 0.4;
-  return Math.round(c * 100) / 100;
-}
-
-export function buildObservation(
-  hs: CorrelatedHandshake,
-  ctx: ObservationContext,
-  kex: ResolvedKex = resolveKex(hs.kex, ctx.library(hs.libId), ctx.groupIndex),
-): Observation {
-  const lib = ctx.library(hs.libId);
-  let groups = hs.groups;
-  let groupsSource: Observation["groups_source"] = hs.groupsSource;
-  if (groups === null && lib.defaultGroups !== null) {
-    groups = [...lib.defaultGroups];
-    groupsSource = "library-default";
-  }
-  let confidence = observationConfidence(hs);
-  if (groupsSource === "library-default") confidence = Math.round((confidence - 0.05) * 100) / 100;
-  return {
-    source: "runtime.ebpf",
-    asset_id: null,
-    owner: null,
-    data_class: null,
-    secrecy_lifetime_years: null,
-    exposure: null,
-    sni: hs.sni,
-    groups_offered: groups ?? [],
-    handshake_success: hs.success,
-    pid: hs.pid,
-    tid: hs.tid,
-    ssl_ptr: `0x${hs.ssl.toString(16)}`,
-    time: formatKtime(hs.endNs, ctx.clockOffsetUs),
-    confidence,
-    role: hs.role,
-    negotiated_group: kex.negotiatedGroup,
-    negotiated_group_id: kex.negotiatedGroupId,
-    kex_class: kex.kexClass,
-    tls_version: kex.tlsVersion,
-    cipher: kex.cipher,
-    groups_source: groupsSource,
-    comm: hs.comm,
-    exe: ctx.exe(hs.pid),
-    library: lib.label,
-    duration_us: hs.startNs === null ? null : Math.floor((hs.endNs - hs.startNs) / 1000),
-    error: hs.error,
-  };
-}
-
-/**
  * The record's canonical JSON (keys sorted, no raw_hash/chain: what raw_hash covers), as `canonicalJson` gives
  * it, without sorting anything: an object literal in sorted key order serializes to exactly that text. Costs
  * a quarter of the generic path per record (the tracer's busiest step); test/trace/observation.test.ts holds
@@ -230,6 +114,7 @@ export function buildObservation(
  */
 export function canonicalObservation(o: Observation): string {
   return JSON.stringify({
+    alpn: o.alpn,
     asset_id: o.asset_id,
     cipher: o.cipher,
     comm: o.comm,
@@ -242,14 +127,25 @@ export function canonicalObservation(o: Observation): string {
     groups_offered: o.groups_offered,
     groups_source: o.groups_source,
     handshake_success: o.handshake_success,
+    hello_retry: o.hello_retry,
+    ja4: o.ja4,
     kex_class: o.kex_class,
+    key_shares_offered: o.key_shares_offered,
     library: o.library,
+    local_addr: o.local_addr,
+    local_port: o.local_port,
     negotiated_group: o.negotiated_group,
     negotiated_group_id: o.negotiated_group_id,
+    observed_by: o.observed_by,
     owner: o.owner,
     pid: o.pid,
+    remote_addr: o.remote_addr,
+    remote_port: o.remote_port,
+    resumed: o.resumed,
     role: o.role,
     secrecy_lifetime_years: o.secrecy_lifetime_years,
+    server_groups: o.server_groups,
+    server_name: o.server_name,
     sni: o.sni,
     source: o.source,
     ssl_ptr: o.ssl_ptr,
@@ -262,21 +158,4 @@ export function canonicalObservation(o: Observation): string {
 /** Where observations go: the chained writer (its `append` with the precomputed canonical text). */
 export interface ObservationSink {
   append(record: Record<string, unknown>, canonical: string): void;
-}
-
-/**
- * One handshake → one record appended to `sink`: the tracer's hot path, shared by the trace and its warm-up.
- * `onProblem` hears why a key-exchange value stayed null (the caller decides how often to say it).
- */
-export function appendObservation(
-  hs: CorrelatedHandshake,
-  ctx: ObservationContext,
-  sink: ObservationSink,
-  onProblem?: (lib: LibraryFacts, problem: string) => void,
-): void {
-  const lib = ctx.library(hs.libId);
-  const kex = resolveKex(hs.kex, lib, ctx.groupIndex);
-  if (onProblem) for (const problem of kex.problems) onProblem(lib, problem);
-  const record = buildObservation(hs, ctx, kex);
-  sink.append(record, canonicalObservation(record));
 }

@@ -1,36 +1,31 @@
 /**
- * The tracing loop of `carnot trace`: probes → drain on a short timer → correlate → records → chained writer,
- * metrics on stderr, and an orderly stop (drain, flush pending as incomplete, seal, metrics, then detach).
+ * `carnot trace` from start to stop: sources opened (offsets verified first), the pipeline drained on a short
+ * timer, metrics on stderr, and an orderly stop (drain, what is in progress written as incomplete, seal,
+ * metrics, then detach). The data path itself is src/trace/pipeline.ts.
  */
 import { Libc } from "../../ffi/libc.ts";
-import {
-  closeSync,
-  constants,
-  openSync,
-  readFileSync,
-  readlinkSync,
-  realpathSync,
-  statSync,
-  unlinkSync,
-} from "node:fs";
+import { closeSync, constants, openSync, readFileSync, readlinkSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { ChainedWriter } from "../chain/writer.ts";
-import { CarnotError, describeError, writeFailure } from "../errors.ts";
-import { writeFileSafely } from "../io/safe-file.ts";
+import { CarnotError, describeError } from "../errors.ts";
 import { log } from "../log.ts";
-import { type CorrelatedHandshake, HandshakeCorrelator } from "./libssl/correlate.ts";
-import { type CalibrationResult, calibrate } from "./libssl/calibration/calibrate.ts";
-import { type GroupIndex, indexGroups } from "./groups.ts";
-import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.ts";
-import { appendObservation, type LibraryFacts, type ObservationContext } from "./observation.ts";
-import { SslProbes } from "./libssl/probes.ts";
+import { indexGroups } from "./groups.ts";
+import { formatMetrics, type TraceMetrics, writeMetricsJson } from "./metrics.ts";
+import type { LibraryFacts, ObservationContext } from "./observation.ts";
+import { TracePipeline } from "./pipeline.ts";
+import { openSources, type SourceChoice } from "./sources.ts";
 import { warmUpPipeline } from "./warmup.ts";
 
 const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = constants;
 
+export type { TraceMetrics } from "./metrics.ts";
+export { formatMetrics } from "./metrics.ts";
+
 export interface TraceOptions {
   /** output file; null = stdout */
   out: string | null;
+  /** which kernel sources run (default: both) */
+  source?: SourceChoice;
   /** libraries to probe; empty = the system libssl */
   libraries: string[];
   pid?: number;
@@ -59,15 +54,6 @@ export interface TraceOptions {
   status?: (line: string) => void;
 }
 
-export interface TraceMetrics {
-  eventsReceived: number;
-  handshakesEmitted: number;
-  correlationTimeouts: number;
-  cacheEvictions: number;
-  kernel_drops: number;
-  kernel_drop_rate: number;
-}
-
 export interface TraceSummary {
   metrics: TraceMetrics;
   /** records written (handshakesEmitted minus none: every handshake becomes a line) */
@@ -88,10 +74,6 @@ export interface TraceSummary {
 const DRAIN_INTERVAL_MS = 50;
 /** How often whole lines reach the output file when the writer's buffer is not yet full. */
 const WRITE_INTERVAL_MS = 200;
-/** How often pending handshakes are checked against the window (a scan of the pending table). */
-const EXPIRE_INTERVAL_MS = 100;
-/** Aggregated mode: how often the kernel's table of handshakes in progress is scanned for stale ones. */
-const KERNEL_EXPIRE_INTERVAL_MS = 500;
 const EXE_CACHE_MAX = 4096;
 
 /**
@@ -137,22 +119,6 @@ function assertWritable(path: string, followSymlinks = false): void {
   }
 }
 
-export function formatMetrics(m: TraceMetrics): string {
-  return (
-    `eventsReceived=${m.eventsReceived} handshakesEmitted=${m.handshakesEmitted} ` +
-    `correlationTimeouts=${m.correlationTimeouts} cacheEvictions=${m.cacheEvictions} ` +
-    `kernel_drops=${m.kernel_drops} kernel_drop_rate=${m.kernel_drop_rate}`
-  );
-}
-
-function writeMetricsJson(path: string, m: TraceMetrics, followSymlinks = false): void {
-  try {
-    writeFileSafely(path, `${JSON.stringify(m)}\n`, { followSymlinks });
-  } catch (err) {
-    throw writeFailure(path, err, "cannot write metrics to");
-  }
-}
-
 /** /proc/PID/exe, read once per process at first sight (a short-lived client may be gone by completion). */
 class ExeCache {
   private readonly paths = new Map<number, string | null>();
@@ -174,26 +140,6 @@ class ExeCache {
     if (!this.paths.has(pid)) this.see(pid);
     return this.paths.get(pid) ?? null;
   }
-}
-
-/** What the records say about a library: its label with the OpenSSL version, cipher names, default groups. */
-export function libraryFacts(
-  path: string,
-  result: CalibrationResult | undefined,
-  groups: GroupIndex,
-): LibraryFacts {
-  const c = result?.calibration ?? null;
-  // the library's own answer (OpenSSL_version) first, else the version string found in the file
-  const fromLibrary = c ? /OpenSSL \d+\.\d+\.\d+[a-z]?/.exec(c.openssl)?.[0] : undefined;
-  const fromFile = opensslVersion(path);
-  const version = fromLibrary ?? (fromFile ? `OpenSSL ${fromFile}` : null);
-  let defaultGroups: string[] | null = null;
-  if (c?.defaultGroups) {
-    const names = c.defaultGroups.map((code) => groups.byCodePoint.get(code)?.name ?? null);
-    // a code point carnot cannot name makes the list incomplete: no list rather than a wrong one
-    defaultGroups = names.every((n) => n !== null) ? (names as string[]) : null;
-  }
-  return { label: version ? `${path} (${version})` : path, ciphers: c?.ciphers ?? null, defaultGroups };
 }
 
 /** Runs until SIGINT/SIGTERM, `durationS` or `signal`; resolves once everything is written and detached. */
@@ -218,10 +164,6 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
 /** The trace itself; `stopSignal` ends it (from SIGINT/SIGTERM, the caller's signal or --duration). */
 async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<TraceSummary> {
   const status = opts.status ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const libraries = opts.libraries.length > 0 ? opts.libraries : [findSystemLibssl()];
-  if (libraries.some((l) => l === null)) {
-    throw new CarnotError("no libssl found (install libssl3, or name one with --libssl PATH)");
-  }
   if (opts.out !== null) assertWritable(opts.out, opts.followSymlinks);
   if (opts.metricsJson) {
     try {
@@ -230,72 +172,14 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       throw new CarnotError(`metrics path not writable: ${opts.metricsJson}`, { exitCode: 2, cause: err });
     }
   }
-
-  // Offsets verified for each exact file before anything is attached (a cached result costs a stat).
-  const calibrations = new Map<string, CalibrationResult>();
-  for (const path of libraries as string[]) {
-    let resolved: string;
-    try {
-      // what cannot be probed is refused before anything runs it (calibration executes node, for one)
-      resolved = checkLibssl(path).path;
-    } catch (err) {
-      throw new CarnotError(describeError(err), { exitCode: 2 });
-    }
-    if (!calibrations.has(resolved))
-      calibrations.set(resolved, await calibrate(resolved, { cacheDir: opts.cacheDir }));
-  }
-  const offsetsOf = (path: string) => {
-    let resolved = path;
-    try {
-      resolved = realpathSync(path);
-    } catch {}
-    const c = calibrations.get(resolved)?.calibration;
-    return c ? { ...c.offsets, handStateOk: c.handStateOk } : null;
-  };
-  const probes = SslProbes.open({
-    libraries: libraries as string[],
-    pid: opts.pid,
-    comm: opts.comm,
-    ringbufSize: opts.ringbufSize,
-    verbose: opts.verbose,
-    offsets: (libraries as string[]).map(offsetsOf),
-    implicitProbes: opts.implicitProbes,
-    aggregate: opts.rawEvents !== true,
-    maxPending: opts.maxPending,
-  });
+  const groupIndex = indexGroups();
+  const sources = await openSources({ ...opts, source: opts.source ?? "all", groupIndex, status });
   let writer: ChainedWriter;
   try {
     writer = await ChainedWriter.open(opts.out, { key: opts.key, followSymlinks: opts.followSymlinks });
   } catch (err) {
-    probes.close();
+    sources.close();
     throw err;
-  }
-
-  const groupIndex = indexGroups();
-  const facts = probes.libraries.map(({ path }) => libraryFacts(path, calibrations.get(path), groupIndex));
-  const labels = facts.map((f) => f.label);
-  for (const { path } of probes.libraries) {
-    const result = calibrations.get(path);
-    const label = facts[probes.libraries.findIndex((l) => l.path === path)]!.label;
-    if (result?.calibration) {
-      const unverified = Object.entries(result.calibration.offsets)
-        .filter(([, value]) => value === null)
-        .map(([name]) => name);
-      if (opts.verbose) {
-        const how = result.cached ? "cached" : `${result.calibration.handshakes} calibration handshakes`;
-        status(`carnot: ${label}: offsets verified (${how}): ${JSON.stringify(result.calibration.offsets)}`);
-      }
-      if (unverified.length > 0) {
-        status(
-          `carnot: warning: ${label}: no verified offset for ${unverified.join(", ")}: those values stay null`,
-        );
-      }
-    } else {
-      status(
-        `carnot: warning: ${label}: struct offsets not verified (${result?.problem ?? "not calibrated"}): ` +
-          "negotiated_group, tls_version and cipher stay null, implicit handshakes are not seen",
-      );
-    }
   }
   const clocks = sampleClocks();
   const monotonicNowNs = () => Number(process.hrtime.bigint()) + clocks.monotonicMinusHrtimeNs;
@@ -306,80 +190,34 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     defaultGroups: null,
   });
   const context: ObservationContext = {
-    library: (id) => facts[id] ?? unknownLibrary(id),
+    library: (id) => sources.facts[id] ?? unknownLibrary(id),
     exe: (pid) => exe.get(pid),
     clockOffsetUs: clocks.wallMinusMonotonicUs,
     groupIndex,
   };
-  let writeError: unknown = null;
   const warned = new Set<string>();
-  const warnOnce = (lib: LibraryFacts, problem: string) => {
+  const warnOnce = (lib: LibraryFacts | null, problem: string) => {
     // once per library and kind of problem (the numbers in it vary)
-    const key = `${lib.label}:${problem.replace(/0x[0-9a-f]+|\d+/g, "N")}`;
+    const label = lib?.label ?? "wire";
+    const key = `${label}:${problem.replace(/0x[0-9a-f]+|\d+/g, "N")}`;
     if (warned.has(key)) return;
     warned.add(key);
-    status(`carnot: warning: ${lib.label}: ${problem}: value left null`);
+    status(`carnot: warning: ${label}: ${problem}: value left null`);
   };
-  const onHandshake = (hs: CorrelatedHandshake) => {
-    if (writeError) return;
-    try {
-      appendObservation(hs, context, writer, warnOnce);
-    } catch (err) {
-      writeError = err;
-    }
-  };
-  const correlator = new HandshakeCorrelator(
-    { windowNs: opts.windowMs * 1e6, maxPending: opts.maxPending, groupIndex },
-    onHandshake,
-  );
-  const aggregate = opts.rawEvents !== true;
-  const commOf = (pid: number): string => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-    } catch {
-      return "";
-    }
-  };
-  /** Aggregated mode: handshakes the kernel holds, untouched since `before`, become lines with `error`. */
-  const giveUpKernelHandshakes = (error: string, before: number) => {
-    const now = monotonicNowNs();
-    for (const hs of probes.liveHandshakes()) {
-      if (hs.lastNs >= before) continue;
-      probes.forgetHandshake(hs);
-      correlator.giveUp(hs, error, error === "timeout" ? hs.lastNs : now, commOf(hs.pid));
-    }
-  };
-  let eventsReceived = 0;
-  const drainAll = (): number => {
-    let total = 0;
-    for (;;) {
-      const n = probes.drain((ev) => {
-        exe.see(ev.pid);
-        correlator.push(ev);
-      });
-      total += n;
-      if (n === 0) break;
-    }
-    eventsReceived += total;
-    return total;
-  };
-  const metrics = (): TraceMetrics => {
-    const { dropped } = probes.stats();
-    const c = correlator.counters;
-    const seen = eventsReceived + dropped;
-    return {
-      eventsReceived,
-      handshakesEmitted: c.handshakesEmitted,
-      correlationTimeouts: c.correlationTimeouts,
-      cacheEvictions: c.cacheEvictions + probes.kernelEvictions,
-      kernel_drops: dropped,
-      kernel_drop_rate: seen === 0 ? 0 : Number((dropped / seen).toPrecision(6)),
-    };
-  };
-  // The writer buffers ~1 MiB; a live trace (`carnot trace | jq`) wants its lines out while they are fresh.
-  const flushWriter = () => writer.flush();
+  const pipeline = new TracePipeline({
+    windowMs: opts.windowMs,
+    maxPending: opts.maxPending,
+    groupIndex,
+    libssl: sources.probes,
+    wire: sources.wire,
+    context,
+    sink: writer,
+    onProblem: warnOnce,
+    seeProcess: (pid) => exe.see(pid),
+    commOf,
+  });
 
-  if (aggregate) {
+  if (opts.rawEvents !== true) {
     // The engine compiles the hot path on these synthetic handshakes, not on the first real ones, while the
     // traced host is busy. After the BPF load (whose transient memory would otherwise add to the warm-up's);
     // events arriving meanwhile wait in the ring buffer.
@@ -393,9 +231,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       log.debug(`trace: pipeline warm-up failed: ${describeError(err)}`);
     }
   }
-  const attachMs = probes.attachMs;
-  const where = labels.join(", ");
-  status(`carnot: ready: ${probes.linkCount} probes on ${where}, attached in ${attachMs.toFixed(0)} ms`);
+  status(`carnot: ready: ${sources.summary}, attached in ${sources.attachMs.toFixed(0)} ms`);
 
   let stopRequested = 0;
   const stopped = Promise.withResolvers<void>();
@@ -407,35 +243,27 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   if (stopSignal.aborted) requestStop();
   const timers: ReturnType<typeof setInterval>[] = [];
   let lastWrite = performance.now();
-  let lastExpire = lastWrite;
-  let lastKernelExpire = lastWrite;
   timers.push(
     setInterval(() => {
-      drainAll();
+      pipeline.drain(sources.region);
+      pipeline.tick(monotonicNowNs());
       const now = performance.now();
-      if (now - lastExpire >= EXPIRE_INTERVAL_MS) {
-        lastExpire = now;
-        correlator.expire(monotonicNowNs());
-      }
-      if (aggregate && now - lastKernelExpire >= KERNEL_EXPIRE_INTERVAL_MS) {
-        lastKernelExpire = now;
-        giveUpKernelHandshakes("timeout", monotonicNowNs() - opts.windowMs * 1e6);
-      }
       if (now - lastWrite >= WRITE_INTERVAL_MS) {
         lastWrite = now;
         try {
-          flushWriter();
+          // the writer buffers ~1 MiB; a live trace (`carnot trace | jq`) wants its lines while they are fresh
+          writer.flush();
         } catch (err) {
-          writeError ??= err;
+          pipeline.writeError ??= err;
         }
       }
-      if (writeError) requestStop();
+      if (pipeline.writeError) requestStop();
     }, DRAIN_INTERVAL_MS),
   );
   if (opts.metricsIntervalS > 0) {
     timers.push(
       setInterval(() => {
-        const m = metrics();
+        const m = pipeline.metrics();
         status(`carnot: ${formatMetrics(m)}`);
         if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m, opts.followSymlinks);
       }, opts.metricsIntervalS * 1000),
@@ -446,26 +274,35 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   try {
     await stopped.promise;
     for (const t of timers) clearInterval(t);
-    drainAll();
-    if (aggregate) giveUpKernelHandshakes("incomplete", Number.POSITIVE_INFINITY);
-    correlator.flush("incomplete");
+    pipeline.finish(sources.region, monotonicNowNs());
+    const writeError = pipeline.writeError;
     if (writeError) {
       await writer.abort(`write failed: ${describeError(writeError)}`);
       throw new CarnotError(`cannot write output: ${describeError(writeError)}`, { cause: writeError });
     }
     await writer.close();
-    const m = metrics();
+    const m = pipeline.metrics();
     const stopMs = performance.now() - stopRequested;
     status(`carnot: ${formatMetrics(m)}`);
     if (opts.metricsJson) writeMetricsJson(opts.metricsJson, m, opts.followSymlinks);
     const detachStart = performance.now();
-    probes.close();
+    sources.close();
     const detachMs = performance.now() - detachStart;
-    return { metrics: m, records: writer.count, attachMs, stopMs, detachMs, libraries: labels };
+    const libraries = sources.facts.map((f) => f.label);
+    return { metrics: m, records: writer.count, attachMs: sources.attachMs, stopMs, detachMs, libraries };
   } finally {
     for (const t of timers) clearInterval(t);
     stopSignal.removeEventListener("abort", requestStop);
     await writer.abort("trace stopped by an error");
-    probes.close();
+    sources.close();
+  }
+}
+
+/** The comm of a live process (for handshakes the kernel gives up), "" when it is gone. */
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
   }
 }

@@ -9,17 +9,12 @@
  * nginx handshakes the tracer then runs ≈ 95 k instructions per handshake instead of ≈ 152 k (WORKLOG.md).
  */
 import { ChainedWriter } from "../chain/writer.ts";
-import { HandshakeCorrelator } from "./libssl/correlate.ts";
-import {
-  EVENT_LAYOUT,
-  EVENT_SIZE,
-  EventDecoder,
-  EventKind,
-  encodeDone,
-  encodeEvent,
-} from "./libssl/events.ts";
 import type { GroupIndex } from "./groups.ts";
-import { appendObservation, type ObservationContext } from "./observation.ts";
+import { EVENT_LAYOUT, EventKind, encodeDone, encodeEvent } from "./libssl/events.ts";
+import type { ObservationContext } from "./observation.ts";
+import { type EventRegion, TracePipeline } from "./pipeline.ts";
+import { encodeWireEvent, WireFlag, WireKind } from "./wire/events.ts";
+import { syntheticFlights } from "./wire/synthetic.ts";
 
 /** Handshakes run through the pipeline: enough for the engine's optimizing tier to compile every step. */
 export const WARMUP_HANDSHAKES = 4000;
@@ -29,12 +24,48 @@ export const WARMUP_HANDSHAKES = 4000;
  */
 const GC_EVERY_EVENTS = 1000;
 
+/** Records laid out as the ring buffer holds them (8-byte aligned), walked in order. */
+class SyntheticRegion implements EventRegion {
+  readonly dataBuffer: ArrayBuffer;
+  readonly dataOffset = 0;
+  readonly length: number;
+  readonly #records: [number, number][];
+  #next = 0;
+
+  constructor(records: Uint8Array[]) {
+    let size = 0;
+    for (const r of records) size += (r.byteLength + 7) & ~7;
+    const bytes = new Uint8Array(size);
+    this.#records = [];
+    let offset = 0;
+    for (const r of records) {
+      bytes.set(r, offset);
+      this.#records.push([offset, r.byteLength]);
+      offset += (r.byteLength + 7) & ~7;
+    }
+    this.dataBuffer = bytes.buffer;
+    this.length = size;
+  }
+
+  /** Everything at once, with a collection every so often (see GC_EVERY_EVENTS). */
+  drain(onRecord: (offset: number, length: number) => void): number {
+    const start = this.#next;
+    for (; this.#next < this.#records.length; this.#next++) {
+      const [offset, length] = this.#records[this.#next]!;
+      onRecord(offset, length);
+      if (this.#next % GC_EVERY_EVENTS === 0) Bun.gc(false);
+    }
+    return this.#next - start;
+  }
+}
+
 /**
- * Synthetic events: `count` handshakes, alternately a server's (one event) and a client's (SNI, done, free),
- * written into one region from four encoded templates (no allocation per event).
+ * Synthetic events: `count` handshakes, alternately a server's and a client's, each seen by both sources as
+ * the kernel hands them over: the socket's flights on the wire (linked to the SSL* by the sending thread) and
+ * the libssl probes' one event per handshake (with SNI and SSL_free for a client's).
  */
-function syntheticEvents(count: number): Uint8Array {
-  const kex = { version: 0x0304, cipherId: 0x0300_1302, group: 29, group13: 29 };
+function syntheticEvents(count: number): Uint8Array[] {
+  const kex = { version: 0x0304, cipherId: 0x0300_1301, group: 29, group13: 29 };
   const base = { libId: 0, comm: "warm-up" };
   const serverDone = encodeEvent({
     ...base,
@@ -48,53 +79,90 @@ function syntheticEvents(count: number): Uint8Array {
     data: encodeDone({ kex, ctx: 0x5500_0000_1000, role: "client", error: null, implicit: false }),
   });
   const clientFree = encodeEvent({ ...base, kind: EventKind.SslFree });
-  const events = Math.ceil(count / 2) + 3 * Math.floor(count / 2);
-  const region = new Uint8Array(events * EVENT_SIZE);
-  const view = new DataView(region.buffer);
-  let offset = 0;
-  const put = (template: Uint8Array, i: number, tsNs: number, aux: number) => {
-    region.set(template, offset);
-    const pid = 1000 + (i % 7);
-    view.setBigUint64(offset + EVENT_LAYOUT.ts_ns[0], BigInt(tsNs), true);
-    view.setBigUint64(offset + EVENT_LAYOUT.ptr[0], BigInt(0x5600_0000_0000 + (i % 64) * 0x1000), true);
-    view.setBigInt64(offset + EVENT_LAYOUT.aux[0], BigInt(aux), true);
-    view.setUint32(offset + EVENT_LAYOUT.pid[0], pid, true);
-    view.setUint32(offset + EVENT_LAYOUT.tid[0], pid, true);
-    offset += EVENT_SIZE;
+  const flights = syntheticFlights("warm-up.invalid");
+  const libssl = (template: Uint8Array, pid: number, ssl: number, tsNs: number, aux: number) => {
+    const e = template.slice();
+    const view = new DataView(e.buffer);
+    view.setBigUint64(EVENT_LAYOUT.ts_ns[0], BigInt(tsNs), true);
+    view.setBigUint64(EVENT_LAYOUT.ptr[0], BigInt(ssl), true);
+    view.setBigInt64(EVENT_LAYOUT.aux[0], BigInt(aux), true);
+    view.setUint32(EVENT_LAYOUT.pid[0], pid, true);
+    view.setUint32(EVENT_LAYOUT.tid[0], pid, true);
+    return e;
   };
+  const records: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const tsNs = 1_000_000_000 + i * 10_000;
-    if (i % 2 === 0) put(serverDone, i, tsNs, tsNs - 5000);
-    else {
-      put(clientSni, i, tsNs - 6000, 0);
-      put(clientDone, i, tsNs, tsNs - 5000);
-      put(clientFree, i, tsNs + 1000, 0);
+    const pid = 1000 + (i % 7);
+    const ssl = 0x5600_0000_0000 + (i % 64) * 0x1000;
+    const client = i % 2 === 1;
+    const socket = {
+      cookie: i + 1,
+      localAddr: "127.0.0.1",
+      remoteAddr: "127.0.0.1",
+      localPort: client ? 40000 + (i % 20000) : 443,
+      remotePort: client ? 443 : 40000 + (i % 20000),
+      comm: "warm-up",
+    };
+    // what this socket sent (its role's flights) and received, with the owner and link on what it sent
+    const sent = {
+      ...socket,
+      flags: WireFlag.Egress | WireFlag.Owner | WireFlag.Link,
+      pid,
+      tid: pid,
+      linkSsl: ssl,
+    };
+    const got = { ...socket, flags: 0 };
+    const seg = (side: typeof sent | typeof got, payload: Uint8Array, streamOffset: number, t: number) =>
+      encodeWireEvent({ ...side, kind: WireKind.Segment, tsNs: t, streamOffset, payload });
+    const ch = flights.clientHello.byteLength;
+    const sf = flights.serverFlight.byteLength;
+    if (client) {
+      records.push(libssl(clientSni, pid, ssl, tsNs - 6000, 0));
+      records.push(seg(sent, flights.clientHello, 0, tsNs - 5000));
+      records.push(seg(got, flights.serverFlight, 0, tsNs - 4000));
+      records.push(seg(sent, flights.clientFinished, ch, tsNs - 3000));
+      records.push(libssl(clientDone, pid, ssl, tsNs, tsNs - 5000));
+      records.push(seg(got, flights.serverAnswer, sf, tsNs + 500));
+      records.push(libssl(clientFree, pid, ssl, tsNs + 1000, 0));
+    } else {
+      records.push(seg(got, flights.clientHello, 0, tsNs - 5000));
+      records.push(seg(sent, flights.serverFlight, 0, tsNs - 4000));
+      records.push(seg(got, flights.clientFinished, ch, tsNs - 3000));
+      records.push(libssl(serverDone, pid, ssl, tsNs, tsNs - 5000));
+      records.push(seg(sent, flights.serverAnswer, sf, tsNs + 500));
     }
   }
-  return region;
+  return records;
 }
 
 /**
- * Runs `count` synthetic handshakes through the pipeline into /dev/null; returns how many records it made
- * (every one of them, or the warm-up itself is broken: the caller may check).
+ * Runs `count` synthetic handshakes through the pipeline (both sources, the join, the records, the chained
+ * writer) into /dev/null; returns how many records it made (every one of them, or the warm-up itself is broken).
  */
 export async function warmUpPipeline(
   ctx: ObservationContext,
   groupIndex: GroupIndex,
   count = WARMUP_HANDSHAKES,
+  out = "/dev/null",
 ): Promise<number> {
-  const region = syntheticEvents(count);
-  const decoder = new EventDecoder(region.buffer);
-  const writer = await ChainedWriter.open("/dev/null", { parallelAfter: Number.POSITIVE_INFINITY });
-  const warmCtx: ObservationContext = { ...ctx, exe: () => "/warm-up" };
-  const correlator = new HandshakeCorrelator({ windowNs: 2e9, maxPending: 1024, groupIndex }, (hs) =>
-    appendObservation(hs, warmCtx, writer),
-  );
-  for (let offset = 0; offset < region.byteLength; offset += EVENT_SIZE) {
-    correlator.push(decoder.decode(offset));
-    if (offset % (GC_EVERY_EVENTS * EVENT_SIZE) === 0) Bun.gc(false);
-  }
-  correlator.flush("incomplete");
+  const region = new SyntheticRegion(syntheticEvents(count));
+  const writer = await ChainedWriter.open(out, { parallelAfter: Number.POSITIVE_INFINITY });
+  const pipeline = new TracePipeline({
+    windowMs: 2000,
+    maxPending: 1024,
+    groupIndex,
+    libssl: null,
+    // nothing to tell a kernel: these connections exist nowhere
+    wire: {
+      release: () => {},
+      stats: () => ({ dropped: 0, followed: 0, notTls: 0, late: 0, filtered: 0, capped: 0 }),
+    },
+    context: { ...ctx, exe: () => "/warm-up" },
+    sink: writer,
+  });
+  pipeline.finish(region, 1_000_000_000 + count * 10_000 + 1e9);
+  if (pipeline.writeError) throw pipeline.writeError;
   await writer.close();
   return writer.count;
 }

@@ -149,8 +149,9 @@ describe.skipIf(skip !== null)("pipeline on real traced handshakes", () => {
     expect(bom.summary.observations).toBe(lines.length);
     const refs = new Set(bom.observations.map((o) => o.bom_ref));
     for (const l of lines) expect(refs.has(`obs-${String(l.raw_hash).slice(0, 24)}`)).toBe(true);
-    expect(bom.metrics.sni_counts["api.pipeline.example"]).toBe(2);
-    expect(bom.metrics.sni_counts["py.pipeline.example"]).toBe(2);
+    // each handshake twice: the client's line and, with the name the wire saw the client ask for, nginx's
+    expect(bom.metrics.sni_counts["api.pipeline.example"]).toBe(4);
+    expect(bom.metrics.sni_counts["py.pipeline.example"]).toBe(4);
     expect(bom.observations.every((o) => o.owner === "pipeline" && o.secrecy_lifetime_years === 20)).toBe(
       true,
     );

@@ -355,7 +355,9 @@ export async function runKexMatrix(opts: { binary?: string; args?: string[] } = 
     for (const side of ["client", "server"] as const) {
       const pids = c[side];
       if (pids === null) continue;
-      const lines = records.filter((r) => pids.includes(r.pid) && r.role === side && r.handshake_success);
+      const lines = records.filter(
+        (r) => r.pid !== null && pids.includes(r.pid) && r.role === side && r.handshake_success,
+      );
       const line = lines.length === 1 ? lines[0]! : null;
       const row = (field: string, expected: unknown, observed: unknown) =>
         rows.push({ case: c.name, side, field, expected, observed });

@@ -92,23 +92,25 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     ]);
     expect(started.cmdline).toEqual([binary, "trace", "-out", out, "--metrics-interval", "0"]);
     expect(records.length).toBeGreaterThan(0);
-    expect(records.filter((r) => r.comm.startsWith("warm-up") || r.sni === "warm-up.invalid")).toEqual([]);
+    expect(records.filter((r) => r.comm?.startsWith("warm-up") || r.sni === "warm-up.invalid")).toEqual([]);
   });
 
   test("curl, python and nginx lines carry the right SNI, groups, role and outcome", () => {
     const curlLines = records.filter((r) => r.pid === client.pid);
-    expect(curlLines.map((r) => [r.sni, r.groups_offered, r.groups_source, r.handshake_success])).toEqual([
-      ["bin.example", ["secp384r1", "X25519"], "context", true],
-    ]);
+    // both sources saw each handshake: one line, the offered groups as the ClientHello carried them
+    expect(
+      curlLines.map((r) => [r.sni, r.groups_offered, r.groups_source, r.handshake_success, r.observed_by]),
+    ).toEqual([["bin.example", ["secp384r1", "X25519"], "client-hello", true, ["libssl", "wire"]]]);
     const pyLines = records.filter((r) => r.pid === py.pid);
     expect(pyLines).toHaveLength(24);
     for (const r of pyLines) {
       const i = Number(/^bin(\d)\.example$/.exec(r.sni ?? "")?.[1]);
       expect(r.groups_offered).toEqual(i % 2 ? ["X448", "secp256r1"] : ["secp521r1"]);
-      expect(r.groups_source).toBe(i % 3 ? "connection" : "context");
+      expect(r.server_name).toBe(r.sni);
+      expect(r.observed_by).toEqual(["libssl", "wire"]);
       expect(r.handshake_success).toBe(true);
     }
-    const server = records.filter((r) => workers.includes(r.pid));
+    const server = records.filter((r) => r.pid !== null && workers.includes(r.pid));
     expect(server).toHaveLength(25);
     expect(server.every((r) => r.role === "server" && r.handshake_success)).toBe(true);
   });
@@ -119,11 +121,14 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     const stdout = res.stdout.toString();
     expect(res.exitCode).toBe(0);
     expect(performance.now() - t0).toBeLessThan(30_000);
-    const row = (sni: string) => stdout.split("\n").find((l) => l.includes(` ${sni} `)) ?? "";
+    // server lines carry the name their client asked for too: a row is found by role and name
+    const row = (sni: string, role = "client") =>
+      stdout.split("\n").find((l) => l.startsWith(`${role} `) && l.includes(` ${sni} `)) ?? "";
+    // seen by both sources: the groups as the ClientHello carried them, the key shares it sent
     expect(row("api.demo.example")).toMatch(
-      /^client\s+curl\[\d+\]\s+api\.demo\.example\s+X25519,secp256r1\s+context\s+yes/,
+      /^client\s+curl\[\d+\]\s+libssl\+wire\s+api\.demo\.example\s+X25519,secp256r1\s+X25519\s+yes/,
     );
-    expect(row("py-a.demo.example")).toMatch(/X25519\s+connection\s+yes/);
+    expect(row("py-a.demo.example")).toMatch(/X25519\s+X25519\s+yes/);
     // the key exchange python's only group allows, with the version and suite OpenSSL 3.0 picks for it
     expect(row("py-a.demo.example")).toMatch(/\s\d+\s+X25519\s+classical\s+TLSv1\.[23]\s+TLS_\w+$/);
     expect(row("refused.demo.example")).toMatch(/\s+no\s+fatal\s/);
@@ -131,6 +136,17 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
     // implicit handshakes (inside SSL_read/SSL_write) on both sides of openssl s_client ↔ s_server
     expect(row("s-client.demo.example")).toMatch(/^client\s+openssl\[\d+\].*\s+yes\s.*\sX448\s+classical\s/);
     expect(stdout).toMatch(/^server\s+s_server\[\d+\].*\s+yes\s.*\sX448\s+classical\s/m);
+    // Bun's own TLS in this very executable, seen on the wire alone, both ends: the hybrid post-quantum group
+    const bun = stdout.split("\n").filter((l) => l.includes(" bun.demo.example "));
+    expect(bun.map((l) => l.split(/\s+/)[0]).sort()).toEqual(["client", "server"]);
+    for (const l of bun)
+      expect(l).toMatch(
+        /\sbun\[\d+\]\s+wire\s+bun\.demo\.example\s.*\sX25519MLKEM768\s+hybrid-pq\s+TLSv1\.3\s/,
+      );
+    // GnuTLS, which no uprobe sees: its client line from the wire, nginx's joined
+    expect(row("gnutls.demo.example")).toMatch(/^client\s+gnutls-cli\[\d+\]\s+wire\s/);
+    expect(stdout).toMatch(/^server\s+nginx\[\d+\]\s+libssl\+wire\s+gnutls\.demo\.example\s/m);
+    expect(stdout).toMatch(/key exchange of \d+ successful handshakes: [1-9]\d* hybrid post-quantum/);
     const path = /seal: (\S+)\.seal\.json/.exec(stdout)?.[1];
     expect(path).toBeDefined();
     expect(Bun.spawnSync([binary, "verify", path!]).exitCode).toBe(0);

@@ -36,19 +36,37 @@ describe("engine options", () => {
 });
 
 describe("warm-up", () => {
-  test("every synthetic handshake becomes a record, written to /dev/null only", async () => {
+  test("every synthetic handshake becomes one record, joined from both sources", async () => {
     const groupIndex = indexGroups();
     const facts = {
       label: "warm-up library",
       ciphers: { "4866": "TLS_AES_256_GCM_SHA384" },
       defaultGroups: null,
     };
+    const out = join(dir, "warm-up.jsonl");
     const made = await warmUpPipeline(
       { library: () => facts, exe: () => null, clockOffsetUs: 0, groupIndex },
       groupIndex,
       300,
+      out,
     );
     expect(made).toBe(300);
+    // every step of both sources ran: each handshake joined from libssl's event and the wire's bytes
+    const records = readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(records).toHaveLength(300);
+    for (const r of records) {
+      expect(r.observed_by).toEqual(["libssl", "wire"]);
+      expect([r.handshake_success, r.negotiated_group, r.tls_version, r.server_name]).toEqual([
+        true,
+        "X25519",
+        "TLSv1.3",
+        "warm-up.invalid",
+      ]);
+    }
+    expect(new Set(records.map((r) => r.role))).toEqual(new Set(["client", "server"]));
     expect(WARMUP_HANDSHAKES).toBeGreaterThanOrEqual(1000);
   });
 });

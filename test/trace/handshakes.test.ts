@@ -1,5 +1,5 @@
 /**
- * End to end, as root: `carnot trace` (from source) attached to the system libssl while real clients (curl,
+ * End to end, as root: `carnot trace --source libssl` (from source) attached to the system libssl while real clients (curl,
  * the system python3) make real handshakes with real servers (nginx, openssl s_server) on 127.0.0.1.
  * Every observation is checked against the published schema; assertions look only at the processes this
  * test started (other tracers or TLS users on the machine do not disturb them).
@@ -81,7 +81,7 @@ describe.skipIf(skip !== null)("carnot trace with real servers and clients", () 
     });
     sServer = await startOpenSslServer(cert);
     out = join(dir, "runtime.jsonl");
-    const tracer = await startTracer(["--out", out, "--metrics-interval", "1"]);
+    const tracer = await startTracer(["--out", out, "--metrics-interval", "1", "--source", "libssl"]);
     runs.startedMs = Date.now();
 
     runs.curlNginx = await curl(nginx.port, "curl.example", { groups: "X25519:P-256" });
@@ -113,7 +113,7 @@ describe.skipIf(skip !== null)("carnot trace with real servers and clients", () 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const byPid = (pids: number[]) => records.filter((r) => pids.includes(r.pid));
+  const byPid = (pids: number[]) => records.filter((r) => r.pid !== null && pids.includes(r.pid));
 
   test("the tracer exits 0 after SIGINT, with every record valid, sealed and intact", async () => {
     expect(exitCode).toBe(0);

@@ -51,7 +51,16 @@ describe.skipIf(skip !== null)("the kernel's per-connection table", () => {
       socket: { data() {}, open() {}, close() {} },
     });
     const out = join(dir, "stalled.jsonl");
-    const tracer = await startTracer(["-o", out, "--max-pending", String(TABLE), "--metrics-interval", "0"]);
+    const tracer = await startTracer([
+      "-o",
+      out,
+      "--max-pending",
+      String(TABLE),
+      "--metrics-interval",
+      "0",
+      "--source",
+      "libssl",
+    ]);
     try {
       const py = Bun.spawnSync([SYSTEM_PYTHON, "-c", STALLED_CLIENTS, String(silent.port), String(CLIENTS)], {
         stdout: "pipe",

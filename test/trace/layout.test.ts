@@ -4,9 +4,6 @@
  * Editing one side only fails here.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   CONFIG_LAYOUT,
   CONFIG_SIZE,
@@ -44,9 +41,7 @@ import {
   STAT_COUNT,
   STAT_DROPPED,
 } from "../../src/trace/libssl/events.ts";
-
-const REPO = join(import.meta.dir, "..", "..");
-const COMPILER = Bun.which("cc") ?? Bun.which("clang") ?? Bun.which("gcc");
+import { COMPILER, measureHeader, tiles } from "../support/c-layout.ts";
 
 /** TS constant → C name in bpf/carnot.h. */
 const CONSTANTS: Record<string, [number, string]> = {
@@ -117,56 +112,25 @@ const CONSTANTS: Record<string, [number, string]> = {
   "KexValid.Group13": [KexValid.Group13, "CARNOT_KEX_GROUP13"],
 };
 
-/** Compiles and runs the probe program; returns "name value" lines as a map. */
-function measureHeader(): Map<string, number> {
-  const dir = mkdtempSync(join(tmpdir(), "carnot-layout-"));
-  try {
-    const lines: string[] = [];
-    const field = (struct: string, name: string) =>
-      `  printf("${struct}.${name} %zu %zu\\n", offsetof(struct ${struct}, ${name}), sizeof(((struct ${struct} *)0)->${name}));`;
-    for (const name of Object.keys(EVENT_LAYOUT)) lines.push(field("carnot_event", name));
-    for (const name of Object.keys(CONFIG_LAYOUT)) lines.push(field("carnot_config", name));
-    for (const name of Object.keys(KEX_LAYOUT)) lines.push(field("carnot_kex", name));
-    for (const name of Object.keys(LIB_OFFSETS_LAYOUT)) lines.push(field("carnot_lib_offsets", name));
-    for (const name of Object.keys(DONE_LAYOUT)) lines.push(field("carnot_done", name));
-    for (const name of Object.keys(CONN_KEY_LAYOUT)) lines.push(field("carnot_conn_key", name));
-    for (const name of Object.keys(CONN_STATE_LAYOUT)) lines.push(field("carnot_conn_state", name));
-    for (const [name, [, cName]] of Object.entries(CONSTANTS)) {
-      lines.push(`  printf("${name} %lld\\n", (long long)(${cName}));`);
-    }
-    const source = `#include <stdio.h>\n#include <stddef.h>\n#include "carnot.h"\nint main(void) {\n${lines.join("\n")}\n  return 0;\n}\n`;
-    writeFileSync(join(dir, "layout.c"), source);
-    const compile = Bun.spawnSync([
-      COMPILER!,
-      "-Wall",
-      "-Werror",
-      "-I",
-      join(REPO, "bpf"),
-      "-o",
-      join(dir, "layout"),
-      join(dir, "layout.c"),
-    ]);
-    if (compile.exitCode !== 0) throw new Error(`cc failed: ${compile.stderr.toString()}`);
-    const run = Bun.spawnSync([join(dir, "layout")]);
-    const values = new Map<string, number>();
-    for (const line of run.stdout.toString().trim().split("\n")) {
-      const [name, ...numbers] = line.split(" ");
-      numbers.forEach((n, i) => {
-        values.set(
-          i === 0 && numbers.length === 2 ? `${name}@offset` : i === 1 ? `${name}@size` : name!,
-          Number(n),
-        );
-      });
-    }
-    return values;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function measure(): Map<string, number> {
+  return measureHeader(
+    "carnot.h",
+    {
+      carnot_event: EVENT_LAYOUT,
+      carnot_config: CONFIG_LAYOUT,
+      carnot_kex: KEX_LAYOUT,
+      carnot_lib_offsets: LIB_OFFSETS_LAYOUT,
+      carnot_done: DONE_LAYOUT,
+      carnot_conn_key: CONN_KEY_LAYOUT,
+      carnot_conn_state: CONN_STATE_LAYOUT,
+    },
+    Object.fromEntries(Object.entries(CONSTANTS).map(([name, [, cName]]) => [name, cName])),
+  );
 }
 
 describe.skipIf(COMPILER === null)("bpf/carnot.h and src/trace/libssl/events.ts agree", () => {
   if (COMPILER === null) console.warn("layout test skipped: no C compiler (cc, clang or gcc) on PATH");
-  const measured = COMPILER === null ? new Map<string, number>() : measureHeader();
+  const measured = COMPILER === null ? new Map<string, number>() : measure();
 
   test.each(Object.entries(EVENT_LAYOUT))("carnot_event.%s offset and size", (name, [offset, size]) => {
     expect([measured.get(`carnot_event.${name}@offset`), measured.get(`carnot_event.${name}@size`)]).toEqual([
@@ -205,13 +169,7 @@ describe.skipIf(COMPILER === null)("bpf/carnot.h and src/trace/libssl/events.ts 
       [CONN_KEY_LAYOUT, CONN_KEY_SIZE],
       [CONN_STATE_LAYOUT, CONN_STATE_SIZE],
     ] as const) {
-      const spans = Object.values(layout).toSorted((a, b) => a[0] - b[0]);
-      let end = 0;
-      for (const [offset, length] of spans) {
-        expect(offset).toBe(end);
-        end = offset + length;
-      }
-      expect(end).toBe(size);
+      expect(tiles(layout, size)).toBe(true);
     }
   });
 });

@@ -4,13 +4,16 @@ import type { CorrelatedHandshake } from "../../src/trace/libssl/correlate.ts";
 import { indexGroups } from "../../src/trace/groups.ts";
 import { canonicalJson } from "../../src/chain/canonical.ts";
 import {
-  buildObservation,
   canonicalObservation,
   formatKtime,
   type ObservationContext,
   ObservationSchema,
-  resolveKex,
 } from "../../src/trace/observation.ts";
+import { buildObservation as build, resolveKex } from "../../src/trace/record.ts";
+
+/** The record of a handshake libssl alone saw. */
+const buildObservation = (h: CorrelatedHandshake, c: ObservationContext) =>
+  build({ libssl: h, wire: null }, c);
 
 const SPEC_KEYS = [
   "source",
@@ -39,6 +42,18 @@ const SPEC_KEYS = [
   "library",
   "duration_us",
   "error",
+  "observed_by",
+  "local_addr",
+  "local_port",
+  "remote_addr",
+  "remote_port",
+  "server_name",
+  "server_groups",
+  "key_shares_offered",
+  "hello_retry",
+  "alpn",
+  "ja4",
+  "resumed",
 ];
 
 const hs: CorrelatedHandshake = {
@@ -141,7 +156,7 @@ describe("observation records", () => {
   test("a given-up handshake without groups: empty list, null source, lower confidence", () => {
     const rec = buildObservation(
       { ...hs, groups: null, groupsSource: null, success: false, error: "incomplete", startNs: null },
-      { ...ctx, library: (id) => ({ ...ctx.library(id), defaultGroups: null }) },
+      { ...ctx, library: (id: number) => ({ ...ctx.library(id), defaultGroups: null }) },
     );
     expect(rec).toMatchObject({
       groups_offered: [],

@@ -206,7 +206,15 @@ describe.skipIf(skip !== null)("carnot trace stops cleanly", () => {
       "cacheEvictions",
       "kernel_drops",
       "kernel_drop_rate",
+      "libssl",
+      "wire",
+      "join",
     ]);
+    // each source counts its own; the totals are their sums
+    expect(Object.keys(m.libssl)).toEqual(["events", "handshakes", "timeouts", "evictions", "kernel_drops"]);
+    expect(m.wire.kernel_drops).toBe(0);
+    expect(m.eventsReceived).toBe(m.libssl.events + m.wire.events);
+    expect(m.kernel_drops).toBe(m.libssl.kernel_drops + m.wire.kernel_drops);
   });
 
   test("bad input: one line, non-zero exit, nothing attached, nothing written", () => {

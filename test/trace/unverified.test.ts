@@ -41,7 +41,7 @@ describe.skipIf(skip !== null)("a library carnot cannot verify", () => {
       JSON.stringify(unverified),
     );
     const out = join(dir, "out.jsonl");
-    const tracer = await startTracer(["--out", out, "--metrics-interval", "0"], {
+    const tracer = await startTracer(["--out", out, "--metrics-interval", "0", "--source", "libssl"], {
       env: { CARNOT_CACHE_DIR: cache },
     });
     const first = await curl(nginx.port, "one.example");

@@ -192,6 +192,8 @@ export class SslProbes {
   readonly attachMs: number;
   /** How the probes ended up attached. */
   readonly attachMode: "multi" | "perf-event";
+  /** one event per handshake (the kernel correlates), else one per probed call */
+  readonly aggregated: boolean;
   readonly #object: BpfObject;
   readonly #libbpf: Libbpf;
   readonly #links: BpfLink[];
@@ -210,8 +212,10 @@ export class SslProbes {
     libraries: { id: number; path: string }[],
     attachMs: number,
     attachMode: "multi" | "perf-event",
+    aggregated: boolean,
   ) {
     this.attachMode = attachMode;
+    this.aggregated = aggregated;
     this.#libbpf = libbpf;
     this.#object = object;
     this.#links = links;
@@ -368,7 +372,7 @@ export class SslProbes {
       if (opts.verbose) log.debug(`attached ${links.length} ${mode} links in ${attachMs.toFixed(0)} ms`);
       // The size the kernel really has (libbpf may round a ring buffer up).
       reader = new RingBufferReader(libbpf.libc, loaded.mapFd("events"), loaded.maxEntries("events"));
-      return new SslProbes(libbpf, loaded, links, reader, libraries, attachMs, mode);
+      return new SslProbes(libbpf, loaded, links, reader, libraries, attachMs, mode, opts.aggregate === true);
     } catch (err) {
       for (const link of links) link.destroy();
       reader?.close();
@@ -393,6 +397,20 @@ export class SslProbes {
     return this.#reader.drain((offset, length) => {
       if (length >= EVENT_SIZE) onEvent(decoder.decode(offset));
     }, maxEvents);
+  }
+
+  /** The ring buffer the probes write to (the wire source writes to it too when it shares it). */
+  get ring(): RingBufferReader {
+    return this.#reader;
+  }
+
+  /** The maps another carnot object shares with these probes: the ring buffer and the per-thread handshakes. */
+  sharedMaps(): { events: number; hsStacks: number; implicitSsl: number } {
+    return {
+      events: this.#object.mapFd("events"),
+      hsStacks: this.#object.mapFd("hs_stacks"),
+      implicitSsl: this.#object.mapFd("implicit_ssl"),
+    };
   }
 
   /** Bytes waiting in the ring buffer. */

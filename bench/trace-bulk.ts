@@ -1,9 +1,9 @@
 /**
- * What the optional implicit-handshake checkpoints (`--implicit-probes`: SSL_read/SSL_write entries) and the
- * default probes cost on a bulk transfer: curl downloads a 1 GiB file from nginx over TLS on loopback, both
- * sides using the system libssl, untraced / traced / traced with --implicit-probes, alternating. The figure is
- * the CPU time curl + nginx spend per GiB (user + system), less sensitive to other load than wall time.
- * Needs root. Run: `bun bench/trace-bulk.ts`.
+ * What tracing costs a bulk transfer, once its handshake is past: curl downloads a 1 GiB file from nginx over
+ * TLS on loopback (both sides on the system libssl), untraced / traced (both sources: the wire's cgroup
+ * programs run on every packet) / the libssl source alone / with --implicit-probes (SSL_read/SSL_write
+ * entries), alternating. The figure is the CPU time curl + nginx + the tracer spend per GiB (user + system),
+ * less sensitive to other load than wall time. Needs root. Run: `bun bench/trace-bulk.ts`.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -56,7 +56,7 @@ Bun.spawnSync(["mkdir", "-p", files]);
 Bun.spawnSync(["truncate", "-s", `${SIZE_MIB}M`, join(files, "bulk.bin")]);
 const cert = await makeSelfSignedCert(dir);
 const nginx = await startNginx(join(dir, "nginx"), cert, { workers: 1, filesRoot: files });
-const modes = ["untraced", "traced", "traced --implicit-probes"] as const;
+const modes = ["untraced", "traced", "traced --source libssl", "traced --implicit-probes"] as const;
 const results: Record<string, number[]> = Object.fromEntries(modes.map((m) => [m, []]));
 try {
   const [worker] = await childPids(nginx.pid);
@@ -73,15 +73,19 @@ try {
                 "--metrics-interval",
                 "0",
                 ...(mode.includes("implicit") ? ["--implicit-probes"] : []),
+                ...(mode.includes("libssl") ? ["--source", "libssl"] : []),
               ],
               { binary: COMPILED },
             );
+      const tracerBefore = tracer ? cpuTicks(tracer.proc.pid, false) : 0;
       const r = download(nginx.port, worker!);
+      // the tracer's own work during the transfer counts too
+      const tracerS = tracer ? (cpuTicks(tracer.proc.pid, false) - tracerBefore) / CLOCK_TICKS : 0;
       await tracer?.stop("SIGINT");
-      const perGiB = (r.cpuS * 1024) / SIZE_MIB;
+      const perGiB = ((r.cpuS + tracerS) * 1024) / SIZE_MIB;
       results[mode]!.push(perGiB);
       console.log(
-        `round ${round + 1} ${mode}: ${r.wallS.toFixed(2)} s wall, ${perGiB.toFixed(3)} CPU s/GiB (curl + nginx)`,
+        `round ${round + 1} ${mode}: ${r.wallS.toFixed(2)} s wall, ${perGiB.toFixed(3)} CPU s/GiB (curl + nginx + tracer ${tracerS.toFixed(2)} s)`,
       );
     }
   }

@@ -406,19 +406,27 @@ export class SslProbes {
    */
   liveHandshakes(): KernelHandshake[] {
     if (this.#closed) return [];
-    const entries = this.#object.entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE);
-    const { connCreated, connDeleted } = readStats(this.#object);
-    const evicted = connCreated - connDeleted - this.#forgotten - entries.length;
+    // The counters are read on both sides of the table: each entry created before the walk began is, by its
+    // end, deleted (counted by then), forgotten, evicted or seen. Probes running meanwhile can then only make
+    // the count lower, never invent an eviction (created and deleted read at other moments than the walk did).
+    const before = readStats(this.#object);
+    const entries = new Map<string, [Uint8Array, Uint8Array]>();
+    // a walk that lost its place (its key deleted meanwhile) starts over: an entry may come twice
+    for (const entry of this.#object.entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE))
+      entries.set(entry[0].join(","), entry);
+    const after = readStats(this.#object);
+    const evicted = before.connCreated - after.connDeleted - this.#forgotten - entries.size;
     this.#kernelEvictions = Math.max(this.#kernelEvictions, evicted);
-    return entries
+    return [...entries.values()]
       .map(([key, value]) => decodeConn(key, value))
       .filter((c) => (c.flags & ConnFlags.Live) !== 0);
   }
 
   /**
    * Entries the kernel's per-connection table evicted itself (full at --max-pending: an LRU hash drops its
-   * least recently used entry), as of the last liveHandshakes(): entries created − deleted (by the probes, or
-   * by forgetHandshake) − entries held; exact when no probe runs meanwhile (at exit), never lower than before.
+   * least recently used entry), as of the last liveHandshakes(): at least entries created − deleted (by the
+   * probes, or by forgetHandshake) − entries held; exact when no probe runs meanwhile (at exit), never lower
+   * than before, never more than really were.
    */
   get kernelEvictions(): number {
     return this.#kernelEvictions;

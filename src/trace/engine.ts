@@ -19,6 +19,7 @@ import { COMPRESS_FUNCTION_NAME } from "../chain/blake3.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../self.ts";
 import { traceCacheDir } from "./cache-dir.ts";
+import { heldStopSignal, signalNumbers, stopSignals } from "./stop-signals.ts";
 
 /**
  * The allocator (mimalloc, read from the environment at start-up too) keeps the memory it frees for reuse
@@ -56,9 +57,17 @@ export function tracerEngineEnv(cacheDir = traceCacheDir()): Record<string, stri
 
 /**
  * Re-executes this process with the tracer's engine options unless the environment already has engine
- * options; returns (and the trace runs with the engine's defaults) only if re-execution is not possible.
+ * options; returns (and the trace runs with the engine's defaults) only if re-execution is not possible, or
+ * a stop signal came first (holdStopSignals caught it; this process then stops the trace itself).
+ *
+ * A stop signal must not be lost on the way: one taken by a thread of the runtime just before execve would be
+ * (its listener never runs). So the stop signals get their default action (until execve has replaced the
+ * image one ends the process at once, which has done nothing yet) and are blocked on this thread, the one
+ * execve keeps: after it one waits pending until the new image listens for it (src/trace/stop-signals.ts).
+ * The listeners hear those caught before the switch first. (The compiled executable keeps them blocked until
+ * its first line; run from source, Bun's module loader waits in its event loop, signals unblocked, before.)
  */
-export function restartWithEngineOptions(): void {
+export async function restartWithEngineOptions(): Promise<void> {
   if (ENGINE_VARIABLES.some((name) => process.env[name] !== undefined)) return;
   // the user's own settings win
   const options = Object.fromEntries(
@@ -70,15 +79,30 @@ export function restartWithEngineOptions(): void {
   const lines = Object.entries(env)
     .filter((entry): entry is [string, string] => entry[1] !== undefined)
     .map(([name, value]) => `${name}=${value}`);
+  const libc = new Libc();
+  const signals = signalNumbers(stopSignals());
+  const saved = signals.map((signal) => [signal, libc.defaultDisposition(signal)] as const);
+  libc.blockSignals(signals, true);
+  const restore = () => {
+    for (const [signal, disposition] of saved) libc.restoreDisposition(signal, disposition);
+    libc.blockSignals(signals, false);
+  };
+  // one caught before the switch reaches its listener in this turn of the event loop
+  await new Promise((resolve) => setImmediate(resolve));
+  if (heldStopSignal() !== null) {
+    restore();
+    log.debug(`trace: ${heldStopSignal()} during start-up: not re-executed`);
+    return;
+  }
   let reason: string;
   try {
-    const libc = new Libc();
     reason = libc.strerror(
       libc.execve(process.execPath, [...selfCommand(), ...process.argv.slice(2)], lines),
     );
   } catch (err) {
     reason = (err as Error).message;
   }
+  restore();
   const names = Object.entries(options)
     .map(([name, value]) => `${name}=${value}`)
     .join(" ");

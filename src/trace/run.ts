@@ -24,6 +24,7 @@ import { type GroupIndex, indexGroups } from "./groups.ts";
 import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.ts";
 import { appendObservation, type LibraryFacts, type ObservationContext } from "./observation.ts";
 import { SslProbes } from "./libssl/probes.ts";
+import { heldStopSignal, stopSignals } from "./stop-signals.ts";
 import { warmUpPipeline } from "./warmup.ts";
 
 export interface TraceOptions {
@@ -193,26 +194,30 @@ export function libraryFacts(
   return { label: version ? `${path} (${version})` : path, ciphers: c?.ciphers ?? null, defaultGroups };
 }
 
-/** Runs until SIGINT/SIGTERM, `durationS` or `signal`; resolves once everything is written and detached. */
+/**
+ * Runs until a stop signal (SIGINT, SIGTERM, SIGHUP: src/trace/stop-signals.ts), `durationS` or `signal`;
+ * resolves once everything is written and detached.
+ */
 export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
-  // SIGINT/SIGTERM are taken from the start: one that arrives during calibration, the BPF load or the
-  // warm-up stops the trace as soon as it is attached (drained, sealed, exit 0) instead of killing it midway.
+  // Taken from the start: one that arrives during calibration, the BPF load or the warm-up (or before, while
+  // carnot itself started: heldStopSignal) stops the trace as soon as it is attached (drained, sealed, exit 0)
+  // instead of killing it midway.
   const stop = new AbortController();
   const requestStop = () => stop.abort();
-  process.on("SIGINT", requestStop);
-  process.on("SIGTERM", requestStop);
+  const signals = stopSignals();
+  for (const signal of signals) process.on(signal, requestStop);
+  if (heldStopSignal() !== null) requestStop();
   opts.signal?.addEventListener("abort", requestStop, { once: true });
   if (opts.signal?.aborted) requestStop();
   try {
     return await traceUntil(opts, stop.signal);
   } finally {
-    process.off("SIGINT", requestStop);
-    process.off("SIGTERM", requestStop);
+    for (const signal of signals) process.off(signal, requestStop);
     opts.signal?.removeEventListener("abort", requestStop);
   }
 }
 
-/** The trace itself; `stopSignal` ends it (from SIGINT/SIGTERM, the caller's signal or --duration). */
+/** The trace itself; `stopSignal` ends it (from a stop signal, the caller's signal or --duration). */
 async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<TraceSummary> {
   const status = opts.status ?? ((line: string) => process.stderr.write(`${line}\n`));
   const libraries = opts.libraries.length > 0 ? opts.libraries : [findSystemLibssl()];

@@ -12,13 +12,13 @@
  * (the user's own, or set by the first execution) is left alone, which also ends the re-execution.
  * With them goes one setting of the memory allocator (ALLOCATOR_ENV).
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Libc } from "../../ffi/libc.ts";
 import { COMPRESS_FUNCTION_NAME } from "../chain/blake3.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../self.ts";
-import { traceCacheDir } from "./cache-dir.ts";
+import { describeError } from "../errors.ts";
+import { openCacheDir, readCacheFile, traceCacheDir, writeCacheFile } from "./cache-dir.ts";
 import { heldStopSignal, signalNumbers, stopSignals } from "./stop-signals.ts";
 
 /**
@@ -31,6 +31,8 @@ const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MIMALLOC_PURGE_DELAY: 
 /** The variables this module sets; any of them already present means the engine was configured. */
 const ENGINE_VARIABLES = ["BUN_JSC_ftlAllowlist", "BUN_JSC_useFTLJIT"] as const;
 
+const ALLOWLIST_FILE = "ftl-allowlist";
+
 /** The engine options for a tracer: the FTL allowlist when it can be written, else FTL off. */
 export function tracerEngineEnv(cacheDir = traceCacheDir()): Record<string, string> {
   const name = COMPRESS_FUNCTION_NAME;
@@ -38,19 +40,18 @@ export function tracerEngineEnv(cacheDir = traceCacheDir()): Record<string, stri
     log.debug(`trace: the compression function is named ${name} in this build: FTL off`);
     return { BUN_JSC_useFTLJIT: "0" };
   }
-  const path = join(cacheDir, "ftl-allowlist");
+  // the engine reads the file it is given: only from a directory no one else can write to
+  const dir = openCacheDir(cacheDir);
+  if (dir.path === null) {
+    log.debug(`trace: cache directory not used (${dir.problem}): FTL off`);
+    return { BUN_JSC_useFTLJIT: "0" };
+  }
   try {
-    let current: string | null = null;
-    try {
-      current = readFileSync(path, "utf8");
-    } catch {}
-    if (current !== `${name}\n`) {
-      mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
-      writeFileSync(path, `${name}\n`, { mode: 0o644 });
-    }
-    return { BUN_JSC_ftlAllowlist: path };
+    if (readCacheFile(dir.path, ALLOWLIST_FILE) !== `${name}\n`)
+      writeCacheFile(dir.path, ALLOWLIST_FILE, `${name}\n`);
+    return { BUN_JSC_ftlAllowlist: join(dir.path, ALLOWLIST_FILE) };
   } catch (err) {
-    log.debug(`trace: cannot write ${path} (${(err as Error).message}): FTL off`);
+    log.debug(`trace: cannot write ${join(dir.path, ALLOWLIST_FILE)} (${describeError(err)}): FTL off`);
     return { BUN_JSC_useFTLJIT: "0" };
   }
 }

@@ -23,6 +23,7 @@ import { type CalibrationResult, calibrate } from "./libssl/calibration/calibrat
 import { type GroupIndex, indexGroups } from "./groups.ts";
 import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.ts";
 import { appendObservation, type LibraryFacts, type ObservationContext } from "./observation.ts";
+import { openCacheDir, traceCacheDir } from "./cache-dir.ts";
 import { SslProbes } from "./libssl/probes.ts";
 import { heldStopSignal, stopSignals } from "./stop-signals.ts";
 import { warmUpPipeline } from "./warmup.ts";
@@ -233,7 +234,9 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     }
   }
 
-  // Offsets verified for each exact file before anything is attached (a cached result costs a stat).
+  const cache = openCacheDir(opts.cacheDir ?? traceCacheDir());
+  if (cache.problem !== null) status(`carnot: warning: cache directory not used: ${cache.problem}`);
+  // Offsets verified for each exact file before anything is attached (a cached result costs a digest).
   const calibrations = new Map<string, CalibrationResult>();
   for (const path of libraries as string[]) {
     let resolved: string;

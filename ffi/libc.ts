@@ -39,8 +39,11 @@ function openLibc() {
     execve: { args: [FFIType.cstring, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     sigprocmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-    // syscall(2) is variadic; glibc's x86-64 version reads integer registers only, so a fixed signature is safe.
-    syscall: { args: [FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
+    // syscall(2) is variadic; glibc's x86-64 version reads integer arguments only, so a fixed signature is safe.
+    syscall: {
+      args: [FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64],
+      returns: FFIType.i64_fast,
+    },
   }).symbols;
 }
 
@@ -149,7 +152,20 @@ export class Libc {
 
   /** The bpf(2) system call; returns its result (>= 0) or -errno. */
   bpf(command: number, attr: Uint8Array): number {
-    const result = Number(this.#c.syscall(SYS_BPF, BigInt(command), attr, attr.byteLength));
+    return this.syscall(SYS_BPF, command, attr, attr.byteLength);
+  }
+
+  /**
+   * A system call made by the calling thread alone (not glibc's wrapper, which for set*id broadcasts to every
+   * thread); a buffer argument is passed as its address. Returns the result (>= 0) or -errno.
+   */
+  syscall(nr: number, ...args: (number | bigint | Uint8Array | BigUint64Array | null)[]): number {
+    const raw = [0, 1, 2, 3, 4, 5].map((i) => {
+      const a = args[i];
+      if (a === undefined || a === null) return 0;
+      return typeof a === "number" || typeof a === "bigint" ? a : ptr(a);
+    });
+    const result = Number(this.#c.syscall(nr, raw[0]!, raw[1]!, raw[2]!, raw[3]!, raw[4]!, raw[5]!));
     return result < 0 ? -this.errno() : result;
   }
 

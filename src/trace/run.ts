@@ -26,6 +26,7 @@ import { appendObservation, type LibraryFacts, type ObservationContext } from ".
 import { openCacheDir, traceCacheDir } from "./cache-dir.ts";
 import { SslProbes } from "./libssl/probes.ts";
 import { heldStopSignal, stopSignals } from "./stop-signals.ts";
+import { untrustedReason } from "./trusted-path.ts";
 import { warmUpPipeline } from "./warmup.ts";
 
 export interface TraceOptions {
@@ -234,18 +235,27 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     }
   }
 
-  const cache = openCacheDir(opts.cacheDir ?? traceCacheDir());
-  if (cache.problem !== null) status(`carnot: warning: cache directory not used: ${cache.problem}`);
-  // Offsets verified for each exact file before anything is attached (a cached result costs a digest).
-  const calibrations = new Map<string, CalibrationResult>();
-  for (const path of libraries as string[]) {
+  // What cannot be probed, or could have been prepared by another user, is refused before anything runs it
+  // (the calibration loads the library, or executes a program such as node, even if confined).
+  const resolvedLibraries = (libraries as string[]).map((path) => {
     let resolved: string;
     try {
-      // what cannot be probed is refused before anything runs it (calibration executes node, for one)
       resolved = checkLibssl(path).path;
     } catch (err) {
       throw new CarnotError(describeError(err), { exitCode: 2 });
     }
+    const untrusted = untrustedReason(resolved, { siblingsUsed: true });
+    if (untrusted !== null) {
+      const named = opts.libraries.length > 0 ? `--libssl ${path}` : `the system libssl ${path}`;
+      throw new CarnotError(`refused ${named}: ${untrusted}`, { exitCode: 2 });
+    }
+    return resolved;
+  });
+  const cache = openCacheDir(opts.cacheDir ?? traceCacheDir());
+  if (cache.problem !== null) status(`carnot: warning: cache directory not used: ${cache.problem}`);
+  // Offsets verified for each exact file before anything is attached (a cached result costs a digest).
+  const calibrations = new Map<string, CalibrationResult>();
+  for (const resolved of resolvedLibraries) {
     if (!calibrations.has(resolved))
       calibrations.set(resolved, await calibrate(resolved, { cacheDir: opts.cacheDir }));
   }

@@ -4,18 +4,30 @@
  * used only when it checks out: src/trace/cache-dir.ts says which files are read at all), and handed to the BPF
  * side per library.
  *
- * The child runs the library in a separate process: with LD_LIBRARY_PATH set to the library's directory, or,
- * when that library needs a newer glibc than the host's, through the ld-linux loader found beside it.
+ * The child runs the library in a separate process, confined (sandbox.ts: no privilege, no network): with
+ * LD_LIBRARY_PATH set to the library's directory, or, when that library needs a newer glibc than the host's,
+ * through the ld-linux loader found beside it.
  */
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
 import { openCacheDir, readCacheFile, traceCacheDir, writeCacheFile } from "../../cache-dir.ts";
 import { describeError } from "../../../errors.ts";
 import { selfCommand } from "../../../self.ts";
-import { makeCertificate } from "./child.ts";
+import { untrustedReason } from "../../trusted-path.ts";
+import { libcryptoBeside, makeCertificate } from "./child.ts";
+import { sandboxed, sandboxEnv } from "./sandbox.ts";
 import { calibrateExecutable, SCRIPT_CIPHER_CODES } from "./node.ts";
 import { indexGroups } from "../../groups.ts";
 import { type Calibration, CalibrationSchema } from "./types.ts";
@@ -86,11 +98,19 @@ export interface CalibrationResult {
   cached: boolean;
 }
 
-async function runChild(
+/**
+ * Runs `cmd` confined (sandbox.ts) with `env`; `files` are handed over open as descriptors 3, 4, … (a path the
+ * unprivileged child could not reach is still read).
+ */
+async function runConfined(
   cmd: string[],
-  env: Record<string, string | undefined>,
+  env: Record<string, string>,
+  files: number[],
 ): Promise<{ out: string; err: string; code: number }> {
-  const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env });
+  const proc = Bun.spawn(sandboxed(cmd, files.length), {
+    stdio: ["ignore", "pipe", "pipe", ...files],
+    env,
+  }) as Bun.Subprocess<"ignore", "pipe", "pipe">;
   const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
   const [out, err, code] = await Promise.all([
     new Response(proc.stdout).text(),
@@ -131,33 +151,57 @@ export async function calibrate(
     return result;
   }
   const self = selfCommand();
-  const attempts: { cmd: string[]; env: Record<string, string | undefined> }[] = [
-    { cmd: [...self, "__calibrate", libssl], env: { ...process.env, LD_LIBRARY_PATH: dirname(libssl) } },
+  // the library and its libcrypto, opened here and loaded by the child through /proc/self/fd/3 and 4
+  const crypto = libcryptoBeside(libssl);
+  const files: number[] = [];
+  try {
+    files.push(openSync(libssl, "r"));
+    if (crypto.startsWith("/")) files.push(openSync(crypto, "r"));
+  } catch (err) {
+    for (const fd of files) closeSync(fd);
+    return { calibration: null, problem: `cannot open ${libssl}: ${describeError(err)}`, cached: false };
+  }
+  const child = [
+    ...self,
+    "__calibrate",
+    libssl,
+    "--fd",
+    "3",
+    ...(files.length > 1 ? ["--crypto-fd", "4"] : []),
   ];
+  const attempts: { cmd: string[]; env: Record<string, string> }[] = [
+    { cmd: child, env: sandboxEnv({ LD_LIBRARY_PATH: dirname(libssl) }) },
+  ];
+  const failures: string[] = [];
   const loader = loaderBeside(libssl);
   if (loader) {
-    const env = { ...process.env };
-    delete env.LD_LIBRARY_PATH;
-    attempts.push({ cmd: [loader, "--library-path", dirname(libssl), ...self, "__calibrate", libssl], env });
+    // the loader and the C library beside it run too: only from where the library itself may come from
+    const untrusted = untrustedReason(loader, { siblingsUsed: true });
+    if (untrusted === null)
+      attempts.push({ cmd: [loader, "--library-path", dirname(libssl), ...child], env: sandboxEnv() });
+    else failures.push(`loader ${loader} not used: ${untrusted}`);
   }
-  const failures: string[] = [];
-  for (const attempt of attempts) {
-    const { out, err, code } = await runChild(attempt.cmd, attempt.env);
-    if (code !== 0) {
-      failures.push(err.trim().split("\n").slice(-1)[0] || `exit ${code}`);
-      continue;
+  try {
+    for (const attempt of attempts) {
+      const { out, err, code } = await runConfined(attempt.cmd, attempt.env, files);
+      if (code !== 0) {
+        failures.push(err.trim().split("\n").slice(-1)[0] || `exit ${code}`);
+        continue;
+      }
+      let json: unknown = null;
+      try {
+        json = JSON.parse(out);
+      } catch {}
+      const parsed = v.safeParse(CalibrationSchema, json);
+      if (!parsed.success) {
+        failures.push(`unreadable calibration: ${v.summarize(parsed.issues)}`);
+        continue;
+      }
+      save(parsed.output);
+      return { calibration: parsed.output, problem: null, cached: false };
     }
-    let json: unknown = null;
-    try {
-      json = JSON.parse(out);
-    } catch {}
-    const parsed = v.safeParse(CalibrationSchema, json);
-    if (!parsed.success) {
-      failures.push(`unreadable calibration: ${v.summarize(parsed.issues)}`);
-      continue;
-    }
-    save(parsed.output);
-    return { calibration: parsed.output, problem: null, cached: false };
+  } finally {
+    for (const fd of files) closeSync(fd);
   }
   return { calibration: null, problem: `calibration failed: ${failures.join("; ")}`, cached: false };
 }
@@ -176,9 +220,9 @@ function saveCalibration(
 
 /** An executable with OpenSSL inside: only Node.js is known to be drivable (node.ts). */
 async function calibrateNode(executable: string): Promise<CalibrationResult> {
-  const version = Bun.spawnSync([executable, "-p", "process.versions.openssl"], {
+  const version = Bun.spawnSync(sandboxed([executable, "-p", "process.versions.openssl"]), {
     stdin: "ignore",
-    env: { ...process.env, NODE_OPTIONS: "" },
+    env: sandboxEnv({ NODE_OPTIONS: "" }),
     timeout: 10_000,
   });
   if (version.exitCode !== 0) {
@@ -190,12 +234,13 @@ async function calibrateNode(executable: string): Promise<CalibrationResult> {
   }
   const dir = mkdtempSync(join(tmpdir(), "carnot-calibrate-"));
   try {
+    // the system's libcrypto makes it, in this process: nothing of the executable runs here
     const { cert, key } = makeCertificate("libcrypto.so.3", dir);
     const groups = indexGroups();
     const calibration = await calibrateExecutable({
       executable,
-      cert,
-      key,
+      cert: readFileSync(cert, "utf8"),
+      key: readFileSync(key, "utf8"),
       groupCode: (name) => groups.byLowerName.get(name.toLowerCase())?.codePoint ?? null,
       cipherCode: (name) => SCRIPT_CIPHER_CODES[name] ?? null,
     });

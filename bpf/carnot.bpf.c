@@ -4,8 +4,10 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "carnot.h"
 #include "output_maps.h"
+#include "task.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -70,6 +72,61 @@ static __always_inline void count(__u32 index)
 		__sync_fetch_and_add(value, 1);
 }
 
+/* Processes whose executable was announced (CARNOT_EV_EXE): tgid → start time, so a reused pid is a new one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} exe_announced SEC(".maps");
+
+/* The first event of a process is preceded by one with its executable's path, taken now: a short-lived process
+ * is gone when user space reads its events. Reserved before the map says it is done, so that no event of the
+ * process (from another thread) can come before it; not marked when the ring buffer was full (tried again).
+ * A global function: the verifier checks its bounded walk once, not at every place an event is reserved. */
+__noinline int announce_exe(__u32 tgid)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 start = BPF_CORE_READ(task, group_leader, start_time);
+	__u64 *seen = bpf_map_lookup_elem(&exe_announced, &tgid);
+	struct task_exe_buf *buf;
+	struct carnot_event *e;
+	__u32 zero = 0, n, at;
+	long len;
+
+	if (seen && *seen == start)
+		return 0;
+	count(CARNOT_STAT_ATTEMPTED);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CARNOT_STAT_DROPPED);
+		return 0;
+	}
+	__builtin_memset(e, 0, 64);
+	e->ts_ns = bpf_ktime_get_ns();
+	e->aux = start;
+	e->pid = tgid;
+	e->tid = (__u32)bpf_get_current_pid_tgid();
+	e->kind = CARNOT_EV_EXE;
+	e->lib_id = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	len = task_exe_path();
+	buf = bpf_map_lookup_elem(&task_exe_scratch, &zero);
+	if (buf && len > 0 && len <= CARNOT_DATA_MAX) {
+		n = (__u32)len;
+		at = (TASK_EXE_PATH_MAX - n) & (TASK_EXE_PATH_MAX - 1);
+		if (n <= CARNOT_DATA_MAX && !bpf_probe_read_kernel(e->data, n, &buf->bytes[at]))
+			e->data_len = n;
+		else
+			e->ret = -EFAULT;
+	} else {
+		e->ret = len < 0 ? len : -ENOENT; /* 0: an empty path is no path either */
+	}
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	bpf_map_update_elem(&exe_announced, &tgid, &start, BPF_ANY);
+	return 0;
+}
+
 static __always_inline bool comm_matches(const char *comm)
 {
 	if (cfg.targ_comm[0] == '\0')
@@ -107,6 +164,7 @@ static __always_inline struct carnot_event *reserve_event(void *ctx, __u16 kind,
 	struct carnot_event *e;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
+	announce_exe(pid_tgid >> 32);
 	count(CARNOT_STAT_ATTEMPTED);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

@@ -34,7 +34,7 @@ export const ObservationSchema = v.strictObject({
   cipher: nullableString,
   groups_source: v.nullable(v.picklist(["connection", "context", "library-default"])),
   comm: v.string(),
-  /** null when the process was gone before its executable could be read (never guessed) */
+  /** as the kernel saw it at the process's first event; null when it cannot be known (deleted, …), never guessed */
   exe: nullableString,
   library: v.string(),
   duration_us: v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))),
@@ -147,7 +147,7 @@ export function resolveKex(kex: KexFacts | null, lib: LibraryFacts, groups: Grou
 export interface ObservationContext {
   /** what is known of a probed library, by lib_id */
   library(libId: number): LibraryFacts;
-  /** /proc/PID/exe, read once per process; null when unreadable */
+  /** the process's executable (announced by the kernel); null when unknown */
   exe(pid: number): string | null;
   /** wall clock minus CLOCK_MONOTONIC, in µs, sampled once at start */
   clockOffsetUs: number;

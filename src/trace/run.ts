@@ -7,7 +7,6 @@ import {
   closeSync,
   openSync,
   readFileSync,
-  readlinkSync,
   realpathSync,
   renameSync,
   statSync,
@@ -24,6 +23,7 @@ import { type GroupIndex, indexGroups } from "./groups.ts";
 import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.ts";
 import { appendObservation, type LibraryFacts, type ObservationContext } from "./observation.ts";
 import { openCacheDir, traceCacheDir } from "./cache-dir.ts";
+import { type CarnotEvent, EventKind } from "./libssl/events.ts";
 import { SslProbes } from "./libssl/probes.ts";
 import { heldStopSignal, stopSignals } from "./stop-signals.ts";
 import { untrustedReason } from "./trusted-path.ts";
@@ -91,7 +91,8 @@ const WRITE_INTERVAL_MS = 200;
 const EXPIRE_INTERVAL_MS = 100;
 /** Aggregated mode: how often the kernel's table of handshakes in progress is scanned for stale ones. */
 const KERNEL_EXPIRE_INTERVAL_MS = 500;
-const EXE_CACHE_MAX = 4096;
+/** Above the kernel's table of announced processes (16,384): what it still holds, this table holds too. */
+const EXE_TABLE_MAX = 32_768;
 
 /**
  * The clocks, sampled once at start. bpf_ktime_get_ns counts CLOCK_MONOTONIC, which Bun does not expose
@@ -153,26 +154,28 @@ function writeMetricsJson(path: string, m: TraceMetrics): void {
   }
 }
 
-/** /proc/PID/exe, read once per process at first sight (a short-lived client may be gone by completion). */
-class ExeCache {
+/**
+ * Each process's executable, as the kernel announced it (CARNOT_EV_EXE, taken at the process's first event:
+ * a short-lived client is gone by the time its handshake is read). Bounded: the oldest process goes first, and
+ * one seen again moves to the back; a process the kernel announced before it was dropped here is unknown (null).
+ */
+class ExeTable {
   private readonly paths = new Map<number, string | null>();
-  see(pid: number): void {
-    if (this.paths.has(pid)) return;
-    let exe: string | null = null;
-    try {
-      exe = readlinkSync(`/proc/${pid}/exe`);
-    } catch {
-      // gone already, or a kernel thread: unknown, never guessed
-    }
-    if (this.paths.size >= EXE_CACHE_MAX) {
+  learn(ev: CarnotEvent): void {
+    this.paths.delete(ev.pid);
+    if (this.paths.size >= EXE_TABLE_MAX) {
       const oldest = this.paths.keys().next().value;
       if (oldest !== undefined) this.paths.delete(oldest);
     }
-    this.paths.set(pid, exe);
+    // an error (deleted, too deep) is an unknown executable: null, never a guess
+    this.paths.set(ev.pid, ev.ret === 0 && ev.text !== null && ev.text !== "" ? ev.text : null);
   }
   get(pid: number): string | null {
-    if (!this.paths.has(pid)) this.see(pid);
-    return this.paths.get(pid) ?? null;
+    const exe = this.paths.get(pid);
+    if (exe === undefined) return null;
+    this.paths.delete(pid);
+    this.paths.set(pid, exe);
+    return exe;
   }
 }
 
@@ -314,7 +317,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   }
   const clocks = sampleClocks();
   const monotonicNowNs = () => Number(process.hrtime.bigint()) + clocks.monotonicMinusHrtimeNs;
-  const exe = new ExeCache();
+  const exe = new ExeTable();
   const unknownLibrary = (id: number): LibraryFacts => ({
     label: `lib_id ${id}`,
     ciphers: null,
@@ -369,8 +372,8 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     let total = 0;
     for (;;) {
       const n = probes.drain((ev) => {
-        exe.see(ev.pid);
-        correlator.push(ev);
+        if (ev.kind === EventKind.Exe) exe.learn(ev);
+        else correlator.push(ev);
       });
       total += n;
       if (n === 0) break;

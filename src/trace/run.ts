@@ -179,11 +179,19 @@ class ExeTable {
   }
 }
 
-/** What the records say about a library: its label with the OpenSSL version, cipher names, default groups. */
+/** Functions whose probes say which groups a connection or its context was given. */
+const GROUP_SETTERS = ["SSL_ctrl", "SSL_CTX_ctrl"];
+
+/**
+ * What the records say about a library: its label with the OpenSSL version, cipher names, default groups
+ * (none when a probe on a group setter is missing: groups an application set would go unseen, and the
+ * library's defaults would be a guess).
+ */
 export function libraryFacts(
   path: string,
   result: CalibrationResult | undefined,
   groups: GroupIndex,
+  unprobed: readonly string[] = [],
 ): LibraryFacts {
   const c = result?.calibration ?? null;
   // the library's own answer (OpenSSL_version) first, else the version string found in the file
@@ -191,7 +199,7 @@ export function libraryFacts(
   const fromFile = opensslVersion(path);
   const version = fromLibrary ?? (fromFile ? `OpenSSL ${fromFile}` : null);
   let defaultGroups: string[] | null = null;
-  if (c?.defaultGroups) {
+  if (c?.defaultGroups && !unprobed.some((name) => GROUP_SETTERS.includes(name))) {
     const names = c.defaultGroups.map((code) => groups.byCodePoint.get(code)?.name ?? null);
     // a code point carnot cannot name makes the list incomplete: no list rather than a wrong one
     defaultGroups = names.every((n) => n !== null) ? (names as string[]) : null;
@@ -290,8 +298,22 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   }
 
   const groupIndex = indexGroups();
-  const facts = probes.libraries.map(({ path }) => libraryFacts(path, calibrations.get(path), groupIndex));
+  const facts = probes.libraries.map(({ id, path }) =>
+    libraryFacts(
+      path,
+      calibrations.get(path),
+      groupIndex,
+      (probes.refused.get(id) ?? []).map((r) => r.func),
+    ),
+  );
   const labels = facts.map((f) => f.label);
+  for (const [id, refused] of probes.refused) {
+    const which = refused.map((r) => `${r.func}: ${r.reason}`).join("; ");
+    status(
+      `carnot: warning: ${labels[id]}: not probed — ${which}; tracing with the other probes, ` +
+        "what only these would show stays null",
+    );
+  }
   for (const { path } of probes.libraries) {
     const result = calibrations.get(path);
     const label = facts[probes.libraries.findIndex((l) => l.path === path)]!.label;

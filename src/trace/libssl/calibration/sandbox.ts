@@ -65,14 +65,18 @@ export function sandboxed(command: readonly string[], files = 0): string[] {
   return [...selfCommand(), "__sandbox", "--fds", String(files), "--", ...command];
 }
 
-/** The environment of a confined program: root's own is not handed over, only the locale and `extra`. */
+/**
+ * The environment of a confined program: root's own is not handed over, only the locale, HOME (the sandbox
+ * process itself still runs as root; a made-up HOME would have Bun create it) and `extra`. Bun's transpiler
+ * cache is off: neither the sandbox process nor a confined carnot writes one.
+ */
 export function sandboxEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {
     PATH: "/usr/local/bin:/usr/bin:/bin",
-    HOME: "/nonexistent",
     TMPDIR: "/tmp",
+    BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0",
   };
-  for (const name of ["LANG", "LC_ALL", "TZ"]) {
+  for (const name of ["HOME", "LANG", "LC_ALL", "TZ"]) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;
   }

@@ -82,26 +82,27 @@ export async function restartWithEngineOptions(): Promise<void> {
     .map(([name, value]) => `${name}=${value}`);
   const libc = new Libc();
   const signals = signalNumbers(stopSignals());
-  const saved = signals.map((signal) => [signal, libc.defaultDisposition(signal)] as const);
-  libc.blockSignals(signals, true);
+  const saved: [number, Uint8Array][] = [];
   const restore = () => {
     for (const [signal, disposition] of saved) libc.restoreDisposition(signal, disposition);
     libc.blockSignals(signals, false);
   };
-  // one caught before the switch reaches its listener in this turn of the event loop
-  await new Promise((resolve) => setImmediate(resolve));
-  if (heldStopSignal() !== null) {
-    restore();
-    log.debug(`trace: ${heldStopSignal()} during start-up: not re-executed`);
-    return;
-  }
   let reason: string;
   try {
+    for (const signal of signals) saved.push([signal, libc.defaultDisposition(signal)]);
+    libc.blockSignals(signals, true);
+    // one caught before the switch reaches its listener in this turn of the event loop
+    await new Promise((resolve) => setImmediate(resolve));
+    if (heldStopSignal() !== null) {
+      restore();
+      log.debug(`trace: ${heldStopSignal()} during start-up: not re-executed`);
+      return;
+    }
     reason = libc.strerror(
       libc.execve(process.execPath, [...selfCommand(), ...process.argv.slice(2)], lines),
     );
   } catch (err) {
-    reason = (err as Error).message;
+    reason = describeError(err);
   }
   restore();
   const names = Object.entries(options)

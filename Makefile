@@ -1,8 +1,9 @@
 # carnot — build, test, demo, bench. `make demo` and `make test` set up a fresh Debian 12 machine themselves.
 SHELL := /bin/bash
 BUN_VERSION := 1.4.4
-# Debian packages the build, the tests and the demo need
-APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign
+# Debian packages the build, the tests and the demo need (bpfcc-tools and linux-headers-amd64: the test with bcc's
+# sslsniff probing the same functions, test/trace/other-tracer.test.ts)
+APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign bpfcc-tools linux-headers-amd64
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build

@@ -4,9 +4,12 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "carnot.h"
 #include "output_maps.h"
 #include "handshake_threads.h"
+#include "task.h"
+#include "exe_announce.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -94,6 +97,7 @@ static __always_inline struct carnot_event *reserve_event(void *ctx, __u16 kind,
 	struct carnot_event *e;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
+	announce_exe(pid_tgid >> 32);
 	count(CARNOT_STAT_ATTEMPTED);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

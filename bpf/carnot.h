@@ -43,6 +43,9 @@ enum carnot_event_kind {
 	CARNOT_EV_HS_DONE = 13,        /* aggregated mode: one event per handshake, at completion, fatal failure or SSL_free;
 	                                * ptr = SSL*, aux = ktime of its start (0 = unseen), ret = 1 success / 0 failure,
 	                                * data = struct carnot_done */
+	CARNOT_EV_EXE = 14,            /* once per process, before its first other event: data = its executable's path
+	                                * (no NUL), or ret = -errno when it cannot be known (deleted, too deep: bpf/task.h);
+	                                * aux = the process's start time (task start_time, ns since boot) */
 	CARNOT_EV_SYNTHETIC = 100,     /* only from bpf/flood.bpf.c (tests and benchmark): aux = sequence number */
 };
 

@@ -7,11 +7,14 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "carnot.h" /* enum carnot_role: the libssl side's roles */
+#include <bpf/bpf_core_read.h>
+#include "carnot.h" /* enum carnot_role, struct carnot_event (the executable's announcement) */
 #include "wire.h"
 #define CARNOT_OUTPUT_STATS CARNOT_WSTAT_COUNT
 #include "output_maps.h"
 #include "handshake_threads.h"
+#include "task.h"
+#include "exe_announce.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -215,6 +218,8 @@ static __always_inline void learn_owner(struct bpf_sock *sk, struct wire_sk *ws)
 	ws->tid = tid;
 	bpf_get_current_comm(ws->comm, sizeof(ws->comm));
 	ws->flags |= CARNOT_WIRE_OWNER;
+	/* before the first event naming the owner: its executable, while it is surely still running */
+	announce_exe(ws->tgid);
 	stack = bpf_map_lookup_elem(&hs_stacks, &tid);
 	if (stack && stack->depth > 0 && stack->depth <= HS_STACK_MAX) {
 		ws->link_ssl = stack->ssl[(stack->depth - 1) & (HS_STACK_MAX - 1)];

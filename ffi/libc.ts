@@ -1,6 +1,6 @@
 /**
  * Typed bun:ffi bindings to the few libc calls carnot needs: mmap, errno, page size, vsnprintf, clocks, bpf(2),
- * execve.
+ * execve, the signal mask and dispositions.
  */
 import { CString, dlopen, FFIType, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
 
@@ -12,6 +12,13 @@ const CLOCK_MONOTONIC = 1;
 const CLOCK_THREAD_CPUTIME_ID = 3;
 /** x86-64 system call number of bpf(2). */
 const SYS_BPF = 321;
+/** sigprocmask's `how` */
+const SIG_BLOCK = 0;
+const SIG_UNBLOCK = 1;
+/** glibc's sigset_t: 1024 bits */
+const SIGSET_BYTES = 128;
+/** glibc's struct sigaction on x86-64: handler 8, sa_mask 128, sa_flags 4 (+4), sa_restorer 8 */
+const SIGACTION_BYTES = 152;
 /** mmap's MAP_FAILED, ((void *)-1), read as an unsigned 64-bit integer. */
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
@@ -30,8 +37,13 @@ function openLibc() {
     close: { args: [FFIType.i32], returns: FFIType.i32 },
     clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
     execve: { args: [FFIType.cstring, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-    // syscall(2) is variadic; glibc's x86-64 version reads integer registers only, so a fixed signature is safe.
-    syscall: { args: [FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
+    sigprocmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    // syscall(2) is variadic; glibc's x86-64 version reads integer arguments only, so a fixed signature is safe.
+    syscall: {
+      args: [FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64],
+      returns: FFIType.i64_fast,
+    },
   }).symbols;
 }
 
@@ -111,13 +123,49 @@ export class Libc {
     return this.errno();
   }
 
+  /**
+   * Blocks (or unblocks) `signals` on the calling thread. A blocked signal stays pending, also across execve,
+   * even when its disposition is to ignore it.
+   */
+  blockSignals(signals: readonly number[], block: boolean): void {
+    const set = new Uint8Array(SIGSET_BYTES);
+    for (const signal of signals) set[(signal - 1) >> 3]! |= 1 << ((signal - 1) & 7);
+    if (this.#c.sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, set, null) !== 0)
+      throw new Error(`sigprocmask: ${this.strerror(this.errno())}`);
+  }
+
+  /** Sets `signal` to its default action; returns the disposition it had, for restoreDisposition. */
+  defaultDisposition(signal: number): Uint8Array {
+    const previous = new Uint8Array(SIGACTION_BYTES);
+    if (this.#c.sigaction(signal, new Uint8Array(SIGACTION_BYTES), previous) !== 0)
+      throw new Error(`sigaction: ${this.strerror(this.errno())}`);
+    return previous;
+  }
+
+  restoreDisposition(signal: number, previous: Uint8Array): void {
+    this.#c.sigaction(signal, previous, null);
+  }
+
   close(fd: number): number {
     return this.#c.close(fd);
   }
 
   /** The bpf(2) system call; returns its result (>= 0) or -errno. */
   bpf(command: number, attr: Uint8Array): number {
-    const result = Number(this.#c.syscall(SYS_BPF, BigInt(command), attr, attr.byteLength));
+    return this.syscall(SYS_BPF, command, attr, attr.byteLength);
+  }
+
+  /**
+   * A system call made by the calling thread alone (not glibc's wrapper, which for set*id broadcasts to every
+   * thread); a buffer argument is passed as its address. Returns the result (>= 0) or -errno.
+   */
+  syscall(nr: number, ...args: (number | bigint | Uint8Array | BigUint64Array | null)[]): number {
+    const raw = [0, 1, 2, 3, 4, 5].map((i) => {
+      const a = args[i];
+      if (a === undefined || a === null) return 0;
+      return typeof a === "number" || typeof a === "bigint" ? a : ptr(a);
+    });
+    const result = Number(this.#c.syscall(nr, raw[0]!, raw[1]!, raw[2]!, raw[3]!, raw[4]!, raw[5]!));
     return result < 0 ? -this.errno() : result;
   }
 

@@ -251,13 +251,15 @@ export function handleStrayErrors(rawArgs: string[]): void {
 
 /** Hidden: the offset calibration child that `carnot trace` runs for each library it probes. */
 const HIDDEN_CALIBRATE = "__calibrate";
+/** Hidden: what the calibration runs from a user-given path runs through it, confined (src/trace/sandbox). */
+const HIDDEN_SANDBOX = "__sandbox";
 
 /**
  * For this process being carnot, before anything else runs (trace re-executes itself first): a command line
  * that is not understood is reported, and its exit code returned; null when it is fine.
  */
 export async function refuseCommandLine(rawArgs: string[]): Promise<number | null> {
-  if (rawArgs[0] === HIDDEN_CALIBRATE) return null;
+  if (rawArgs[0] === HIDDEN_CALIBRATE || rawArgs[0] === HIDDEN_SANDBOX) return null;
   try {
     await planCommandLine(rawArgs);
     return null;
@@ -269,6 +271,8 @@ export async function refuseCommandLine(rawArgs: string[]): Promise<number | nul
 export async function runCli(rawArgs: string[]): Promise<number> {
   if (rawArgs[0] === HIDDEN_CALIBRATE)
     return (await import("./commands/calibrate.ts")).runCalibrate(rawArgs.slice(1));
+  if (rawArgs[0] === HIDDEN_SANDBOX)
+    return (await import("./commands/sandbox.ts")).runSandbox(rawArgs.slice(1));
   try {
     const plan = await planCommandLine(rawArgs);
     if (plan.kind === "help") {

@@ -1,6 +1,7 @@
 /**
- * `carnot __calibrate LIBSSL` (hidden; run by `carnot trace` as a child process): prints the verified struct
- * offsets of that exact library as one JSON line. See src/trace/libssl/calibration/child.ts.
+ * `carnot __calibrate LIBSSL [--fd N [--crypto-fd M]]` (hidden; run by `carnot trace` as a confined child
+ * process): prints the verified struct offsets of that exact library as one JSON line, loading it (and its
+ * libcrypto) from the descriptors the parent opened when given. See src/trace/libssl/calibration/child.ts.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +16,12 @@ export async function runCalibrate(args: string[]): Promise<number> {
   }
   const dir = mkdtempSync(join(tmpdir(), "carnot-calibrate-"));
   try {
-    const result = calibrateLoaded(libssl, dir);
+    const fd = (flag: string) => {
+      const at = args.indexOf(flag);
+      const n = at < 0 ? "" : (args[at + 1] ?? "");
+      return /^[0-9]+$/.test(n) ? `/proc/self/fd/${n}` : undefined;
+    };
+    const result = calibrateLoaded(libssl, dir, { libssl: fd("--fd"), libcrypto: fd("--crypto-fd") });
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return 0;
   } catch (err) {

@@ -9,35 +9,61 @@ import { commonArgs, keyFileArgs, repeatedOption, symlinkArgs } from "./shared.t
 
 const usageError = (message: string) => new CarnotError(message, { exitCode: 2 });
 
+/** The kernel's PID_MAX_LIMIT on 64-bit: no process id is larger. */
+export const PID_MAX = 4_194_304;
+/** --max-pending: the kernel table takes a u32 size; beyond this its memory alone is over 100 MB. */
+export const MAX_PENDING_MAX = 1_048_576;
+/** Timers take at most 2^31 − 1 ms; a longer interval would fire at once. */
+export const SECONDS_MAX = 2_147_483;
+const WINDOW_MAX_MS = 86_400_000;
+const RINGBUF_MAX = 2 ** 30;
+
+/** Plain decimal digits: no sign, no leading zero, no exponent, no space, no hexadecimal. */
+const DECIMAL_INTEGER = /^(0|[1-9][0-9]{0,14})$/;
+const DECIMAL = /^(0|[1-9][0-9]{0,14})(\.[0-9]{1,9})?$/;
+
+/** A decimal integer from `min` to `max`, or a usage error naming the flag. */
+export function parseInteger(
+  text: string,
+  flag: string,
+  min: number,
+  max: number,
+  what = "an integer",
+): number {
+  const n = DECIMAL_INTEGER.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= min && n <= max)) {
+    throw usageError(`invalid ${flag} "${text}": expected ${what} from ${min} to ${max}`);
+  }
+  return n;
+}
+
 /** "2s", "1500ms", "2000" (ms) → milliseconds. */
 export function parseWindow(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text.trim());
-  if (!m) throw usageError(`invalid --window "${text}": expected e.g. 2s, 1500ms or 2000`);
-  const ms = m[2] === "s" ? Number(m[1]) * 1000 : Number(m[1]);
+  const m = /^(.*?)(ms|s)?$/.exec(text);
+  const value = m && DECIMAL.test(m[1]!) ? Number(m[1]) : Number.NaN;
+  if (Number.isNaN(value)) throw usageError(`invalid --window "${text}": expected e.g. 2s, 1500ms or 2000`);
+  const ms = m?.[2] === "s" ? value * 1000 : value;
   if (ms <= 0) throw usageError(`invalid --window "${text}": must be positive`);
+  if (ms > WINDOW_MAX_MS) throw usageError(`invalid --window "${text}": at most 24 hours`);
   return ms;
 }
 
-/** "8388608", "8M", "64K" → bytes. */
+/** "8388608", "8M", "64K" → bytes (at most 1 GiB). */
 export function parseSize(text: string, flag: string): number {
-  const m = /^(\d+)([KMG]i?B?)?$/i.exec(text.trim());
+  const m = /^(0|[1-9][0-9]{0,10})([KMG](?:i?B)?)?$/i.exec(text);
   if (!m) throw usageError(`invalid ${flag} "${text}": expected bytes, e.g. 8388608 or 8M`);
   const unit = (m[2] ?? "").charAt(0).toUpperCase();
   const scale = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
-  return Number(m[1]) * scale;
+  const bytes = Number(m[1]) * scale;
+  if (bytes > RINGBUF_MAX) throw usageError(`invalid ${flag} "${text}": at most 1G`);
+  return bytes;
 }
 
-export function parseCount(text: string, flag: string, min: number): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min) {
-    throw usageError(`invalid ${flag} "${text}": expected an integer ≥ ${min}`);
-  }
-  return Number(text);
-}
-
-function parseSeconds(text: string, flag: string): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n < 0) {
-    throw usageError(`invalid ${flag} "${text}": expected seconds ≥ 0`);
+/** A decimal number of seconds from 0 to SECONDS_MAX (24 days). */
+export function parseSeconds(text: string, flag: string): number {
+  const n = DECIMAL.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= 0 && n <= SECONDS_MAX)) {
+    throw usageError(`invalid ${flag} "${text}": expected seconds from 0 to ${SECONDS_MAX}`);
   }
   return n;
 }
@@ -130,10 +156,10 @@ export default defineCommand({
     const trace = runTrace({
       out,
       libraries: repeatedOption(rawArgs, "libssl", { commas: false }),
-      pid: args.pid === undefined ? undefined : parseCount(args.pid, "--pid", 1),
+      pid: args.pid === undefined ? undefined : parseInteger(args.pid, "--pid", 1, PID_MAX, "a process id"),
       comm: args.comm,
       windowMs: parseWindow(args.window),
-      maxPending: parseCount(args["max-pending"], "--max-pending", 1),
+      maxPending: parseInteger(args["max-pending"], "--max-pending", 1, MAX_PENDING_MAX),
       ringbufSize:
         args["ringbuf-size"] === undefined ? undefined : parseSize(args["ringbuf-size"], "--ringbuf-size"),
       metricsIntervalS: parseSeconds(args["metrics-interval"], "--metrics-interval"),

@@ -36,7 +36,7 @@ export const ObservationSchema = v.strictObject({
   cipher: nullableString,
   groups_source: v.nullable(v.picklist(["connection", "context", "library-default", "client-hello"])),
   comm: nullableString,
-  /** null when the process was gone before its executable could be read (never guessed) */
+  /** as the kernel saw it at the process's first event; null when it cannot be known (deleted, …), never guessed */
   exe: nullableString,
   /** null when libssl did not see the handshake */
   library: nullableString,
@@ -83,7 +83,7 @@ export interface LibraryFacts {
 export interface ObservationContext {
   /** what is known of a probed library, by lib_id */
   library(libId: number): LibraryFacts;
-  /** /proc/PID/exe, read once per process; null when unreadable */
+  /** the process's executable (announced by the kernel); null when unknown */
   exe(pid: number): string | null;
   /** wall clock minus CLOCK_MONOTONIC, in µs, sampled once at start */
   clockOffsetUs: number;

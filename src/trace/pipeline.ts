@@ -7,12 +7,13 @@
 import type { GroupIndex } from "./groups.ts";
 import { HandshakeJoiner } from "./join.ts";
 import { type CorrelatedHandshake, HandshakeCorrelator } from "./libssl/correlate.ts";
-import { EVENT_SIZE, EventDecoder, type KernelHandshake } from "./libssl/events.ts";
+import type { ExeTable } from "./exe-table.ts";
+import { EVENT_SIZE, EventDecoder, EventKind, type KernelHandshake } from "./libssl/events.ts";
 import type { TraceMetrics } from "./metrics.ts";
 import type { LibraryFacts, ObservationContext, ObservationSink } from "./observation.ts";
 import { appendObservation, type HandshakeSeen } from "./record.ts";
 import { WireConnection, type WireContext, wireContext } from "./wire/connection.ts";
-import { WIRE_HEADER_SIZE, WireDecoder, WireFlag, WireKind } from "./wire/events.ts";
+import { WIRE_HEADER_SIZE, WireDecoder, WireKind } from "./wire/events.ts";
 import { type WireObservation, WireSource } from "./wire/source.ts";
 
 /** How often pending handshakes are checked against the window (a scan of the pending tables). */
@@ -65,10 +66,12 @@ export interface PipelineOptions {
   sink: ObservationSink;
   /** why a value stayed null (the caller says each kind once) */
   onProblem?: (lib: LibraryFacts | null, problem: string) => void;
-  /** /proc/PID/exe read while the process still lives */
-  seeProcess?: (pid: number) => void;
+  /** learns each process's executable from the kernel's announcements (CARNOT_EV_EXE) */
+  exeTable?: ExeTable;
   /** the comm of a live process, for handshakes the kernel gives up */
   commOf?: (pid: number) => string;
+  /** --pid / --comm are set (the wire writes no line whose owner it could not check against them) */
+  filtered?: boolean;
 }
 
 export class TracePipeline {
@@ -106,6 +109,7 @@ export class TracePipeline {
               maxPending: opts.maxPending,
               newAnalyzer: () => new WireConnection(this.#wireContext),
               release: (cookie) => wire.release(cookie),
+              requireOwner: opts.filtered === true,
             },
             {
               linked: (cookie, link) => this.#joiner.linked(cookie, link),
@@ -131,7 +135,7 @@ export class TracePipeline {
     }
     const libsslDecoder = this.#libsslDecoder!;
     const wireDecoder = this.#wireDecoder!;
-    const see = this.#opts.seeProcess;
+    const exe = this.#opts.exeTable;
     let total = 0;
     for (;;) {
       const n = region.drain((offset, length) => {
@@ -141,7 +145,6 @@ export class TracePipeline {
           const ev = wireDecoder.decode(offset, length);
           this.#nowNs = ev.tsNs;
           this.#wireEvents++;
-          if (see && ev.flags & WireFlag.Owner) see(ev.pid);
           this.#wire.push(ev);
           return;
         }
@@ -149,8 +152,8 @@ export class TracePipeline {
         const ev = libsslDecoder.decode(offset);
         this.#nowNs = ev.tsNs;
         this.#libsslEvents++;
-        see?.(ev.pid);
-        this.#correlator.push(ev);
+        if (ev.kind === EventKind.Exe) exe?.learn(ev);
+        else this.#correlator.push(ev);
       });
       total += n;
       if (n === 0) return total;

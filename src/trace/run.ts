@@ -4,16 +4,18 @@
  * metrics, then detach). The data path itself is src/trace/pipeline.ts.
  */
 import { Libc } from "../../ffi/libc.ts";
-import { closeSync, constants, openSync, readFileSync, readlinkSync, statSync, unlinkSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { ChainedWriter } from "../chain/writer.ts";
 import { CarnotError, describeError } from "../errors.ts";
 import { log } from "../log.ts";
+import { ExeTable } from "./exe-table.ts";
 import { indexGroups } from "./groups.ts";
 import { formatMetrics, type TraceMetrics, writeMetricsJson } from "./metrics.ts";
 import type { LibraryFacts, ObservationContext } from "./observation.ts";
 import { TracePipeline } from "./pipeline.ts";
 import { openSources, type SourceChoice } from "./sources.ts";
+import { heldStopSignal, stopSignals } from "./stop-signals.ts";
 import { warmUpPipeline } from "./warmup.ts";
 
 const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = constants;
@@ -74,7 +76,6 @@ export interface TraceSummary {
 const DRAIN_INTERVAL_MS = 50;
 /** How often whole lines reach the output file when the writer's buffer is not yet full. */
 const WRITE_INTERVAL_MS = 200;
-const EXE_CACHE_MAX = 4096;
 
 /**
  * The clocks, sampled once at start. bpf_ktime_get_ns counts CLOCK_MONOTONIC, which Bun does not expose
@@ -119,49 +120,30 @@ function assertWritable(path: string, followSymlinks = false): void {
   }
 }
 
-/** /proc/PID/exe, read once per process at first sight (a short-lived client may be gone by completion). */
-class ExeCache {
-  private readonly paths = new Map<number, string | null>();
-  see(pid: number): void {
-    if (this.paths.has(pid)) return;
-    let exe: string | null = null;
-    try {
-      exe = readlinkSync(`/proc/${pid}/exe`);
-    } catch {
-      // gone already, or a kernel thread: unknown, never guessed
-    }
-    if (this.paths.size >= EXE_CACHE_MAX) {
-      const oldest = this.paths.keys().next().value;
-      if (oldest !== undefined) this.paths.delete(oldest);
-    }
-    this.paths.set(pid, exe);
-  }
-  get(pid: number): string | null {
-    if (!this.paths.has(pid)) this.see(pid);
-    return this.paths.get(pid) ?? null;
-  }
-}
-
-/** Runs until SIGINT/SIGTERM, `durationS` or `signal`; resolves once everything is written and detached. */
+/**
+ * Runs until a stop signal (SIGINT, SIGTERM, SIGHUP: src/trace/stop-signals.ts), `durationS` or `signal`;
+ * resolves once everything is written and detached.
+ */
 export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
-  // SIGINT/SIGTERM are taken from the start: one that arrives during calibration, the BPF load or the
-  // warm-up stops the trace as soon as it is attached (drained, sealed, exit 0) instead of killing it midway.
+  // Taken from the start: one that arrives during calibration, the BPF load or the warm-up (or before, while
+  // carnot itself started: heldStopSignal) stops the trace as soon as it is attached (drained, sealed, exit 0)
+  // instead of killing it midway.
   const stop = new AbortController();
   const requestStop = () => stop.abort();
-  process.on("SIGINT", requestStop);
-  process.on("SIGTERM", requestStop);
+  const signals = stopSignals();
+  for (const signal of signals) process.on(signal, requestStop);
+  if (heldStopSignal() !== null) requestStop();
   opts.signal?.addEventListener("abort", requestStop, { once: true });
   if (opts.signal?.aborted) requestStop();
   try {
     return await traceUntil(opts, stop.signal);
   } finally {
-    process.off("SIGINT", requestStop);
-    process.off("SIGTERM", requestStop);
+    for (const signal of signals) process.off(signal, requestStop);
     opts.signal?.removeEventListener("abort", requestStop);
   }
 }
 
-/** The trace itself; `stopSignal` ends it (from SIGINT/SIGTERM, the caller's signal or --duration). */
+/** The trace itself; `stopSignal` ends it (from a stop signal, the caller's signal or --duration). */
 async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<TraceSummary> {
   const status = opts.status ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (opts.out !== null) assertWritable(opts.out, opts.followSymlinks);
@@ -183,7 +165,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   }
   const clocks = sampleClocks();
   const monotonicNowNs = () => Number(process.hrtime.bigint()) + clocks.monotonicMinusHrtimeNs;
-  const exe = new ExeCache();
+  const exe = new ExeTable();
   const unknownLibrary = (id: number): LibraryFacts => ({
     label: `lib_id ${id}`,
     ciphers: null,
@@ -213,7 +195,8 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     context,
     sink: writer,
     onProblem: warnOnce,
-    seeProcess: (pid) => exe.see(pid),
+    exeTable: exe,
+    filtered: opts.pid !== undefined || (opts.comm !== undefined && opts.comm !== ""),
     commOf,
   });
 

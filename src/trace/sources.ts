@@ -11,6 +11,8 @@ import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.
 import { SslProbes } from "./libssl/probes.ts";
 import type { LibraryFacts } from "./observation.ts";
 import type { EventRegion } from "./pipeline.ts";
+import { openCacheDir, traceCacheDir } from "./cache-dir.ts";
+import { untrustedReason } from "./trusted-path.ts";
 import { WireCapture } from "./wire/capture.ts";
 
 export type SourceChoice = "libssl" | "wire" | "all";
@@ -46,11 +48,19 @@ export interface OpenedSources {
   close(): void;
 }
 
-/** What the records say about a library: its label with the OpenSSL version, cipher names, default groups. */
+/** Functions whose probes say which groups a connection or its context was given. */
+const GROUP_SETTERS = ["SSL_ctrl", "SSL_CTX_ctrl"];
+
+/**
+ * What the records say about a library: its label with the OpenSSL version, cipher names, default groups
+ * (none when a probe on a group setter is missing: groups an application set would go unseen, and the
+ * library's defaults would be a guess).
+ */
 export function libraryFacts(
   path: string,
   result: CalibrationResult | undefined,
   groups: GroupIndex,
+  unprobed: readonly string[] = [],
 ): LibraryFacts {
   const c = result?.calibration ?? null;
   // the library's own answer (OpenSSL_version) first, else the version string found in the file
@@ -58,7 +68,7 @@ export function libraryFacts(
   const fromFile = opensslVersion(path);
   const version = fromLibrary ?? (fromFile ? `OpenSSL ${fromFile}` : null);
   let defaultGroups: string[] | null = null;
-  if (c?.defaultGroups) {
+  if (c?.defaultGroups && !unprobed.some((name) => GROUP_SETTERS.includes(name))) {
     const names = c.defaultGroups.map((code) => groups.byCodePoint.get(code)?.name ?? null);
     // a code point carnot cannot name makes the list incomplete: no list rather than a wrong one
     defaultGroups = names.every((n) => n !== null) ? (names as string[]) : null;
@@ -66,21 +76,36 @@ export function libraryFacts(
   return { label: version ? `${path} (${version})` : path, ciphers: c?.ciphers ?? null, defaultGroups };
 }
 
-/** Offsets verified for each exact file before anything is attached (a cached result costs a stat). */
+/**
+ * Offsets verified for each exact file before anything is attached (a cached result costs a digest). What
+ * cannot be probed, or could have been prepared by another user, is refused before anything runs it (the
+ * calibration loads the library, or executes a program such as node, even if confined).
+ */
 async function calibrateAll(
   paths: string[],
-  cacheDir: string | undefined,
+  named: boolean,
+  opts: SourceOptions,
 ): Promise<Map<string, CalibrationResult>> {
-  const calibrations = new Map<string, CalibrationResult>();
-  for (const path of paths) {
+  const resolvedPaths = paths.map((path) => {
     let resolved: string;
     try {
-      // what cannot be probed is refused before anything runs it (calibration executes node, for one)
       resolved = checkLibssl(path).path;
     } catch (err) {
       throw new CarnotError(describeError(err), { exitCode: 2 });
     }
-    if (!calibrations.has(resolved)) calibrations.set(resolved, await calibrate(resolved, { cacheDir }));
+    const untrusted = untrustedReason(resolved, { siblingsUsed: true });
+    if (untrusted !== null) {
+      const which = named ? `--libssl ${path}` : `the system libssl ${path}`;
+      throw new CarnotError(`refused ${which}: ${untrusted}`, { exitCode: 2 });
+    }
+    return resolved;
+  });
+  const cache = openCacheDir(opts.cacheDir ?? traceCacheDir());
+  if (cache.problem !== null) opts.status(`carnot: warning: cache directory not used: ${cache.problem}`);
+  const calibrations = new Map<string, CalibrationResult>();
+  for (const resolved of resolvedPaths) {
+    if (!calibrations.has(resolved))
+      calibrations.set(resolved, await calibrate(resolved, { cacheDir: opts.cacheDir }));
   }
   return calibrations;
 }
@@ -132,7 +157,7 @@ async function openProbes(opts: SourceOptions): Promise<{ probes: SslProbes; fac
     throw new CarnotError("no libssl found (install libssl3, or name one with --libssl PATH)");
   }
   const paths = libraries as string[];
-  const calibrations = await calibrateAll(paths, opts.cacheDir);
+  const calibrations = await calibrateAll(paths, opts.libraries.length > 0, opts);
   const offsetsOf = (path: string) => {
     let resolved = path;
     try {
@@ -152,9 +177,21 @@ async function openProbes(opts: SourceOptions): Promise<{ probes: SslProbes; fac
     aggregate: opts.rawEvents !== true,
     maxPending: opts.maxPending,
   });
-  const facts = probes.libraries.map(({ path }) =>
-    libraryFacts(path, calibrations.get(path), opts.groupIndex),
+  const facts = probes.libraries.map(({ id, path }) =>
+    libraryFacts(
+      path,
+      calibrations.get(path),
+      opts.groupIndex,
+      (probes.refused.get(id) ?? []).map((r) => r.func),
+    ),
   );
+  for (const [id, refused] of probes.refused) {
+    const which = refused.map((r) => `${r.func}: ${r.reason}`).join("; ");
+    opts.status(
+      `carnot: warning: ${facts[id]?.label}: not probed — ${which}; tracing with the other probes, ` +
+        "what only these would show stays null",
+    );
+  }
   reportCalibrations(probes, calibrations, facts, opts);
   return { probes, facts };
 }

@@ -2,13 +2,14 @@
  * The kernel's per-connection table (aggregated mode) is bounded by --max-pending, and what it evicts is
  * counted in cacheEvictions: more handshakes stall at once than the table holds (clients whose server never
  * answers the ClientHello); the count is at least the excess, and every handshake is a line or an eviction.
+ * And a table that never fills evicts nothing: under a 50-way nginx load the count stays 0 at every reading.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SYSTEM_PYTHON } from "../../src/lab/loopback.ts";
-import { lastMetrics, readObservations, startTracer, traceSkipReason } from "../support/tracer.ts";
+import { childPids, makeSelfSignedCert, startNginx, SYSTEM_PYTHON } from "../../src/lab/loopback.ts";
+import { COMPILED, lastMetrics, readObservations, startTracer, traceSkipReason } from "../support/tracer.ts";
 
 const skip = traceSkipReason();
 if (skip) console.warn(`skipping the kernel table tests: ${skip}`);
@@ -83,4 +84,38 @@ describe.skipIf(skip !== null)("the kernel's per-connection table", () => {
     expect(lines.every((r) => !r.handshake_success)).toBe(true);
     expect(lines.length + evictions).toBeGreaterThanOrEqual(CLIENTS);
   }, 60_000);
+
+  test.skipIf(Bun.which("hey") === null || Bun.which("nginx") === null)(
+    "a table that never fills: 0 evictions under a 50-way nginx load, at every reading",
+    async () => {
+      const cert = await makeSelfSignedCert(dir);
+      const nginx = await startNginx(join(dir, "nginx"), cert, { workers: 2 });
+      const out = join(dir, "load.jsonl");
+      const tracer = await startTracer(["-o", out, "--metrics-interval", "1"], { binary: COMPILED });
+      const workers = new Set(await childPids(nginx.pid));
+      try {
+        const hey = Bun.spawnSync(
+          ["hey", "-n", "5000", "-c", "50", "-disable-keepalive", `https://127.0.0.1:${nginx.port}/`],
+          { stdout: "pipe", stderr: "pipe", timeout: 60_000 },
+        );
+        expect(/\[200\]\s+5000 responses/.test(hey.stdout.toString())).toBe(true);
+      } finally {
+        await nginx.stop();
+      }
+      const { exitCode, stderr } = await tracer.stop("SIGINT");
+      expect(exitCode).toBe(0);
+      // every metrics line, the periodic ones read while the load ran and the last one
+      const readings = stderr
+        .split("\n")
+        .filter((l) => l.includes("cacheEvictions="))
+        .map((l) => Number(/cacheEvictions=(\d+)/.exec(l)?.[1]));
+      expect(readings.length).toBeGreaterThanOrEqual(2);
+      expect(readings).toEqual(readings.map(() => 0));
+      const served = readObservations(out).filter(
+        (r) => r.role === "server" && r.pid !== null && workers.has(r.pid),
+      );
+      expect(served.filter((r) => r.handshake_success)).toHaveLength(5000);
+    },
+    120_000,
+  );
 });

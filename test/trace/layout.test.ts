@@ -89,6 +89,7 @@ const CONSTANTS: Record<string, [number, string]> = {
   "ProbeFunc.SSL_write_ex": [ProbeFunc.SSL_write_ex, "CARNOT_FN_SSL_WRITE_EX"],
   "EventKind.HandshakeImplicit": [EventKind.HandshakeImplicit, "CARNOT_EV_HS_IMPLICIT"],
   "EventKind.HandshakeDone": [EventKind.HandshakeDone, "CARNOT_EV_HS_DONE"],
+  "EventKind.Exe": [EventKind.Exe, "CARNOT_EV_EXE"],
   DONE_SIZE: [DONE_SIZE, "sizeof(struct carnot_done)"],
   CONN_KEY_SIZE: [CONN_KEY_SIZE, "sizeof(struct carnot_conn_key)"],
   CONN_STATE_SIZE: [CONN_STATE_SIZE, "sizeof(struct carnot_conn_state)"],

@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CALIBRATION_FORMAT, calibrate, fileIdentity } from "../../src/trace/libssl/calibration/calibrate.ts";
+import {
+  CALIBRATION_FORMAT,
+  calibrate,
+  fileDigest,
+  fileIdentity,
+} from "../../src/trace/libssl/calibration/calibrate.ts";
 import type { Calibration } from "../../src/trace/libssl/calibration/types.ts";
 import { findSystemLibssl } from "../../src/trace/libssl/library.ts";
 import { curl, makeSelfSignedCert, type RunningServer, startNginx } from "../../src/lab/loopback.ts";
@@ -38,7 +43,8 @@ describe.skipIf(skip !== null)("a library carnot cannot verify", () => {
     mkdirSync(cache);
     writeFileSync(
       join(cache, `offsets-v${CALIBRATION_FORMAT}-${fileIdentity(lib)}.json`),
-      JSON.stringify(unverified),
+      // a record of the very same bytes, as carnot writes it
+      JSON.stringify({ ...unverified, libraryDigest: fileDigest(lib) }),
     );
     const out = join(dir, "out.jsonl");
     const tracer = await startTracer(["--out", out, "--metrics-interval", "0", "--source", "libssl"], {

@@ -33,6 +33,7 @@ export const EventKind = {
   GetError: 11,
   HandshakeImplicit: 12,
   HandshakeDone: 13,
+  Exe: 14,
   Synthetic: 100,
 } as const;
 export type EventKindValue = (typeof EventKind)[keyof typeof EventKind];
@@ -112,7 +113,10 @@ const TWO_32 = 0x1_0000_0000;
 
 function kindHasText(kind: number): boolean {
   return (
-    kind === EventKind.SetHostname || kind === EventKind.SetGroupsList || kind === EventKind.CtxGroupsList
+    kind === EventKind.SetHostname ||
+    kind === EventKind.SetGroupsList ||
+    kind === EventKind.CtxGroupsList ||
+    kind === EventKind.Exe
   );
 }
 

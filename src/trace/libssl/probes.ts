@@ -10,7 +10,7 @@
  * which function and library. With uprobe_multi (Linux 6.6+) that is 2 links per library, and close() costs
  * one RCU grace period per link (~50-100 ms here) instead of one per function.
  */
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import {
   BPF_TRACE_UPROBE_MULTI,
   type BpfLink,
@@ -45,7 +45,9 @@ import {
   STAT_DROPPED,
 } from "./events.ts";
 import { checkLibssl, IMPLICIT_CHECKPOINT_SYMBOLS, type LibsslCheck } from "./library.ts";
+import type { SharedMaps } from "../shared-maps.ts";
 import { probeSkip } from "./prologue.ts";
+import { KernelLog, refCtrMismatches, uprobeHolders } from "./uprobe-conflicts.ts";
 
 export const DEFAULT_RINGBUF_SIZE = 8 * 1024 * 1024;
 
@@ -166,6 +168,129 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A function the kernel would not probe, and why. */
+export interface RefusedProbe {
+  func: string;
+  reason: string;
+}
+
+/** The errno text at the end of an attach error ("failed to attach uprobes in …: Invalid argument"). */
+function errnoText(err: unknown): string {
+  return describe(err).split(": ").at(-1) ?? describe(err);
+}
+
+/**
+ * Attaches `funcs` of one file: entry and return programs, all or none per function. When the kernel refuses
+ * (another tracer holds a uprobe at one of these places with another ref_ctr_offset: EINVAL), the functions it
+ * names in its log are left out and the rest attached; failing that, each function is tried on its own. What
+ * could not be attached comes back with the kernel's reason and, where it can be found, the other holder.
+ */
+function attachFunctions(
+  object: BpfObject,
+  libc: Libc,
+  mode: "multi" | "perf-event",
+  path: string,
+  funcs: readonly string[],
+  sites: ReadonlyMap<string, { offset: number; skip: number }>,
+  cookie: (name: string) => number,
+): { links: BpfLink[]; refused: RefusedProbe[] } {
+  const at = (name: string) => sites.get(name)!.offset + sites.get(name)!.skip;
+  const attachSet = (set: readonly string[]): BpfLink[] => {
+    const made: BpfLink[] = [];
+    try {
+      for (const retprobe of [false, true]) {
+        const probed = retprobe ? set.filter((name) => RETURN_PROBED.has(name)) : set;
+        const program = retprobe ? RETURN_PROGRAM : ENTRY_PROGRAM;
+        if (probed.length === 0) continue;
+        if (mode === "multi") {
+          made.push(
+            object.attachUprobeMulti(program, {
+              path,
+              offsets: probed.map(at),
+              cookies: probed.map(cookie),
+              retprobe,
+            }),
+          );
+          continue;
+        }
+        for (const name of probed) {
+          made.push(
+            object.attachUprobe(program, {
+              path,
+              funcName: name,
+              funcOffset: sites.get(name)!.skip,
+              retprobe,
+              cookie: cookie(name),
+            }),
+          );
+        }
+      }
+      return made;
+    } catch (err) {
+      for (const link of made) link.destroy();
+      throw err;
+    }
+  };
+  const kernelLog = KernelLog.fromNow(libc);
+  const inode = statSync(path).ino;
+  const mismatches = new Map<number, string>();
+  const kernelSaid = () => {
+    for (const [offset, old] of refCtrMismatches(kernelLog?.messages() ?? [], inode))
+      mismatches.set(offset, old);
+  };
+  const refused: { func: string; errno: string }[] = [];
+  let links: BpfLink[] = [];
+  try {
+    let remaining = [...funcs];
+    for (;;) {
+      try {
+        links = attachSet(remaining);
+        break;
+      } catch (err) {
+        // the kernel logs the place it refused: without it, try the rest; else each function alone
+        kernelSaid();
+        const culprit = remaining.find((name) => mismatches.has(at(name)));
+        if (culprit === undefined) {
+          for (const name of remaining) {
+            try {
+              links.push(...attachSet([name]));
+            } catch (alone) {
+              refused.push({ func: name, errno: errnoText(alone) });
+            }
+          }
+          kernelSaid();
+          break;
+        }
+        refused.push({ func: culprit, errno: errnoText(err) });
+        remaining = remaining.filter((name) => name !== culprit);
+        if (remaining.length === 0) break;
+      }
+    }
+  } finally {
+    kernelLog?.close();
+  }
+  const holders =
+    refused.length > 0
+      ? uprobeHolders(
+          libc,
+          path,
+          refused.map((r) => at(r.func)),
+        )
+      : new Map();
+  return {
+    links,
+    refused: refused.map(({ func, errno }) => {
+      const old = mismatches.get(at(func));
+      const who = holders.get(at(func));
+      const why =
+        old === undefined ? "" : `the kernel: ref_ctr_offset mismatch, another uprobe there has ${old}`;
+      const by = who ? `held by ${who.join(", ")}` : old === undefined ? "" : "its holder not found";
+      const detail = [why, by].filter((part) => part !== "").join("; ");
+      return { func, reason: detail === "" ? errno : `${errno} (${detail})` };
+    }),
+  };
+}
+
 /** A CarnotError from a failed step; EPERM as non-root gets the privilege hint (as root it is the verifier). */
 function wrap(err: unknown, extra?: string): CarnotError {
   const message = describe(err);
@@ -194,6 +319,8 @@ export class SslProbes {
   readonly attachMode: "multi" | "perf-event";
   /** one event per handshake (the kernel correlates), else one per probed call */
   readonly aggregated: boolean;
+  /** Per library id: the functions the kernel refused to probe, and why (another tracer in the way). */
+  readonly refused: ReadonlyMap<number, readonly RefusedProbe[]>;
   readonly #object: BpfObject;
   readonly #libbpf: Libbpf;
   readonly #links: BpfLink[];
@@ -213,9 +340,11 @@ export class SslProbes {
     attachMs: number,
     attachMode: "multi" | "perf-event",
     aggregated: boolean,
+    refused: ReadonlyMap<number, readonly RefusedProbe[]>,
   ) {
     this.attachMode = attachMode;
     this.aggregated = aggregated;
+    this.refused = refused;
     this.#libbpf = libbpf;
     this.#object = object;
     this.#links = links;
@@ -322,6 +451,7 @@ export class SslProbes {
       }
       const started = performance.now();
       const libraries = unique.map((check, id) => ({ id, path: check.path }));
+      const refused = new Map<number, RefusedProbe[]>();
       for (const [id, check] of unique.entries()) {
         for (const name of check.missingOptional) {
           if (opts.verbose) log.debug(`${check.path}: no ${name}, its probe is skipped`);
@@ -346,33 +476,29 @@ export class SslProbes {
         }
         const cookie = (name: string) =>
           id * 2 ** COOKIE_FUNC_BITS + ProbeFunc[name as keyof typeof ProbeFunc];
-        for (const retprobe of [false, true]) {
-          const probed = retprobe ? funcs.filter((name) => RETURN_PROBED.has(name)) : funcs;
-          const program = retprobe ? RETURN_PROGRAM : ENTRY_PROGRAM;
-          if (mode === "multi") {
-            const offsets = probed.map((name) => sites.get(name)!.offset + sites.get(name)!.skip);
-            const cookies = probed.map(cookie);
-            links.push(loaded.attachUprobeMulti(program, { path: check.path, offsets, cookies, retprobe }));
-          } else {
-            for (const name of probed) {
-              links.push(
-                loaded.attachUprobe(program, {
-                  path: check.path,
-                  funcName: name,
-                  funcOffset: sites.get(name)!.skip,
-                  retprobe,
-                  cookie: cookie(name),
-                }),
-              );
-            }
-          }
+        const attached = attachFunctions(loaded, libbpf.libc, mode, check.path, funcs, sites, cookie);
+        links.push(...attached.links);
+        if (attached.links.length === 0) {
+          const why = attached.refused.map((r) => `${r.func}: ${r.reason}`).join("; ");
+          throw new CarnotError(`failed to attach uprobes in ${check.path}: ${why}`);
         }
+        if (attached.refused.length > 0) refused.set(id, attached.refused);
       }
       const attachMs = performance.now() - started;
       if (opts.verbose) log.debug(`attached ${links.length} ${mode} links in ${attachMs.toFixed(0)} ms`);
       // The size the kernel really has (libbpf may round a ring buffer up).
       reader = new RingBufferReader(libbpf.libc, loaded.mapFd("events"), loaded.maxEntries("events"));
-      return new SslProbes(libbpf, loaded, links, reader, libraries, attachMs, mode, opts.aggregate === true);
+      return new SslProbes(
+        libbpf,
+        loaded,
+        links,
+        reader,
+        libraries,
+        attachMs,
+        mode,
+        opts.aggregate === true,
+        refused,
+      );
     } catch (err) {
       for (const link of links) link.destroy();
       reader?.close();
@@ -405,11 +531,12 @@ export class SslProbes {
   }
 
   /** The maps another carnot object shares with these probes: the ring buffer and the per-thread handshakes. */
-  sharedMaps(): { events: number; hsStacks: number; implicitSsl: number } {
+  sharedMaps(): SharedMaps {
     return {
       events: this.#object.mapFd("events"),
       hsStacks: this.#object.mapFd("hs_stacks"),
       implicitSsl: this.#object.mapFd("implicit_ssl"),
+      exeAnnounced: this.#object.mapFd("exe_announced"),
     };
   }
 
@@ -424,19 +551,27 @@ export class SslProbes {
    */
   liveHandshakes(): KernelHandshake[] {
     if (this.#closed) return [];
-    const entries = this.#object.entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE);
-    const { connCreated, connDeleted } = readStats(this.#object);
-    const evicted = connCreated - connDeleted - this.#forgotten - entries.length;
+    // The counters are read on both sides of the table: each entry created before the walk began is, by its
+    // end, deleted (counted by then), forgotten, evicted or seen. Probes running meanwhile can then only make
+    // the count lower, never invent an eviction (created and deleted read at other moments than the walk did).
+    const before = readStats(this.#object);
+    const entries = new Map<string, [Uint8Array, Uint8Array]>();
+    // a walk that lost its place (its key deleted meanwhile) starts over: an entry may come twice
+    for (const entry of this.#object.entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE))
+      entries.set(entry[0].join(","), entry);
+    const after = readStats(this.#object);
+    const evicted = before.connCreated - after.connDeleted - this.#forgotten - entries.size;
     this.#kernelEvictions = Math.max(this.#kernelEvictions, evicted);
-    return entries
+    return [...entries.values()]
       .map(([key, value]) => decodeConn(key, value))
       .filter((c) => (c.flags & ConnFlags.Live) !== 0);
   }
 
   /**
    * Entries the kernel's per-connection table evicted itself (full at --max-pending: an LRU hash drops its
-   * least recently used entry), as of the last liveHandshakes(): entries created − deleted (by the probes, or
-   * by forgetHandshake) − entries held; exact when no probe runs meanwhile (at exit), never lower than before.
+   * least recently used entry), as of the last liveHandshakes(): at least entries created − deleted (by the
+   * probes, or by forgetHandshake) − entries held; exact when no probe runs meanwhile (at exit), never lower
+   * than before, never more than really were.
    */
   get kernelEvictions(): number {
     return this.#kernelEvictions;

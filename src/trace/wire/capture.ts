@@ -9,17 +9,11 @@ import { type BpfLink, type BpfObject, Libbpf } from "../../../ffi/libbpf.ts";
 import { RingBufferReader } from "../../../ffi/ringbuf.ts";
 import wireObjectPath from "../../../bpf/wire.bpf.o" with { type: "file" };
 import { CarnotError } from "../../errors.ts";
+import type { SharedMaps } from "../shared-maps.ts";
 import { encodeWireConfig, WIRE_STAT_COUNT, type WireFilter, WireStat } from "./events.ts";
 
-/** What the libssl source shares with this one: its ring buffer and its per-thread handshake maps. */
-export interface SharedMaps {
-  events: number;
-  hsStacks: number;
-  implicitSsl: number;
-}
-
 export interface WireCaptureOptions extends WireFilter {
-  /** the libssl probes' maps; absent: a ring buffer of this source's own */
+  /** the libssl probes' maps (ring buffer, per-thread handshakes, announced executables); absent: its own */
   shared?: SharedMaps;
   /** size of the own ring buffer (ignored with `shared`) */
   ringbufSize?: number;
@@ -101,6 +95,7 @@ export class WireCapture {
         object.reuseMap("events", opts.shared.events);
         object.reuseMap("hs_stacks", opts.shared.hsStacks);
         object.reuseMap("implicit_ssl", opts.shared.implicitSsl);
+        object.reuseMap("exe_announced", opts.shared.exeAnnounced);
       } else if (opts.ringbufSize !== undefined) {
         object.setMaxEntries("events", opts.ringbufSize);
       }

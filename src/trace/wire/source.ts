@@ -29,7 +29,8 @@ export interface WireCounters {
   unreadable: Record<string, number>;
   /** lines written with a problem after their ClientHello (a gap, a conflict, …), by problem */
   problems: Record<string, number>;
-  /** connections the kernel dropped after their first bytes (filters, not TLS after all) */
+  /** connections the kernel dropped after their first bytes (filters, not TLS after all), or whose owner the
+   * filters needed and never showed */
   forgotten: number;
   /** connections given up after the window without being decided */
   timeouts: number;
@@ -57,6 +58,11 @@ export interface WireSourceOptions {
   newAnalyzer: () => WireConnection;
   /** tell the kernel to stop copying this connection */
   release: (cookie: number) => void;
+  /**
+   * --pid / --comm are set: a connection whose owner was never seen sending cannot be shown to match them, and
+   * gives no line (counted as filtered)
+   */
+  requireOwner?: boolean;
 }
 
 export interface WireSourceHandlers {
@@ -228,6 +234,10 @@ export class WireSource {
     this.#connections.delete(conn.cookie);
     this.#remember(conn.cookie);
     if (conn.ended !== (SENT_ENDED | RECEIVED_ENDED)) this.opts.release(conn.cookie);
+    if (conn.owner === null && this.opts.requireOwner) {
+      this.counters.forgotten++;
+      return null;
+    }
     const handshake = conn.analyzer.result();
     const client = handshake.client;
     if (client === null || handshake.role === null) {

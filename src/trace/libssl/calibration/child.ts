@@ -245,7 +245,8 @@ export function makeCertificate(libcrypto: string, dir: string): { cert: string;
   return { cert, key };
 }
 
-function libcryptoBeside(libssl: string): string {
+/** The libcrypto beside a libssl (libssl.so.3 → libcrypto.so.3), else the name the loader resolves. */
+export function libcryptoBeside(libssl: string): string {
   const beside = join(
     dirname(libssl),
     libssl
@@ -293,10 +294,19 @@ function cipherNames(ssl: Ssl): Record<string, string> {
   return names;
 }
 
-export function calibrateLoaded(libssl: string, workDir: string): Calibration {
-  const ssl = openLibraries(libssl);
+/**
+ * Calibrates `libssl` (the name its record carries), loaded from `load` (the same files, open in this
+ * process: /proc/self/fd/N) when given. libcrypto is loaded first, so that libssl's dependency on it is that
+ * very file (the dynamic loader matches it by its soname) wherever libssl's directory is.
+ */
+export function calibrateLoaded(
+  libssl: string,
+  workDir: string,
+  load: { libssl?: string; libcrypto?: string } = {},
+): Calibration {
+  const { cert, key } = makeCertificate(load.libcrypto ?? libcryptoBeside(libssl), workDir);
+  const ssl = openLibraries(load.libssl ?? libssl);
   const versionText = new CString(ssl.OpenSSL_version(0)!).toString();
-  const { cert, key } = makeCertificate(libcryptoBeside(libssl), workDir);
   let version: number[] | null = null;
   let cipher: number[] | null = null;
   let cipherId: number[] | null = null;

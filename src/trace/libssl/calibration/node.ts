@@ -11,6 +11,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { EventKind, Role } from "../events.ts";
 import { SslProbes } from "../probes.ts";
 import { clientHelloOfStream } from "../../wire/tls/hello.ts";
+import { sandboxed, sandboxEnv } from "./sandbox.ts";
 import type { Calibration } from "./types.ts";
 
 const SSL_SCAN = 4096;
@@ -32,8 +33,7 @@ export function clientHelloState(openssl: string): number | null {
 /** The script the executable runs: cases in order, one client then one server connection each. */
 const SCRIPT = String.raw`
 const tls = require("node:tls"), net = require("node:net");
-const fs = require("node:fs");
-const [cert, key] = [fs.readFileSync(process.env.CARNOT_CAL_CERT), fs.readFileSync(process.env.CARNOT_CAL_KEY)];
+const [cert, key] = [process.env.CARNOT_CAL_CERT, process.env.CARNOT_CAL_KEY];
 const cases = [
   { ecdhCurve: "X25519", maxVersion: "TLSv1.3", ciphers: "TLS_AES_256_GCM_SHA384" },
   { ecdhCurve: "P-384", maxVersion: "TLSv1.3", ciphers: "TLS_AES_128_GCM_SHA256" },
@@ -164,6 +164,7 @@ const VERSION_CODES: Readonly<Record<string, number>> = { "TLSv1.3": 0x304, "TLS
 
 export interface ExecutableCalibrationInput {
   executable: string;
+  /** PEM text (the confined executable reads no file of carnot's) */
   cert: string;
   key: string;
   /** group name (as Node reports it) → IANA code point */
@@ -177,11 +178,12 @@ export interface ExecutableCalibrationInput {
  * saying why (not a Node.js executable, no handshake completed, …).
  */
 export async function calibrateExecutable(input: ExecutableCalibrationInput): Promise<Calibration> {
-  const proc = Bun.spawn([input.executable, "-e", SCRIPT], {
+  // confined (sandbox.ts): same pid once it has executed the program, which the probes filter on
+  const proc = Bun.spawn(sandboxed([input.executable, "-e", SCRIPT]), {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, CARNOT_CAL_CERT: input.cert, CARNOT_CAL_KEY: input.key, NODE_OPTIONS: "" },
+    env: sandboxEnv({ CARNOT_CAL_CERT: input.cert, CARNOT_CAL_KEY: input.key, NODE_OPTIONS: "" }),
   });
   const killer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
   let probes: SslProbes | null = null;

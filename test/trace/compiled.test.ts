@@ -156,7 +156,9 @@ describe.skipIf(skip !== null)("compiled ./carnot trace", () => {
       .split("\n")
       .map((l) => JSON.parse(l));
     // a process only the wire saw still has its executable, announced by the kernel (gnutls-cli is gone by now)
-    expect(lines.find((l) => l.comm === "gnutls-cli" && l.role === "client")?.exe).toBe("/usr/bin/gnutls-cli");
+    expect(lines.find((l) => l.comm === "gnutls-cli" && l.role === "client")?.exe).toBe(
+      "/usr/bin/gnutls-cli",
+    );
     const ok = lines.filter((l) => l.handshake_success);
     const classical = ok.filter((l) => l.kex_class === "classical").length;
     expect(stdout).toContain(`key exchange of ${ok.length} successful handshakes:`);

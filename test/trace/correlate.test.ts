@@ -5,7 +5,10 @@ import {
   type SslEvent,
 } from "../../src/trace/libssl/correlate.ts";
 import {
+  decodeEvent,
+  type EventFields,
   encodeDone,
+  encodeEvent,
   encodeKex,
   EventKind as Kind,
   HandshakeFunc as HsFunc,
@@ -19,29 +22,28 @@ const SSL_B = 0x5599ca9c7000;
 const CTX = 0x5599ca9a0000;
 const MS = 1_000_000;
 
-/** A synthetic event; time in ms for readability. */
-function ev(kind: number, ms: number, fields: Partial<Omit<SslEvent, "tsNs" | "kind">> = {}): SslEvent {
-  return {
-    tsNs: ms * MS,
-    ptr: SSL_A,
-    aux: 0,
-    pid: PID,
-    tid: PID,
-    ret: 0,
-    libId: 0,
-    comm: "client",
-    data: new Uint8Array(0),
-    kind,
-    ...fields,
-  };
+/** A synthetic event, through the kernel's bytes and the one decoder; time in ms for readability. */
+function ev(kind: number, ms: number, fields: Omit<EventFields, "kind" | "tsNs"> = {}): SslEvent {
+  return decodeEvent(
+    encodeEvent({
+      ptr: SSL_A,
+      aux: 0,
+      pid: PID,
+      tid: PID,
+      ret: 0,
+      libId: 0,
+      comm: "client",
+      ...fields,
+      kind,
+      tsNs: ms * MS,
+    }),
+  );
 }
-const text = (s: string) => new TextEncoder().encode(`${s}\0`);
-const nids = (...n: number[]) => new Uint8Array(new Int32Array(n).buffer);
-const enter = (ms: number, func: number, f: Partial<SslEvent> = {}) =>
+const enter = (ms: number, func: number, f: Omit<EventFields, "kind" | "tsNs"> = {}) =>
   ev(Kind.HandshakeEnter, ms, { aux: func, ...f });
-const ret = (ms: number, r: number, func: number, f: Partial<SslEvent> = {}) =>
+const ret = (ms: number, r: number, func: number, f: Omit<EventFields, "kind" | "tsNs"> = {}) =>
   ev(Kind.HandshakeReturn, ms, { ret: r, aux: func, ...f });
-const getError = (ms: number, code: number, f: Partial<SslEvent> = {}) =>
+const getError = (ms: number, code: number, f: Omit<EventFields, "kind" | "tsNs"> = {}) =>
   ev(Kind.GetError, ms, { ret: code, aux: -1, ...f });
 
 function only(events: SslEvent[]): CorrelatedHandshake {
@@ -53,9 +55,9 @@ function only(events: SslEvent[]): CorrelatedHandshake {
 describe("correlateHandshakes", () => {
   test("SSL_connect wrapping SSL_do_handshake is one client handshake with SNI and context groups", () => {
     const hs = only([
-      ev(Kind.CtxGroupsList, 0, { ptr: CTX, data: text("x25519:P-256") }),
+      ev(Kind.CtxGroupsList, 0, { ptr: CTX, text: "x25519:P-256" }),
       ev(Kind.SslNew, 1, { aux: CTX }),
-      ev(Kind.SetHostname, 2, { data: text("api.example.org") }),
+      ev(Kind.SetHostname, 2, { text: "api.example.org" }),
       enter(3, HsFunc.Connect),
       enter(3, HsFunc.DoHandshake),
       ret(5, 1, HsFunc.DoHandshake),
@@ -107,8 +109,8 @@ describe("correlateHandshakes", () => {
   test("a handshake set up on one thread and run on two others is one line, with the finishing thread", () => {
     const hs = only([
       ev(Kind.SslNew, 0, { tid: 100, aux: CTX }),
-      ev(Kind.SetHostname, 1, { tid: 100, data: text("moved.example") }),
-      ev(Kind.SetGroupsList, 1, { tid: 100, data: text("P-384") }),
+      ev(Kind.SetHostname, 1, { tid: 100, text: "moved.example" }),
+      ev(Kind.SetGroupsList, 1, { tid: 100, text: "P-384" }),
       enter(2, HsFunc.DoHandshake, { tid: 101 }),
       ret(3, -1, HsFunc.DoHandshake, { tid: 101 }),
       getError(3, 2, { tid: 101 }),
@@ -150,7 +152,7 @@ describe("correlateHandshakes", () => {
   test("SSL_free ends a started handshake as freed; a connection that never started one leaves no line", () => {
     const { handshakes } = correlateHandshakes([
       ev(Kind.SslNew, 0, { aux: CTX }),
-      ev(Kind.SetHostname, 1, { data: text("never.example") }),
+      ev(Kind.SetHostname, 1, { text: "never.example" }),
       ev(Kind.SslFree, 2),
       ev(Kind.SslNew, 3, { ptr: SSL_B, aux: CTX }),
       enter(4, HsFunc.DoHandshake, { ptr: SSL_B }),
@@ -164,16 +166,16 @@ describe("correlateHandshakes", () => {
 
   test("a reused SSL* never mixes two handshakes", () => {
     const { handshakes } = correlateHandshakes([
-      ev(Kind.CtxGroupsList, 0, { ptr: CTX, data: text("X448") }),
+      ev(Kind.CtxGroupsList, 0, { ptr: CTX, text: "X448" }),
       ev(Kind.SslNew, 0, { aux: CTX }),
-      ev(Kind.SetHostname, 1, { data: text("first.example") }),
-      ev(Kind.SetGroupsNids, 1, { data: nids(1034), aux: 1 }),
+      ev(Kind.SetHostname, 1, { text: "first.example" }),
+      ev(Kind.SetGroupsNids, 1, { nids: [1034], aux: 1 }),
       enter(2, HsFunc.Connect),
       ev(Kind.SslFree, 3), // freed mid-handshake
       ev(Kind.SslNew, 4, { aux: CTX }), // same address handed out again
       enter(5, HsFunc.Connect),
       ret(6, 1, HsFunc.Connect),
-      ev(Kind.SetHostname, 7, { data: text("next.example") }), // after a finished handshake: the next one's
+      ev(Kind.SetHostname, 7, { text: "next.example" }), // after a finished handshake: the next one's
       enter(8, HsFunc.Connect),
       ret(9, 1, HsFunc.Connect),
       enter(10, HsFunc.Connect),
@@ -219,8 +221,8 @@ describe("correlateHandshakes", () => {
 
   test("the same SSL* address in two processes is two connections", () => {
     const { handshakes } = correlateHandshakes([
-      ev(Kind.SetHostname, 0, { pid: 1, tid: 1, data: text("one.example") }),
-      ev(Kind.SetHostname, 0, { pid: 2, tid: 2, data: text("two.example") }),
+      ev(Kind.SetHostname, 0, { pid: 1, tid: 1, text: "one.example" }),
+      ev(Kind.SetHostname, 0, { pid: 2, tid: 2, text: "two.example" }),
       enter(1, HsFunc.Connect, { pid: 2, tid: 2 }),
       enter(1, HsFunc.Connect, { pid: 1, tid: 1 }),
       ret(2, 1, HsFunc.Connect, { pid: 1, tid: 1 }),
@@ -234,7 +236,7 @@ describe("correlateHandshakes", () => {
 
   test("returns that lack the SSL* are matched through the thread's last handshake call", () => {
     const hs = only([
-      ev(Kind.SetHostname, 0, { data: text("thread.example") }),
+      ev(Kind.SetHostname, 0, { text: "thread.example" }),
       enter(1, HsFunc.DoHandshake),
       ret(2, -1, HsFunc.DoHandshake, { ptr: 0 }),
       getError(2, 1, { ptr: 0 }),
@@ -304,8 +306,8 @@ describe("correlateHandshakes", () => {
   test("aggregated: one HS_DONE is a whole handshake; SNI, context groups and role come along", () => {
     const kex = { version: 0x304, cipherId: 0x03001302, group: 4588, group13: 4588 };
     const { handshakes } = correlateHandshakes([
-      ev(Kind.CtxGroupsList, 0, { ptr: CTX, data: text("X25519MLKEM768:X25519") }),
-      ev(Kind.SetHostname, 1, { data: text("pq.example") }),
+      ev(Kind.CtxGroupsList, 0, { ptr: CTX, text: "X25519MLKEM768:X25519" }),
+      ev(Kind.SetHostname, 1, { text: "pq.example" }),
       ev(Kind.HandshakeDone, 5, {
         aux: 2 * MS,
         ret: 1,
@@ -351,7 +353,7 @@ describe("correlateHandshakes", () => {
     const lines: CorrelatedHandshake[] = [];
     const c = new HandshakeCorrelator({ windowNs: 2000 * MS, maxPending: 100 }, (h) => lines.push(h));
     c.push(done(3)); // before the context has groups: none
-    c.push(ev(Kind.CtxGroupsList, 4, { ptr: CTX, data: text("secp384r1:X25519") }));
+    c.push(ev(Kind.CtxGroupsList, 4, { ptr: CTX, text: "secp384r1:X25519" }));
     c.push(done(6));
     c.push(ev(Kind.SslFree, 7, { ptr: SSL_B })); // nothing held for SSL_B: no line
     c.flush("incomplete");
@@ -377,7 +379,7 @@ describe("correlateHandshakes", () => {
   test("aggregated: a handshake the kernel holds is given up as timeout (counted) or incomplete", () => {
     const lines: CorrelatedHandshake[] = [];
     const c = new HandshakeCorrelator({ windowNs: 2000 * MS, maxPending: 100 }, (h) => lines.push(h));
-    c.push(ev(Kind.SetHostname, 1, { data: text("stuck.example") }));
+    c.push(ev(Kind.SetHostname, 1, { text: "stuck.example" }));
     c.giveUp(
       { pid: PID, ssl: SSL_A, startNs: 2 * MS, role: "client", libId: 0 },
       "incomplete",

@@ -31,7 +31,7 @@ import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } 
 /** The fields of a decoded kernel event that correlation reads. */
 export type SslEvent = Pick<
   CarnotEvent,
-  "tsNs" | "ptr" | "aux" | "pid" | "tid" | "ret" | "kind" | "libId" | "comm" | "data"
+  "tsNs" | "ptr" | "aux" | "pid" | "tid" | "ret" | "kind" | "libId" | "comm" | "data" | "text" | "nids"
 >;
 
 export type Role = "client" | "server";
@@ -111,23 +111,6 @@ const FATAL_SSL_ERRORS: ReadonlyMap<number, string> = new Map([
   [6, "closed"], // SSL_ERROR_ZERO_RETURN
 ]);
 
-const textDecoder = new TextDecoder("utf-8", { fatal: false });
-
-/** The NUL-terminated string at the start of `data`. */
-export function cString(data: Uint8Array): string {
-  const end = data.indexOf(0);
-  return textDecoder.decode(end < 0 ? data : data.subarray(0, end));
-}
-
-/** `count` little-endian int32 NIDs from `data` (no more than it holds). */
-export function int32List(data: Uint8Array, count: number): number[] {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const n = Math.min(Math.max(count, 0), Math.floor(data.byteLength / 4));
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(view.getInt32(i * 4, true));
-  return out;
-}
-
 /** Puts `key` last in a Map's iteration order (the Map then doubles as a least-recently-used list). */
 function touch<V>(map: Map<string, V>, key: string, value: V): void {
   map.delete(key);
@@ -175,19 +158,19 @@ export class HandshakeCorrelator {
         this.onSslFree(ev);
         break;
       case Kind.SetHostname:
-        this.connection(ev).sni = cString(ev.data);
+        this.connection(ev).sni = ev.text;
         break;
       case Kind.SetGroupsList:
-        this.connection(ev).groups = canonicalGroupList(cString(ev.data), this.groupIndex);
+        this.connection(ev).groups = canonicalGroupList(ev.text ?? "", this.groupIndex);
         break;
       case Kind.SetGroupsNids:
-        this.connection(ev).groups = canonicalGroupNids(int32List(ev.data, ev.aux), this.groupIndex);
+        this.connection(ev).groups = canonicalGroupNids(ev.nids ?? [], this.groupIndex);
         break;
       case Kind.CtxGroupsList:
-        this.setContextGroups(ev, canonicalGroupList(cString(ev.data), this.groupIndex));
+        this.setContextGroups(ev, canonicalGroupList(ev.text ?? "", this.groupIndex));
         break;
       case Kind.CtxGroupsNids:
-        this.setContextGroups(ev, canonicalGroupNids(int32List(ev.data, ev.aux), this.groupIndex));
+        this.setContextGroups(ev, canonicalGroupNids(ev.nids ?? [], this.groupIndex));
         break;
       case Kind.SetState:
         if (ev.aux === StateRole.Client) this.connection(ev).role = "client";

@@ -111,6 +111,21 @@ export interface CarnotEvent {
 
 const TWO_32 = 0x1_0000_0000;
 
+/** Where the decoder reads each field: the layout table's offsets in 16- and 32-bit words (one table, checked). */
+const W = {
+  tsNs: EVENT_LAYOUT.ts_ns[0] / 4,
+  ptr: EVENT_LAYOUT.ptr[0] / 4,
+  aux: EVENT_LAYOUT.aux[0] / 4,
+  pid: EVENT_LAYOUT.pid[0] / 4,
+  tid: EVENT_LAYOUT.tid[0] / 4,
+  ret: EVENT_LAYOUT.ret[0] / 4,
+  libId: EVENT_LAYOUT.lib_id[0] / 4,
+  depth: EVENT_LAYOUT.depth[0] / 4,
+  comm: EVENT_LAYOUT.comm[0] / 4,
+} as const;
+const H = { kind: EVENT_LAYOUT.kind[0] / 2, dataLen: EVENT_LAYOUT.data_len[0] / 2 } as const;
+const DATA_OFFSET = EVENT_LAYOUT.data[0];
+
 function kindHasText(kind: number): boolean {
   return (
     kind === EventKind.SetHostname ||
@@ -162,22 +177,22 @@ export class EventDecoder {
   decode(offset: number): CarnotEvent {
     const u32 = this.#u32;
     const w = offset >>> 2;
-    const kind = this.#u16[(offset >>> 1) + 18]!;
-    const dataLen = Math.min(this.#u16[(offset >>> 1) + 19]!, DATA_MAX);
-    const tid = u32[w + 7]!;
+    const kind = this.#u16[(offset >>> 1) + H.kind]!;
+    const dataLen = Math.min(this.#u16[(offset >>> 1) + H.dataLen]!, DATA_MAX);
+    const tid = u32[w + W.tid]!;
     // A copy: the ring buffer space is reused once the batch is consumed.
-    const data = dataLen > 0 ? this.#u8.slice(offset + 64, offset + 64 + dataLen) : NO_DATA;
+    const data = dataLen > 0 ? this.#u8.slice(offset + DATA_OFFSET, offset + DATA_OFFSET + dataLen) : NO_DATA;
     return {
-      tsNs: u32[w]! + u32[w + 1]! * TWO_32,
-      ptr: u32[w + 2]! + u32[w + 3]! * TWO_32,
-      aux: u32[w + 4]! + this.#i32[w + 5]! * TWO_32,
-      pid: u32[w + 6]!,
+      tsNs: u32[w + W.tsNs]! + u32[w + W.tsNs + 1]! * TWO_32,
+      ptr: u32[w + W.ptr]! + u32[w + W.ptr + 1]! * TWO_32,
+      aux: u32[w + W.aux]! + this.#i32[w + W.aux + 1]! * TWO_32,
+      pid: u32[w + W.pid]!,
       tid,
-      ret: this.#i32[w + 8]!,
+      ret: this.#i32[w + W.ret]!,
       kind,
-      libId: u32[w + 10]!,
-      depth: u32[w + 11]!,
-      comm: this.#comm(w + 12, tid),
+      libId: u32[w + W.libId]!,
+      depth: u32[w + W.depth]!,
+      comm: this.#comm(w + W.comm, tid),
       data,
       text: kindHasText(kind) ? this.#text.decode(data) : null,
       nids: kindHasNids(kind) ? decodeNids(data) : null,
@@ -242,17 +257,18 @@ export function encodeEvent(fields: EventFields): Uint8Array {
     if (signed) view.setBigInt64(offset, big, true);
     else view.setBigUint64(offset, big, true);
   };
-  setU64(0, fields.tsNs ?? 0, false);
-  setU64(8, fields.ptr ?? 0, false);
-  setU64(16, fields.aux ?? 0, true);
-  view.setUint32(24, fields.pid ?? 0, true);
-  view.setUint32(28, fields.tid ?? 0, true);
-  view.setInt32(32, fields.ret ?? 0, true);
-  view.setUint16(36, fields.kind, true);
-  view.setUint32(40, fields.libId ?? 0, true);
-  view.setUint32(44, fields.depth ?? 0, true);
+  const at = (field: keyof typeof EVENT_LAYOUT) => EVENT_LAYOUT[field][0];
+  setU64(at("ts_ns"), fields.tsNs ?? 0, false);
+  setU64(at("ptr"), fields.ptr ?? 0, false);
+  setU64(at("aux"), fields.aux ?? 0, true);
+  view.setUint32(at("pid"), fields.pid ?? 0, true);
+  view.setUint32(at("tid"), fields.tid ?? 0, true);
+  view.setInt32(at("ret"), fields.ret ?? 0, true);
+  view.setUint16(at("kind"), fields.kind, true);
+  view.setUint32(at("lib_id"), fields.libId ?? 0, true);
+  view.setUint32(at("depth"), fields.depth ?? 0, true);
   const comm = new TextEncoder().encode(fields.comm ?? "").subarray(0, COMM_LEN - 1);
-  bytes.set(comm, 48);
+  bytes.set(comm, at("comm"));
   let data = fields.data ?? new Uint8Array(0);
   if (fields.text !== undefined) data = new TextEncoder().encode(fields.text);
   if (fields.nids !== undefined) {
@@ -261,8 +277,8 @@ export function encodeEvent(fields: EventFields): Uint8Array {
     for (const [i, nid] of fields.nids.entries()) nidView.setInt32(i * 4, nid, true);
   }
   data = data.subarray(0, DATA_MAX);
-  bytes.set(data, 64);
-  view.setUint16(38, data.byteLength, true);
+  bytes.set(data, at("data"));
+  view.setUint16(at("data_len"), data.byteLength, true);
   return bytes;
 }
 

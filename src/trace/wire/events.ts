@@ -99,6 +99,27 @@ export interface WireEvent {
 
 const TWO_32 = 0x1_0000_0000;
 
+/** Where the decoder reads each field: the layout table's offsets in 16- and 32-bit words (one table, checked). */
+const W = {
+  tsNs: WIRE_EVENT_LAYOUT.ts_ns[0] / 4,
+  cookie: WIRE_EVENT_LAYOUT.cookie[0] / 4,
+  linkSsl: WIRE_EVENT_LAYOUT.link_ssl[0] / 4,
+  pid: WIRE_EVENT_LAYOUT.pid[0] / 4,
+  tid: WIRE_EVENT_LAYOUT.tid[0] / 4,
+  streamOffset: WIRE_EVENT_LAYOUT.stream_offset[0] / 4,
+  flags: WIRE_EVENT_LAYOUT.flags[0] / 4,
+  segmentLen: WIRE_EVENT_LAYOUT.segment_len[0] / 4,
+} as const;
+const H = {
+  kind: WIRE_EVENT_LAYOUT.kind[0] / 2,
+  dataLen: WIRE_EVENT_LAYOUT.data_len[0] / 2,
+  localPort: WIRE_EVENT_LAYOUT.local_port[0] / 2,
+  remotePort: WIRE_EVENT_LAYOUT.remote_port[0] / 2,
+} as const;
+const COMM = WIRE_EVENT_LAYOUT.comm[0];
+const LOCAL_ADDR = WIRE_EVENT_LAYOUT.local_addr[0];
+const REMOTE_ADDR = WIRE_EVENT_LAYOUT.remote_addr[0];
+
 /** Text form of an address: dotted quad, or RFC 5952 IPv6 (an IPv4-mapped address as IPv4). */
 export function formatAddress(bytes: Uint8Array, ipv6: boolean): string {
   if (!ipv6) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
@@ -149,7 +170,7 @@ export class WireDecoder {
 
   /** The kind of the event at `offset` (same offset in every carnot event layout). */
   kind(offset: number): number {
-    return this.#u16[(offset >>> 1) + 18]!;
+    return this.#u16[(offset >>> 1) + H.kind]!;
   }
 
   /** Decodes the event at byte `offset` (a multiple of 8) whose record is `length` bytes long. */
@@ -157,25 +178,25 @@ export class WireDecoder {
     const u32 = this.#u32;
     const w = offset >>> 2;
     const h = offset >>> 1;
-    const dataLen = Math.min(this.#u16[h + 19]!, Math.max(0, length - WIRE_HEADER_SIZE));
-    const flags = u32[w + 10]!;
-    const cookie = u32[w + 2]! + u32[w + 3]! * TWO_32;
+    const dataLen = Math.min(this.#u16[h + H.dataLen]!, Math.max(0, length - WIRE_HEADER_SIZE));
+    const flags = u32[w + W.flags]!;
+    const cookie = u32[w + W.cookie]! + u32[w + W.cookie + 1]! * TWO_32;
     const [comm, localAddr, remoteAddr] = this.#connectionStrings(offset, cookie, flags);
     return {
-      tsNs: u32[w]! + u32[w + 1]! * TWO_32,
+      tsNs: u32[w + W.tsNs]! + u32[w + W.tsNs + 1]! * TWO_32,
       cookie,
-      linkSsl: u32[w + 4]! + u32[w + 5]! * TWO_32,
-      pid: u32[w + 6]!,
-      tid: u32[w + 7]!,
-      streamOffset: u32[w + 8]!,
-      kind: this.#u16[h + 18]!,
+      linkSsl: u32[w + W.linkSsl]! + u32[w + W.linkSsl + 1]! * TWO_32,
+      pid: u32[w + W.pid]!,
+      tid: u32[w + W.tid]!,
+      streamOffset: u32[w + W.streamOffset]!,
+      kind: this.#u16[h + H.kind]!,
       flags,
-      localPort: this.#u16[h + 22]!,
-      remotePort: this.#u16[h + 23]!,
+      localPort: this.#u16[h + H.localPort]!,
+      remotePort: this.#u16[h + H.remotePort]!,
       comm,
       localAddr,
       remoteAddr,
-      segmentLength: u32[w + 24]!,
+      segmentLength: u32[w + W.segmentLen]!,
       payload: this.#u8.subarray(offset + WIRE_HEADER_SIZE, offset + WIRE_HEADER_SIZE + dataLen),
     };
   }
@@ -190,12 +211,12 @@ export class WireDecoder {
     const cached = this.#strings.get(cookie);
     if (cached && cached[0] === shape) return [cached[1], cached[2], cached[3]];
     const u8 = this.#u8;
-    const commBytes = u8.subarray(offset + 48, offset + 48 + WIRE_COMM_LEN);
+    const commBytes = u8.subarray(offset + COMM, offset + COMM + WIRE_COMM_LEN);
     const end = commBytes.indexOf(0);
     const comm = this.#text.decode(commBytes.subarray(0, end < 0 ? WIRE_COMM_LEN : end));
     const ipv6 = (flags & WireFlag.Ipv6) !== 0;
-    const local = formatAddress(u8.subarray(offset + 64, offset + 80), ipv6);
-    const remote = formatAddress(u8.subarray(offset + 80, offset + 96), ipv6);
+    const local = formatAddress(u8.subarray(offset + LOCAL_ADDR, offset + LOCAL_ADDR + 16), ipv6);
+    const remote = formatAddress(u8.subarray(offset + REMOTE_ADDR, offset + REMOTE_ADDR + 16), ipv6);
     // bounded: connections end, but a lost END must not let the cache grow without limit
     if (this.#strings.size >= 65_536) this.#strings.clear();
     this.#strings.set(cookie, [shape, comm, local, remote]);
@@ -231,22 +252,23 @@ export function encodeWireEvent(
   const payload = fields.payload ?? new Uint8Array(0);
   const bytes = new Uint8Array((WIRE_HEADER_SIZE + payload.byteLength + 7) & ~7);
   const view = new DataView(bytes.buffer);
-  view.setBigUint64(0, BigInt(fields.tsNs ?? 0), true);
-  view.setBigUint64(8, BigInt(fields.cookie ?? 0), true);
-  view.setBigUint64(16, BigInt(fields.linkSsl ?? 0), true);
-  view.setUint32(24, fields.pid ?? 0, true);
-  view.setUint32(28, fields.tid ?? 0, true);
-  view.setUint32(32, fields.streamOffset ?? 0, true);
-  view.setUint16(36, fields.kind ?? WireKind.Segment, true);
-  view.setUint16(38, payload.byteLength, true);
+  const at = (field: keyof typeof WIRE_EVENT_LAYOUT) => WIRE_EVENT_LAYOUT[field][0];
+  view.setBigUint64(at("ts_ns"), BigInt(fields.tsNs ?? 0), true);
+  view.setBigUint64(at("cookie"), BigInt(fields.cookie ?? 0), true);
+  view.setBigUint64(at("link_ssl"), BigInt(fields.linkSsl ?? 0), true);
+  view.setUint32(at("pid"), fields.pid ?? 0, true);
+  view.setUint32(at("tid"), fields.tid ?? 0, true);
+  view.setUint32(at("stream_offset"), fields.streamOffset ?? 0, true);
+  view.setUint16(at("kind"), fields.kind ?? WireKind.Segment, true);
+  view.setUint16(at("data_len"), payload.byteLength, true);
   const ipv6 = fields.localAddr?.includes(":") ?? false;
-  view.setUint32(40, (fields.flags ?? 0) | (ipv6 ? WireFlag.Ipv6 : 0), true);
-  view.setUint16(44, fields.localPort ?? 0, true);
-  view.setUint16(46, fields.remotePort ?? 0, true);
-  bytes.set(new TextEncoder().encode(fields.comm ?? "").subarray(0, WIRE_COMM_LEN - 1), 48);
-  bytes.set(parseAddress(fields.localAddr ?? "0.0.0.0"), 64);
-  bytes.set(parseAddress(fields.remoteAddr ?? "0.0.0.0"), 80);
-  view.setUint32(96, fields.segmentLength ?? payload.byteLength, true);
+  view.setUint32(at("flags"), (fields.flags ?? 0) | (ipv6 ? WireFlag.Ipv6 : 0), true);
+  view.setUint16(at("local_port"), fields.localPort ?? 0, true);
+  view.setUint16(at("remote_port"), fields.remotePort ?? 0, true);
+  bytes.set(new TextEncoder().encode(fields.comm ?? "").subarray(0, WIRE_COMM_LEN - 1), at("comm"));
+  bytes.set(parseAddress(fields.localAddr ?? "0.0.0.0"), at("local_addr"));
+  bytes.set(parseAddress(fields.remoteAddr ?? "0.0.0.0"), at("remote_addr"));
+  view.setUint32(at("segment_len"), fields.segmentLength ?? payload.byteLength, true);
   bytes.set(payload, WIRE_HEADER_SIZE);
   return bytes;
 }

@@ -11,7 +11,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freeTcpPort, makeSelfSignedCert, startOpenSslServer } from "../src/lab/loopback.ts";
+import { ChainedWriter } from "../src/chain/writer.ts";
+import { indexGroups } from "../src/trace/groups.ts";
+import { RecordRegion, TracePipeline } from "../src/trace/pipeline.ts";
 import { WireConnection, wireContext } from "../src/trace/wire/connection.ts";
+import { encodeWireEvent, WireDecoder, WireFlag, WireKind } from "../src/trace/wire/events.ts";
+import { WireSource } from "../src/trace/wire/source.ts";
 import {
   captureSkipReason,
   readConnections,
@@ -155,3 +160,130 @@ const perConnection = Object.entries(after)
   .sort((a, b) => b[1] - a[1])
   .map(([type, n]) => `${type} ${n.toFixed(1)}`);
 console.log(`objects kept per decided connection: ${perConnection.join(", ")} (${held.length} held)`);
+
+// The whole user-space path of the wire source as `carnot trace` runs it: the kernel's bytes (each segment and
+// end as a carnot_wire_event, every handshake on fresh cookies) drained from a region, decoded, reassembled and
+// parsed per connection, decided, joined (nothing to join: wire alone) and made into records — counted by a sink
+// that keeps nothing, then written through the chained writer to /dev/null.
+const groupIndex = indexGroups();
+const BATCH = Math.min(N, 20_000);
+function kernelBytes(batch: number, firstCookie: number): Uint8Array[] {
+  const records: Uint8Array[] = [];
+  for (let i = 0; i < batch; i++) {
+    const ends = all[i % all.length]!;
+    ends.forEach((events, end) => {
+      const cookie = firstCookie + 2 * i + end;
+      const socket = {
+        cookie,
+        localAddr: "127.0.0.1",
+        remoteAddr: "127.0.0.1",
+        localPort: end === 0 ? 40000 + (i % 20000) : 443,
+        remotePort: end === 0 ? 443 : 40000 + (i % 20000),
+        comm: "bench",
+        pid: 1000 + (i % 50),
+        tid: 1000 + (i % 50),
+      };
+      for (const e of events) {
+        const sent = e.direction === 0;
+        const flags =
+          (sent ? WireFlag.Egress | WireFlag.Owner : 0) |
+          (e.kind === "end" ? (e.end === "rst" ? WireFlag.Rst : WireFlag.Fin) : 0);
+        records.push(
+          encodeWireEvent({
+            ...socket,
+            kind: e.kind === "segment" ? WireKind.Segment : WireKind.End,
+            flags,
+            streamOffset: e.offset ?? 0,
+            payload: e.kind === "segment" ? e.bytes : undefined,
+            tsNs: 1e9 + i * 1000,
+          }),
+        );
+      }
+    });
+  }
+  return records;
+}
+const context = {
+  library: () => ({ label: "none", ciphers: null, defaultGroups: null }),
+  exe: () => null,
+  clockOffsetUs: 0,
+  groupIndex,
+};
+/** The first stage alone: drained, decoded, reassembled, parsed and decided, per connection (no records). */
+function drainRun(): { wall: number; cpu: number; lines: number } {
+  let lines = 0;
+  const source = new WireSource(
+    { windowNs: 2e9, maxPending: 65_536, newAnalyzer: () => new WireConnection(ctx), release: () => {} },
+    { linked: () => {}, decided: () => void lines++ },
+  );
+  let wall = 0;
+  let cpu = 0;
+  for (let done = 0; done < N; done += BATCH) {
+    const region = new RecordRegion(kernelBytes(Math.min(BATCH, N - done), 1 + 2 * done));
+    const decoder = new WireDecoder(region.dataBuffer, region.dataOffset, region.length);
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    region.drain((offset, length) => source.push(decoder.decode(offset, length)));
+    const used = process.cpuUsage(cpu0);
+    wall += (performance.now() - t0) / 1000;
+    cpu += (used.user + used.system) / 1e6;
+  }
+  source.flush(1e12);
+  return { wall, cpu, lines };
+}
+
+async function pipelineRun(writeRecords: boolean): Promise<{ wall: number; cpu: number; lines: number }> {
+  let lines = 0;
+  const writer = writeRecords
+    ? await ChainedWriter.open("/dev/null", { parallelAfter: Number.POSITIVE_INFINITY })
+    : null;
+  const sink = writer ?? { append: () => void lines++ };
+  const pipeline = new TracePipeline({
+    windowMs: 2000,
+    maxPending: 65_536,
+    groupIndex,
+    libssl: null,
+    wire: {
+      release: () => {},
+      stats: () => ({ dropped: 0, followed: 0, notTls: 0, late: 0, filtered: 0, capped: 0 }),
+    },
+    context,
+    sink,
+  });
+  let wall = 0;
+  let cpu = 0;
+  for (let done = 0; done < N; done += BATCH) {
+    const region = new RecordRegion(kernelBytes(Math.min(BATCH, N - done), 1 + 2 * done));
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    pipeline.drain(region);
+    const used = process.cpuUsage(cpu0);
+    wall += (performance.now() - t0) / 1000;
+    cpu += (used.user + used.system) / 1e6;
+  }
+  pipeline.finish(null, 1e12);
+  if (writer) {
+    await writer.close();
+    lines = writer.count;
+  }
+  return { wall, cpu, lines };
+}
+const stages = [
+  ["drain, decode, reassemble, parse, decide", async () => drainRun()],
+  ["… and records built (join, names, canonical text)", () => pipelineRun(false)],
+  ["… and records hashed and written to /dev/null", () => pipelineRun(true)],
+] as const;
+for (const [what, run] of stages) {
+  const wallRates: number[] = [];
+  const cpuRatesP: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const r = await run();
+    // both ends of each handshake make a line
+    if (r.lines !== 2 * N) throw new Error(`pipeline: ${r.lines} lines for ${N} handshakes (both ends)`);
+    wallRates.push(N / r.wall);
+    cpuRatesP.push(N / r.cpu);
+  }
+  console.log(
+    `wire source: ${what}:\n  per wall second: ${spread(wallRates)} handshakes/s\n  per CPU second:  ${spread(cpuRatesP)} handshakes/s`,
+  );
+}

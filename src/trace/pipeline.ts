@@ -30,6 +30,45 @@ export interface EventRegion {
   drain(onRecord: (offset: number, length: number) => void): number;
 }
 
+/** Records laid out as the ring buffer holds them (8-byte aligned), walked in order: synthetic or replayed events. */
+export class RecordRegion implements EventRegion {
+  readonly dataBuffer: ArrayBuffer;
+  readonly dataOffset = 0;
+  readonly length: number;
+  readonly #records: [number, number][];
+  #next = 0;
+
+  /** `gcEvery`: a young-generation collection every so many records (a tight loop outgrows the heap otherwise) */
+  constructor(
+    records: Uint8Array[],
+    private readonly gcEvery = Number.POSITIVE_INFINITY,
+  ) {
+    let size = 0;
+    for (const r of records) size += (r.byteLength + 7) & ~7;
+    const bytes = new Uint8Array(size);
+    this.#records = [];
+    let offset = 0;
+    for (const r of records) {
+      bytes.set(r, offset);
+      this.#records.push([offset, r.byteLength]);
+      offset += (r.byteLength + 7) & ~7;
+    }
+    this.dataBuffer = bytes.buffer;
+    this.length = size;
+  }
+
+  /** Everything at once. */
+  drain(onRecord: (offset: number, length: number) => void): number {
+    const start = this.#next;
+    for (; this.#next < this.#records.length; this.#next++) {
+      const [offset, length] = this.#records[this.#next]!;
+      onRecord(offset, length);
+      if (this.#next % this.gcEvery === 0) Bun.gc(false);
+    }
+    return this.#next - start;
+  }
+}
+
 /** What the pipeline asks of the libssl probes in the kernel. */
 export interface LibsslKernel {
   /** aggregated mode: the handshakes the kernel holds in progress */

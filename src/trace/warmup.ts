@@ -12,7 +12,7 @@ import { ChainedWriter } from "../chain/writer.ts";
 import type { GroupIndex } from "./groups.ts";
 import { EVENT_LAYOUT, EventKind, encodeDone, encodeEvent } from "./libssl/events.ts";
 import type { ObservationContext } from "./observation.ts";
-import { type EventRegion, TracePipeline } from "./pipeline.ts";
+import { RecordRegion, TracePipeline } from "./pipeline.ts";
 import { encodeWireEvent, WireFlag, WireKind } from "./wire/events.ts";
 import { syntheticFlights } from "./wire/synthetic.ts";
 
@@ -23,41 +23,6 @@ export const WARMUP_HANDSHAKES = 4000;
  * lets the heap outgrow what a trace needs (peak RSS 107 MB instead of 95 MB; 77 MB without a warm-up).
  */
 const GC_EVERY_EVENTS = 1000;
-
-/** Records laid out as the ring buffer holds them (8-byte aligned), walked in order. */
-class SyntheticRegion implements EventRegion {
-  readonly dataBuffer: ArrayBuffer;
-  readonly dataOffset = 0;
-  readonly length: number;
-  readonly #records: [number, number][];
-  #next = 0;
-
-  constructor(records: Uint8Array[]) {
-    let size = 0;
-    for (const r of records) size += (r.byteLength + 7) & ~7;
-    const bytes = new Uint8Array(size);
-    this.#records = [];
-    let offset = 0;
-    for (const r of records) {
-      bytes.set(r, offset);
-      this.#records.push([offset, r.byteLength]);
-      offset += (r.byteLength + 7) & ~7;
-    }
-    this.dataBuffer = bytes.buffer;
-    this.length = size;
-  }
-
-  /** Everything at once, with a collection every so often (see GC_EVERY_EVENTS). */
-  drain(onRecord: (offset: number, length: number) => void): number {
-    const start = this.#next;
-    for (; this.#next < this.#records.length; this.#next++) {
-      const [offset, length] = this.#records[this.#next]!;
-      onRecord(offset, length);
-      if (this.#next % GC_EVERY_EVENTS === 0) Bun.gc(false);
-    }
-    return this.#next - start;
-  }
-}
 
 /**
  * Synthetic events: `count` handshakes, alternately a server's and a client's, each seen by both sources as
@@ -146,7 +111,7 @@ export async function warmUpPipeline(
   count = WARMUP_HANDSHAKES,
   out = "/dev/null",
 ): Promise<number> {
-  const region = new SyntheticRegion(syntheticEvents(count));
+  const region = new RecordRegion(syntheticEvents(count), GC_EVERY_EVENTS);
   const writer = await ChainedWriter.open(out, { parallelAfter: Number.POSITIVE_INFINITY });
   const pipeline = new TracePipeline({
     windowMs: 2000,

@@ -94,6 +94,9 @@ export class WireSource {
   readonly #connections = new Map<number, Connection>();
   /** cookies already written: their late events (in the ring before the kernel heard of the release) are dropped */
   readonly #written = new Set<number>();
+  /** the same cookies in the order they were written, a ring: the oldest is forgotten first */
+  readonly #writtenOrder = new Float64Array(WRITTEN_MAX);
+  #writtenNext = 0;
   /** ClientHello segments that reached a listening socket, by endpoints, until their connection shows up */
   readonly #deferred = new Map<string, { tsNs: number; segments: { offset: number; bytes: Uint8Array }[] }>();
 
@@ -220,12 +223,15 @@ export class WireSource {
     this.counters.forgotten++;
   }
 
-  /** Bounded: a cookie is never reused, and its late events come within a drain or two. */
+  /**
+   * Bounded: a cookie is never reused, and its late events come within a drain or two. (A ring, not the Set's
+   * own order: finding a Set's first entry after many deletions walks past every deleted one.)
+   */
   #remember(cookie: number): void {
-    if (this.#written.size >= WRITTEN_MAX) {
-      const oldest = this.#written.values().next().value;
-      if (oldest !== undefined) this.#written.delete(oldest);
-    }
+    const at = this.#writtenNext;
+    if (this.#written.size >= WRITTEN_MAX) this.#written.delete(this.#writtenOrder[at]!);
+    this.#writtenOrder[at] = cookie;
+    this.#writtenNext = (at + 1) % WRITTEN_MAX;
     this.#written.add(cookie);
   }
 

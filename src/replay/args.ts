@@ -14,8 +14,10 @@ export function splitArgs(text: string): string[] {
   const out: string[] = [];
   const n = text.length;
   let depth = 0;
+  // a first half `pipe2( <unfinished ...>` leaves a space before the first argument
   let start = 0;
-  let i = 0;
+  while (start < n && text.charCodeAt(start) === SPACE) start++;
+  let i = start;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
@@ -26,6 +28,10 @@ export function splitArgs(text: string): string[] {
         else if (d === QUOTE) break;
         else i++;
       }
+    } else if (c === LT && text.charCodeAt(i + 1) === LT) {
+      // `1<<CAP_CHOWN|…`: a shift, not the start of an fd annotation
+      i += 2;
+      continue;
     } else if (c === LT) {
       let angle = 1;
       i++;

@@ -161,6 +161,11 @@ function findArgsEnd(s: string, i: number, commas: number[]): number {
         else i++;
       }
     } else if (c === LT) {
+      if (s.charCodeAt(i + 1) === LT) {
+        // `1<<CAP_CHOWN|…`: a shift, not the start of an fd annotation
+        i += 2;
+        continue;
+      }
       if (depth === 0) {
         const next = s.charCodeAt(i + 1);
         if (next === 117 && s.startsWith(UNFINISHED, i)) return -2 - i;

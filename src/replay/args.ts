@@ -1,6 +1,7 @@
 /** Argument and return-value text → values: numbers, fd annotations, decoded strings, sockaddrs. */
 import { SYMBOLS } from "./constants.ts";
 import type { Net } from "./schema.ts";
+import { utf8OrEscapes } from "./text.ts";
 
 const QUOTE = 34;
 const BACKSLASH = 92;
@@ -233,33 +234,52 @@ export function parseReturn(text: string): ReturnValue {
   return { retval, errno, annotation };
 }
 
-/** Decodes a C-escaped strace string body (without quotes): `\n`, `\"`, `\\`, `\76`, `\x2f`. */
+const hexDigit = (c: number): number =>
+  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+
+/**
+ * Decodes a C-escaped strace string body (without quotes): `\n`, `\"`, `\\`, `\76`, `\x2f`. Escaped bytes
+ * are bytes: `\303\251` is "é"; bytes that are not UTF-8 stay as `\xNN`.
+ */
 export function decodeEscapes(s: string): string {
   if (s.indexOf("\\") < 0) return s;
   let out = "";
+  // escaped bytes of 0x80 and above, read as UTF-8 together once the run ends
+  let high: number[] | null = null;
   for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c !== "\\") {
-      out += c;
+    const c = s.charCodeAt(i);
+    let v: number;
+    if (c !== BACKSLASH) {
+      v = -1;
+    } else {
+      const d = s.charCodeAt(++i);
+      if (Number.isNaN(d)) break;
+      if (d === 110) v = 10;
+      else if (d === 116) v = 9;
+      else if (d === 114) v = 13;
+      else if (d === 118) v = 11;
+      else if (d === 102) v = 12;
+      else if (d === 120 && hexDigit(s.charCodeAt(i + 1)) >= 0 && hexDigit(s.charCodeAt(i + 2)) >= 0) {
+        v = hexDigit(s.charCodeAt(i + 1)) * 16 + hexDigit(s.charCodeAt(i + 2));
+        i += 2;
+      } else if (d >= 48 && d <= 55) {
+        v = d - 48;
+        for (let k = 0; k < 2 && s.charCodeAt(i + 1) >= 48 && s.charCodeAt(i + 1) <= 55; k++)
+          v = v * 8 + (s.charCodeAt(++i) - 48);
+      } else v = d;
+    }
+    if (v >= 0x80 && v <= 0xff) {
+      high ??= [];
+      high.push(v);
       continue;
     }
-    const d = s[++i];
-    if (d === undefined) break;
-    if (d === "n") out += "\n";
-    else if (d === "t") out += "\t";
-    else if (d === "r") out += "\r";
-    else if (d === "v") out += "\v";
-    else if (d === "f") out += "\f";
-    else if (d === "x") {
-      out += String.fromCharCode(Number.parseInt(s.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else if (d >= "0" && d <= "7") {
-      let j = i;
-      while (j < i + 3 && j < s.length && s[j]! >= "0" && s[j]! <= "7") j++;
-      out += String.fromCharCode(Number.parseInt(s.slice(i, j), 8));
-      i = j - 1;
-    } else out += d;
+    if (high !== null) {
+      out += utf8OrEscapes(Uint8Array.from(high));
+      high = null;
+    }
+    out += v < 0 ? s[i] : String.fromCharCode(v);
   }
+  if (high !== null) out += utf8OrEscapes(Uint8Array.from(high));
   return out;
 }
 

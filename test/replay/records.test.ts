@@ -13,6 +13,7 @@ import {
   replayFile,
   schemaProblem,
   strace,
+  straceToStderr,
   tempDir,
 } from "./strace-run.ts";
 
@@ -89,5 +90,27 @@ t.join()
       expect(x.resource_type).toBe("PIPE");
       expect(x.high_level_kind).toBe("Ipc");
     }
+  });
+});
+
+describe("bytes that are not UTF-8", () => {
+  test("raw_line keeps them as \\xNN escapes, and a file name keeps its bytes", async () => {
+    const py = await script(
+      "bytes.py",
+      `import os
+os.write(2, b"\\xff\\xfe")
+with open(b"${dir}/bin-\\xff\\xfe-caf\\xc3\\xa9", "w"):
+    pass
+`,
+    );
+    // strace to stderr: the program's own stderr bytes land inside the trace line
+    const path = await straceToStderr(dir, "bytes", ["-f"], [PYTHON, py]);
+    expect((await Bun.file(path).bytes()).includes(0xff)).toBe(true);
+    const r = await replayChecked(path);
+    const write = only(r.records, (x) => x.call === "write" && x.args[0] === 2)[0]!;
+    expect(write.raw_line).toMatch(/write\(2, "\\377\\376", 2\\xff\\xfe\) +=/);
+    expect(write.raw_line).not.toContain("\uFFFD");
+    const open = only(r.records, (x) => x.call === "openat" && x.raw_line.includes("/bin-"))[0]!;
+    expect(open.abs_path).toBe(join(dir, "bin-\\xff\\xfe-café"));
   });
 });

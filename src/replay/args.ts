@@ -220,8 +220,13 @@ export function parseReturn(text: string): ReturnValue {
     // the annotation may contain spaces: take it whole up to its last `>`
     const gt = text.lastIndexOf(">");
     annotation = text.slice(lt + 1, gt);
-    word = word.slice(0, lt);
     sp = gt + 1;
+    // `3</tmp/#123>(deleted)`, as annotationOf reads it in arguments
+    if (text.startsWith("(deleted)", sp)) {
+      annotation += " (deleted)";
+      sp += 9;
+    }
+    word = word.slice(0, lt);
   }
   const v = parseNumber(word);
   const retval = Number.isNaN(v) ? null : v;

@@ -1,6 +1,7 @@
 /** One complete system call + the tables → one EnhancedEvent, updating the tables as the call did. */
 import {
   annotationOf,
+  argValue,
   argWords,
   fieldOf,
   netFromAnnotation,
@@ -37,7 +38,20 @@ import {
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFMT,
+  S_IFREG,
+  S_IFSOCK,
 } from "./constants.ts";
+
+/** The fd a call acts on, as it was when the call began (its first half). */
+export interface EntryFd {
+  fd: number;
+  entry: FdEntry | undefined;
+}
 
 /** A system call with both halves joined. */
 export interface CompleteCall {
@@ -53,6 +67,8 @@ export interface CompleteCall {
   retText: string | null;
   latency: number | null;
   raw: string;
+  /** Resolved when the first half was read; null or absent for a call read whole. */
+  entry?: EntryFd | null;
 }
 
 const O_TMPFILE_DIR = 0o20000000;
@@ -155,6 +171,67 @@ function cloneWords(args: string[]): (number | null)[] {
   return out;
 }
 
+/**
+ * The first half of a call: its fd argument is resolved now, while the number still means what the
+ * caller meant. close frees the number as it begins, so another thread can get it before close returns.
+ */
+export function enterCall(table: ProcessTable, tid: number, call: string, argText: string): EntryFd | null {
+  const at = callSpec(call).fd;
+  if (at === undefined) return null;
+  const args = splitArgs(argText);
+  if (args.length <= at) return null;
+  const fd = int32(argValue(args[at]!));
+  if (fd === null || fd < 0) return null;
+  const files = table.task(tid).files;
+  const a = annotationOf(args[at]!);
+  const entry = a !== null ? learnFd(files, fd, a) : files.fds.get(fd);
+  if (call === "close") files.fds.delete(fd);
+  return { fd, entry };
+}
+
+/** The fd a path reopens: `/dev/fd/N`, `/proc/self/fd/N` (and the thread's, and this pid's), `/dev/stdin`. */
+function reopenedFd(path: string, pid: number): number | null {
+  if (path === "/dev/stdin") return 0;
+  if (path === "/dev/stdout") return 1;
+  if (path === "/dev/stderr") return 2;
+  const m = /^\/(?:dev\/fd|proc\/(?:self|thread-self|(\d+)(?:\/task\/\d+)?)\/fd)\/(\d+)$/.exec(path);
+  if (m === null || (m[1] !== undefined && Number(m[1]) !== pid)) return null;
+  return Number(m[2]);
+}
+
+/** The file type `st_mode=S_IFDIR|0755` (stat) or `stx_mode=…` (statx) names; null when not printed. */
+function typeFromStatMode(struct: string | undefined): string | null {
+  if (struct === undefined || struct.charCodeAt(0) !== 123) return null;
+  const text = fieldOf(struct, "st_mode") ?? fieldOf(struct, "stx_mode");
+  const mode = text === null ? null : argValue(text);
+  if (mode === null) return null;
+  switch (mode & S_IFMT) {
+    case S_IFDIR:
+      return "DIR";
+    case S_IFIFO:
+      return "PIPE";
+    case S_IFSOCK:
+      return "SOCKET";
+    case S_IFCHR:
+    case S_IFBLK:
+      return "DEVICE";
+    case S_IFREG:
+      return "FILE";
+    default:
+      return null;
+  }
+}
+
+/** Where each stat call prints its struct. */
+const STAT_STRUCT_ARG: Record<string, number> = {
+  stat: 1,
+  lstat: 1,
+  fstat: 1,
+  newfstatat: 2,
+  fstatat64: 2,
+  statx: 4,
+};
+
 const CLONE_CALLS = new Set(["clone", "clone2", "clone3", "fork", "vfork"]);
 export const isCloneCall = (call: string): boolean => CLONE_CALLS.has(call);
 
@@ -172,7 +249,10 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
   // what -y/-yy printed for fd arguments is the truth for those fds
   let fdEntry: FdEntry | undefined;
   let fd: number | null = -1;
-  if (spec.fd !== undefined && args.length > spec.fd) {
+  if (c.entry) {
+    fd = c.entry.fd;
+    fdEntry = c.entry.entry;
+  } else if (spec.fd !== undefined && args.length > spec.fd) {
     fd = int32(words[spec.fd]);
     const a = annotationOf(args[spec.fd]!);
     if (fd !== null && fd >= 0) fdEntry = a !== null ? learnFd(files, fd, a) : files.fds.get(fd);
@@ -248,32 +328,48 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
         flags = how === null ? null : (argWords([how])[0] ?? null);
       }
       openFlags = flags;
+      // O_TMPFILE (which includes O_DIRECTORY's bit) makes an unnamed regular file in the directory
+      const tmpfile = flags !== null && (flags & O_TMPFILE_DIR) !== 0;
+      const directory = flags !== null && !tmpfile && (flags & O_DIRECTORY) !== 0;
       if (flags !== null) {
-        if ((flags & O_CREAT) === 0 && (flags & O_TMPFILE_DIR) === 0) perm = null;
+        if ((flags & O_CREAT) === 0 && !tmpfile) perm = null;
         const acc = flags & O_ACCMODE;
         if (acc !== 0 || (flags & O_CREAT) !== 0) kind = "FileWrite";
-        if ((flags & O_CREAT) !== 0) operation = "CREATE";
+        if ((flags & O_CREAT) !== 0 || tmpfile) operation = "CREATE";
       }
+      // `/dev/fd/N` opens what fd N is open on (bash's process substitution: a pipe)
+      const reopened = absPath === null ? null : reopenedFd(absPath, task.proc.pid);
+      const via = reopened === null ? undefined : files.fds.get(reopened);
       if (ok) {
-        const file: OpenFile =
-          ret.annotation !== null
-            ? fileFromAnnotation(ret.annotation)
-            : { path: absPath, type: null, net: null };
-        if (file.path === null) file.path = absPath;
-        if (file.type === null || file.type === "FILE") {
+        let file: OpenFile;
+        if (ret.annotation !== null) file = fileFromAnnotation(ret.annotation);
+        else if (via !== undefined) file = { path: via.file.path, type: via.file.type, net: via.file.net };
+        else if (tmpfile) file = { path: null, type: "FILE", net: null };
+        else file = { path: absPath, type: null, net: null };
+        if (file.path === null && !tmpfile && via === undefined) file.path = absPath;
+        if (tmpfile) file.type = "FILE";
+        else if (reopened !== null && ret.annotation === null) file.type = via?.file.type ?? null;
+        else if (file.type === null || file.type === "FILE") {
           const t = file.path === null ? null : classifyPath(file.path);
-          file.type = flags !== null && (flags & O_DIRECTORY) !== 0 && t === "FILE" ? "DIR" : t;
+          file.type = directory && t === "FILE" ? "DIR" : t;
         }
         files.fds.set(retval, { file, cloexec: flags !== null && (flags & O_CLOEXEC) !== 0 });
-        if (file.path !== null) absPath = file.path;
+        if (file.path?.startsWith("/")) absPath = file.path;
         resourceType = file.type;
       } else if (absPath !== null) {
-        resourceType = flags !== null && (flags & O_DIRECTORY) !== 0 ? "DIR" : classifyPath(absPath);
+        resourceType = tmpfile
+          ? "FILE"
+          : reopened !== null
+            ? (via?.file.type ?? null)
+            : directory
+              ? "DIR"
+              : classifyPath(absPath);
       }
       break;
     }
     case "close":
-      if (fd !== null && fd >= 0 && (ok || ret.errno === "EINTR")) files.fds.delete(fd);
+      // a close read in two halves freed its fd when it began (enterCall)
+      if (!c.entry && fd !== null && fd >= 0 && (ok || ret.errno === "EINTR")) files.fds.delete(fd);
       break;
     case "close_range": {
       const first = words[0];
@@ -370,10 +466,29 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
         const add =
           call === "connect"
             ? { ...emptyNet(sa.family, null), remote_addr: sa.addr, remote_port: sa.port }
-            : { ...emptyNet(sa.family, null), local_addr: sa.addr, local_port: sa.port };
+            : // port 0 asks the kernel to choose one: which, the trace tells only later (getsockname)
+              {
+                ...emptyNet(sa.family, null),
+                local_addr: sa.addr,
+                local_port: sa.port === 0 ? null : sa.port,
+              };
         const merged = mergeNet(fdEntry?.file.net ?? null, add);
         net = merged;
         if (fdEntry && (ok || ret.errno === "EINPROGRESS")) fdEntry.file.net = merged;
+      }
+      break;
+    }
+    case "getsockname":
+    case "getpeername": {
+      // the kernel's answer: a port bound as 0 is known from here on
+      const sa = ok && args[1] !== undefined ? parseSockaddr(args[1]) : null;
+      if (sa !== null && fdEntry) {
+        const add =
+          call === "getsockname"
+            ? { ...emptyNet(sa.family, null), local_addr: sa.addr, local_port: sa.port }
+            : { ...emptyNet(sa.family, null), remote_addr: sa.addr, remote_port: sa.port };
+        fdEntry.file.net = mergeNet(fdEntry.file.net, add);
+        net = fdEntry.file.net;
       }
       break;
     }
@@ -507,6 +622,25 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
 
   if (resourceType === null && absPath !== null && spec.path !== undefined)
     resourceType = classifyPath(absPath);
+  const statArg = ok ? STAT_STRUCT_ARG[call] : undefined;
+  if (statArg !== undefined) {
+    // st_mode is the kernel's word on what the file is: a directory opened without O_DIRECTORY, a pipe
+    const type = typeFromStatMode(args[statArg]);
+    const onFd = fdEntry !== undefined || (spec.fd !== undefined && fd !== null && fd >= 0);
+    const emptyPath = spec.path !== undefined && args[spec.path] === '""';
+    if (type !== null && (onFd || emptyPath)) {
+      const n = onFd ? fd : spec.dirfd === undefined ? null : int32(words[spec.dirfd]);
+      if (fdEntry === undefined && n !== null && n >= 0) {
+        fdEntry = { file: { path: null, type, net: null }, cloexec: false };
+        files.fds.set(n, fdEntry);
+      } else if (fdEntry !== undefined && (fdEntry.file.type === null || fdEntry.file.type === "FILE")) {
+        fdEntry.file.type = type;
+      }
+      if (fdEntry !== undefined) resourceType = fdEntry.file.type;
+    } else if (type !== null && (resourceType === null || resourceType === "FILE")) {
+      resourceType = type;
+    }
+  }
   if (fdEntry && resourceType === "SOCKET") {
     if (kind === "FileRead") kind = "NetReceive";
     else if (kind === "FileWrite") kind = "NetSend";

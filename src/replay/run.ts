@@ -96,6 +96,7 @@ export async function replayStream(
     session.push(line, lineNo, out);
     if (strict && session.counts.unparsed !== unparsedSeen) {
       unparsedSeen = session.counts.unparsed;
+      session.flushRecords(out);
       drain();
       throw new UnparsedLineError(lineNo, session.counts);
     }

@@ -2,7 +2,7 @@
  * The replay stage: lines in order → EnhancedEvents, merging unfinished/resumed halves, keeping the process
  * and fd tables, and accounting for every line. Pure: no I/O; records are handed to the caller's array.
  */
-import { type CompleteCall, cloneFlags, enrichCall, isCloneCall } from "./enrich.ts";
+import { type CompleteCall, cloneFlags, type EntryFd, enrichCall, enterCall, isCloneCall } from "./enrich.ts";
 import { type CallLine, type ParsedLine, parseLine, type TimeForm } from "./parse.ts";
 import type { EnhancedEvent } from "./schema.ts";
 import { CLONE_THREAD, ProcessTable } from "./tables.ts";
@@ -30,6 +30,28 @@ interface Pending {
   argText: string;
   ts: number;
   raw: string;
+  /** The fd the call acts on, as it was when the call began (another thread may reuse the number). */
+  entry: EntryFd | null;
+}
+
+/** Calls waiting for their second half, by tid; the clones among them apart (a new tid looks only at those). */
+class PendingCalls {
+  readonly all = new Map<number, Pending>();
+  readonly clones = new Map<number, Pending>();
+
+  get(tid: number): Pending | undefined {
+    return this.all.get(tid);
+  }
+
+  /** The tid must have nothing pending (callers flush it first), so both maps keep arrival order. */
+  set(tid: number, p: Pending): void {
+    this.all.set(tid, p);
+    if (isCloneCall(p.call)) this.clones.set(tid, p);
+  }
+
+  delete(tid: number): void {
+    if (this.all.delete(tid)) this.clones.delete(tid);
+  }
 }
 
 /** While a prefix-less trace has not yet revealed its pid, records wait (bounded) so they can get it. */
@@ -49,7 +71,7 @@ export class ReplaySession {
     firstUnparsed: [],
   };
   private readonly table = new ProcessTable();
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingCalls();
   private readonly keepUnparsed: number;
   /** The last record, kept back so `-k` stack lines that follow can join its raw_line. */
   private last: EnhancedEvent | null = null;
@@ -104,7 +126,12 @@ export class ReplaySession {
       this.counts.stateOnly++;
       this.fragment = null;
     }
-    for (const tid of [...this.pending.keys()].sort((a, b) => a - b)) this.flushPending(tid, out);
+    for (const tid of [...this.pending.all.keys()].sort((a, b) => a - b)) this.flushPending(tid, out);
+    this.release(out, true);
+  }
+
+  /** The input stops here (--strict): every record counted so far is handed on, also those kept back. */
+  flushRecords(out: EnhancedEvent[]): void {
     this.release(out, true);
   }
 
@@ -227,9 +254,9 @@ export class ReplaySession {
     if (!this.table.tasks.has(tid)) this.placeNewTask(tid);
     if (!p.resumed) {
       if (!p.finished) {
-        const old = this.pending.get(tid);
-        if (old) this.flushPending(tid, out);
-        this.pending.set(tid, { call: p.call, argText: p.argText, ts, raw });
+        this.flushPending(tid, out);
+        const entry = enterCall(this.table, tid, p.call, p.argText);
+        this.pending.set(tid, { call: p.call, argText: p.argText, ts, raw, entry });
         return;
       }
       this.counts.events++;
@@ -272,6 +299,7 @@ export class ReplaySession {
           retText: p.retText,
           latency,
           raw: `${first.raw}\n${raw}`,
+          entry: first.entry,
         },
         out,
       );
@@ -279,7 +307,9 @@ export class ReplaySession {
     }
     // resumed with no first half (trace started mid-call, or the half was lost): arguments unknown
     if (!p.finished) {
-      this.pending.set(tid, { call: p.call, argText: "", ts, raw });
+      // another call of this tid still waiting has lost its second half: it is written as cut
+      this.flushPending(tid, out);
+      this.pending.set(tid, { call: p.call, argText: "", ts, raw, entry: null });
       return;
     }
     this.counts.events++;
@@ -306,8 +336,7 @@ export class ReplaySession {
     let parent: number | null = null;
     let flags = 0;
     let candidates = 0;
-    for (const [ptid, pend] of this.pending) {
-      if (!isCloneCall(pend.call)) continue;
+    for (const [ptid, pend] of this.pending.clones) {
       candidates++;
       const f = cloneFlags(pend.call, pend.argText);
       const ptask = this.table.tasks.get(ptid);
@@ -344,6 +373,7 @@ export class ReplaySession {
         retText: null,
         latency: null,
         raw: p.raw,
+        entry: p.entry,
       },
       out,
     );
@@ -370,6 +400,7 @@ export class ReplaySession {
     const pend = this.pending.get(UNKNOWN_TID);
     if (pend) {
       this.pending.delete(UNKNOWN_TID);
+      this.flushPending(tid, out);
       this.pending.set(tid, pend);
     }
     const fix = (r: EnhancedEvent): void => {

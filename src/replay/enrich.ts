@@ -402,8 +402,9 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
       break;
     case "fcntl": {
       const cmd = words[1];
-      if (ok && (cmd === F_DUPFD || cmd === F_DUPFD_CLOEXEC) && fdEntry) {
-        files.fds.set(retval, { file: fdEntry.file, cloexec: cmd === F_DUPFD_CLOEXEC });
+      if (ok && (cmd === F_DUPFD || cmd === F_DUPFD_CLOEXEC)) {
+        if (fdEntry) files.fds.set(retval, { file: fdEntry.file, cloexec: cmd === F_DUPFD_CLOEXEC });
+        else files.fds.delete(retval);
         fd = retval;
         operation = "DUP";
       } else if (ok && cmd === F_SETFD && fdEntry) {

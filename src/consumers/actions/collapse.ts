@@ -9,14 +9,8 @@ import {
   plural,
   signalName,
 } from "./describe.ts";
-import {
-  F_DUPFD,
-  F_DUPFD_CLOEXEC,
-  O_ACCMODE,
-  O_CLOEXEC,
-  O_CREAT,
-  PROT_EXEC,
-} from "../../replay/constants.ts";
+import { CLOSE_RANGE_CLOEXEC, O_ACCMODE, O_CLOEXEC, O_CREAT, PROT_EXEC } from "../../replay/constants.ts";
+import { callSpec } from "../../replay/syscalls.ts";
 
 export type ActionKind =
   | "exec"
@@ -196,6 +190,7 @@ enum Category {
   FdMetadata,
   Mmap,
   Close,
+  CloseRange,
   Dup,
   Lookup,
   Exec,
@@ -206,36 +201,83 @@ enum Category {
   Runtime,
 }
 
-const CATEGORY_OF = new Map<string, Category>();
-function assign(category: Category, names: string): void {
-  for (const name of names.split(" ")) CATEGORY_OF.set(name, category);
+const operationOf = (record: EnrichedRecord): string | null =>
+  record.operation ?? callSpec(record.call).operation;
+
+/** The argument holding the fd a call acts on (mmap's fifth), as the replay's table has it. */
+function fdArgumentOf(record: EnrichedRecord): number | null {
+  const at = callSpec(record.call).fd;
+  const fd = at === undefined ? null : record.args[at];
+  return typeof fd === "number" ? fd : null;
 }
-assign(Category.Open, "open openat openat2 creat");
-assign(Category.Socket, "socket");
-assign(Category.Accept, "accept accept4");
-assign(Category.Connect, "connect");
-assign(Category.Bind, "bind");
-assign(Category.Listen, "listen");
-assign(Category.Read, "read pread64 readv preadv preadv2 recvfrom recvmsg recvmmsg recv");
-assign(Category.Write, "write pwrite64 writev pwritev pwritev2 sendto sendmsg sendmmsg send");
-assign(Category.Copy, "sendfile copy_file_range splice");
-assign(Category.Listing, "getdents getdents64");
-assign(Category.FdMetadata, "fstat fstatfs fcntl ioctl lseek fadvise64 fsync fdatasync ftruncate flock");
-assign(Category.Mmap, "mmap");
-assign(Category.Close, "close");
-assign(Category.Dup, "dup dup2 dup3");
-assign(
-  Category.Lookup,
-  "stat lstat newfstatat statx access faccessat faccessat2 readlink readlinkat statfs getxattr lgetxattr",
-);
-assign(Category.Exec, "execve execveat");
-assign(Category.Clone, "clone clone3 fork vfork");
-assign(Category.Exit, "exit exit_group");
-assign(Category.Signal, "kill tgkill tkill");
-assign(
-  Category.Change,
-  "unlink unlinkat rename renameat renameat2 mkdir mkdirat rmdir chmod fchmod fchmodat chown fchown fchownat lchown link linkat symlink symlinkat truncate",
-);
+
+/**
+ * The action category of a record, from its `operation` and `high_level_kind` — the replay's one
+ * description of each call (src/replay/syscalls.ts), which also fills them in for a record that lacks them.
+ */
+function categoryOf(record: EnrichedRecord): Category {
+  const spec = callSpec(record.call);
+  const kind = record.high_level_kind ?? spec.kind;
+  // the call acts on an fd it is given (fstat, read), not on a path (stat) or its own memory (getrandom)
+  const onFd = spec.fd !== undefined;
+  switch (operationOf(record)) {
+    case "OPEN":
+      return Category.Open;
+    case "CREATE":
+      // a socket, a file opened (creat, O_CREAT), a name made (mkdir, link); pipes and the like are plumbing
+      if (kind === "NetSocket") return Category.Socket;
+      if (kind !== "FileRead" && kind !== "FileWrite") return Category.Runtime;
+      return spec.returnsFd ? Category.Open : Category.Change;
+    case "ACCEPT":
+      return Category.Accept;
+    case "CONNECT":
+      return Category.Connect;
+    case "BIND":
+      return Category.Bind;
+    case "LISTEN":
+      return Category.Listen;
+    case "READ":
+      if (!onFd) return Category.Runtime;
+      // getdents: the replay records every read of a directory as one
+      return record.resource_type === "DIR" ? Category.Listing : Category.Read;
+    case "WRITE":
+      return onFd ? Category.Write : Category.Runtime;
+    case "COPY":
+      return Category.Copy;
+    case "STAT":
+      return onFd ? Category.FdMetadata : Category.Lookup;
+    case "FCNTL":
+    case "IOCTL":
+    case "SEEK":
+    case "LOCK":
+    case "FLUSH":
+    case "ALLOCATE":
+      return Category.FdMetadata;
+    case "TRUNCATE":
+      return onFd ? Category.FdMetadata : Category.Change;
+    case "MMAP":
+      return Category.Mmap;
+    case "CLOSE":
+      return onFd ? Category.Close : Category.CloseRange;
+    case "DUP":
+      return Category.Dup;
+    case "EXEC":
+      return Category.Exec;
+    case "CLONE":
+      return Category.Clone;
+    case "EXIT":
+      return Category.Exit;
+    case "SIGNAL":
+      return Category.Signal;
+    case "DELETE":
+    case "RENAME":
+    case "CHMOD":
+    case "CHOWN":
+      return Category.Change;
+    default:
+      return Category.Runtime;
+  }
+}
 
 const FAMILY_NAMES: Record<number, string> = { 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK" };
 
@@ -264,7 +306,7 @@ export class ActionCollapser {
 
   push(record: EnrichedRecord, line: number): void {
     const state = this.process(record);
-    const category = CATEGORY_OF.get(record.call) ?? Category.Runtime;
+    const category = categoryOf(record);
     const ok = record.retval !== null && record.retval >= 0;
     switch (category) {
       case Category.Open:
@@ -296,12 +338,16 @@ export class ActionCollapser {
       case Category.Copy:
         this.copy(state, record, line, ok);
         return;
+      case Category.CloseRange:
+        this.runtime(state, record, line);
+        if (ok) this.closeRange(state, record);
+        return;
       case Category.Dup:
         this.dup(state, record, line, ok);
         return;
       case Category.Mmap: {
-        const fd = record.args[4];
-        if (typeof fd === "number" && fd >= 0 && state.fds.has(fd)) {
+        const fd = fdArgumentOf(record);
+        if (fd !== null && fd >= 0 && state.fds.has(fd)) {
           const use = state.fds.get(fd)!;
           extendSpan(use.span, record, line);
           const prot = record.args[2];
@@ -512,6 +558,22 @@ export class ActionCollapser {
     state.fds.set(fd, use);
   }
 
+  /** close_range(first, last, flags): every number in the range is closed, or marked close-on-exec. */
+  private closeRange(state: ProcessState, record: EnrichedRecord): void {
+    const [first, last, flags] = record.args;
+    if (typeof first !== "number" || typeof last !== "number") return;
+    const end = last < 0 ? Number.POSITIVE_INFINITY : last;
+    const cloexec = typeof flags === "number" && (flags & CLOSE_RANGE_CLOEXEC) !== 0;
+    const fds = [...state.fds.keys()].filter((fd) => fd >= first && fd <= end).sort((a, b) => a - b);
+    for (const fd of fds) {
+      if (!cloexec) this.release(state, fd);
+      else {
+        const use = state.fds.get(fd)!;
+        use.flags = (use.flags ?? 0) | O_CLOEXEC;
+      }
+    }
+  }
+
   /** An fd number stops pointing at its file; the file's action is complete when no number is left. */
   private release(state: ProcessState, fd: number): void {
     const use = state.fds.get(fd);
@@ -545,12 +607,6 @@ export class ActionCollapser {
       use.listings++;
     } else if (category === Category.Close) {
       this.release(state, fd);
-    } else if (
-      record.call === "fcntl" &&
-      ok &&
-      (record.args[1] === F_DUPFD || record.args[1] === F_DUPFD_CLOEXEC)
-    ) {
-      this.alias(state, use, record.retval!);
     }
   }
 
@@ -753,7 +809,10 @@ export class ActionCollapser {
     const name =
       signalName(record.raw_line) ??
       (typeof record.args[1] === "number" ? `signal ${record.args[1]}` : "a signal");
-    const who = typeof target === "number" ? `pid ${target}` : "a process";
+    // pidfd_send_signal names its target by a pidfd, the others by a pid
+    const pidfd = fdArgumentOf(record) !== null;
+    const who =
+      typeof target !== "number" ? "a process" : pidfd ? `the process of pidfd ${target}` : `pid ${target}`;
     const failed = record.retval === -1 ? ` (failed: ${record.errno ?? "error"})` : "";
     this.action(state, "signal", `sent ${name} to ${who}${failed}`, null, startSpan(record, line));
   }
@@ -761,27 +820,15 @@ export class ActionCollapser {
   private change(state: ProcessState, record: EnrichedRecord, line: number, ok: boolean): void {
     const path = record.abs_path ?? null;
     const where = path ?? "a path";
-    const verb: Record<string, string> = {
-      unlink: "deleted",
-      unlinkat: "deleted",
-      rmdir: "removed directory",
-      rename: "renamed",
-      renameat: "renamed",
-      renameat2: "renamed",
-      mkdir: "created directory",
-      mkdirat: "created directory",
-      link: "hard-linked",
-      linkat: "hard-linked",
-      symlink: "created symlink",
-      symlinkat: "created symlink",
-      truncate: "truncated",
-    };
-    let summary = `${verb[record.call] ?? "changed"} ${where}`;
-    if (record.call.includes("chmod") && record.perm_bits !== null && record.perm_bits !== undefined)
-      summary = `changed mode of ${where} to ${formatMode(record.perm_bits)}`;
-    else if (record.call.includes("chown")) summary = `changed owner of ${where}`;
-    else if (record.call.startsWith("mkdir") && record.perm_bits !== null && record.perm_bits !== undefined)
-      summary += ` (mode ${formatMode(record.perm_bits)})`;
+    const operation = operationOf(record);
+    const mode = record.perm_bits ?? null;
+    let summary: string;
+    if (operation === "CHMOD" && mode !== null) summary = `changed mode of ${where} to ${formatMode(mode)}`;
+    else if (operation === "CHOWN") summary = `changed owner of ${where}`;
+    else {
+      summary = `${changeVerb(record.call, operation)} ${where}`;
+      if (record.call.startsWith("mkdir") && mode !== null) summary += ` (mode ${formatMode(mode)})`;
+    }
     if (!ok) summary += ` (failed: ${record.errno ?? "error"})`;
     this.action(state, "file-change", summary, path, startSpan(record, line));
   }
@@ -880,6 +927,24 @@ export class ActionCollapser {
       return;
     }
     mergeSpan(state.runtime.span, span);
+  }
+}
+
+/** What a file change did, by operation; the calls that share one are told apart by name. */
+function changeVerb(call: string, operation: string | null): string {
+  switch (operation) {
+    case "DELETE":
+      return call === "rmdir" ? "removed directory" : "deleted";
+    case "RENAME":
+      return "renamed";
+    case "CREATE":
+      if (call.startsWith("mkdir")) return "created directory";
+      if (call.startsWith("symlink")) return "created symlink";
+      return call.startsWith("link") ? "hard-linked" : "created";
+    case "TRUNCATE":
+      return "truncated";
+    default:
+      return "changed";
   }
 }
 

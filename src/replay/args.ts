@@ -10,63 +10,6 @@ const GT = 62;
 const MINUS = 45;
 const SPACE = 32;
 
-/** Splits argument text at top-level commas (strings, brackets and `<…>` annotations kept whole). */
-export function splitArgs(text: string): string[] {
-  const out: string[] = [];
-  const n = text.length;
-  let depth = 0;
-  // a first half `pipe2( <unfinished ...>` leaves a space before the first argument
-  let start = 0;
-  while (start < n && text.charCodeAt(start) === SPACE) start++;
-  let i = start;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c === QUOTE) {
-      i++;
-      while (i < n) {
-        const d = text.charCodeAt(i);
-        if (d === BACKSLASH) i += 2;
-        else if (d === QUOTE) break;
-        else i++;
-      }
-    } else if (c === LT && text.charCodeAt(i + 1) === LT) {
-      // `1<<CAP_CHOWN|…`: a shift, not the start of an fd annotation
-      i += 2;
-      continue;
-    } else if (c === LT) {
-      let angle = 1;
-      i++;
-      while (i < n && angle > 0) {
-        const d = text.charCodeAt(i);
-        if (d === BACKSLASH) i++;
-        else if (d === LT) angle++;
-        else if (d === GT && text.charCodeAt(i - 1) !== MINUS) angle--;
-        i++;
-      }
-      continue;
-    } else if (c === 40 || c === 91 || c === 123) {
-      depth++;
-    } else if (c === 41 || c === 93 || c === 125) {
-      depth--;
-    } else if (c === 44 && depth === 0) {
-      out.push(text.charCodeAt(i - 1) === SPACE ? trimArg(text, start, i) : text.slice(start, i));
-      // strace separates arguments with ", "
-      start = i + 1;
-      while (start < n && text.charCodeAt(start) === SPACE) start++;
-    }
-    i++;
-  }
-  const last = trimArg(text, start, n);
-  if (last.length > 0 || out.length > 0) out.push(last);
-  return out;
-}
-
-function trimArg(s: string, a: number, b: number): string {
-  while (a < b && s.charCodeAt(a) === SPACE) a++;
-  while (b > a && s.charCodeAt(b - 1) === SPACE) b--;
-  return s.slice(a, b);
-}
-
 /**
  * A number as strace prints it: decimal, `-1`, `0x…` hex, `0…` octal. Words of 2^63 and above are read as
  * signed 64-bit (`0xffffffffffffffff` → -1); a value that is not exact in a double is NaN.

@@ -8,10 +8,10 @@ import {
   parseNumber,
   parseReturn,
   parseSockaddr,
-  splitArgs,
   stringArg,
 } from "./args.ts";
 import { riskTags } from "./risk.ts";
+import { splitArgs } from "./scan.ts";
 import type { EnhancedEvent, Net } from "./schema.ts";
 import { callSpec } from "./syscalls.ts";
 import {

@@ -1,3 +1,5 @@
+import { argsBetween, scanArgs } from "./scan.ts";
+
 /**
  * One strace output line → its parts. A hand-written scanner over char codes: no regex runs per line,
  * so nothing can backtrack on hostile input and the cost is linear in the line length.
@@ -89,8 +91,6 @@ const DIGIT0 = 48;
 const DIGIT9 = 57;
 const DOT = 46;
 const COLON = 58;
-const QUOTE = 34;
-const BACKSLASH = 92;
 const LT = 60;
 const GT = 62;
 const MINUS = 45;
@@ -141,76 +141,6 @@ function readFraction(s: string, c: Cursor): number {
   return us;
 }
 
-/**
- * Finds where a call's arguments end, starting after `(` (or after `resumed>`). Strings, (), [], {} and
- * `<…>` fd annotations are skipped as units; inside an annotation `->` (socket endpoints) does not close it.
- * Returns the index of the closing `)`, or `-2 - index` of `<unfinished ...>` (one number, no tuple per
- * line), or -1 if neither.
- */
-function findArgsEnd(s: string, i: number, commas: number[]): number {
-  let depth = 0;
-  const n = s.length;
-  while (i < n) {
-    const c = s.charCodeAt(i);
-    if (c === QUOTE) {
-      i++;
-      while (i < n) {
-        const d = s.charCodeAt(i);
-        if (d === BACKSLASH) i += 2;
-        else if (d === QUOTE) break;
-        else i++;
-      }
-    } else if (c === LT) {
-      if (s.charCodeAt(i + 1) === LT) {
-        // `1<<CAP_CHOWN|…`: a shift, not the start of an fd annotation
-        i += 2;
-        continue;
-      }
-      if (depth === 0) {
-        const next = s.charCodeAt(i + 1);
-        if (next === 117 && s.startsWith(UNFINISHED, i)) return -2 - i;
-        // `strace -p` stopped mid-call: like an unfinished half whose other half never comes
-        if (next === 100 && s.startsWith("<detached ...>", i)) return -2 - i;
-      }
-      // an fd annotation: `3</path>`, `1</dev/null<char 1:3>>`, `5<TCP:[a:1->b:2]>`
-      let angle = 1;
-      i++;
-      while (i < n && angle > 0) {
-        const d = s.charCodeAt(i);
-        if (d === BACKSLASH) i++;
-        else if (d === LT) angle++;
-        else if (d === GT && s.charCodeAt(i - 1) !== MINUS) angle--;
-        i++;
-      }
-      continue;
-    } else if (c === 40 || c === 91 || c === 123) {
-      depth++;
-    } else if (c === 41 || c === 93 || c === 125) {
-      if (depth === 0) return c === 41 ? i : -1;
-      depth--;
-    } else if (c === 44 && depth === 0) {
-      commas.push(i);
-    }
-    i++;
-  }
-  return -1;
-}
-
-/** The arguments between `start` and `end`, split at the given top-level commas and trimmed. */
-function argsAt(s: string, start: number, end: number, commas: number[]): string[] {
-  const out: string[] = [];
-  let a = start;
-  for (let k = 0; k <= commas.length; k++) {
-    let b = k < commas.length ? commas[k]! : end;
-    const next = b + 1;
-    while (a < b && s.charCodeAt(a) === SPACE) a++;
-    while (b > a && s.charCodeAt(b - 1) === SPACE) b--;
-    if (k < commas.length || b > a || out.length > 0) out.push(s.slice(a, b));
-    a = next;
-  }
-  return out;
-}
-
 /** Splits `RET[ <T>]` after `= `: the -T time comes off the end when present. */
 function splitLatency(s: string, start: number): [string, number | null] {
   let end = s.length;
@@ -234,7 +164,7 @@ function splitLatency(s: string, start: number): [string, number | null] {
 
 function parseCallBody(s: string, i: number, head: LineHead, call: string, resumed: boolean): ParsedLine {
   const commas: number[] = [];
-  const found = findArgsEnd(s, i, commas);
+  const found = scanArgs(s, i, commas, true);
   if (found === -1) return UNPARSED;
   const unfinished = found < -1;
   const end = unfinished ? -2 - found : found;
@@ -280,7 +210,7 @@ function parseCallBody(s: string, i: number, head: LineHead, call: string, resum
   if (s.charCodeAt(j) !== 61 || s.charCodeAt(j + 1) !== SPACE) return UNPARSED;
   const [retText, latency] = splitLatency(s, j + 2);
   if (retText.length === 0) return UNPARSED;
-  const args = resumed ? null : argsAt(s, i, end, commas);
+  const args = resumed ? null : argsBetween(s, i, end, commas);
   return {
     kind: "call",
     tid: head.tid,

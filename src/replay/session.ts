@@ -2,7 +2,14 @@
  * The replay stage: lines in order → EnhancedEvents, merging unfinished/resumed halves, keeping the process
  * and fd tables, and accounting for every line. Pure: no I/O; records are handed to the caller's array.
  */
-import { type CompleteCall, cloneFlags, type EntryFd, enrichCall, enterCall, isCloneCall } from "./enrich.ts";
+import {
+  type CompleteCall,
+  cloneFlags,
+  type EntryFd,
+  enrichCall,
+  enterCall,
+  isCloneCall,
+} from "./enrich/enrich.ts";
 import { type CallLine, type ParsedLine, parseLine, type TimeForm } from "./parse.ts";
 import type { EnhancedEvent } from "./schema.ts";
 import { CLONE_THREAD, ProcessTable } from "./tables.ts";

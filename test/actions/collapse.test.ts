@@ -278,6 +278,16 @@ describe("one description of each call: the record's operation", () => {
     expect(actions[1]!.records).toBe(4);
   });
 
+  test("tee copies from its first fd to its second, like every COPY", () => {
+    const actions = collapse([
+      makeRecord({ call: "tee", args: [3, 5, 65536, 0, null, null], retval: 100, byte_count: 100 }),
+    ]);
+    expect(actions.map((a) => a.summary)).toEqual([
+      "read fd 3 (1 read, 100 B)",
+      "wrote fd 5 (1 write, 100 B)",
+    ]);
+  });
+
   test("close_range closes what the replay closes: a later write on the number is not the file's", () => {
     const actions = collapse([
       makeRecord({

@@ -173,7 +173,7 @@ export function fdCall(
   }
 }
 
-/** sendfile(out, in, …), copy_file_range(in, off, out, …), splice(in, off, out, …): a read and a write. */
+/** sendfile(out, in, …), tee(in, out, …), copy_file_range and splice(in, off, out, …): a read and a write. */
 export function copy(
   c: ActionCollapser,
   state: ProcessState,
@@ -182,8 +182,9 @@ export function copy(
   ok: boolean,
 ): void {
   const [a, b, third] = record.args;
-  const from = record.call === "sendfile" ? b : a;
-  const to = record.call === "sendfile" ? a : third;
+  const call = record.call;
+  const from = call === "sendfile" ? b : a;
+  const to = call === "sendfile" ? a : call === "tee" ? b : third;
   if (!ok || typeof from !== "number" || typeof to !== "number" || from < 0 || to < 0) {
     c.runtime(state, record, line);
     return;

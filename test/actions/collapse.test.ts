@@ -325,6 +325,8 @@ describe("wording", () => {
       'echo "hi"',
     ]);
     expect(execArgv('execve("/bin/x", ["x", "aaaa"..., ...], 0x1) = 0')).toEqual(["x", "aaaa…", "…"]);
+    // escaped bytes are bytes, read as UTF-8 as the replay reads them
+    expect(execArgv('execve("/bin/echo", ["echo", "caf\\303\\251\\t"], 0x1) = 0')).toEqual(["echo", "café\t"]);
     expect(formatCommand("/bin/sh", ["sh", "-c", "a b"])).toBe('/bin/sh -c "a b"');
   });
 });

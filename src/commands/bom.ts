@@ -5,7 +5,7 @@ import { toCycloneDx } from "../bom/cyclonedx.ts";
 import { formatJson, readJsonFile, readRuntimeJsonl, writeOutput } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
 import { log } from "../log.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, outputArg } from "./shared.ts";
 
 export default defineCommand({
   meta: {
@@ -20,7 +20,7 @@ export default defineCommand({
       description: "runtime.jsonl written by `carnot trace`",
       valueHint: "FILE",
     },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...outputArg,
     format: { type: "string", description: "cryptobom (default) or cyclonedx", default: "cryptobom" },
     context: {
       type: "string",

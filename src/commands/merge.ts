@@ -3,7 +3,7 @@ import { formatJson, readCryptoBom, writeOutput } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
 import { log } from "../log.ts";
 import { mergeBoms } from "../merge/merge.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, outputArg } from "./shared.ts";
 
 export default defineCommand({
   meta: {
@@ -18,7 +18,7 @@ export default defineCommand({
       description: "CryptoBOM files, in priority order",
       valueHint: "FILE…",
     },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...outputArg,
   },
   async run({ args }) {
     const files = args._.length ? args._ : [args.inputs];

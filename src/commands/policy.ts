@@ -5,7 +5,7 @@ import { CarnotError } from "../errors.ts";
 import { log } from "../log.ts";
 import { evaluatePolicy } from "../policy/rules.ts";
 import { formatPolicyText, toSarif } from "../policy/sarif.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, outputArg } from "./shared.ts";
 
 export default defineCommand({
   meta: { name: "policy", description: "Post-quantum policy gate over a CryptoBOM (warns; --enforce fails)" },
@@ -18,7 +18,7 @@ export default defineCommand({
       valueHint: "FILE",
     },
     format: { type: "string", description: "json (default), sarif or text", default: "json" },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...outputArg,
     enforce: { type: "boolean", description: "Exit 1 when any rule is violated", default: false },
   },
   async run({ args }) {

@@ -11,7 +11,7 @@ import {
   type UnknownSyscall,
 } from "../consumers/seccomp/profile.ts";
 import { CarnotError } from "../errors.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, outputArg } from "./shared.ts";
 
 function describeUnknown(file: string, unknown: UnknownSyscall[]): string {
   const list = unknown.map((u) => `${u.name} (${u.count} records, first at line ${u.firstLine})`).join(", ");
@@ -32,7 +32,7 @@ export default defineCommand({
       required: false,
       description: "enriched.jsonl from `carnot replay` (- for stdin)",
     },
-    output: { type: "string", alias: ["o"], description: "Output file (default: stdout)", valueHint: "FILE" },
+    ...outputArg,
     exe: {
       type: "string",
       description: "Only the syscalls of this executable (exe_path)",

@@ -3,7 +3,7 @@ import { readKeyFile } from "../chain/writer.ts";
 import { CarnotError } from "../errors.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
-import { commonArgs } from "./shared.ts";
+import { commonArgs, keyFileArg } from "./shared.ts";
 
 const usageError = (message: string) => new CarnotError(message, { exitCode: 2 });
 
@@ -103,11 +103,7 @@ export default defineCommand({
       valueHint: "SEC",
     },
     "metrics-json": { type: "string", description: "Also write the metrics to this file", valueHint: "FILE" },
-    "key-file": {
-      type: "string",
-      description: "Secret key file: makes the hash chain's genesis a secret (32+ bytes)",
-      valueHint: "FILE",
-    },
+    ...keyFileArg,
     duration: { type: "string", description: "Stop by itself after this many seconds", valueHint: "SEC" },
     "raw-events": {
       type: "boolean",

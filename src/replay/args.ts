@@ -1,5 +1,7 @@
 /** Argument and return-value text → values: numbers, fd annotations, decoded strings, sockaddrs. */
 import { SYMBOLS } from "./constants.ts";
+import { RangeTable } from "./range-table.ts";
+import type { ArgList } from "./scan.ts";
 import type { Net } from "./schema.ts";
 import { utf8OrEscapes } from "./text.ts";
 
@@ -63,21 +65,25 @@ function bigHex(digits: string, neg: boolean): number {
   return Number.isSafeInteger(out) ? out : Number.NaN;
 }
 
-/** A flag set or constant: `O_RDONLY|O_CLOEXEC`, `SIGCHLD`, `CLONE_VM|0x400`; NaN for an unknown name. */
-function parseSymbolic(s: string): number {
+/** The constants by name, looked up by a range of the line (no string made for the lookup). */
+const SYMBOL_TABLE = new RangeTable<number>(SYMBOLS.size);
+for (const [name, value] of SYMBOLS) SYMBOL_TABLE.set(name, value);
+
+/** A flag set or constant in s[a..b): `O_RDONLY|O_CLOEXEC`, `SIGCHLD`, `CLONE_VM|0x400`; NaN for an unknown name. */
+function parseSymbolic(s: string, a: number, b: number): number {
   let total = 0;
-  let start = 0;
+  let start = a;
   for (;;) {
-    const bar = s.indexOf("|", start);
-    const part = bar < 0 ? s.slice(start) : s.slice(start, bar);
-    let v = SYMBOLS.get(part);
+    let bar = s.indexOf("|", start);
+    if (bar < 0 || bar > b) bar = b;
+    let v = SYMBOL_TABLE.get(s, start, bar);
     if (v === undefined) {
-      v = parseNumber(part);
+      v = parseNumber(s, start, bar);
       if (Number.isNaN(v)) return Number.NaN;
     }
     // flag bits are disjoint, so a sum is their OR without 32-bit overflow (CLONE_IO is bit 31)
     total += v;
-    if (bar < 0) return total;
+    if (bar === b) return total;
     start = bar + 1;
   }
 }
@@ -91,53 +97,76 @@ export function annotationOf(s: string): string | null {
   return s.slice(lt + 1, s.length - 1);
 }
 
+/** The fd annotation of argument i, looked for before any text is cut out (most arguments have none). */
+export function argAnnotation(args: ArgList, i: number): string | null {
+  if (i >= args.length) return null;
+  const a = args.start(i);
+  const b = args.end(i);
+  const lt = args.src.indexOf("<", a + 1);
+  return lt < 0 || lt >= b ? null : annotationOf(args.src.slice(a, b));
+}
+
 /** Values of flag sets already seen (`O_RDONLY|O_CLOEXEC` → 524288): a trace repeats a few hundred. */
-export type FlagSetCache = Map<string, number | null>;
-/** Flag sets remembered per cache; past this, new ones are parsed each time (hostile input stays bounded). */
-const FLAG_SET_CACHE_MAX = 4096;
+export class FlagSetCache {
+  /** past this many, new ones are parsed each time (hostile input stays bounded) */
+  private readonly table = new RangeTable<number | null>(4096);
+
+  get(s: string, a: number, b: number): number | null | undefined {
+    return this.table.get(s, a, b);
+  }
+
+  set(s: string, a: number, b: number, value: number | null): void {
+    this.table.set(s.slice(a, b), value);
+  }
+}
 
 /**
- * One argument's word: a number, constant or flag set; `null` for strings, structs, arrays and anything
- * whose numeric value is not in the text. `name=value` (clone) and `/* comment *\/` (-X verbose) are handled.
+ * The word of the argument in s[a..b): a number, constant or flag set; `null` for strings, structs, arrays and
+ * anything whose numeric value is not in the text. `name=value` (clone) and `/* comment *\/` (-X verbose)
+ * are handled.
  */
-export function argValue(s: string, flagSets?: FlagSetCache): number | null {
-  const n = s.length;
-  if (n === 0) return null;
-  const c = s.charCodeAt(0);
+export function argValueAt(s: string, a: number, b: number, flagSets?: FlagSetCache): number | null {
+  if (a >= b) return null;
+  const c = s.charCodeAt(a);
   if (c === QUOTE || c === 91 || c === 123 || c === 126) return null;
   // the word ends at a space (` /* comment */`) or at `<` (an fd annotation)
-  let end = 0;
+  let end = a;
   let eq = -1;
-  while (end < n) {
+  while (end < b) {
     const d = s.charCodeAt(end);
     if (d === SPACE || d === LT) break;
     if (d === 61 && eq < 0) eq = end;
     end++;
   }
   if ((c >= 48 && c <= 57) || c === MINUS) {
-    const v = parseNumber(s, 0, end);
+    const v = parseNumber(s, a, end);
     return Number.isNaN(v) ? null : v;
   }
-  const word = eq > 0 ? s.slice(eq + 1, end) : end === n ? s : s.slice(0, end);
-  const known = SYMBOLS.get(word);
+  const wa = eq > a ? eq + 1 : a;
+  const known = SYMBOL_TABLE.get(s, wa, end);
   if (known !== undefined) return known;
-  if (word.indexOf("|") < 0) {
-    const v = parseNumber(word);
+  const bar = s.indexOf("|", wa);
+  if (bar < 0 || bar >= end) {
+    const v = parseNumber(s, wa, end);
     return Number.isNaN(v) ? null : v;
   }
-  const cached = flagSets?.get(word);
+  const cached = flagSets?.get(s, wa, end);
   if (cached !== undefined) return cached;
-  const v = parseSymbolic(word);
+  const v = parseSymbolic(s, wa, end);
   const value = Number.isNaN(v) ? null : v;
-  if (flagSets !== undefined && flagSets.size < FLAG_SET_CACHE_MAX) flagSets.set(word, value);
+  flagSets?.set(s, wa, end, value);
   return value;
 }
 
+/** One argument's word (see argValueAt). */
+export const argValue = (s: string, flagSets?: FlagSetCache): number | null =>
+  argValueAt(s, 0, s.length, flagSets);
+
 /** The six argument words. */
-export function argWords(args: string[], flagSets?: FlagSetCache): (number | null)[] {
+export function argWords(args: ArgList, flagSets?: FlagSetCache): (number | null)[] {
   const out: (number | null)[] = [null, null, null, null, null, null];
   const n = Math.min(args.length, 6);
-  for (let i = 0; i < n; i++) out[i] = argValue(args[i]!, flagSets);
+  for (let i = 0; i < n; i++) out[i] = argValueAt(args.src, args.start(i), args.end(i), flagSets);
   return out;
 }
 

@@ -11,6 +11,7 @@ import {
   isCloneCall,
 } from "./enrich/enrich.ts";
 import { type CallLine, type ParsedLine, parseLine, type TimeForm } from "./parse.ts";
+import { type ArgList, joinHalves, NO_ARGS } from "./scan.ts";
 import type { EnhancedEvent } from "./schema.ts";
 import { CLONE_THREAD, ProcessTable } from "./tables.ts";
 
@@ -34,7 +35,8 @@ export interface ReplayOptions {
 /** The first half of a call, waiting for `<... X resumed>`. */
 interface Pending {
   call: string;
-  argText: string;
+  /** Its arguments so far, over its own argument text. */
+  args: ArgList;
   ts: number;
   raw: string;
   /** The fd the call acts on, as it was when the call began (another thread may reuse the number). */
@@ -262,8 +264,9 @@ export class ReplaySession {
     if (!p.resumed) {
       if (!p.finished) {
         this.flushPending(tid, out);
-        const entry = enterCall(this.table, tid, p.call, p.argText);
-        this.pending.set(tid, { call: p.call, argText: p.argText, ts, raw, entry });
+        const args = joinHalves(NO_ARGS, p.args, p.argStart, p.argEnd);
+        const entry = enterCall(this.table, tid, p.call, args);
+        this.pending.set(tid, { call: p.call, args, ts, raw, entry });
         return;
       }
       this.counts.events++;
@@ -272,10 +275,10 @@ export class ReplaySession {
           tid,
           ts,
           call: p.call,
-          argText: p.argText,
           args: p.args,
-          argsKnown: true,
-          retText: p.retText,
+          retval: p.retval,
+          errno: p.errno,
+          retAnnotation: p.retAnnotation,
           latency: p.latency,
           raw,
         },
@@ -287,7 +290,7 @@ export class ReplaySession {
     const first = this.pending.get(tid);
     if (first !== undefined && first.call === p.call) {
       if (!p.finished) {
-        first.argText += p.argText;
+        first.args = joinHalves(first.args, p.args, p.argStart, p.argEnd);
         first.raw += `\n${raw}`;
         this.counts.merged++;
         return;
@@ -301,9 +304,10 @@ export class ReplaySession {
           tid,
           ts: first.ts,
           call: p.call,
-          argText: first.argText + p.argText,
-          argsKnown: true,
-          retText: p.retText,
+          args: joinHalves(first.args, p.args, p.argStart, p.argEnd),
+          retval: p.retval,
+          errno: p.errno,
+          retAnnotation: p.retAnnotation,
           latency,
           raw: `${first.raw}\n${raw}`,
           entry: first.entry,
@@ -316,7 +320,7 @@ export class ReplaySession {
     if (!p.finished) {
       // another call of this tid still waiting has lost its second half: it is written as cut
       this.flushPending(tid, out);
-      this.pending.set(tid, { call: p.call, argText: "", ts, raw, entry: null });
+      this.pending.set(tid, { call: p.call, args: NO_ARGS, ts, raw, entry: null });
       return;
     }
     this.counts.events++;
@@ -325,9 +329,10 @@ export class ReplaySession {
         tid,
         ts,
         call: p.call,
-        argText: p.argText,
-        argsKnown: false,
-        retText: p.retText,
+        args: NO_ARGS,
+        retval: p.retval,
+        errno: p.errno,
+        retAnnotation: p.retAnnotation,
         latency: p.latency,
         raw,
       },
@@ -345,7 +350,7 @@ export class ReplaySession {
     let candidates = 0;
     for (const [ptid, pend] of this.pending.clones) {
       candidates++;
-      const f = cloneFlags(pend.call, pend.argText);
+      const f = cloneFlags(pend.call, pend.args.text());
       const ptask = this.table.tasks.get(ptid);
       // several clones in flight agree when they share a process and the thread/process choice
       if (parent !== null) {
@@ -375,9 +380,10 @@ export class ReplaySession {
         tid,
         ts: p.ts,
         call: p.call,
-        argText: p.argText,
-        argsKnown: true,
-        retText: null,
+        args: p.args,
+        retval: null,
+        errno: null,
+        retAnnotation: null,
         latency: null,
         raw: p.raw,
         entry: p.entry,
@@ -390,7 +396,7 @@ export class ReplaySession {
     const parent = this.table.tasks.get(c.tid);
     const rec = enrichCall(this.table, c);
     if (parent && rec.retval !== null && rec.retval > 0 && isCloneCall(c.call)) {
-      this.table.spawn(parent, rec.retval, cloneFlags(c.call, c.argText));
+      this.table.spawn(parent, rec.retval, cloneFlags(c.call, c.args.text()));
     }
     if (c.tid === UNKNOWN_TID && this.held !== null && rec.retval !== null && rec.retval > 0) {
       // calls that return the caller's own id reveal the prefix-less tracee

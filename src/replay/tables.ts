@@ -1,5 +1,5 @@
 /** The process table and fd tables, rebuilt from the trace itself (no look at /proc). */
-import { decodeEscapes, type FlagSetCache } from "./args.ts";
+import { decodeEscapes, FlagSetCache } from "./args.ts";
 import type { Net } from "./schema.ts";
 
 /** An open file description: shared by every fd dup'ed from it. */
@@ -65,7 +65,7 @@ export const CLONE_THREAD = 0x10000;
 export class ProcessTable {
   readonly tasks = new Map<number, Task>();
   /** Flag sets parsed so far in this trace (argument decoding, not process state). */
-  readonly flagSets: FlagSetCache = new Map();
+  readonly flagSets = new FlagSetCache();
 
   /** The task for a tid; one seen for the first time is its own process with nothing known yet. */
   task(tid: number): Task {

@@ -1,4 +1,5 @@
 /** What the enrichment of one call knows and builds: the handlers of each family read and fill it. */
+import type { ArgList } from "../scan.ts";
 import type { Net } from "../schema.ts";
 import type { CallSpec } from "../syscalls.ts";
 import type { FdEntry, FdTable, ProcessTable, Task } from "../tables.ts";
@@ -14,13 +15,13 @@ export interface CompleteCall {
   tid: number;
   ts: number;
   call: string;
-  argText: string;
-  /** `argText` already split (whole lines), or null to split here. */
-  args?: string[] | null;
-  /** False for a resumed half with no pending half: its argument positions are unknown. */
-  argsKnown: boolean;
-  /** Null when the call was cut (no return line at all). */
-  retText: string | null;
+  /** The arguments as printed; NO_ARGS for a resumed half with no first half (their positions are unknown). */
+  args: ArgList;
+  /** The return value; null when the call was cut (no return line at all) or returned `?`. */
+  retval: number | null;
+  errno: string | null;
+  /** The fd annotation of the return value (`= 3</etc/passwd>`). */
+  retAnnotation: string | null;
   latency: number | null;
   raw: string;
   /** Resolved when the first half was read; null or absent for a call read whole. */
@@ -35,7 +36,7 @@ export interface CallContext {
   readonly call: string;
   readonly spec: CallSpec;
   /** The arguments as printed; empty when their positions are unknown. */
-  readonly args: string[];
+  readonly args: ArgList;
   /** The six argument words. */
   readonly words: (number | null)[];
   readonly retval: number | null;

@@ -3,10 +3,9 @@
  * every call shares (its fd, its path against the dirfd or cwd, mode, byte count) are here; what a family
  * of calls does beyond them is in its handler table (files, fds, sockets, processes).
  */
-import { annotationOf, argWords, parseReturn, stringArg } from "../args.ts";
+import { argAnnotation, argWords, stringArg } from "../args.ts";
 import { AT_EMPTY_PATH, AT_FDCWD } from "../constants.ts";
-import { riskTags } from "../risk.ts";
-import { splitArgs } from "../scan.ts";
+import { mayHaveRisk, riskTags } from "../risk.ts";
 import type { EnhancedEvent } from "../schema.ts";
 import { callSpec } from "../syscalls.ts";
 import { classifyPath, fileFromAnnotation, joinPath, type ProcessTable } from "../tables.ts";
@@ -25,16 +24,13 @@ const HANDLERS: ReadonlyMap<string, Handler> = new Map(
   Object.entries({ ...FILE_HANDLERS, ...FD_HANDLERS, ...SOCKET_HANDLERS, ...PROCESS_HANDLERS }),
 );
 
-const NO_RETURN = { retval: null, errno: null, annotation: null };
-
 export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent {
   const task = table.task(c.tid);
   const call = c.call;
   const spec = callSpec(call);
-  const args = c.argsKnown ? (c.args ?? splitArgs(c.argText)) : [];
+  const args = c.args;
   const words = call === "clone" ? cloneWords(args) : argWords(args, table.flagSets);
-  const ret = c.retText === null ? NO_RETURN : parseReturn(c.retText);
-  const retval = ret.retval;
+  const retval = c.retval;
   const ok = retval !== null && retval >= 0;
   const ctx: CallContext = {
     table,
@@ -46,8 +42,8 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
     args,
     words,
     retval,
-    errno: ret.errno,
-    retAnnotation: ret.annotation,
+    errno: c.errno,
+    retAnnotation: c.retAnnotation,
     ok,
     fd: -1,
     fdEntry: undefined,
@@ -93,7 +89,7 @@ function resolveFd(ctx: CallContext): void {
   } else if (spec.fd !== undefined && args.length > spec.fd) {
     const fd = int32(ctx.words[spec.fd]);
     ctx.fd = fd;
-    const a = annotationOf(args[spec.fd]!);
+    const a = argAnnotation(args, spec.fd);
     if (fd !== null && fd >= 0) ctx.fdEntry = a !== null ? learnFd(ctx.files, fd, a) : ctx.files.fds.get(fd);
   } else if (spec.fd !== undefined) {
     ctx.fd = null;
@@ -106,14 +102,14 @@ function resolvePaths(ctx: CallContext): void {
   let dirfd: number | null = AT_FDCWD;
   if (spec.dirfd !== undefined) {
     dirfd = int32(words[spec.dirfd]);
-    const a = args[spec.dirfd] === undefined ? null : annotationOf(args[spec.dirfd]!);
+    const a = argAnnotation(args, spec.dirfd);
     if (a !== null) {
       if (dirfd === AT_FDCWD) task.fs.cwd = fileFromAnnotation(a).path;
       else if (dirfd !== null && dirfd >= 0) learnFd(files, dirfd, a);
     }
   }
   if (spec.path !== undefined) {
-    const p = stringArg(args[spec.path]);
+    const p = stringArg(args.at(spec.path));
     if (p !== null) {
       const base = p.startsWith("/")
         ? "/"
@@ -131,7 +127,7 @@ function resolvePaths(ctx: CallContext): void {
   const fdPath = ctx.fdEntry?.file.path;
   if (ctx.absPath === null && fdPath?.startsWith("/")) ctx.absPath = fdPath;
   if (spec.path2 !== undefined) {
-    const p = stringArg(args[spec.path2]);
+    const p = stringArg(args.at(spec.path2));
     const d = spec.dirfd2 === undefined ? AT_FDCWD : int32(words[spec.dirfd2]);
     const base = d === AT_FDCWD ? task.fs.cwd : d === null ? null : (files.fds.get(d)?.file.path ?? null);
     if (p !== null && p !== "") ctx.destPath = joinPath(base, p);
@@ -152,19 +148,21 @@ function adjustKind(ctx: CallContext): void {
 
 function record(ctx: CallContext): EnhancedEvent {
   const { task, c, call, fdEntry } = ctx;
-  const tags = riskTags({
-    call,
-    words: ctx.words,
-    retval: ctx.retval,
-    absPath: ctx.absPath,
-    destPath: ctx.destPath,
-    fdType: fdEntry?.file.type ?? null,
-    fdPath: fdEntry?.file.path ?? null,
-    openFlags: ctx.openFlags,
-    targetIds: ctx.targetIds,
-    socketFamily: ctx.socketFamily,
-    socketType: ctx.socketType,
-  });
+  const tags = !mayHaveRisk(call, ctx.openFlags)
+    ? []
+    : riskTags({
+        call,
+        words: ctx.words,
+        retval: ctx.retval,
+        absPath: ctx.absPath,
+        destPath: ctx.destPath,
+        fdType: fdEntry?.file.type ?? null,
+        fdPath: fdEntry?.file.path ?? null,
+        openFlags: ctx.openFlags,
+        targetIds: ctx.targetIds,
+        socketFamily: ctx.socketFamily,
+        socketType: ctx.socketType,
+      });
   const proc = task.proc;
   return {
     ts: c.ts,

@@ -1,5 +1,12 @@
 /** The fd table's own calls: close, close_range, dup*, fcntl, pipes, memfds and the event-like fds. */
-import { annotationOf, argValue, netFromAnnotation, parseNumber, stringArg } from "../args.ts";
+import {
+  annotationOf,
+  argAnnotation,
+  argValueAt,
+  netFromAnnotation,
+  parseNumber,
+  stringArg,
+} from "../args.ts";
 import {
   CLOSE_RANGE_CLOEXEC,
   FD_CLOEXEC,
@@ -8,7 +15,7 @@ import {
   F_SETFD,
   O_CLOEXEC,
 } from "../constants.ts";
-import { splitArgs } from "../scan.ts";
+import { type ArgList, splitArgs } from "../scan.ts";
 import { callSpec } from "../syscalls.ts";
 import {
   type FdEntry,
@@ -47,15 +54,13 @@ export function learnFd(files: FdTable, fd: number, annotation: string): FdEntry
  * The first half of a call: its fd argument is resolved now, while the number still means what the
  * caller meant. close frees the number as it begins, so another thread can get it before close returns.
  */
-export function enterCall(table: ProcessTable, tid: number, call: string, argText: string): EntryFd | null {
+export function enterCall(table: ProcessTable, tid: number, call: string, args: ArgList): EntryFd | null {
   const at = callSpec(call).fd;
-  if (at === undefined) return null;
-  const args = splitArgs(argText);
-  if (args.length <= at) return null;
-  const fd = int32(argValue(args[at]!));
+  if (at === undefined || args.length <= at) return null;
+  const fd = int32(argValueAt(args.src, args.start(at), args.end(at)));
   if (fd === null || fd < 0) return null;
   const files = table.task(tid).files;
-  const a = annotationOf(args[at]!);
+  const a = argAnnotation(args, at);
   const entry = a !== null ? learnFd(files, fd, a) : files.fds.get(fd);
   if (call === "close") files.fds.delete(fd);
   return { fd, entry };
@@ -64,10 +69,14 @@ export function enterCall(table: ProcessTable, tid: number, call: string, argTex
 /** The fds listed in `[3<pipe:[9608]>, 4<pipe:[9608]>]` or `[3, 4]`. */
 function fdPair(text: string | undefined): [number, string | null][] {
   if (text === undefined || !text.startsWith("[") || !text.endsWith("]")) return [];
-  return splitArgs(text.slice(1, -1)).map((a) => {
+  const list = splitArgs(text.slice(1, -1));
+  const pair: [number, string | null][] = [];
+  for (let i = 0; i < list.length; i++) {
+    const a = list.at(i)!;
     const lt = a.indexOf("<");
-    return [parseNumber(lt > 0 ? a.slice(0, lt) : a), annotationOf(a)] as [number, string | null];
-  });
+    pair.push([parseNumber(lt > 0 ? a.slice(0, lt) : a), annotationOf(a)]);
+  }
+  return pair;
 }
 
 /** pipe and socketpair: both fds of the pair, each made from its annotation (or `make`'s guess). */
@@ -137,7 +146,7 @@ const fcntl: Handler = (ctx) => {
 const pipe: Handler = (ctx) => {
   const flags = ctx.call === "pipe2" ? (ctx.words[1] ?? 0) : 0;
   if (ctx.ok)
-    openPair(ctx, ctx.args[0], (flags & O_CLOEXEC) !== 0, (a) =>
+    openPair(ctx, ctx.args.at(0), (flags & O_CLOEXEC) !== 0, (a) =>
       a !== null ? fileFromAnnotation(a) : { path: null, type: "PIPE", net: null },
     );
   ctx.resourceType = "PIPE";
@@ -146,7 +155,7 @@ const pipe: Handler = (ctx) => {
 const memfd: Handler = (ctx) => {
   ctx.resourceType = "SHM";
   if (!ctx.ok) return;
-  const name = stringArg(ctx.args[0]);
+  const name = stringArg(ctx.args.at(0));
   const file: OpenFile =
     ctx.retAnnotation !== null
       ? fileFromAnnotation(ctx.retAnnotation)

@@ -37,7 +37,8 @@ const open: Handler = (ctx) => {
   const flagsIdx = call === "open" ? 1 : call === "creat" ? -1 : 2;
   let flags = flagsIdx < 0 ? 0o1101 : (words[flagsIdx] ?? null);
   if (call === "openat2") {
-    const how = ctx.args[2] ? fieldOf(ctx.args[2], "flags") : null;
+    const struct = ctx.args.at(2);
+    const how = struct ? fieldOf(struct, "flags") : null;
     flags = how === null ? null : argValue(how);
   }
   ctx.openFlags = flags;
@@ -98,7 +99,7 @@ const getdents: Handler = (ctx) => {
 };
 
 const getcwd: Handler = (ctx) => {
-  const cwd = ctx.ok ? stringArg(ctx.args[0]) : null;
+  const cwd = ctx.ok ? stringArg(ctx.args.at(0)) : null;
   if (cwd?.startsWith("/")) ctx.task.fs.cwd = cwd;
 };
 
@@ -134,10 +135,10 @@ const stat =
       ctx.resourceType = classifyPath(ctx.absPath);
     if (!ctx.ok) return;
     // a directory opened without O_DIRECTORY, a pipe inherited from outside the trace
-    const type = typeFromStatMode(args[structArg]);
+    const type = typeFromStatMode(args.at(structArg));
     const fd = ctx.fd;
     const onFd = ctx.fdEntry !== undefined || (spec.fd !== undefined && fd !== null && fd >= 0);
-    const emptyPath = spec.path !== undefined && args[spec.path] === '""';
+    const emptyPath = spec.path !== undefined && args.at(spec.path) === '""';
     if (type !== null && (onFd || emptyPath)) {
       const n = onFd ? fd : spec.dirfd === undefined ? null : int32(ctx.words[spec.dirfd]);
       if (ctx.fdEntry === undefined && n !== null && n >= 0) {

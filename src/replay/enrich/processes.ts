@@ -1,6 +1,7 @@
 /** Processes: clone's flags and arguments, exec, and the ids a process sets or asks for. */
-import { argWords, fieldOf } from "../args.ts";
+import { argValue, argWords, fieldOf } from "../args.ts";
 import { CLONE_VFORK, CLONE_VM } from "../constants.ts";
+import type { ArgList } from "../scan.ts";
 import { classifyPath, type Task } from "../tables.ts";
 import type { Handler } from "./context.ts";
 import { reopenedFd } from "./files.ts";
@@ -14,8 +15,7 @@ export function cloneFlags(call: string, argText: string): number {
   if (call === "vfork") return CLONE_VM | CLONE_VFORK;
   const flags = fieldOf(call === "clone3" ? argText.slice(argText.indexOf("{")) : `{${argText}}`, "flags");
   if (flags === null) return 0;
-  const words = argWords([flags]);
-  return words[0] ?? 0;
+  return argValue(flags) ?? 0;
 }
 
 /** x86-64 clone(flags, stack, parent_tid, child_tid, tls): strace prints them by name, stack first. */
@@ -28,13 +28,14 @@ const CLONE_ARG_SLOTS: Record<string, number> = {
 };
 
 /** clone's six argument words, put in their places from strace's `name=value` list. */
-export function cloneWords(args: string[]): (number | null)[] {
+export function cloneWords(args: ArgList): (number | null)[] {
   const out: (number | null)[] = [null, null, null, null, null, null];
-  for (const a of args) {
+  for (let i = 0; i < args.length; i++) {
+    const a = args.at(i)!;
     const eq = a.indexOf("=");
     const slot = eq > 0 ? CLONE_ARG_SLOTS[a.slice(0, eq)] : undefined;
     if (slot === undefined) return argWords(args);
-    out[slot] = argWords([a.slice(eq + 1)])[0] ?? null;
+    out[slot] = argValue(a.slice(eq + 1));
   }
   return out;
 }

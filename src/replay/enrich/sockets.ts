@@ -25,11 +25,12 @@ const IPPROTO_NAMES: Record<string, string> = {
 
 const socket: Handler = (ctx) => {
   const args = ctx.args;
-  const family = args[0] ?? null;
+  const family = args.at(0) ?? null;
   const type = ctx.words[1] ?? null;
   ctx.socketFamily = family;
   ctx.socketType = type;
-  const proto = args[2] === undefined ? undefined : IPPROTO_NAMES[args[2]];
+  const protocolName = args.at(2);
+  const proto = protocolName === undefined ? undefined : IPPROTO_NAMES[protocolName];
   const base = type === null ? null : type & 0xf;
   const protocol =
     proto ?? (family !== null && base !== null ? (SOCK_PROTOCOLS[family]?.[base] ?? null) : null);
@@ -50,9 +51,9 @@ const socket: Handler = (ctx) => {
 };
 
 const socketpair: Handler = (ctx) => {
-  const family = ctx.args[0] ?? null;
+  const family = ctx.args.at(0) ?? null;
   if (ctx.ok)
-    openPair(ctx, ctx.args[3], ((ctx.words[1] ?? 0) & O_CLOEXEC) !== 0, (a) => {
+    openPair(ctx, ctx.args.at(3), ((ctx.words[1] ?? 0) & O_CLOEXEC) !== 0, (a) => {
       const file: OpenFile = a !== null ? fileFromAnnotation(a) : { path: null, type: "SOCKET", net: null };
       file.net = (a !== null ? netFromAnnotation(a) : null) ?? emptyNet(family, null);
       return file;
@@ -62,7 +63,8 @@ const socketpair: Handler = (ctx) => {
 
 /** connect and bind: the address the call names is the peer's or the socket's own. */
 const connectOrBind: Handler = (ctx) => {
-  const sa = ctx.args[1] === undefined ? null : parseSockaddr(ctx.args[1]);
+  const address = ctx.args.at(1);
+  const sa = address === undefined ? null : parseSockaddr(address);
   ctx.resourceType = "SOCKET";
   if (sa === null) return;
   const add =
@@ -77,7 +79,8 @@ const connectOrBind: Handler = (ctx) => {
 
 /** getsockname and getpeername: the kernel's answer, so a port bound as 0 is known from here on. */
 const socketName: Handler = (ctx) => {
-  const sa = ctx.ok && ctx.args[1] !== undefined ? parseSockaddr(ctx.args[1]) : null;
+  const address = ctx.args.at(1);
+  const sa = ctx.ok && address !== undefined ? parseSockaddr(address) : null;
   const entry = ctx.fdEntry;
   if (sa === null || !entry) return;
   const add =
@@ -92,7 +95,8 @@ const socketName: Handler = (ctx) => {
 const accept: Handler = (ctx) => {
   ctx.resourceType = "SOCKET";
   if (!ctx.ok) return;
-  const sa = ctx.args[1] === undefined ? null : parseSockaddr(ctx.args[1]);
+  const address = ctx.args.at(1);
+  const sa = address === undefined ? null : parseSockaddr(address);
   const listening = ctx.fdEntry?.file.net ?? null;
   let n: Net = emptyNet(sa?.family ?? listening?.family ?? null, listening?.protocol ?? null);
   n.local_addr = listening?.local_addr ?? null;

@@ -224,8 +224,15 @@ function readReturn(s: string, at: number, line: CallLine): boolean {
   return true;
 }
 
-function parseCallBody(s: string, i: number, head: LineHead, call: string, resumed: boolean): ParsedLine {
-  const commas: number[] = [];
+function parseCallBody(
+  s: string,
+  i: number,
+  head: LineHead,
+  call: string,
+  resumed: boolean,
+  commas: number[],
+): ParsedLine {
+  commas.length = 0;
   const found = scanArgs(s, i, commas, true);
   if (found === -1) return UNPARSED;
   if (found < -1) {
@@ -277,8 +284,11 @@ function parseDiagnostic(s: string, i: number, head: LineHead, fragment: string)
   return { kind: "diagnostic", ...head, attached, text, fragment };
 }
 
-/** Parses one line (without its `\n`). Never throws. */
-export function parseLine(s: string): ParsedLine {
+/**
+ * Parses one line (without its `\n`). Never throws. `commas` is scratch space a caller that parses many
+ * lines passes each time (a new array per line costs more than the rest of the scan).
+ */
+export function parseLine(s: string, commas: number[] = []): ParsedLine {
   const n = s.length;
   if (n === 0) return UNPARSED;
   if (s.charCodeAt(0) === SPACE && s.startsWith(" > ")) return STACK;
@@ -344,7 +354,7 @@ export function parseLine(s: string): ParsedLine {
       const r = s.indexOf(RESUMED, i + 5);
       if (r < 0) return UNPARSED;
       for (let k = i + 5; k < r; k++) if (!isNameChar(s.charCodeAt(k))) return UNPARSED;
-      return parseCallBody(s, r + RESUMED.length, head, callName(s, i + 5, r), true);
+      return parseCallBody(s, r + RESUMED.length, head, callName(s, i + 5, r), true, commas);
     }
     if (s.startsWith(UNFINISHED, i) && i > 0) return { kind: "continuation", ...head, text: s };
     return UNPARSED;
@@ -367,7 +377,7 @@ export function parseLine(s: string): ParsedLine {
   let j = i;
   while (j < n && isNameChar(s.charCodeAt(j))) j++;
   if (j === i || s.charCodeAt(j) !== 40) return UNPARSED;
-  const parsed = parseCallBody(s, j + 1, head, callName(s, i, j), false);
+  const parsed = parseCallBody(s, j + 1, head, callName(s, i, j), false, commas);
   if (parsed.kind === "unparsed") {
     // `vfork(strace: Process 7321 attached`: a diagnostic printed into the middle of a call line
     const d = s.indexOf("strace: Process ", j);

@@ -82,6 +82,8 @@ export class ReplaySession {
   private readonly table = new ProcessTable();
   private readonly pending = new PendingCalls();
   private readonly keepUnparsed: number;
+  /** The parser's scratch space, reused line after line. */
+  private readonly commas: number[] = [];
   /** The last record, kept back so `-k` stack lines that follow can join its raw_line. */
   private last: EnhancedEvent | null = null;
   /** Records waiting for the prefix-less tracee's pid; null when nothing is waiting. */
@@ -107,7 +109,7 @@ export class ReplaySession {
     if (this.fragment !== null) {
       const frag = this.fragment;
       this.fragment = null;
-      const joined = parseLine(frag.text + line);
+      const joined = parseLine(frag.text + line, this.commas);
       if (joined.kind === "call") {
         this.counts.merged++;
         this.handle(joined, `${frag.raw}\n${line}`, lineNo, out);
@@ -116,7 +118,7 @@ export class ReplaySession {
       // the rest never came: the diagnostic line stands alone
       this.counts.stateOnly++;
     }
-    const parsed = parseLine(line);
+    const parsed = parseLine(line, this.commas);
     if (parsed.kind === "stack") {
       if (this.last !== null) {
         this.last.raw_line += `\n${line}`;
@@ -249,6 +251,14 @@ export class ReplaySession {
 
   private handleCall(p: CallLine, raw: string, out: EnhancedEvent[]): void {
     const ts = this.timeOf(p.time, p.timeForm);
+    const tid = this.callerOf(p, out);
+    if (p.resumed) this.secondHalf(p, tid, ts, raw, out);
+    else if (p.finished) this.wholeCall(p, tid, ts, raw, out);
+    else this.firstHalf(p, tid, ts, raw, out);
+  }
+
+  /** The tid a call line belongs to, placed in the tables if it is new. */
+  private callerOf(p: CallLine, out: EnhancedEvent[]): number {
     let tid = this.tidOf(p.tid);
     if (
       p.resumed &&
@@ -261,42 +271,47 @@ export class ReplaySession {
       tid = p.tid;
     }
     if (!this.table.tasks.has(tid)) this.placeNewTask(tid);
-    if (!p.resumed) {
-      if (!p.finished) {
-        this.flushPending(tid, out);
-        const args = joinHalves(NO_ARGS, p.args, p.argStart, p.argEnd);
-        const entry = enterCall(this.table, tid, p.call, args);
-        this.pending.set(tid, { call: p.call, args, ts, raw, entry });
-        return;
-      }
-      this.counts.events++;
-      this.emit(
-        {
-          tid,
-          ts,
-          call: p.call,
-          args: p.args,
-          retval: p.retval,
-          errno: p.errno,
-          retAnnotation: p.retAnnotation,
-          latency: p.latency,
-          raw,
-        },
-        out,
-      );
-      return;
-    }
-    // `<... X resumed>`
+    return tid;
+  }
+
+  private wholeCall(p: CallLine, tid: number, ts: number, raw: string, out: EnhancedEvent[]): void {
+    this.counts.events++;
+    this.emit(
+      {
+        tid,
+        ts,
+        call: p.call,
+        args: p.args,
+        retval: p.retval,
+        errno: p.errno,
+        retAnnotation: p.retAnnotation,
+        latency: p.latency,
+        raw,
+        entry: null,
+      },
+      out,
+    );
+  }
+
+  /** `X(… <unfinished ...>`: kept until its other half comes, its fd resolved now. */
+  private firstHalf(p: CallLine, tid: number, ts: number, raw: string, out: EnhancedEvent[]): void {
+    this.flushPending(tid, out);
+    const args = joinHalves(NO_ARGS, p.args, p.argStart, p.argEnd);
+    const entry = enterCall(this.table, tid, p.call, args);
+    this.pending.set(tid, { call: p.call, args, ts, raw, entry });
+  }
+
+  /** `<... X resumed>`: joined to its first half, or a call whose first half the trace does not have. */
+  private secondHalf(p: CallLine, tid: number, ts: number, raw: string, out: EnhancedEvent[]): void {
     const first = this.pending.get(tid);
     if (first !== undefined && first.call === p.call) {
+      this.counts.merged++;
       if (!p.finished) {
         first.args = joinHalves(first.args, p.args, p.argStart, p.argEnd);
         first.raw += `\n${raw}`;
-        this.counts.merged++;
         return;
       }
       this.pending.delete(tid);
-      this.counts.merged++;
       this.counts.events++;
       const latency = p.latency ?? (p.time === null ? null : Math.max(0, ts - first.ts));
       this.emit(
@@ -316,7 +331,7 @@ export class ReplaySession {
       );
       return;
     }
-    // resumed with no first half (trace started mid-call, or the half was lost): arguments unknown
+    // no first half (trace started mid-call, or the half was lost): argument positions unknown
     if (!p.finished) {
       // another call of this tid still waiting has lost its second half: it is written as cut
       this.flushPending(tid, out);
@@ -335,6 +350,7 @@ export class ReplaySession {
         retAnnotation: p.retAnnotation,
         latency: p.latency,
         raw,
+        entry: null,
       },
       out,
     );

@@ -106,10 +106,17 @@ export function argAnnotation(args: ArgList, i: number): string | null {
   return lt < 0 || lt >= b ? null : annotationOf(args.src.slice(a, b));
 }
 
-/** Values of flag sets already seen (`O_RDONLY|O_CLOEXEC` → 524288): a trace repeats a few hundred. */
+/**
+ * The constants and the flag sets already seen in a trace (`O_RDONLY|O_CLOEXEC` → 524288: a trace repeats a
+ * few hundred), in one table so a word is looked up once.
+ */
 export class FlagSetCache {
-  /** past this many, new ones are parsed each time (hostile input stays bounded) */
-  private readonly table = new RangeTable<number | null>(4096);
+  /** past this many flag sets, new ones are parsed each time (hostile input stays bounded) */
+  private readonly table = new RangeTable<number | null>(SYMBOLS.size + 4096);
+
+  constructor() {
+    for (const [name, value] of SYMBOLS) this.table.set(name, value);
+  }
 
   get(s: string, a: number, b: number): number | null | undefined {
     return this.table.get(s, a, b);
@@ -143,15 +150,13 @@ export function argValueAt(s: string, a: number, b: number, flagSets?: FlagSetCa
     return Number.isNaN(v) ? null : v;
   }
   const wa = eq > a ? eq + 1 : a;
-  const known = SYMBOL_TABLE.get(s, wa, end);
+  const known = flagSets !== undefined ? flagSets.get(s, wa, end) : SYMBOL_TABLE.get(s, wa, end);
   if (known !== undefined) return known;
   const bar = s.indexOf("|", wa);
   if (bar < 0 || bar >= end) {
     const v = parseNumber(s, wa, end);
     return Number.isNaN(v) ? null : v;
   }
-  const cached = flagSets?.get(s, wa, end);
-  if (cached !== undefined) return cached;
   const v = parseSymbolic(s, wa, end);
   const value = Number.isNaN(v) ? null : v;
   flagSets?.set(s, wa, end, value);

@@ -151,8 +151,16 @@ export function argsIn(s: string, start: number, end: number, commas: number[]):
  * `resumed>` continues the first half's. Where the first half's last argument and the second half's first
  * meet they are one argument; if both have text there (never seen from strace) the joined text is split anew.
  */
-export function joinHalves(first: ArgList, second: ArgList, secondStart: number, secondEnd: number): ArgList {
-  const text = first.src + second.src.slice(secondStart, secondEnd);
+export function joinHalves(
+  first: ArgList,
+  firstStart: number,
+  firstEnd: number,
+  second: ArgList,
+  secondStart: number,
+  secondEnd: number,
+): ArgList {
+  const head = first.src.slice(firstStart, firstEnd);
+  const text = head + second.src.slice(secondStart, secondEnd);
   const fn = first.bounds.length;
   const sn = second.bounds.length;
   if (fn === 0 && sn === 0) return new ArgList(text, []);
@@ -162,8 +170,8 @@ export function joinHalves(first: ArgList, second: ArgList, secondStart: number,
   const bounds: number[] = [];
   // the meeting point: an empty side gives way to the other (the second's, when both are empty)
   const keep = fn - (lastEmpty && sn > 0 && !firstEmpty ? 2 : 0);
-  for (let k = 0; k < keep; k++) bounds.push(first.bounds[k]!);
-  const shift = first.src.length - secondStart;
+  for (let k = 0; k < keep; k++) bounds.push(first.bounds[k]! - firstStart);
+  const shift = head.length - secondStart;
   const from = fn > 0 && firstEmpty && keep === fn ? 2 : 0;
   for (let k = from; k < sn; k++) bounds.push(second.bounds[k]! + shift);
   return new ArgList(text, bounds);

@@ -35,8 +35,10 @@ export interface ReplayOptions {
 /** The first half of a call, waiting for `<... X resumed>`. */
 interface Pending {
   call: string;
-  /** Its arguments so far, over its own argument text. */
+  /** Its arguments so far, and where their text is in `args.src`. */
   args: ArgList;
+  argStart: number;
+  argEnd: number;
   ts: number;
   raw: string;
   /** The fd the call acts on, as it was when the call began (another thread may reuse the number). */
@@ -296,9 +298,16 @@ export class ReplaySession {
   /** `X(… <unfinished ...>`: kept until its other half comes, its fd resolved now. */
   private firstHalf(p: CallLine, tid: number, ts: number, raw: string, out: EnhancedEvent[]): void {
     this.flushPending(tid, out);
-    const args = joinHalves(NO_ARGS, p.args, p.argStart, p.argEnd);
-    const entry = enterCall(this.table, tid, p.call, args);
-    this.pending.set(tid, { call: p.call, args, ts, raw, entry });
+    const entry = enterCall(this.table, tid, p.call, p.args);
+    this.pending.set(tid, {
+      call: p.call,
+      args: p.args,
+      argStart: p.argStart,
+      argEnd: p.argEnd,
+      ts,
+      raw,
+      entry,
+    });
   }
 
   /** `<... X resumed>`: joined to its first half, or a call whose first half the trace does not have. */
@@ -307,7 +316,9 @@ export class ReplaySession {
     if (first !== undefined && first.call === p.call) {
       this.counts.merged++;
       if (!p.finished) {
-        first.args = joinHalves(first.args, p.args, p.argStart, p.argEnd);
+        first.args = joinHalves(first.args, first.argStart, first.argEnd, p.args, p.argStart, p.argEnd);
+        first.argStart = 0;
+        first.argEnd = first.args.src.length;
         first.raw += `\n${raw}`;
         return;
       }
@@ -319,7 +330,7 @@ export class ReplaySession {
           tid,
           ts: first.ts,
           call: p.call,
-          args: joinHalves(first.args, p.args, p.argStart, p.argEnd),
+          args: joinHalves(first.args, first.argStart, first.argEnd, p.args, p.argStart, p.argEnd),
           retval: p.retval,
           errno: p.errno,
           retAnnotation: p.retAnnotation,
@@ -335,7 +346,7 @@ export class ReplaySession {
     if (!p.finished) {
       // another call of this tid still waiting has lost its second half: it is written as cut
       this.flushPending(tid, out);
-      this.pending.set(tid, { call: p.call, args: NO_ARGS, ts, raw, entry: null });
+      this.pending.set(tid, { call: p.call, args: NO_ARGS, argStart: 0, argEnd: 0, ts, raw, entry: null });
       return;
     }
     this.counts.events++;

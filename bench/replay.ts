@@ -1,134 +1,34 @@
 /**
- * Replay benchmark: generates a realistic `strace -f -tt -T -yy` trace of LINES lines (default 1.2 M),
- * runs `carnot replay` on it end to end (read, parse, enrich, hash, chain, write) and prints lines/s,
- * peak RSS and the mean record size without raw_line.
+ * Replay benchmark: `carnot replay` end to end (read, parse, enrich, hash, chain, write) on a deterministic
+ * trace with the shape of real ones (bench/strace-gen.ts: a Python HTTP server and clients, subprocesses,
+ * long string arguments, -yy and plain, unfinished/resumed pairs, many processes), against the floor of any
+ * JavaScript replay on this machine (bench/replay-floor.ts: read, split lines, write each line as a JSON
+ * string). Rounds alternate the two on the same input, so a shared, noisy machine slows both alike; the
+ * ratio (carnot lines/s ÷ floor lines/s) is printed per round, then its median and spread.
  *
- *   bun run bench/replay.ts [--lines N] [--bun | --bin PATH]   (default ./carnot; --bun runs src/cli.ts)
+ *   bun run bench/replay.ts [--lines N] [--rounds R] [--trace FILE] [--bun | --bin PATH]
+ *     N lines generated (default 1,000,000); R rounds (default 5); FILE: an existing trace instead;
+ *     default runner ./carnot, --bun runs src/cli.ts
  *   bun run bench/replay.ts --record-sizes [--bun | --bin PATH]
  *     record sizes on real strace output of small workloads like the tests' (loopback HTTP, file IO and a
  *     subprocess, a shell pipeline, threads): median and mean without raw_line, and also without the hashes
- *
- * Lines/s is wall clock; the CPU-time rate is printed too because the machine is shared.
  */
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { generateStraceTrace } from "./strace-gen.ts";
 
 const argv = process.argv.slice(2);
-const linesWanted = Number(argv[argv.indexOf("--lines") + 1] ?? 0) || 1_200_000;
-const binAt = argv.indexOf("--bin");
-const bin = binAt >= 0 ? argv[binAt + 1]! : "./carnot";
+const option = (name: string): string | undefined => {
+  const at = argv.indexOf(name);
+  return at >= 0 ? argv[at + 1] : undefined;
+};
+const linesWanted = Number(option("--lines") ?? 0) || 1_000_000;
+const rounds = Number(option("--rounds") ?? 0) || 5;
+const givenTrace = option("--trace");
+const bin = option("--bin") ?? "./carnot";
 const useBun = argv.includes("--bun") || !existsSync(bin);
-
-/** A deterministic pseudo-random sequence, so every run replays the same trace. */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-const PATHS = [
-  "/etc/ld.so.cache",
-  "/usr/lib/x86_64-linux-gnu/libc.so.6",
-  "/usr/lib/python3.11/encodings/__init__.py",
-  "/srv/app/config/settings.json",
-  "/var/log/app/access.log",
-  "/proc/self/status",
-  "/etc/hosts",
-  "/tmp/cache/item-000123.bin",
-];
-
-function clock(us: number): string {
-  const s = Math.floor(us / 1e6);
-  const h = Math.floor(s / 3600) % 24;
-  const m = Math.floor(s / 60) % 60;
-  const frac = String(us % 1e6).padStart(6, "0");
-  return `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}.${frac}`;
-}
-
-/** Writes the trace in 4 MiB pieces; a few processes with threads, fds tracked so the trace is consistent. */
-async function generate(path: string, total: number): Promise<number> {
-  const rnd = lcg(42);
-  const writer = Bun.file(path).writer();
-  let now = 3_600_000_000 * 9;
-  let lines = 0;
-  let buf = "";
-  const pids = [4101, 4102, 4103, 4104];
-  const open = new Map<number, string[]>(pids.map((p) => [p, []]));
-  const pendingOf = new Map<number, string>();
-  const emit = (s: string): void => {
-    buf += `${s}\n`;
-    lines++;
-  };
-  while (lines < total) {
-    now += 1 + Math.floor(rnd() * 40);
-    const pid = pids[Math.floor(rnd() * pids.length)]!;
-    const t = `${pid}  ${clock(now)}`;
-    const lat = `<0.0000${10 + Math.floor(rnd() * 89)}>`;
-    const fds = open.get(pid)!;
-    const pend = pendingOf.get(pid);
-    if (pend !== undefined) {
-      emit(`${t} <... ${pend} resumed>) = 0 ${lat}`);
-      pendingOf.delete(pid);
-      continue;
-    }
-    const r = rnd();
-    if (r < 0.18 && fds.length < 40) {
-      const p = PATHS[Math.floor(rnd() * PATHS.length)]!;
-      const fd = 3 + fds.length;
-      fds.push(p);
-      emit(`${t} openat(AT_FDCWD</srv/app>, "${p}", O_RDONLY|O_CLOEXEC) = ${fd}<${p}> ${lat}`);
-    } else if (r < 0.36 && fds.length > 0) {
-      const fd = 2 + fds.length;
-      const p = fds[fds.length - 1]!;
-      emit(
-        `${t} read(${fd}<${p}>, "\\177ELF\\2\\1\\1\\3\\0\\0\\0\\0\\0\\0\\0\\0\\3\\0>\\0\\1\\0\\0\\0P\\237\\2\\0\\0\\0\\0\\0"..., 832) = 832 ${lat}`,
-      );
-    } else if (r < 0.46) {
-      emit(`${t} write(1</dev/pts/0<char 136:0>>, "GET /index.html 200 1532\\n", 25) = 25 ${lat}`);
-    } else if (r < 0.56 && fds.length > 0) {
-      const fd = 2 + fds.length;
-      const p = fds.pop()!;
-      emit(`${t} close(${fd}<${p}>) = 0 ${lat}`);
-    } else if (r < 0.66) {
-      emit(
-        `${t} mmap(NULL, 262144, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f${Math.floor(rnd() * 0xffffff).toString(16)}000 ${lat}`,
-      );
-    } else if (r < 0.74) {
-      emit(
-        `${t} newfstatat(AT_FDCWD</srv/app>, "${PATHS[Math.floor(rnd() * PATHS.length)]}", {st_mode=S_IFREG|0644, st_size=${Math.floor(rnd() * 99999)}, ...}, 0) = 0 ${lat}`,
-      );
-    } else if (r < 0.82) {
-      emit(
-        `${t} futex(0x7f3a2c1fe990, FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME, 0, NULL, FUTEX_BITSET_MATCH_ANY <unfinished ...>`,
-      );
-      pendingOf.set(pid, "futex");
-    } else if (r < 0.88) {
-      emit(
-        `${t} connect(7<TCP:[127.0.0.1:46172]>, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("127.0.0.1")}, 16) = 0 ${lat}`,
-      );
-    } else if (r < 0.93) {
-      emit(
-        `${t} sendto(7<TCP:[127.0.0.1:46172->127.0.0.1:8080]>, "GET / HTTP/1.1\\r\\nHost: localhost\\r\\n"..., 78, MSG_NOSIGNAL, NULL, 0) = 78 ${lat}`,
-      );
-    } else if (r < 0.97) {
-      emit(`${t} rt_sigprocmask(SIG_SETMASK, [], NULL, 8) = 0 ${lat}`);
-    } else {
-      emit(
-        `${t} openat(AT_FDCWD</srv/app>, "missing/${Math.floor(rnd() * 1000)}.py", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory) ${lat}`,
-      );
-    }
-    if (buf.length > 4 << 20) {
-      writer.write(buf);
-      buf = "";
-    }
-  }
-  writer.write(buf);
-  await writer.end();
-  return lines;
-}
+const FLOOR = join(import.meta.dir, "replay-floor.ts");
 
 /** Bytes of each record without raw_line, and also without raw_hash and chain (whose values are fixed-size). */
 function recordSizes(jsonl: string): { withoutRaw: number[]; withoutHashes: number[] } {
@@ -220,51 +120,66 @@ async function realRecordSizes(cmd: string[], dir: string): Promise<void> {
   );
 }
 
-const dir = mkdtempSync(join(tmpdir(), "carnot-bench-"));
-if (argv.includes("--record-sizes")) {
-  try {
-    await realRecordSizes(useBun ? ["bun", "src/cli.ts"] : [bin], dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  process.exit(0);
+interface Round {
+  secs: number;
+  cpu: number;
+  rssMiB: number;
+  counts: string;
+  floor: number;
+  ratio: number;
 }
-try {
-  const trace = join(dir, "bench.strace");
-  const out = join(dir, "enriched.jsonl");
-  const lines = await generate(trace, linesWanted);
-  const bytes = statSync(trace).size;
-  const cmd = useBun ? ["bun", "src/cli.ts"] : [bin];
+
+const kps = (lines: number, secs: number): string => (lines / secs / 1000).toFixed(0).padStart(5);
+
+async function countLines(path: string): Promise<number> {
+  let n = 0;
+  for await (const chunk of Bun.file(path).stream()) for (const b of chunk) if (b === 10) n++;
+  return n;
+}
+
+/** The floor's wall time on the trace, in seconds. */
+async function runFloor(trace: string, out: string): Promise<number> {
   const started = performance.now();
-  const proc = Bun.spawn(["/usr/bin/time", "-f", "%M %U %S", ...cmd, "replay", trace, "-o", out], {
+  const p = Bun.spawn([process.execPath, FLOOR, trace, out], { stderr: "pipe" });
+  const code = await p.exited;
+  if (code !== 0) throw new Error(`floor failed: ${await new Response(p.stderr).text()}`);
+  return (performance.now() - started) / 1000;
+}
+
+/** `carnot replay` on the trace: wall time, CPU time and peak RSS from /usr/bin/time, its counts line. */
+async function runReplay(
+  cmd: string[],
+  trace: string,
+  out: string,
+): Promise<{ secs: number; cpu: number; rssMiB: number; counts: string }> {
+  const started = performance.now();
+  const p = Bun.spawn(["/usr/bin/time", "-f", "%M %U %S", ...cmd, "replay", trace, "-o", out], {
     stderr: "pipe",
   });
-  const code = await proc.exited;
+  const code = await p.exited;
   const secs = (performance.now() - started) / 1000;
-  const stderr = await new Response(proc.stderr).text();
-  if (code !== 0) throw new Error(`replay failed (${code}): ${stderr}`);
-  const [rssKb, user, sys] = (stderr.trim().split("\n").at(-1) ?? "").split(" ").map(Number) as [
-    number,
-    number,
-    number,
-  ];
-  // mean record size without raw_line, and also without the fixed-size raw_hash and chain (64 hex each)
+  const stderr = (await new Response(p.stderr).text()).trim().split("\n");
+  if (code !== 0) throw new Error(`replay failed (${code}): ${stderr.join("\n")}`);
+  const [rssKb, user, sys] = (stderr.at(-1) ?? "").split(" ").map(Number) as [number, number, number];
+  return { secs, cpu: user + sys, rssMiB: rssKb / 1024, counts: stderr.slice(0, -1).join("\n") };
+}
+
+/** Mean and median record size of a sample of the output, without raw_line and without the hashes. */
+async function printRecordSizes(out: string): Promise<void> {
   let sizeSum = 0;
   let n = 0;
   let withoutRawSum = 0;
   let withoutHashesSum = 0;
   const withoutRawSizes: number[] = [];
   const withoutHashesSizes: number[] = [];
-  const file = Bun.file(out);
-  const reader = file.stream().pipeThrough(new TextDecoderStream());
+  const reader = Bun.file(out).stream().pipeThrough(new TextDecoderStream());
   let carry = "";
   for await (const chunk of reader) {
     const parts = (carry + chunk).split("\n");
     carry = parts.pop() ?? "";
     for (const line of parts) {
       if (n % 50 === 0) {
-        const rec = JSON.parse(line) as Record<string, unknown>;
-        const { raw_line: _raw, ...rest } = rec;
+        const { raw_line: _raw, ...rest } = JSON.parse(line) as Record<string, unknown>;
         const withoutRaw = Buffer.byteLength(JSON.stringify(rest)) + 1;
         withoutRawSum += withoutRaw;
         withoutRawSizes.push(withoutRaw);
@@ -278,21 +193,57 @@ try {
     }
   }
   const sampled = Math.ceil(n / 50);
-  console.log(`runner:            ${cmd.join(" ")}`);
-  console.log(`input:             ${lines} lines, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
-  console.log(`records:           ${n}`);
-  console.log(`${(lines / secs / 1000).toFixed(0).padStart(6)} k lines/s  (${secs.toFixed(2)} s end to end)`);
   console.log(
-    `${(lines / (user + sys) / 1000).toFixed(0).padStart(6)} k lines/s of CPU time  (${user.toFixed(2)} s user, ${sys.toFixed(2)} s sys)`,
+    `records   ${n}: mean ${(sizeSum / n).toFixed(0)} B with raw_line, ${(withoutRawSum / sampled).toFixed(0)} B without, ${(withoutHashesSum / sampled).toFixed(0)} B without raw_line, raw_hash and chain; median ${median(withoutRawSizes)} B and ${median(withoutHashesSizes)} B`,
   );
-  console.log(`peak RSS:          ${(rssKb / 1024).toFixed(0)} MiB`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "carnot-bench-"));
+if (argv.includes("--record-sizes")) {
+  try {
+    await realRecordSizes(useBun ? ["bun", "src/cli.ts"] : [bin], dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.exit(0);
+}
+try {
+  const trace = givenTrace ?? join(dir, "bench.strace");
+  if (givenTrace === undefined) await generateStraceTrace(trace, linesWanted);
+  const lines = await countLines(trace);
+  const bytes = statSync(trace).size;
+  const out = join(dir, "enriched.jsonl");
+  const cmd = useBun ? ["bun", "src/cli.ts"] : [bin];
+  console.log(`runner:   ${cmd.join(" ")}`);
   console.log(
-    `mean record:       ${(sizeSum / n).toFixed(0)} B with raw_line, ${(withoutRawSum / sampled).toFixed(0)} B without, ${(withoutHashesSum / sampled).toFixed(0)} B without raw_line, raw_hash and chain`,
+    `input:    ${lines} lines, ${(bytes / 2 ** 20).toFixed(1)} MiB${givenTrace ? ` (${givenTrace})` : ""}`,
+  );
+  const results: Round[] = [];
+  let counts = "";
+  for (let round = 0; round < rounds; round++) {
+    // alternate which goes first: the machine's speed drifts within a minute
+    const floorFirst = round % 2 === 0;
+    let floor = 0;
+    if (floorFirst) floor = await runFloor(trace, join(dir, "floor.out"));
+    const replay = await runReplay(cmd, trace, out);
+    if (!floorFirst) floor = await runFloor(trace, join(dir, "floor.out"));
+    counts = replay.counts;
+    const r: Round = { ...replay, floor, ratio: floor / replay.secs };
+    results.push(r);
+    console.log(
+      `round ${round + 1}: carnot ${kps(lines, r.secs)} k lines/s (${r.secs.toFixed(2)} s, CPU ${r.cpu.toFixed(2)} s, peak RSS ${r.rssMiB.toFixed(0)} MiB); floor ${kps(lines, floor)} k lines/s (${floor.toFixed(2)} s); ratio ${r.ratio.toFixed(3)}`,
+    );
+  }
+  const ratios = results.map((r) => r.ratio);
+  console.log(
+    `carnot    ${kps(lines, median(results.map((r) => r.secs)))} k lines/s (median of ${rounds}), floor ${kps(lines, median(results.map((r) => r.floor)))} k lines/s`,
   );
   console.log(
-    `median record:     ${median(withoutRawSizes)} B without raw_line, ${median(withoutHashesSizes)} B without raw_line, raw_hash and chain`,
+    `ratio     ${median(ratios).toFixed(3)} median, ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)} over ${rounds} rounds (carnot lines/s ÷ floor lines/s)`,
   );
-  console.log(stderr.trim().split("\n").slice(0, -1).join("\n"));
+  console.log(`peak RSS  ${Math.max(...results.map((r) => r.rssMiB)).toFixed(0)} MiB (highest round)`);
+  console.log(counts);
+  await printRecordSizes(out);
 } finally {
   if (!process.env.KEEP_BENCH) rmSync(dir, { recursive: true, force: true });
   else console.log(dir);

@@ -1,6 +1,9 @@
 /** Argument and return-value text → values: numbers, fd annotations, decoded strings, sockaddrs. */
 import { SYMBOLS } from "./constants.ts";
+import { RangeTable } from "./range-table.ts";
+import type { ArgList } from "./scan.ts";
 import type { Net } from "./schema.ts";
+import { utf8OrEscapes } from "./text.ts";
 
 const QUOTE = 34;
 const BACKSLASH = 92;
@@ -8,57 +11,6 @@ const LT = 60;
 const GT = 62;
 const MINUS = 45;
 const SPACE = 32;
-
-/** Splits argument text at top-level commas (strings, brackets and `<…>` annotations kept whole). */
-export function splitArgs(text: string): string[] {
-  const out: string[] = [];
-  const n = text.length;
-  let depth = 0;
-  let start = 0;
-  let i = 0;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c === QUOTE) {
-      i++;
-      while (i < n) {
-        const d = text.charCodeAt(i);
-        if (d === BACKSLASH) i += 2;
-        else if (d === QUOTE) break;
-        else i++;
-      }
-    } else if (c === LT) {
-      let angle = 1;
-      i++;
-      while (i < n && angle > 0) {
-        const d = text.charCodeAt(i);
-        if (d === BACKSLASH) i++;
-        else if (d === LT) angle++;
-        else if (d === GT && text.charCodeAt(i - 1) !== MINUS) angle--;
-        i++;
-      }
-      continue;
-    } else if (c === 40 || c === 91 || c === 123) {
-      depth++;
-    } else if (c === 41 || c === 93 || c === 125) {
-      depth--;
-    } else if (c === 44 && depth === 0) {
-      out.push(text.charCodeAt(i - 1) === SPACE ? trimArg(text, start, i) : text.slice(start, i));
-      // strace separates arguments with ", "
-      start = i + 1;
-      while (start < n && text.charCodeAt(start) === SPACE) start++;
-    }
-    i++;
-  }
-  const last = trimArg(text, start, n);
-  if (last.length > 0 || out.length > 0) out.push(last);
-  return out;
-}
-
-function trimArg(s: string, a: number, b: number): string {
-  while (a < b && s.charCodeAt(a) === SPACE) a++;
-  while (b > a && s.charCodeAt(b - 1) === SPACE) b--;
-  return s.slice(a, b);
-}
 
 /**
  * A number as strace prints it: decimal, `-1`, `0x…` hex, `0…` octal. Words of 2^63 and above are read as
@@ -113,21 +65,25 @@ function bigHex(digits: string, neg: boolean): number {
   return Number.isSafeInteger(out) ? out : Number.NaN;
 }
 
-/** A flag set or constant: `O_RDONLY|O_CLOEXEC`, `SIGCHLD`, `CLONE_VM|0x400`; NaN for an unknown name. */
-function parseSymbolic(s: string): number {
+/** The constants by name, looked up by a range of the line (no string made for the lookup). */
+const SYMBOL_TABLE = new RangeTable<number>(SYMBOLS.size);
+for (const [name, value] of SYMBOLS) SYMBOL_TABLE.set(name, value);
+
+/** A flag set or constant in s[a..b): `O_RDONLY|O_CLOEXEC`, `SIGCHLD`, `CLONE_VM|0x400`; NaN for an unknown name. */
+function parseSymbolic(s: string, a: number, b: number): number {
   let total = 0;
-  let start = 0;
+  let start = a;
   for (;;) {
-    const bar = s.indexOf("|", start);
-    const part = bar < 0 ? s.slice(start) : s.slice(start, bar);
-    let v = SYMBOLS.get(part);
+    let bar = s.indexOf("|", start);
+    if (bar < 0 || bar > b) bar = b;
+    let v = SYMBOL_TABLE.get(s, start, bar);
     if (v === undefined) {
-      v = parseNumber(part);
+      v = parseNumber(s, start, bar);
       if (Number.isNaN(v)) return Number.NaN;
     }
     // flag bits are disjoint, so a sum is their OR without 32-bit overflow (CLONE_IO is bit 31)
     total += v;
-    if (bar < 0) return total;
+    if (bar === b) return total;
     start = bar + 1;
   }
 }
@@ -141,53 +97,81 @@ export function annotationOf(s: string): string | null {
   return s.slice(lt + 1, s.length - 1);
 }
 
-/** Values of flag sets already seen (`O_RDONLY|O_CLOEXEC` → 524288): a trace repeats a few hundred. */
-export type FlagSetCache = Map<string, number | null>;
-/** Flag sets remembered per cache; past this, new ones are parsed each time (hostile input stays bounded). */
-const FLAG_SET_CACHE_MAX = 4096;
+/** The fd annotation of argument i, looked for before any text is cut out (most arguments have none). */
+export function argAnnotation(args: ArgList, i: number): string | null {
+  if (i >= args.length) return null;
+  const a = args.start(i);
+  const b = args.end(i);
+  const lt = args.src.indexOf("<", a + 1);
+  return lt < 0 || lt >= b ? null : annotationOf(args.src.slice(a, b));
+}
 
 /**
- * One argument's word: a number, constant or flag set; `null` for strings, structs, arrays and anything
- * whose numeric value is not in the text. `name=value` (clone) and `/* comment *\/` (-X verbose) are handled.
+ * The constants and the flag sets already seen in a trace (`O_RDONLY|O_CLOEXEC` → 524288: a trace repeats a
+ * few hundred), in one table so a word is looked up once.
  */
-export function argValue(s: string, flagSets?: FlagSetCache): number | null {
-  const n = s.length;
-  if (n === 0) return null;
-  const c = s.charCodeAt(0);
+export class FlagSetCache {
+  /** past this many flag sets, new ones are parsed each time (hostile input stays bounded) */
+  private readonly table = new RangeTable<number | null>(SYMBOLS.size + 4096);
+
+  constructor() {
+    for (const [name, value] of SYMBOLS) this.table.set(name, value);
+  }
+
+  get(s: string, a: number, b: number): number | null | undefined {
+    return this.table.get(s, a, b);
+  }
+
+  set(s: string, a: number, b: number, value: number | null): void {
+    this.table.set(s.slice(a, b), value);
+  }
+}
+
+/**
+ * The word of the argument in s[a..b): a number, constant or flag set; `null` for strings, structs, arrays and
+ * anything whose numeric value is not in the text. `name=value` (clone) and `/* comment *\/` (-X verbose)
+ * are handled.
+ */
+export function argValueAt(s: string, a: number, b: number, flagSets?: FlagSetCache): number | null {
+  if (a >= b) return null;
+  const c = s.charCodeAt(a);
   if (c === QUOTE || c === 91 || c === 123 || c === 126) return null;
   // the word ends at a space (` /* comment */`) or at `<` (an fd annotation)
-  let end = 0;
+  let end = a;
   let eq = -1;
-  while (end < n) {
+  while (end < b) {
     const d = s.charCodeAt(end);
     if (d === SPACE || d === LT) break;
     if (d === 61 && eq < 0) eq = end;
     end++;
   }
   if ((c >= 48 && c <= 57) || c === MINUS) {
-    const v = parseNumber(s, 0, end);
+    const v = parseNumber(s, a, end);
     return Number.isNaN(v) ? null : v;
   }
-  const word = eq > 0 ? s.slice(eq + 1, end) : end === n ? s : s.slice(0, end);
-  const known = SYMBOLS.get(word);
+  const wa = eq > a ? eq + 1 : a;
+  const known = flagSets !== undefined ? flagSets.get(s, wa, end) : SYMBOL_TABLE.get(s, wa, end);
   if (known !== undefined) return known;
-  if (word.indexOf("|") < 0) {
-    const v = parseNumber(word);
+  const bar = s.indexOf("|", wa);
+  if (bar < 0 || bar >= end) {
+    const v = parseNumber(s, wa, end);
     return Number.isNaN(v) ? null : v;
   }
-  const cached = flagSets?.get(word);
-  if (cached !== undefined) return cached;
-  const v = parseSymbolic(word);
+  const v = parseSymbolic(s, wa, end);
   const value = Number.isNaN(v) ? null : v;
-  if (flagSets !== undefined && flagSets.size < FLAG_SET_CACHE_MAX) flagSets.set(word, value);
+  flagSets?.set(s, wa, end, value);
   return value;
 }
 
+/** One argument's word (see argValueAt). */
+export const argValue = (s: string, flagSets?: FlagSetCache): number | null =>
+  argValueAt(s, 0, s.length, flagSets);
+
 /** The six argument words. */
-export function argWords(args: string[], flagSets?: FlagSetCache): (number | null)[] {
+export function argWords(args: ArgList, flagSets?: FlagSetCache): (number | null)[] {
   const out: (number | null)[] = [null, null, null, null, null, null];
   const n = Math.min(args.length, 6);
-  for (let i = 0; i < n; i++) out[i] = argValue(args[i]!, flagSets);
+  for (let i = 0; i < n; i++) out[i] = argValueAt(args.src, args.start(i), args.end(i), flagSets);
   return out;
 }
 
@@ -213,8 +197,13 @@ export function parseReturn(text: string): ReturnValue {
     // the annotation may contain spaces: take it whole up to its last `>`
     const gt = text.lastIndexOf(">");
     annotation = text.slice(lt + 1, gt);
-    word = word.slice(0, lt);
     sp = gt + 1;
+    // `3</tmp/#123>(deleted)`, as annotationOf reads it in arguments
+    if (text.startsWith("(deleted)", sp)) {
+      annotation += " (deleted)";
+      sp += 9;
+    }
+    word = word.slice(0, lt);
   }
   const v = parseNumber(word);
   const retval = Number.isNaN(v) ? null : v;
@@ -227,33 +216,52 @@ export function parseReturn(text: string): ReturnValue {
   return { retval, errno, annotation };
 }
 
-/** Decodes a C-escaped strace string body (without quotes): `\n`, `\"`, `\\`, `\76`, `\x2f`. */
+const hexDigit = (c: number): number =>
+  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+
+/**
+ * Decodes a C-escaped strace string body (without quotes): `\n`, `\"`, `\\`, `\76`, `\x2f`. Escaped bytes
+ * are bytes: `\303\251` is "é"; bytes that are not UTF-8 stay as `\xNN`.
+ */
 export function decodeEscapes(s: string): string {
   if (s.indexOf("\\") < 0) return s;
   let out = "";
+  // escaped bytes of 0x80 and above, read as UTF-8 together once the run ends
+  let high: number[] | null = null;
   for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c !== "\\") {
-      out += c;
+    const c = s.charCodeAt(i);
+    let v: number;
+    if (c !== BACKSLASH) {
+      v = -1;
+    } else {
+      const d = s.charCodeAt(++i);
+      if (Number.isNaN(d)) break;
+      if (d === 110) v = 10;
+      else if (d === 116) v = 9;
+      else if (d === 114) v = 13;
+      else if (d === 118) v = 11;
+      else if (d === 102) v = 12;
+      else if (d === 120 && hexDigit(s.charCodeAt(i + 1)) >= 0 && hexDigit(s.charCodeAt(i + 2)) >= 0) {
+        v = hexDigit(s.charCodeAt(i + 1)) * 16 + hexDigit(s.charCodeAt(i + 2));
+        i += 2;
+      } else if (d >= 48 && d <= 55) {
+        v = d - 48;
+        for (let k = 0; k < 2 && s.charCodeAt(i + 1) >= 48 && s.charCodeAt(i + 1) <= 55; k++)
+          v = v * 8 + (s.charCodeAt(++i) - 48);
+      } else v = d;
+    }
+    if (v >= 0x80 && v <= 0xff) {
+      high ??= [];
+      high.push(v);
       continue;
     }
-    const d = s[++i];
-    if (d === undefined) break;
-    if (d === "n") out += "\n";
-    else if (d === "t") out += "\t";
-    else if (d === "r") out += "\r";
-    else if (d === "v") out += "\v";
-    else if (d === "f") out += "\f";
-    else if (d === "x") {
-      out += String.fromCharCode(Number.parseInt(s.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else if (d >= "0" && d <= "7") {
-      let j = i;
-      while (j < i + 3 && j < s.length && s[j]! >= "0" && s[j]! <= "7") j++;
-      out += String.fromCharCode(Number.parseInt(s.slice(i, j), 8));
-      i = j - 1;
-    } else out += d;
+    if (high !== null) {
+      out += utf8OrEscapes(Uint8Array.from(high));
+      high = null;
+    }
+    out += v < 0 ? s[i] : String.fromCharCode(v);
   }
+  if (high !== null) out += utf8OrEscapes(Uint8Array.from(high));
   return out;
 }
 

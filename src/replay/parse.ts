@@ -1,7 +1,12 @@
 /**
  * One strace output line → its parts. A hand-written scanner over char codes: no regex runs per line,
- * so nothing can backtrack on hostile input and the cost is linear in the line length.
+ * so nothing can backtrack on hostile input and the cost is linear in the line length. Arguments are
+ * positions in the line, cut out only when asked for; known call names are one string each.
  */
+import { parseNumber, parseReturn } from "./args.ts";
+import { RangeTable } from "./range-table.ts";
+import { type ArgList, argsIn, scanArgs } from "./scan.ts";
+import { CALLS } from "./syscalls.ts";
 
 /** How the line's timestamp was printed: none, time of day (`-t`, `-tt`, ns), epoch (`-ttt`), delta (`-r`). */
 export type TimeForm = "none" | "clock" | "epoch" | "relative";
@@ -18,16 +23,21 @@ interface LineHead {
 export interface CallLine extends LineHead {
   kind: "call";
   call: string;
-  /** Argument text: between `(` and `)`, or up to ` <unfinished ...>`, or after `resumed>`. */
-  argText: string;
-  /** The arguments split at top-level commas, for a whole line (null for halves). */
-  args: string[] | null;
+  /** The line. Its argument text is src[argStart, argEnd): between `(` and `)`, up to ` <unfinished ...>`,
+   * or after `resumed>`. */
+  src: string;
+  argStart: number;
+  argEnd: number;
+  /** The arguments split at top-level commas (of this line's part, for a half). */
+  args: ArgList;
   /** True for `<... X resumed>` lines. */
   resumed: boolean;
   /** False when the line ends in `<unfinished ...>` (the call's other half comes later). */
   finished: boolean;
-  /** Text after `= ` without the `-T` time; null when unfinished. */
-  retText: string | null;
+  /** The return value (null for `= ?` and while unfinished), its errno and the fd annotation it carries. */
+  retval: number | null;
+  errno: string | null;
+  retAnnotation: string | null;
   /** `-T` duration in µs; null when absent or `<unavailable>`. */
   latency: number | null;
 }
@@ -89,8 +99,6 @@ const DIGIT0 = 48;
 const DIGIT9 = 57;
 const DOT = 46;
 const COLON = 58;
-const QUOTE = 34;
-const BACKSLASH = 92;
 const LT = 60;
 const GT = 62;
 const MINUS = 45;
@@ -104,191 +112,147 @@ const isDigit = (c: number): boolean => c >= DIGIT0 && c <= DIGIT9;
 const isNameChar = (c: number): boolean =>
   (c >= 97 && c <= 122) || (c >= DIGIT0 && c <= DIGIT9) || c === 95 || (c >= 65 && c <= 90) || c === 63;
 
-/** Scan position shared by the small readers below (one per parsed line, so no tuple per number). */
-interface Cursor {
-  i: number;
+/** Known call names, one string each: found by their place in the line, never cut out of it. */
+const CALL_NAMES = new RangeTable<string>(CALLS.size);
+for (const name of CALLS.keys()) CALL_NAMES.set(name, name);
+const callName = (s: string, a: number, b: number): string => CALL_NAMES.key(s, a, b) ?? s.slice(a, b);
+
+/** Where the digits that start at i end. */
+function digitsEnd(s: string, i: number): number {
+  while (i < s.length) {
+    const d = s.charCodeAt(i);
+    if (d < DIGIT0 || d > DIGIT9) break;
+    i++;
+  }
+  return i;
 }
 
-/** Reads digits at `c.i` and moves past them; -1 when there are none. */
-function readInt(s: string, c: Cursor): number {
-  let i = c.i;
+/** The digits s[a..b) as a number. */
+function intAt(s: string, a: number, b: number): number {
   let v = 0;
-  const start = i;
-  while (i < s.length) {
-    const d = s.charCodeAt(i);
-    if (d < DIGIT0 || d > DIGIT9) break;
-    v = v * 10 + (d - DIGIT0);
-    i++;
-  }
-  c.i = i;
-  return i === start ? -1 : v;
+  for (let i = a; i < b; i++) v = v * 10 + (s.charCodeAt(i) - DIGIT0);
+  return v;
 }
 
-/** Fraction digits (3, 6 or 9 of them) at `c.i` → microseconds. */
-function readFraction(s: string, c: Cursor): number {
-  let i = c.i;
+/** Fraction digits s[a..b) (3, 6 or 9 of them) → microseconds. */
+function fractionUs(s: string, a: number, b: number): number {
   let us = 0;
-  let n = 0;
-  while (i < s.length) {
-    const d = s.charCodeAt(i);
-    if (d < DIGIT0 || d > DIGIT9) break;
-    if (n < 6) us = us * 10 + (d - DIGIT0);
-    n++;
-    i++;
-  }
-  for (let k = n; k < 6; k++) us *= 10;
-  c.i = i;
+  const end = Math.min(b, a + 6);
+  for (let i = a; i < end; i++) us = us * 10 + (s.charCodeAt(i) - DIGIT0);
+  for (let k = end - a; k < 6; k++) us *= 10;
   return us;
 }
 
-/**
- * Finds where a call's arguments end, starting after `(` (or after `resumed>`). Strings, (), [], {} and
- * `<…>` fd annotations are skipped as units; inside an annotation `->` (socket endpoints) does not close it.
- * Returns the index of the closing `)`, or `-2 - index` of `<unfinished ...>` (one number, no tuple per
- * line), or -1 if neither.
- */
-function findArgsEnd(s: string, i: number, commas: number[]): number {
-  let depth = 0;
-  const n = s.length;
-  while (i < n) {
-    const c = s.charCodeAt(i);
-    if (c === QUOTE) {
-      i++;
-      while (i < n) {
-        const d = s.charCodeAt(i);
-        if (d === BACKSLASH) i += 2;
-        else if (d === QUOTE) break;
-        else i++;
-      }
-    } else if (c === LT) {
-      if (depth === 0) {
-        const next = s.charCodeAt(i + 1);
-        if (next === 117 && s.startsWith(UNFINISHED, i)) return -2 - i;
-        // `strace -p` stopped mid-call: like an unfinished half whose other half never comes
-        if (next === 100 && s.startsWith("<detached ...>", i)) return -2 - i;
-      }
-      // an fd annotation: `3</path>`, `1</dev/null<char 1:3>>`, `5<TCP:[a:1->b:2]>`
-      let angle = 1;
-      i++;
-      while (i < n && angle > 0) {
-        const d = s.charCodeAt(i);
-        if (d === BACKSLASH) i++;
-        else if (d === LT) angle++;
-        else if (d === GT && s.charCodeAt(i - 1) !== MINUS) angle--;
-        i++;
-      }
-      continue;
-    } else if (c === 40 || c === 91 || c === 123) {
-      depth++;
-    } else if (c === 41 || c === 93 || c === 125) {
-      if (depth === 0) return c === 41 ? i : -1;
-      depth--;
-    } else if (c === 44 && depth === 0) {
-      commas.push(i);
-    }
-    i++;
-  }
-  return -1;
-}
-
-/** The arguments between `start` and `end`, split at the given top-level commas and trimmed. */
-function argsAt(s: string, start: number, end: number, commas: number[]): string[] {
-  const out: string[] = [];
-  let a = start;
-  for (let k = 0; k <= commas.length; k++) {
-    let b = k < commas.length ? commas[k]! : end;
-    const next = b + 1;
-    while (a < b && s.charCodeAt(a) === SPACE) a++;
-    while (b > a && s.charCodeAt(b - 1) === SPACE) b--;
-    if (k < commas.length || b > a || out.length > 0) out.push(s.slice(a, b));
-    a = next;
-  }
-  return out;
-}
-
-/** Splits `RET[ <T>]` after `= `: the -T time comes off the end when present. */
-function splitLatency(s: string, start: number): [string, number | null] {
-  let end = s.length;
-  while (end > start && s.charCodeAt(end - 1) === SPACE) end--;
-  if (end > start && s.charCodeAt(end - 1) === GT) {
-    const open = s.lastIndexOf(" <", end);
-    if (open >= start) {
-      if (s.charCodeAt(open + 2) === 117 && s.startsWith("<unavailable>", open + 1))
-        return [s.slice(start, open), null];
-      const c: Cursor = { i: open + 2 };
-      const secs = readInt(s, c);
-      if (secs >= 0 && s.charCodeAt(c.i) === DOT) {
-        c.i++;
-        const us = readFraction(s, c);
-        if (c.i === end - 1) return [s.slice(start, open), secs * 1_000_000 + us];
-      }
-    }
-  }
-  return [s.slice(start, end), null];
-}
-
-function parseCallBody(s: string, i: number, head: LineHead, call: string, resumed: boolean): ParsedLine {
-  const commas: number[] = [];
-  const found = findArgsEnd(s, i, commas);
-  if (found === -1) return UNPARSED;
-  const unfinished = found < -1;
-  const end = unfinished ? -2 - found : found;
-  const argText = s.slice(i, end);
-  if (unfinished) {
-    // `<... X resumed> <unfinished ...>) = ?`: cut again by the tracee's death
-    const after = end + (s.startsWith(UNFINISHED, end) ? UNFINISHED.length : 14);
-    if (s.startsWith(") = ", after) || s.startsWith(")", after)) {
-      const eq = s.indexOf("= ", after);
-      if (eq < 0) return UNPARSED;
-      const [retText, latency] = splitLatency(s, eq + 2);
-      return {
-        kind: "call",
-        tid: head.tid,
-        time: head.time,
-        timeForm: head.timeForm,
-        call,
-        argText,
-        args: null,
-        resumed,
-        finished: true,
-        retText,
-        latency,
-      };
-    }
-    if (after !== s.length && s.slice(after).trim() !== "") return UNPARSED;
-    return {
-      kind: "call",
-      tid: head.tid,
-      time: head.time,
-      timeForm: head.timeForm,
-      call,
-      argText,
-      args: null,
-      resumed,
-      finished: false,
-      retText: null,
-      latency: null,
-    };
-  }
-  let j = end + 1;
-  while (j < s.length && s.charCodeAt(j) === SPACE) j++;
-  if (s.charCodeAt(j) !== 61 || s.charCodeAt(j + 1) !== SPACE) return UNPARSED;
-  const [retText, latency] = splitLatency(s, j + 2);
-  if (retText.length === 0) return UNPARSED;
-  const args = resumed ? null : argsAt(s, i, end, commas);
-  return {
+/** A call line with its return value read from `RET[ <T>]` at `at` (or none: unfinished). */
+function callLine(
+  s: string,
+  head: LineHead,
+  call: string,
+  argStart: number,
+  argEnd: number,
+  args: ArgList,
+  resumed: boolean,
+  at: number,
+  emptyReturn = false,
+): CallLine | UnparsedLine {
+  const line: CallLine = {
     kind: "call",
     tid: head.tid,
     time: head.time,
     timeForm: head.timeForm,
     call,
-    argText,
+    src: s,
+    argStart,
+    argEnd,
     args,
     resumed,
-    finished: true,
-    retText,
-    latency,
+    finished: at >= 0,
+    retval: null,
+    errno: null,
+    retAnnotation: null,
+    latency: null,
   };
+  return at < 0 || readReturn(s, at, line) || emptyReturn ? line : UNPARSED;
+}
+
+/**
+ * Reads `RET[ <T>]` from s[at..]: the -T time comes off the end when present, then the return value, its
+ * errno and fd annotation. False when there is no return text.
+ */
+function readReturn(s: string, at: number, line: CallLine): boolean {
+  let end = s.length;
+  while (end > at && s.charCodeAt(end - 1) === SPACE) end--;
+  let retEnd = end;
+  if (end > at && s.charCodeAt(end - 1) === GT) {
+    const open = s.lastIndexOf(" <", end);
+    if (open >= at) {
+      if (s.charCodeAt(open + 2) === 117 && s.startsWith("<unavailable>", open + 1)) retEnd = open;
+      else {
+        const secsEnd = digitsEnd(s, open + 2);
+        if (secsEnd > open + 2 && s.charCodeAt(secsEnd) === DOT) {
+          const fracEnd = digitsEnd(s, secsEnd + 1);
+          if (fracEnd === end - 1) {
+            retEnd = open;
+            line.latency = intAt(s, open + 2, secsEnd) * 1_000_000 + fractionUs(s, secsEnd + 1, fracEnd);
+          }
+        }
+      }
+    }
+  }
+  if (retEnd === at) return false;
+  let sp = s.indexOf(" ", at);
+  if (sp < 0 || sp > retEnd) sp = retEnd;
+  let lt = at + 1;
+  while (lt < sp && s.charCodeAt(lt) !== LT) lt++;
+  if (s.charCodeAt(at) === 63 || lt < sp) {
+    // `?`, or an fd annotation (which may contain spaces): the rarer forms, read from the text
+    const r = parseReturn(s.slice(at, retEnd));
+    line.retval = r.retval;
+    line.errno = r.errno;
+    line.retAnnotation = r.annotation;
+    return true;
+  }
+  const v = parseNumber(s, at, sp);
+  if (Number.isNaN(v)) return true;
+  line.retval = v;
+  if (v < 0 && sp < retEnd) {
+    // `-1 ENOENT (No such file or directory)`
+    let e = s.indexOf(" ", sp + 1);
+    if (e < 0 || e > retEnd) e = retEnd;
+    if (s.charCodeAt(sp + 1) === 69) line.errno = s.slice(sp + 1, e);
+  }
+  return true;
+}
+
+function parseCallBody(
+  s: string,
+  i: number,
+  head: LineHead,
+  call: string,
+  resumed: boolean,
+  commas: number[],
+): ParsedLine {
+  commas.length = 0;
+  const found = scanArgs(s, i, commas, true);
+  if (found === -1) return UNPARSED;
+  if (found < -1) {
+    const end = -2 - found;
+    // `<... X resumed> <unfinished ...>) = ?`: cut again by the tracee's death
+    const after = end + (s.startsWith(UNFINISHED, end) ? UNFINISHED.length : 14);
+    if (s.startsWith(")", after)) {
+      const eq = s.indexOf("= ", after);
+      if (eq < 0) return UNPARSED;
+      // an empty return text is still the call's end here
+      return callLine(s, head, call, i, end, argsIn(s, i, end, commas), resumed, eq + 2, true);
+    }
+    if (after !== s.length && s.slice(after).trim() !== "") return UNPARSED;
+    return callLine(s, head, call, i, end, argsIn(s, i, end, commas), resumed, -1);
+  }
+  const end = found;
+  let j = end + 1;
+  while (j < s.length && s.charCodeAt(j) === SPACE) j++;
+  if (s.charCodeAt(j) !== 61 || s.charCodeAt(j + 1) !== SPACE) return UNPARSED;
+  return callLine(s, head, call, i, end, argsIn(s, i, end, commas), resumed, j + 2);
 }
 
 function parseTrailer(s: string, i: number, head: LineHead): ParsedLine {
@@ -314,15 +278,17 @@ function parseDiagnostic(s: string, i: number, head: LineHead, fragment: string)
   const text = s.slice(i);
   let attached: number | null = null;
   if (text.startsWith("strace: Process ")) {
-    const c: Cursor = { i: 16 };
-    const pid = readInt(text, c);
-    if (pid >= 0 && text.startsWith(" attached", c.i)) attached = pid;
+    const end = digitsEnd(text, 16);
+    if (end > 16 && text.startsWith(" attached", end)) attached = intAt(text, 16, end);
   }
   return { kind: "diagnostic", ...head, attached, text, fragment };
 }
 
-/** Parses one line (without its `\n`). Never throws. */
-export function parseLine(s: string): ParsedLine {
+/**
+ * Parses one line (without its `\n`). Never throws. `commas` is scratch space a caller that parses many
+ * lines passes each time (a new array per line costs more than the rest of the scan).
+ */
+export function parseLine(s: string, commas: number[] = []): ParsedLine {
   const n = s.length;
   if (n === 0) return UNPARSED;
   if (s.charCodeAt(0) === SPACE && s.startsWith(" > ")) return STACK;
@@ -332,52 +298,48 @@ export function parseLine(s: string): ParsedLine {
   let time: number | null = null;
   let timeForm: TimeForm = "none";
 
-  const cur: Cursor = { i };
   if (s.charCodeAt(i) === 91 && s.startsWith("[pid ", i)) {
     i += 5;
     while (i < n && s.charCodeAt(i) === SPACE) i++;
-    cur.i = i;
-    const v = readInt(s, cur);
-    if (v < 0 || s.charCodeAt(cur.i) !== 93) return UNPARSED;
-    tid = v;
-    i = cur.i + 1;
+    const end = digitsEnd(s, i);
+    if (end === i || s.charCodeAt(end) !== 93) return UNPARSED;
+    tid = intAt(s, i, end);
+    i = end + 1;
     while (i < n && s.charCodeAt(i) === SPACE) i++;
   } else if (isDigit(s.charCodeAt(i))) {
-    const v = readInt(s, cur);
-    if (s.charCodeAt(cur.i) === SPACE) {
-      tid = v;
-      i = cur.i;
+    const end = digitsEnd(s, i);
+    if (s.charCodeAt(end) === SPACE) {
+      tid = intAt(s, i, end);
+      i = end;
       while (i < n && s.charCodeAt(i) === SPACE) i++;
     }
   }
 
   if (isDigit(s.charCodeAt(i))) {
-    cur.i = i;
-    const a = readInt(s, cur);
-    const c = s.charCodeAt(cur.i);
+    const aEnd = digitsEnd(s, i);
+    const a = intAt(s, i, aEnd);
+    const c = s.charCodeAt(aEnd);
     if (c === COLON) {
       // HH:MM:SS[.frac]
-      cur.i++;
-      const m = readInt(s, cur);
-      if (m < 0 || s.charCodeAt(cur.i) !== COLON) return UNPARSED;
-      cur.i++;
-      const sec = readInt(s, cur);
-      if (sec < 0) return UNPARSED;
+      const mEnd = digitsEnd(s, aEnd + 1);
+      if (mEnd === aEnd + 1 || s.charCodeAt(mEnd) !== COLON) return UNPARSED;
+      const secEnd = digitsEnd(s, mEnd + 1);
+      if (secEnd === mEnd + 1) return UNPARSED;
       let us = 0;
-      if (s.charCodeAt(cur.i) === DOT) {
-        cur.i++;
-        us = readFraction(s, cur);
+      i = secEnd;
+      if (s.charCodeAt(secEnd) === DOT) {
+        i = digitsEnd(s, secEnd + 1);
+        us = fractionUs(s, secEnd + 1, i);
       }
-      i = cur.i;
+      const m = intAt(s, aEnd + 1, mEnd);
+      const sec = intAt(s, mEnd + 1, secEnd);
       time = ((a * 60 + m) * 60 + sec) * 1_000_000 + us;
       timeForm = "clock";
     } else if (c === DOT) {
-      cur.i++;
-      const us = readFraction(s, cur);
-      time = a * 1_000_000 + us;
+      i = digitsEnd(s, aEnd + 1);
+      time = a * 1_000_000 + fractionUs(s, aEnd + 1, i);
       // `-r` prints small deltas; `-ttt` prints seconds since the epoch
       timeForm = a >= 100_000_000 ? "epoch" : "relative";
-      i = cur.i;
     } else {
       return UNPARSED;
     }
@@ -391,9 +353,8 @@ export function parseLine(s: string): ParsedLine {
     if (s.startsWith("<... ", i)) {
       const r = s.indexOf(RESUMED, i + 5);
       if (r < 0) return UNPARSED;
-      const call = s.slice(i + 5, r);
-      for (let k = 0; k < call.length; k++) if (!isNameChar(call.charCodeAt(k))) return UNPARSED;
-      return parseCallBody(s, r + RESUMED.length, head, call, true);
+      for (let k = i + 5; k < r; k++) if (!isNameChar(s.charCodeAt(k))) return UNPARSED;
+      return parseCallBody(s, r + RESUMED.length, head, callName(s, i + 5, r), true, commas);
     }
     if (s.startsWith(UNFINISHED, i) && i > 0) return { kind: "continuation", ...head, text: s };
     return UNPARSED;
@@ -416,8 +377,7 @@ export function parseLine(s: string): ParsedLine {
   let j = i;
   while (j < n && isNameChar(s.charCodeAt(j))) j++;
   if (j === i || s.charCodeAt(j) !== 40) return UNPARSED;
-  const call = s.slice(i, j);
-  const parsed = parseCallBody(s, j + 1, head, call, false);
+  const parsed = parseCallBody(s, j + 1, head, callName(s, i, j), false, commas);
   if (parsed.kind === "unparsed") {
     // `vfork(strace: Process 7321 attached`: a diagnostic printed into the middle of a call line
     const d = s.indexOf("strace: Process ", j);

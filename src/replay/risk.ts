@@ -104,10 +104,14 @@ const RULE_CALLS = new Set([
   "listen",
 ]);
 
+/** Whether any rule looks at this call: most calls need no RiskInput built. */
+export const mayHaveRisk = (call: string, openFlags: number | null): boolean =>
+  openFlags !== null || RULE_CALLS.has(call);
+
 export function riskTags(r: RiskInput): string[] {
   const tags: string[] = [];
   const call = r.call;
-  if (r.openFlags === null && !RULE_CALLS.has(call)) return tags;
+  if (!mayHaveRisk(call, r.openFlags)) return tags;
   const exec = call === "execve" || call === "execveat";
   if (exec) {
     const target = r.absPath ?? r.fdPath;

@@ -2,6 +2,7 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import type { EnhancedEvent } from "./schema.ts";
 import { type ReplayCounts, type ReplayOptions, ReplaySession } from "./session.ts";
+import { LosslessDecoder } from "./text.ts";
 
 /** Where records go: the chained writer in the CLI, an array in tests. */
 export interface RecordSink {
@@ -78,7 +79,7 @@ export async function replayStream(
   options: ReplayRunOptions = {},
 ): Promise<ReplayCounts> {
   const session = new ReplaySession(options);
-  const decoder = new TextDecoder("utf-8", { fatal: false });
+  const decoder = new LosslessDecoder();
   const out: EnhancedEvent[] = [];
   let carry = "";
   let lineNo = 0;
@@ -95,6 +96,7 @@ export async function replayStream(
     session.push(line, lineNo, out);
     if (strict && session.counts.unparsed !== unparsedSeen) {
       unparsedSeen = session.counts.unparsed;
+      session.flushRecords(out);
       drain();
       throw new UnparsedLineError(lineNo, session.counts);
     }
@@ -108,7 +110,7 @@ export async function replayStream(
       collectedAt = bytes;
       Bun.gc(true);
     }
-    const text = carry + decoder.decode(chunk, { stream: true });
+    const text = carry + decoder.decode(chunk);
     let start = 0;
     for (;;) {
       const nl = text.indexOf("\n", start);
@@ -125,7 +127,7 @@ export async function replayStream(
     if (options.live === true && chunk.byteLength < LIVE_PAUSE_BELOW_BYTES) sink.flush?.();
     options.onProgress?.(bytes, lineNo);
   }
-  carry += decoder.decode();
+  carry += decoder.end();
   // a last line without its newline (a trace cut off mid-write) is still a line
   if (carry.length > 0) feed(carry);
   session.finish(out);

@@ -2,8 +2,16 @@
  * The replay stage: lines in order → EnhancedEvents, merging unfinished/resumed halves, keeping the process
  * and fd tables, and accounting for every line. Pure: no I/O; records are handed to the caller's array.
  */
-import { type CompleteCall, cloneFlags, enrichCall, isCloneCall } from "./enrich.ts";
+import {
+  type CompleteCall,
+  cloneFlags,
+  type EntryFd,
+  enrichCall,
+  enterCall,
+  isCloneCall,
+} from "./enrich/enrich.ts";
 import { type CallLine, type ParsedLine, parseLine, type TimeForm } from "./parse.ts";
+import { type ArgList, joinHalves, NO_ARGS } from "./scan.ts";
 import type { EnhancedEvent } from "./schema.ts";
 import { CLONE_THREAD, ProcessTable } from "./tables.ts";
 
@@ -27,9 +35,34 @@ export interface ReplayOptions {
 /** The first half of a call, waiting for `<... X resumed>`. */
 interface Pending {
   call: string;
-  argText: string;
+  /** Its arguments so far, and where their text is in `args.src`. */
+  args: ArgList;
+  argStart: number;
+  argEnd: number;
   ts: number;
   raw: string;
+  /** The fd the call acts on, as it was when the call began (another thread may reuse the number). */
+  entry: EntryFd | null;
+}
+
+/** Calls waiting for their second half, by tid; the clones among them apart (a new tid looks only at those). */
+class PendingCalls {
+  readonly all = new Map<number, Pending>();
+  readonly clones = new Map<number, Pending>();
+
+  get(tid: number): Pending | undefined {
+    return this.all.get(tid);
+  }
+
+  /** The tid must have nothing pending (callers flush it first), so both maps keep arrival order. */
+  set(tid: number, p: Pending): void {
+    this.all.set(tid, p);
+    if (isCloneCall(p.call)) this.clones.set(tid, p);
+  }
+
+  delete(tid: number): void {
+    if (this.all.delete(tid)) this.clones.delete(tid);
+  }
 }
 
 /** While a prefix-less trace has not yet revealed its pid, records wait (bounded) so they can get it. */
@@ -49,8 +82,10 @@ export class ReplaySession {
     firstUnparsed: [],
   };
   private readonly table = new ProcessTable();
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingCalls();
   private readonly keepUnparsed: number;
+  /** The parser's scratch space, reused line after line. */
+  private readonly commas: number[] = [];
   /** The last record, kept back so `-k` stack lines that follow can join its raw_line. */
   private last: EnhancedEvent | null = null;
   /** Records waiting for the prefix-less tracee's pid; null when nothing is waiting. */
@@ -76,7 +111,7 @@ export class ReplaySession {
     if (this.fragment !== null) {
       const frag = this.fragment;
       this.fragment = null;
-      const joined = parseLine(frag.text + line);
+      const joined = parseLine(frag.text + line, this.commas);
       if (joined.kind === "call") {
         this.counts.merged++;
         this.handle(joined, `${frag.raw}\n${line}`, lineNo, out);
@@ -85,7 +120,7 @@ export class ReplaySession {
       // the rest never came: the diagnostic line stands alone
       this.counts.stateOnly++;
     }
-    const parsed = parseLine(line);
+    const parsed = parseLine(line, this.commas);
     if (parsed.kind === "stack") {
       if (this.last !== null) {
         this.last.raw_line += `\n${line}`;
@@ -104,7 +139,12 @@ export class ReplaySession {
       this.counts.stateOnly++;
       this.fragment = null;
     }
-    for (const tid of [...this.pending.keys()].sort((a, b) => a - b)) this.flushPending(tid, out);
+    for (const tid of [...this.pending.all.keys()].sort((a, b) => a - b)) this.flushPending(tid, out);
+    this.release(out, true);
+  }
+
+  /** The input stops here (--strict): every record counted so far is handed on, also those kept back. */
+  flushRecords(out: EnhancedEvent[]): void {
     this.release(out, true);
   }
 
@@ -213,6 +253,14 @@ export class ReplaySession {
 
   private handleCall(p: CallLine, raw: string, out: EnhancedEvent[]): void {
     const ts = this.timeOf(p.time, p.timeForm);
+    const tid = this.callerOf(p, out);
+    if (p.resumed) this.secondHalf(p, tid, ts, raw, out);
+    else if (p.finished) this.wholeCall(p, tid, ts, raw, out);
+    else this.firstHalf(p, tid, ts, raw, out);
+  }
+
+  /** The tid a call line belongs to, placed in the tables if it is new. */
+  private callerOf(p: CallLine, out: EnhancedEvent[]): number {
     let tid = this.tidOf(p.tid);
     if (
       p.resumed &&
@@ -225,41 +273,56 @@ export class ReplaySession {
       tid = p.tid;
     }
     if (!this.table.tasks.has(tid)) this.placeNewTask(tid);
-    if (!p.resumed) {
-      if (!p.finished) {
-        const old = this.pending.get(tid);
-        if (old) this.flushPending(tid, out);
-        this.pending.set(tid, { call: p.call, argText: p.argText, ts, raw });
-        return;
-      }
-      this.counts.events++;
-      this.emit(
-        {
-          tid,
-          ts,
-          call: p.call,
-          argText: p.argText,
-          args: p.args,
-          argsKnown: true,
-          retText: p.retText,
-          latency: p.latency,
-          raw,
-        },
-        out,
-      );
-      return;
-    }
-    // `<... X resumed>`
+    return tid;
+  }
+
+  private wholeCall(p: CallLine, tid: number, ts: number, raw: string, out: EnhancedEvent[]): void {
+    this.counts.events++;
+    this.emit(
+      {
+        tid,
+        ts,
+        call: p.call,
+        args: p.args,
+        retval: p.retval,
+        errno: p.errno,
+        retAnnotation: p.retAnnotation,
+        latency: p.latency,
+        raw,
+        entry: null,
+      },
+      out,
+    );
+  }
+
+  /** `X(… <unfinished ...>`: kept until its other half comes, its fd resolved now. */
+  private firstHalf(p: CallLine, tid: number, ts: number, raw: string, out: EnhancedEvent[]): void {
+    this.flushPending(tid, out);
+    const entry = enterCall(this.table, tid, p.call, p.args);
+    this.pending.set(tid, {
+      call: p.call,
+      args: p.args,
+      argStart: p.argStart,
+      argEnd: p.argEnd,
+      ts,
+      raw,
+      entry,
+    });
+  }
+
+  /** `<... X resumed>`: joined to its first half, or a call whose first half the trace does not have. */
+  private secondHalf(p: CallLine, tid: number, ts: number, raw: string, out: EnhancedEvent[]): void {
     const first = this.pending.get(tid);
     if (first !== undefined && first.call === p.call) {
+      this.counts.merged++;
       if (!p.finished) {
-        first.argText += p.argText;
+        first.args = joinHalves(first.args, first.argStart, first.argEnd, p.args, p.argStart, p.argEnd);
+        first.argStart = 0;
+        first.argEnd = first.args.src.length;
         first.raw += `\n${raw}`;
-        this.counts.merged++;
         return;
       }
       this.pending.delete(tid);
-      this.counts.merged++;
       this.counts.events++;
       const latency = p.latency ?? (p.time === null ? null : Math.max(0, ts - first.ts));
       this.emit(
@@ -267,19 +330,23 @@ export class ReplaySession {
           tid,
           ts: first.ts,
           call: p.call,
-          argText: first.argText + p.argText,
-          argsKnown: true,
-          retText: p.retText,
+          args: joinHalves(first.args, first.argStart, first.argEnd, p.args, p.argStart, p.argEnd),
+          retval: p.retval,
+          errno: p.errno,
+          retAnnotation: p.retAnnotation,
           latency,
           raw: `${first.raw}\n${raw}`,
+          entry: first.entry,
         },
         out,
       );
       return;
     }
-    // resumed with no first half (trace started mid-call, or the half was lost): arguments unknown
+    // no first half (trace started mid-call, or the half was lost): argument positions unknown
     if (!p.finished) {
-      this.pending.set(tid, { call: p.call, argText: "", ts, raw });
+      // another call of this tid still waiting has lost its second half: it is written as cut
+      this.flushPending(tid, out);
+      this.pending.set(tid, { call: p.call, args: NO_ARGS, argStart: 0, argEnd: 0, ts, raw, entry: null });
       return;
     }
     this.counts.events++;
@@ -288,11 +355,13 @@ export class ReplaySession {
         tid,
         ts,
         call: p.call,
-        argText: p.argText,
-        argsKnown: false,
-        retText: p.retText,
+        args: NO_ARGS,
+        retval: p.retval,
+        errno: p.errno,
+        retAnnotation: p.retAnnotation,
         latency: p.latency,
         raw,
+        entry: null,
       },
       out,
     );
@@ -306,10 +375,9 @@ export class ReplaySession {
     let parent: number | null = null;
     let flags = 0;
     let candidates = 0;
-    for (const [ptid, pend] of this.pending) {
-      if (!isCloneCall(pend.call)) continue;
+    for (const [ptid, pend] of this.pending.clones) {
       candidates++;
-      const f = cloneFlags(pend.call, pend.argText);
+      const f = cloneFlags(pend.call, pend.args.text());
       const ptask = this.table.tasks.get(ptid);
       // several clones in flight agree when they share a process and the thread/process choice
       if (parent !== null) {
@@ -339,11 +407,13 @@ export class ReplaySession {
         tid,
         ts: p.ts,
         call: p.call,
-        argText: p.argText,
-        argsKnown: true,
-        retText: null,
+        args: p.args,
+        retval: null,
+        errno: null,
+        retAnnotation: null,
         latency: null,
         raw: p.raw,
+        entry: p.entry,
       },
       out,
     );
@@ -353,7 +423,7 @@ export class ReplaySession {
     const parent = this.table.tasks.get(c.tid);
     const rec = enrichCall(this.table, c);
     if (parent && rec.retval !== null && rec.retval > 0 && isCloneCall(c.call)) {
-      this.table.spawn(parent, rec.retval, cloneFlags(c.call, c.argText));
+      this.table.spawn(parent, rec.retval, cloneFlags(c.call, c.args.text()));
     }
     if (c.tid === UNKNOWN_TID && this.held !== null && rec.retval !== null && rec.retval > 0) {
       // calls that return the caller's own id reveal the prefix-less tracee
@@ -370,6 +440,7 @@ export class ReplaySession {
     const pend = this.pending.get(UNKNOWN_TID);
     if (pend) {
       this.pending.delete(UNKNOWN_TID);
+      this.flushPending(tid, out);
       this.pending.set(tid, pend);
     }
     const fix = (r: EnhancedEvent): void => {

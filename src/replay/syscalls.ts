@@ -1,7 +1,8 @@
 /**
  * What each system call does, for enrichment: its operation, its high-level bucket, and which argument is
  * the fd, the path, the dirfd the path is relative to, the mode, the byte count. Argument indexes are
- * positions in strace's printed argument list.
+ * positions in strace's printed argument list. This is the one description of the calls: the records carry
+ * `operation` and `high_level_kind` from here, and the consumers (actions, timeline) read those.
  */
 export interface CallSpec {
   operation: string | null;
@@ -40,6 +41,7 @@ const writev = spec("WRITE", "FileWrite", { fd: 0 });
 const statPath = spec("STAT", "FileMetadata", { path: 0 });
 const statAt = spec("STAT", "FileMetadata", { dirfd: 0, path: 1 });
 const statFd = spec("STAT", "FileMetadata", { fd: 0 });
+/** Sending a signal; the calls that set up or wait for signals have their own operations. */
 const signal = spec("SIGNAL", "Signal");
 const memory = spec("MEMORY", "Memory");
 const setid = spec("SETID", "Privilege");
@@ -59,10 +61,10 @@ export const CALLS: ReadonlyMap<string, CallSpec> = new Map<string, CallSpec>([
   ["writev", writev],
   ["pwritev", writev],
   ["pwritev2", writev],
-  ["sendfile", spec("WRITE", "FileWrite", { fd: 0, count: 3 })],
-  ["splice", spec("WRITE", "FileWrite", { fd: 2, count: 4 })],
-  ["tee", spec("WRITE", "Ipc", { fd: 1, count: 2 })],
-  ["copy_file_range", spec("WRITE", "FileWrite", { fd: 2, count: 4 })],
+  ["sendfile", spec("COPY", "FileWrite", { fd: 0, count: 3 })],
+  ["splice", spec("COPY", "FileWrite", { fd: 2, count: 4 })],
+  ["tee", spec("COPY", "Ipc", { fd: 1, count: 2 })],
+  ["copy_file_range", spec("COPY", "FileWrite", { fd: 2, count: 4 })],
   ["open", spec("OPEN", "FileRead", { path: 0, returnsFd: true, mode: 2 })],
   ["openat", spec("OPEN", "FileRead", { dirfd: 0, path: 1, returnsFd: true, mode: 3 })],
   ["openat2", spec("OPEN", "FileRead", { dirfd: 0, path: 1, returnsFd: true })],
@@ -92,11 +94,11 @@ export const CALLS: ReadonlyMap<string, CallSpec> = new Map<string, CallSpec>([
   ["fadvise64", spec("STAT", "FileMetadata", { fd: 0 })],
   ["getdents", spec("READ", "FileRead", { fd: 0, count: 2 })],
   ["getdents64", spec("READ", "FileRead", { fd: 0, count: 2 })],
-  ["fsync", spec("WRITE", "FileWrite", { fd: 0 })],
-  ["fdatasync", spec("WRITE", "FileWrite", { fd: 0 })],
-  ["ftruncate", spec("WRITE", "FileWrite", { fd: 0 })],
-  ["fallocate", spec("WRITE", "FileWrite", { fd: 0 })],
-  ["truncate", spec("WRITE", "FileWrite", { path: 0 })],
+  ["fsync", spec("FLUSH", "FileWrite", { fd: 0 })],
+  ["fdatasync", spec("FLUSH", "FileWrite", { fd: 0 })],
+  ["ftruncate", spec("TRUNCATE", "FileWrite", { fd: 0 })],
+  ["fallocate", spec("ALLOCATE", "FileWrite", { fd: 0 })],
+  ["truncate", spec("TRUNCATE", "FileWrite", { path: 0 })],
   ["flock", spec("LOCK", "FileMetadata", { fd: 0 })],
   ["unlink", spec("DELETE", "FileWrite", { path: 0 })],
   ["rmdir", spec("DELETE", "FileWrite", { path: 0 })],
@@ -142,13 +144,13 @@ export const CALLS: ReadonlyMap<string, CallSpec> = new Map<string, CallSpec>([
   ["rt_sigqueueinfo", signal],
   ["rt_tgsigqueueinfo", signal],
   ["pidfd_send_signal", spec("SIGNAL", "Signal", { fd: 0 })],
-  ["rt_sigaction", signal],
-  ["rt_sigprocmask", signal],
-  ["rt_sigreturn", signal],
-  ["rt_sigsuspend", signal],
-  ["rt_sigtimedwait", signal],
-  ["sigaltstack", signal],
-  ["pause", signal],
+  ["rt_sigaction", spec("SIGACTION", "Signal")],
+  ["sigaltstack", spec("SIGACTION", "Signal")],
+  ["rt_sigprocmask", spec("SIGMASK", "Signal")],
+  ["rt_sigreturn", spec("SIGRETURN", "Signal")],
+  ["rt_sigsuspend", spec("SIGWAIT", "Signal")],
+  ["rt_sigtimedwait", spec("SIGWAIT", "Signal")],
+  ["pause", spec("SIGWAIT", "Signal")],
   ["mmap", spec("MMAP", "Memory", { fd: 4 })],
   ["mremap", spec("MMAP", "Memory")],
   ["mprotect", spec("MPROTECT", "Memory")],
@@ -169,7 +171,7 @@ export const CALLS: ReadonlyMap<string, CallSpec> = new Map<string, CallSpec>([
   ["listen", spec("LISTEN", "NetListen", { fd: 0 })],
   ["accept", spec("ACCEPT", "NetAccept", { fd: 0, returnsFd: true })],
   ["accept4", spec("ACCEPT", "NetAccept", { fd: 0, returnsFd: true })],
-  ["shutdown", spec("CLOSE", "NetConnect", { fd: 0 })],
+  ["shutdown", spec("SHUTDOWN", "NetConnect", { fd: 0 })],
   ["sendto", spec("WRITE", "NetSend", { fd: 0, count: 2 })],
   ["sendmsg", spec("WRITE", "NetSend", { fd: 0 })],
   ["sendmmsg", spec("WRITE", "NetSend", { fd: 0 })],

@@ -1,5 +1,5 @@
 /** The process table and fd tables, rebuilt from the trace itself (no look at /proc). */
-import type { FlagSetCache } from "./args.ts";
+import { decodeEscapes, FlagSetCache } from "./args.ts";
 import type { Net } from "./schema.ts";
 
 /** An open file description: shared by every fd dup'ed from it. */
@@ -65,7 +65,7 @@ export const CLONE_THREAD = 0x10000;
 export class ProcessTable {
   readonly tasks = new Map<number, Task>();
   /** Flag sets parsed so far in this trace (argument decoding, not process state). */
-  readonly flagSets: FlagSetCache = new Map();
+  readonly flagSets = new FlagSetCache();
 
   /** The task for a tid; one seen for the first time is its own process with nothing known yet. */
   task(tid: number): Task {
@@ -190,17 +190,8 @@ export function fileFromAnnotation(a: string): OpenFile {
         if (dev.startsWith("char ") || dev.startsWith("block ")) type = "DEVICE";
       }
     }
-    return { path: unescapeAnnotation(path), type: type ?? classifyPath(path), net: null };
+    // paths inside annotations are C-escaped (`\76` for `>`, `\n`)
+    return { path: decodeEscapes(path), type: type ?? classifyPath(path), net: null };
   }
   return { path: null, type: classifyPath(a), net: null };
-}
-
-/** Paths inside annotations are C-escaped (`\76` for `>`, `\n`). */
-function unescapeAnnotation(p: string): string {
-  if (p.indexOf("\\") < 0) return p;
-  return p.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_, e: string) => {
-    if (e[0] === "x") return String.fromCharCode(Number.parseInt(e.slice(1), 16));
-    if (e.charCodeAt(0) >= 48 && e.charCodeAt(0) <= 55) return String.fromCharCode(Number.parseInt(e, 8));
-    return e === "n" ? "\n" : e === "t" ? "\t" : e === "r" ? "\r" : e;
-  });
 }

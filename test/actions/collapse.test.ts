@@ -252,6 +252,61 @@ describe("actions from hand-made records", () => {
   });
 });
 
+describe("one description of each call: the record's operation", () => {
+  test("what a call did comes from the record, for every call name", () => {
+    const actions = collapse([
+      // a name actions has no word for, which the record says is an exec
+      makeRecord({ call: "syscall_0x1c9", operation: "EXEC", exe_path: "/usr/bin/app", retval: 0 }),
+      makeRecord({
+        call: "openat",
+        args: [-100, null, O_WRONLY_CREAT_TRUNC, 0o600, null, null],
+        retval: 4,
+        abs_path: "/tmp/x",
+      }),
+      makeRecord({ call: "write", args: [4, null, 3, null, null, null], retval: 3, byte_count: 3 }),
+      // fsync is a FLUSH: part of the file's action, not a second write
+      makeRecord({ call: "fsync", args: [4, null, null, null, null, null], operation: "FLUSH" }),
+      // rt_sigaction sets a handler (SIGACTION), it sends nothing
+      makeRecord({ call: "rt_sigaction", args: [2, null, null, 8, null, null], operation: "SIGACTION" }),
+      makeRecord({ call: "close", args: [4, null, null, null, null, null] }),
+    ]);
+    expect(actions.map((a) => a.summary)).toEqual([
+      "executed /usr/bin/app",
+      "wrote /tmp/x (created, 1 write, 3 B)",
+      "runtime calls: rt_sigaction",
+    ]);
+    expect(actions[1]!.records).toBe(4);
+  });
+
+  test("tee copies from its first fd to its second, like every COPY", () => {
+    const actions = collapse([
+      makeRecord({ call: "tee", args: [3, 5, 65536, 0, null, null], retval: 100, byte_count: 100 }),
+    ]);
+    expect(actions.map((a) => a.summary)).toEqual([
+      "read fd 3 (1 read, 100 B)",
+      "wrote fd 5 (1 write, 100 B)",
+    ]);
+  });
+
+  test("close_range closes what the replay closes: a later write on the number is not the file's", () => {
+    const actions = collapse([
+      makeRecord({
+        call: "openat",
+        args: [-100, null, 1, null, null, null],
+        retval: 6,
+        abs_path: "/var/log/a",
+      }),
+      makeRecord({ call: "write", args: [6, null, 5, null, null, null], retval: 5, byte_count: 5 }),
+      makeRecord({ call: "close_range", args: [3, 4294967295, 0, null, null, null], operation: "CLOSE" }),
+      makeRecord({ call: "write", args: [6, null, 1, null, null, null], retval: -1, errno: "EBADF" }),
+    ]);
+    expect(actions.map((a) => [a.summary, a.records])).toEqual([
+      ["wrote /var/log/a (1 write, 5 B)", 2],
+      ["runtime calls: close_range, write", 2],
+    ]);
+  });
+});
+
 describe("wording", () => {
   test("bytes in binary units", () => {
     expect([0, 120, 1024, 1536, 4096, 5 * 1024 * 1024].map(formatBytes)).toEqual([
@@ -270,6 +325,8 @@ describe("wording", () => {
       'echo "hi"',
     ]);
     expect(execArgv('execve("/bin/x", ["x", "aaaa"..., ...], 0x1) = 0')).toEqual(["x", "aaaa…", "…"]);
+    // escaped bytes are bytes, read as UTF-8 as the replay reads them
+    expect(execArgv('execve("/bin/echo", ["echo", "caf\\303\\251\\t"], 0x1) = 0')).toEqual(["echo", "café\t"]);
     expect(formatCommand("/bin/sh", ["sh", "-c", "a b"])).toBe('/bin/sh -c "a b"');
   });
 });

@@ -1,4 +1,5 @@
 /** Wording shared by the actions and the timeline: sizes, counts, command lines. */
+import { decodeEscapes } from "../../replay/args.ts";
 
 /** 120 B, 4 KiB, 1.5 MiB — binary units, at most one decimal. */
 export function formatBytes(bytes: number): string {
@@ -31,7 +32,7 @@ export function formatMode(mode: number): string {
 
 /**
  * The argv strace printed for an execve, from its raw line: `execve("/bin/sh", ["sh", "-c", "…"], …)`.
- * strace's escapes are undone for the common cases; a truncated array ends with "…".
+ * strace's escapes are undone as the replay undoes them; a truncated array ends with "…".
  */
 export function execArgv(rawLine: string): string[] | null {
   const open = rawLine.indexOf("[", rawLine.indexOf("("));
@@ -42,18 +43,9 @@ export function execArgv(rawLine: string): string[] | null {
     const c = rawLine[i];
     if (c === "]") return argv;
     if (c === '"') {
-      let value = "";
-      i++;
-      while (i < rawLine.length && rawLine[i] !== '"') {
-        if (rawLine[i] === "\\" && i + 1 < rawLine.length) {
-          const next = rawLine[i + 1]!;
-          value += next === "n" ? "\n" : next === "t" ? "\t" : next;
-          i += 2;
-        } else {
-          value += rawLine[i];
-          i++;
-        }
-      }
+      const start = ++i;
+      while (i < rawLine.length && rawLine[i] !== '"') i += rawLine[i] === "\\" ? 2 : 1;
+      let value = decodeEscapes(rawLine.slice(start, i));
       i++;
       // strace marks a string it cut short with `"..."`
       if (rawLine.startsWith("...", i)) {

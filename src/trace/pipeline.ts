@@ -57,6 +57,11 @@ export class RecordRegion implements EventRegion {
     this.length = size;
   }
 
+  /** From the first record again (a benchmark drains one region many times). */
+  rewind(): void {
+    this.#next = 0;
+  }
+
   /** Everything at once. */
   drain(onRecord: (offset: number, length: number) => void): number {
     const start = this.#next;

@@ -74,7 +74,10 @@ export const WIRE_CONFIG_LAYOUT = {
   targ_comm: [8, WIRE_COMM_LEN],
 } as const satisfies Record<string, readonly [number, number]>;
 
-/** One decoded wire event. */
+/**
+ * One decoded wire event. From a WireDecoder it is valid until the next decode (one object, reused): copy what
+ * must outlive the call.
+ */
 export interface WireEvent {
   tsNs: number;
   /** the socket cookie: one connection as one socket sees it */
@@ -88,13 +91,13 @@ export interface WireEvent {
   flags: number;
   localPort: number;
   remotePort: number;
-  comm: string;
-  localAddr: string;
-  remoteAddr: string;
+  readonly comm: string;
+  readonly localAddr: string;
+  readonly remoteAddr: string;
   /** the segment's whole payload length (the payload may be one chunk of it) */
   segmentLength: number;
   /** a view into the ring buffer: copy what must outlive the drain callback */
-  payload: Uint8Array;
+  readonly payload: Uint8Array;
 }
 
 const TWO_32 = 0x1_0000_0000;
@@ -149,23 +152,41 @@ export function formatAddress(bytes: Uint8Array, ipv6: boolean): string {
   return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
 }
 
+/** IPv4 bytes as a dotted quad (the common case, without formatAddress's general path). */
+function ipv4(u8: Uint8Array, at: number): string {
+  return `${u8[at]}.${u8[at + 1]}.${u8[at + 2]}.${u8[at + 3]}`;
+}
+
+interface CommEntry {
+  pid: number;
+  w0: number;
+  w1: number;
+  w2: number;
+  w3: number;
+  comm: string;
+}
+
 /**
  * Decodes wire events in place from a region of memory (the ring buffer's data area), through typed-array
- * views. Addresses and comm are decoded once per connection and cached by cookie (they never change for it).
+ * views, into ONE event object it reuses: an event is valid until the next `decode` (the pipeline hands each to
+ * the wire source, which keeps what it needs). The numbers are read at once; the comm, the addresses and the
+ * payload view only when asked for (once per connection, or per segment): per event, nothing is allocated but
+ * the payload's view. Comm strings are cached per process (their 16 bytes compared every time).
  */
 export class WireDecoder {
   readonly #u8: Uint8Array;
   readonly #u16: Uint16Array;
   readonly #u32: Uint32Array;
   readonly #text = new TextDecoder("utf-8", { fatal: false });
-  /** cookie → [flags that shaped the strings, comm, local, remote] */
-  readonly #strings = new Map<number, [number, string, string, string]>();
+  readonly #comms = new Map<number, CommEntry>();
+  readonly #event: DecodedWireEvent;
 
   constructor(buffer: ArrayBufferLike, byteOffset = 0, byteLength = buffer.byteLength - byteOffset) {
     if (byteOffset % 8 !== 0 || byteLength % 8 !== 0) throw new Error("event region must be 8-byte aligned");
     this.#u8 = new Uint8Array(buffer, byteOffset, byteLength);
     this.#u16 = new Uint16Array(buffer, byteOffset, byteLength / 2);
     this.#u32 = new Uint32Array(buffer, byteOffset, byteLength / 4);
+    this.#event = new DecodedWireEvent(this);
   }
 
   /** The kind of the event at `offset` (same offset in every carnot event layout). */
@@ -178,49 +199,83 @@ export class WireDecoder {
     const u32 = this.#u32;
     const w = offset >>> 2;
     const h = offset >>> 1;
-    const dataLen = Math.min(this.#u16[h + H.dataLen]!, Math.max(0, length - WIRE_HEADER_SIZE));
-    const flags = u32[w + W.flags]!;
-    const cookie = u32[w + W.cookie]! + u32[w + W.cookie + 1]! * TWO_32;
-    const [comm, localAddr, remoteAddr] = this.#connectionStrings(offset, cookie, flags);
-    return {
-      tsNs: u32[w + W.tsNs]! + u32[w + W.tsNs + 1]! * TWO_32,
-      cookie,
-      linkSsl: u32[w + W.linkSsl]! + u32[w + W.linkSsl + 1]! * TWO_32,
-      pid: u32[w + W.pid]!,
-      tid: u32[w + W.tid]!,
-      streamOffset: u32[w + W.streamOffset]!,
-      kind: this.#u16[h + H.kind]!,
-      flags,
-      localPort: this.#u16[h + H.localPort]!,
-      remotePort: this.#u16[h + H.remotePort]!,
-      comm,
-      localAddr,
-      remoteAddr,
-      segmentLength: u32[w + W.segmentLen]!,
-      payload: this.#u8.subarray(offset + WIRE_HEADER_SIZE, offset + WIRE_HEADER_SIZE + dataLen),
-    };
+    const ev = this.#event;
+    ev.offset = offset;
+    ev.dataLen = Math.min(this.#u16[h + H.dataLen]!, Math.max(0, length - WIRE_HEADER_SIZE));
+    ev.tsNs = u32[w + W.tsNs]! + u32[w + W.tsNs + 1]! * TWO_32;
+    ev.cookie = u32[w + W.cookie]! + u32[w + W.cookie + 1]! * TWO_32;
+    ev.linkSsl = u32[w + W.linkSsl]! + u32[w + W.linkSsl + 1]! * TWO_32;
+    ev.pid = u32[w + W.pid]!;
+    ev.tid = u32[w + W.tid]!;
+    ev.streamOffset = u32[w + W.streamOffset]!;
+    ev.kind = this.#u16[h + H.kind]!;
+    ev.flags = u32[w + W.flags]!;
+    ev.localPort = this.#u16[h + H.localPort]!;
+    ev.remotePort = this.#u16[h + H.remotePort]!;
+    ev.segmentLength = u32[w + W.segmentLen]!;
+    return ev;
   }
 
-  /** The connection is forgotten (ended, released): its cached strings go. */
-  forget(cookie: number): void {
-    this.#strings.delete(cookie);
+  /** @internal the payload of the event at `offset` */
+  payloadAt(offset: number, dataLen: number): Uint8Array {
+    return this.#u8.subarray(offset + WIRE_HEADER_SIZE, offset + WIRE_HEADER_SIZE + dataLen);
   }
 
-  #connectionStrings(offset: number, cookie: number, flags: number): [string, string, string] {
-    const shape = flags & (WireFlag.Owner | WireFlag.Ipv6);
-    const cached = this.#strings.get(cookie);
-    if (cached && cached[0] === shape) return [cached[1], cached[2], cached[3]];
-    const u8 = this.#u8;
-    const commBytes = u8.subarray(offset + COMM, offset + COMM + WIRE_COMM_LEN);
-    const end = commBytes.indexOf(0);
-    const comm = this.#text.decode(commBytes.subarray(0, end < 0 ? WIRE_COMM_LEN : end));
-    const ipv6 = (flags & WireFlag.Ipv6) !== 0;
-    const local = formatAddress(u8.subarray(offset + LOCAL_ADDR, offset + LOCAL_ADDR + 16), ipv6);
-    const remote = formatAddress(u8.subarray(offset + REMOTE_ADDR, offset + REMOTE_ADDR + 16), ipv6);
-    // bounded: connections end, but a lost END must not let the cache grow without limit
-    if (this.#strings.size >= 65_536) this.#strings.clear();
-    this.#strings.set(cookie, [shape, comm, local, remote]);
-    return [comm, local, remote];
+  /** @internal an address of the event at `offset` */
+  addressAt(offset: number, field: number, ipv6: boolean): string {
+    const at = offset + field;
+    return ipv6 ? formatAddress(this.#u8.subarray(at, at + 16), true) : ipv4(this.#u8, at);
+  }
+
+  /** @internal the comm of the event at `offset`, cached per process */
+  commAt(offset: number, pid: number): string {
+    const u32 = this.#u32;
+    const word = (offset + COMM) >>> 2;
+    const w0 = u32[word]!;
+    const w1 = u32[word + 1]!;
+    const w2 = u32[word + 2]!;
+    const w3 = u32[word + 3]!;
+    const entry = this.#comms.get(pid);
+    if (entry && entry.w0 === w0 && entry.w1 === w1 && entry.w2 === w2 && entry.w3 === w3) return entry.comm;
+    const bytes = this.#u8.subarray(offset + COMM, offset + COMM + WIRE_COMM_LEN);
+    const end = bytes.indexOf(0);
+    const comm = this.#text.decode(bytes.subarray(0, end < 0 ? WIRE_COMM_LEN : end));
+    // bounded: processes come and go
+    if (this.#comms.size >= 4096) this.#comms.clear();
+    this.#comms.set(pid, { pid, w0, w1, w2, w3, comm });
+    return comm;
+  }
+}
+
+/** The one event object a decoder fills; strings and the payload are read from its memory when asked for. */
+class DecodedWireEvent implements WireEvent {
+  offset = 0;
+  dataLen = 0;
+  tsNs = 0;
+  cookie = 0;
+  linkSsl = 0;
+  pid = 0;
+  tid = 0;
+  streamOffset = 0;
+  kind = 0;
+  flags = 0;
+  localPort = 0;
+  remotePort = 0;
+  segmentLength = 0;
+
+  constructor(private readonly decoder: WireDecoder) {}
+
+  get comm(): string {
+    return this.decoder.commAt(this.offset, this.pid);
+  }
+  get localAddr(): string {
+    return this.decoder.addressAt(this.offset, LOCAL_ADDR, (this.flags & WireFlag.Ipv6) !== 0);
+  }
+  get remoteAddr(): string {
+    return this.decoder.addressAt(this.offset, REMOTE_ADDR, (this.flags & WireFlag.Ipv6) !== 0);
+  }
+  get payload(): Uint8Array {
+    return this.decoder.payloadAt(this.offset, this.dataLen);
   }
 }
 

@@ -90,8 +90,13 @@ export class WireSource {
     timeouts: 0,
     evictions: 0,
   };
-  /** insertion order = age: the first entry is the oldest (evicted first) */
   readonly #connections = new Map<number, Connection>();
+  /**
+   * Cookies in the order their connections opened, finished ones included (skipped when met): the oldest open
+   * one is found without walking the Map, whose first entry after many deletions is a walk past each of them.
+   */
+  #opened: number[] = [];
+  #openedHead = 0;
   /** cookies already written: their late events (in the ring before the kernel heard of the release) are dropped */
   readonly #written = new Set<number>();
   /** the same cookies in the order they were written, a ring: the oldest is forgotten first */
@@ -168,12 +173,13 @@ export class WireSource {
 
   #open(ev: WireEvent): Connection {
     if (this.#connections.size >= this.opts.maxPending) {
-      const oldest = this.#connections.values().next().value;
+      const oldest = this.#oldest();
       if (oldest) {
         this.counters.evictions++;
         this.#finish(oldest, ev.tsNs);
       }
     }
+    this.#opened.push(ev.cookie);
     this.counters.connections++;
     const conn: Connection = {
       cookie: ev.cookie,
@@ -190,6 +196,24 @@ export class WireSource {
     };
     this.#connections.set(ev.cookie, conn);
     return conn;
+  }
+
+  /** The oldest connection still open (null when none). */
+  #oldest(): Connection | null {
+    const opened = this.#opened;
+    while (this.#openedHead < opened.length) {
+      const conn = this.#connections.get(opened[this.#openedHead]!);
+      if (conn) return conn;
+      this.#openedHead++;
+    }
+    return null;
+  }
+
+  /** Keeps the order list as long as the open connections, not as long as every connection ever opened. */
+  #compactOpened(): void {
+    if (this.#opened.length - this.#openedHead <= 2 * this.#connections.size + 4096) return;
+    this.#opened = this.#opened.slice(this.#openedHead).filter((cookie) => this.#connections.has(cookie));
+    this.#openedHead = 0;
   }
 
   /** A ClientHello (or a piece of it) seen on a listening socket: kept (a copy) until its connection exists. */
@@ -220,6 +244,7 @@ export class WireSource {
   #forget(conn: Connection): void {
     this.#connections.delete(conn.cookie);
     this.#remember(conn.cookie);
+    this.#compactOpened();
     this.counters.forgotten++;
   }
 
@@ -239,6 +264,8 @@ export class WireSource {
   #finish(conn: Connection, nowNs: number, handOver = true): WireObservation | null {
     this.#connections.delete(conn.cookie);
     this.#remember(conn.cookie);
+    this.#oldest();
+    this.#compactOpened();
     if (conn.ended !== (SENT_ENDED | RECEIVED_ENDED)) this.opts.release(conn.cookie);
     if (conn.owner === null && this.opts.requireOwner) {
       this.counters.forgotten++;
@@ -263,7 +290,8 @@ export class WireSource {
       cipher: handshake.server?.cipherId ?? null,
       group: handshake.server?.negotiatedGroupId ?? null,
       endNs: nowNs,
-      handshake: { ...handshake, client },
+      // client is there (checked above): the same object, narrowed
+      handshake: handshake as WireObservation["handshake"],
       owner: conn.owner,
       localAddr: conn.localAddr,
       localPort: conn.localPort,

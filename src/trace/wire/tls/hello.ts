@@ -79,9 +79,15 @@ function u16PrefixedU16s(b: Uint8Array, at: number, end: number): number[] | nul
   return u16List(b, at + 2, len);
 }
 
-/** Bytes as a string, one character per byte (for bytes already checked to be ASCII). */
+/**
+ * Bytes as a string, one character per byte (for bytes already checked to be ASCII). Character by character:
+ * a Buffer over the bytes would first make the engine give the view its own ArrayBuffer object, which cost
+ * more than the rest of reading a ClientHello (WORKLOG.md).
+ */
 export function asciiString(b: Uint8Array, at = 0, end = b.length): string {
-  return Buffer.from(b.buffer, b.byteOffset + at, end - at).toString("latin1");
+  let s = "";
+  for (let i = at; i < end; i++) s += String.fromCharCode(b[i]!);
+  return s;
 }
 
 /** Bytes that are printable ASCII without spaces, as a string; else null (never re-encoded). */

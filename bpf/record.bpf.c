@@ -29,6 +29,16 @@ struct {
 	__type(value, __u32);
 } followed SEC(".maps");
 
+/* Threads whose entry could not read a string (a page the process had not touched yet: only a sleepable program
+ * can fault it in, and syscall tracepoints are not sleepable here): the exit reads it again, once the call itself
+ * has brought the page in. tid → 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} reread SEC(".maps");
+
 static __always_inline void count(__u32 index)
 {
 	__u64 *value = bpf_map_lookup_elem(&stats, &index);
@@ -245,6 +255,11 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 			}
 		}
 	}
+	if (e->flags & (RECORD_F_STR0_FAULT | RECORD_F_STR1_FAULT)) {
+		__u32 tid = (__u32)pid_tgid, one = 1;
+
+		bpf_map_update_elem(&reread, &tid, &one, BPF_ANY);
+	}
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -259,7 +274,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__s64 nr = regs->orig_ax;
 	__u32 d, size, at;
 	__u64 len_ptr;
-	__u32 len = 0;
+	__u32 len = 0, again = 0;
 
 	if (!state || *state != RECORD_FOLLOW_ON)
 		return 0;
@@ -267,6 +282,15 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	d = cfg.desc[nr & (RECORD_NR_MAX - 1)];
 	size = ret >= 0 ? exit_data(d) : 0;
+	if (RECORD_D_FIELD(d, RECORD_D_STR0) || RECORD_D_FIELD(d, RECORD_D_STR1)) {
+		__u32 tid = (__u32)pid_tgid;
+
+		if (bpf_map_lookup_elem(&reread, &tid)) {
+			bpf_map_delete_elem(&reread, &tid);
+			again = 1;
+			size = entry_data(d);
+		}
+	}
 	e = reserve(size);
 	if (!e)
 		return 0;
@@ -278,6 +302,20 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		e->data_len = size;
 		data = (struct record_data *)(e + 1);
 		clear_data(data);
+		if (again) {
+			e->flags |= RECORD_F_REREAD;
+			/* the strings the entry could not read, read where the entry would have put them */
+			at = RECORD_D_FIELD(d, RECORD_D_STR0);
+			if (at)
+				data->len0 = read_str(data->str0, arg_of(regs, at - 1), e, RECORD_F_STR0_CUT,
+						      RECORD_F_STR0_FAULT);
+			at = RECORD_D_FIELD(d, RECORD_D_STR1);
+			if (at && size == sizeof(struct record_data))
+				data->len1 = read_str(data->str1, arg_of(regs, at - 1), e, RECORD_F_STR1_CUT,
+						      RECORD_F_STR1_FAULT);
+			bpf_ringbuf_submit(e, 0);
+			return 0;
+		}
 		at = RECORD_D_FIELD(d, RECORD_D_ADDR_OUT);
 		if (at) {
 			len_ptr = arg_of(regs, at);

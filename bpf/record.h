@@ -45,6 +45,7 @@ enum record_kind {
 #define RECORD_F_STR0_FAULT 8  /* str0's pointer could not be read (NULL, unmapped) */
 #define RECORD_F_STR1_FAULT 16
 #define RECORD_F_BLOB_FAULT 32
+#define RECORD_F_REREAD 64   /* EXIT: str0/str1 are the entry's strings, read again (the entry could not) */
 
 /* What the kernel reads for each call, by system call number: fields of a descriptor word, each the index + 1 of
  * the argument it concerns (0 = nothing). The user side builds the table from its syscall taxonomy. */

@@ -32,6 +32,7 @@ export const RecordFlag = {
   Str0Fault: 8,
   Str1Fault: 16,
   BlobFault: 32,
+  Reread: 64,
 } as const;
 
 /** The fields of a descriptor word, in order (RECORD_D_*): each holds an argument index + 1. */

@@ -330,21 +330,23 @@ function argText(
   fields: ReturnType<typeof captureFields>,
   formats: readonly (Format | undefined)[] | undefined,
 ): string {
+  // a string the entry could not read (its page not yet in memory) comes with the exit, read again
+  const again = exit !== null && (exit.flags & RecordFlag.Reread) !== 0 ? exit : null;
+  if (fields.Str0 === i) {
+    const from = enter?.str0 != null ? enter : again?.str0 != null ? again : null;
+    if (from !== null) return quote(from.str0!, (from.flags & RecordFlag.Str0Cut) !== 0);
+  }
+  if (fields.Str1 === i) {
+    const from = enter?.str1 != null ? enter : again?.str1 != null ? again : null;
+    if (from !== null) return quote(from.str1!, (from.flags & RecordFlag.Str1Cut) !== 0);
+  }
   if (enter !== null) {
-    if (fields.Str0 === i)
-      return enter.str0 !== null
-        ? quote(enter.str0, (enter.flags & RecordFlag.Str0Cut) !== 0)
-        : pointer(v ?? 0);
-    if (fields.Str1 === i)
-      return enter.str1 !== null
-        ? quote(enter.str1, (enter.flags & RecordFlag.Str1Cut) !== 0)
-        : pointer(v ?? 0);
     if (fields.AddrIn === i && enter.blob !== null) return sockaddrText(enter.blob);
     if (fields.StructIn === i && enter.blob !== null)
       return call === "clone3" ? cloneArgsText(enter.blob) : openHowText(enter.blob);
     if (fields.Argv === i && enter.argv !== null) return argvText(enter);
   }
-  if (exit !== null && exit.ret >= 0) {
+  if (exit !== null && exit.ret >= 0 && again === null) {
     if (fields.AddrOut === i && exit.blob !== null) return sockaddrText(exit.blob);
     if (fields.FdsOut === i && exit.blob !== null) return fdPairText(exit.blob);
     if (fields.StrOut === i && exit.str0 !== null) return quote(exit.str0);

@@ -56,6 +56,7 @@ const CONSTANTS: Record<string, [number, string]> = {
   "RecordFlag.Str0Fault": [RecordFlag.Str0Fault, "RECORD_F_STR0_FAULT"],
   "RecordFlag.Str1Fault": [RecordFlag.Str1Fault, "RECORD_F_STR1_FAULT"],
   "RecordFlag.BlobFault": [RecordFlag.BlobFault, "RECORD_F_BLOB_FAULT"],
+  "RecordFlag.Reread": [RecordFlag.Reread, "RECORD_F_REREAD"],
   "DescField.Str0": [DescField.Str0, "RECORD_D_STR0"],
   "DescField.Str1": [DescField.Str1, "RECORD_D_STR1"],
   "DescField.AddrIn": [DescField.AddrIn, "RECORD_D_ADDR_IN"],

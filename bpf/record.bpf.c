@@ -22,6 +22,7 @@ const volatile struct record_config cfg = {};
 /* Followed processes: tgid → RECORD_FOLLOW_*. */
 #define RECORD_FOLLOW_ON 1
 #define RECORD_FOLLOW_AT_EXEC 2 /* the command carnot started: followed from its execve on */
+#define RECORD_FOLLOW_SPAWNING 3 /* carnot itself while it starts the command: not followed, its child is (AT_EXEC) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -210,7 +211,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	struct record_data *data;
 	__u32 d, size, at;
 
-	if (!state)
+	if (!state || *state == RECORD_FOLLOW_SPAWNING)
 		return 0;
 	if (*state == RECORD_FOLLOW_AT_EXEC) {
 		if (id != NR_EXECVE && id != NR_EXECVEAT)
@@ -345,6 +346,11 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	struct record_event *e;
 	__u64 share = 0;
 
+	if (state && *state == RECORD_FOLLOW_SPAWNING && ctgid != ptgid) {
+		on = RECORD_FOLLOW_AT_EXEC;
+		bpf_map_update_elem(&followed, &ctgid, &on, BPF_ANY);
+		return 0;
+	}
 	if (!state || *state != RECORD_FOLLOW_ON)
 		return 0;
 	if (ctgid != ptgid)
@@ -406,7 +412,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
 	__u32 *state = follow_state(tgid);
 	struct record_event *e;
 
-	if (!state)
+	if (!state || *state == RECORD_FOLLOW_SPAWNING)
 		return 0;
 	if (group_dead)
 		bpf_map_delete_elem(&followed, &tgid);

@@ -14,6 +14,7 @@ import { encodeRecordConfig, RECORD_STAT_COUNT, RecordStat } from "./events.ts";
 /** followed's values (record.bpf.c) */
 const FOLLOW_ON = 1;
 const FOLLOW_AT_EXEC = 2;
+const FOLLOW_SPAWNING = 3;
 const PROGRAMS = ["sys_enter", "sys_exit", "sched_process_fork", "sched_process_exec", "sched_process_exit"];
 
 export interface CaptureStats {
@@ -76,6 +77,22 @@ export class RecordCapture {
       new Uint8Array(key.buffer),
       new Uint8Array(value.buffer),
     );
+  }
+
+  /**
+   * Runs `spawn` with the processes this process starts meanwhile followed from their execve on, and this
+   * process itself not followed: the command is followed from its first instruction, with nothing in between.
+   */
+  spawnFollowed<T>(spawn: () => T): T {
+    const fd = this.#object.mapFd("followed");
+    const key = new Uint8Array(new Uint32Array([process.pid]).buffer);
+    if (!this.#libbpf.updateElementByFd(fd, key, new Uint8Array(new Uint32Array([FOLLOW_SPAWNING]).buffer)))
+      throw new CarnotError("cannot follow the command: the kernel table is full");
+    try {
+      return spawn();
+    } finally {
+      this.#object.deleteKey("followed", key);
+    }
   }
 
   /** Exact kernel counters; drain first so that received + dropped === attempted. */

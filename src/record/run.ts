@@ -56,11 +56,6 @@ const WRITE_INTERVAL_MS = 200;
 const BACKPRESSURE_FILL = 0.5;
 /** How often followed processes whose end was not seen (lost events) are looked for in /proc. */
 const LIVENESS_INTERVAL_MS = 250;
-/** The gate: the command's shell stops itself, carnot follows it, and it runs the command (followed from that execve). */
-const GATE = 'kill -STOP $$; exec "$0" "$@"';
-const GATE_SHELL = "/bin/sh";
-/** How long carnot waits for the gate to stop itself. */
-const GATE_TIMEOUT_MS = 10_000;
 
 /** The command's executable, as a shell would find it; a clear error when there is none. */
 export function resolveCommand(name: string, path = process.env.PATH ?? "/usr/bin:/bin"): string {
@@ -167,16 +162,13 @@ async function recordUntil(
     let gatedPid: number | undefined;
     const session = new RecordSession({ startNs, snapshot: snapshotProcess, gatedPid: () => gatedPid });
     if (executable !== null) {
-      const [, ...rest] = opts.command!;
-      child = Bun.spawn([GATE_SHELL, "-c", GATE, executable, ...rest], {
-        stdio: ["inherit", "inherit", "inherit"],
-      });
+      const [name, ...rest] = opts.command!;
+      // the environment, argv[0] and stdio are the command's own, as under strace
+      child = capture.spawnFollowed(() =>
+        Bun.spawn([executable, ...rest], { argv0: name, stdio: ["inherit", "inherit", "inherit"] }),
+      );
       gatedPid = child.pid;
-      await waitStopped(child.pid, child.exited);
-      if (!capture.follow(child.pid, true))
-        throw new CarnotError("cannot follow the command: the kernel table is full");
       session.preload(child.pid);
-      process.kill(child.pid, "SIGCONT");
     } else {
       // the process first: what it starts meanwhile is followed by the kernel; then what it had started
       for (const pid of processTree(opts.pid!)) {
@@ -289,21 +281,5 @@ async function recordUntil(
   } finally {
     await writer?.abort("record stopped by an error");
     capture.close();
-    if (child !== null && processState(child.pid) === "T") process.kill(child.pid, "SIGCONT");
   }
-}
-
-/** Waits until the gate has stopped itself (state T); a gate that exits first failed to start. */
-async function waitStopped(pid: number, exited: Promise<number>): Promise<void> {
-  let gone = false;
-  exited.then(() => {
-    gone = true;
-  });
-  const deadline = performance.now() + GATE_TIMEOUT_MS;
-  while (performance.now() < deadline) {
-    if (gone) throw new CarnotError("the command could not be started");
-    if (processState(pid) === "T") return;
-    await Bun.sleep(1);
-  }
-  throw new CarnotError("the command did not start in time");
 }

@@ -268,6 +268,8 @@ async function recordUntil(
         followSymlinks: opts.followSymlinks,
       });
     }
+    // stopped before the command ended: it goes on, detached, and carnot does not wait for it
+    if (childExit === null) child?.unref();
     const signal = stopSignalOf();
     const exitCode = childExit ?? (signal !== null ? 128 + osConstants.signals[signal] : 0);
     return {

@@ -9,7 +9,7 @@ BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
 ARCH := x86
 
-.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls cipher-suites openssl35 node26 release
+.PHONY: all setup deps bpf build test check typecheck lint unit demo pipeline bench clean syscalls syscall-args cipher-suites openssl35 node26 release
 
 all: build
 
@@ -115,6 +115,10 @@ bench: build
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:
 	bun src/consumers/seccomp/generate-syscall-table.ts /usr/include/x86_64-linux-gnu/asm/unistd_64.h
+
+# Regenerates the committed argument kinds of every syscall `carnot record` reads, from this kernel's tracepoint formats.
+syscall-args:
+	bun src/record/generate-syscall-args.ts /sys/kernel/tracing/events/syscalls
 
 # Regenerates the committed cipher suite names the wire parser uses, from Wireshark's value strings (tshark).
 cipher-suites:

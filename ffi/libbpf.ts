@@ -24,6 +24,7 @@ function openLibbpfSymbols() {
     bpf_map__value_size: { args: [FFIType.ptr], returns: FFIType.u32 },
     bpf_map__set_initial_value: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
     bpf_map__reuse_fd: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    bpf_program__attach: { args: [FFIType.ptr], returns: FFIType.ptr },
     bpf_program__attach_cgroup: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.ptr },
     bpf_program__fd: { args: [FFIType.ptr], returns: FFIType.i32 },
     bpf_program__set_expected_attach_type: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
@@ -311,6 +312,16 @@ export class BpfObject {
         `failed to attach ${target.retprobe ? "uretprobe" : "uprobe"} ${target.funcName} in ${target.path}: ` +
           this.#lib.libc.strerror(errno),
       );
+    }
+    const symbols = this.#b;
+    return new BpfLink(() => symbols.bpf_link__destroy(link));
+  }
+
+  /** Attaches a loaded program where its section name says (`tp_btf/sys_enter`, `raw_tracepoint/…`). */
+  attach(programName: string): BpfLink {
+    const link = this.#b.bpf_program__attach(this.#program(programName));
+    if (link === null) {
+      throw new Error(`failed to attach ${programName}: ${this.#lib.libc.strerror(this.#lib.libc.errno())}`);
     }
     const symbols = this.#b;
     return new BpfLink(() => symbols.bpf_link__destroy(link));

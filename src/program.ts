@@ -26,6 +26,11 @@ const EXAMPLES: Record<string, string[]> = {
     "carnot replay app.strace -o enriched.jsonl",
     "strace -f -o /dev/stdout ls 2>/dev/null | carnot replay - --strict",
   ],
+  record: [
+    "sudo carnot record --out enriched.jsonl -- python3 app.py",
+    "sudo carnot record --out enriched.jsonl --seccomp profile.json -- tar czf /tmp/etc.tgz /etc",
+    "sudo carnot record --pid 1234 --out enriched.jsonl",
+  ],
   verify: ["carnot verify enriched.jsonl", "carnot verify runtime.jsonl --key-file secret.key"],
   trace: [
     "sudo carnot trace",
@@ -82,6 +87,7 @@ const main = defineCommand({
   subCommands: {
     trace: () => import("./commands/trace.ts").then((m) => m.default),
     replay: () => import("./commands/replay.ts").then((m) => m.default),
+    record: () => import("./commands/record.ts").then((m) => m.default),
     verify: () => import("./commands/verify.ts").then((m) => m.default),
     demo: () => import("./commands/demo.ts").then((m) => m.default),
     bom: () => import("./commands/bom.ts").then((m) => m.default),

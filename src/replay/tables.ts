@@ -46,6 +46,8 @@ export interface ProcessInfo {
   gid: number | null;
   euid: number | null;
   egid: number | null;
+  /** effective capability mask (from the kernel when recording live; a trace does not show it) */
+  caps: number | null;
 }
 
 export interface Task {
@@ -73,7 +75,7 @@ export class ProcessTable {
     if (t === undefined) {
       t = {
         tid,
-        proc: { pid: tid, ppid: null, exe: null, uid: null, gid: null, euid: null, egid: null },
+        proc: { pid: tid, ppid: null, exe: null, uid: null, gid: null, euid: null, egid: null, caps: null },
         fs: { cwd: null },
         files: new FdTable(),
         linked: false,
@@ -98,6 +100,7 @@ export class ProcessTable {
           gid: parent.proc.gid,
           euid: parent.proc.euid,
           egid: parent.proc.egid,
+          caps: parent.proc.caps,
         };
     const fs = (flags & CLONE_FS) !== 0 ? parent.fs : { cwd: existing?.fs.cwd ?? parent.fs.cwd };
     let files: FdTable;

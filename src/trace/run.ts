@@ -101,7 +101,7 @@ export function sampleClocks(libc: Libc = new Libc()): ClockOffsets {
 }
 
 /** Fails early, before anything is attached, when the output cannot be written; creates nothing. */
-function assertWritable(path: string, followSymlinks = false): void {
+export function assertWritable(path: string, followSymlinks = false): void {
   let existed = true;
   try {
     statSync(path);

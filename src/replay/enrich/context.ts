@@ -26,6 +26,8 @@ export interface CompleteCall {
   raw: string;
   /** Resolved when the first half was read; null or absent for a call read whole. */
   entry?: EntryFd | null;
+  /** The six argument words when they are known without the text (from the kernel); else read from `args`. */
+  words?: (number | null)[];
 }
 
 export interface CallContext {

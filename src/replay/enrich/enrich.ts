@@ -16,7 +16,7 @@ import { cloneWords, PROCESS_HANDLERS } from "./processes.ts";
 import { SOCKET_HANDLERS } from "./sockets.ts";
 
 export type { CompleteCall, EntryFd } from "./context.ts";
-export { enterCall } from "./fds.ts";
+export { enterCall, enterFd } from "./fds.ts";
 export { cloneFlags, isCloneCall } from "./processes.ts";
 
 /** Each call's handler beyond the common steps, by name. */
@@ -29,7 +29,7 @@ export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent 
   const call = c.call;
   const spec = callSpec(call);
   const args = c.args;
-  const words = call === "clone" ? cloneWords(args) : argWords(args, table.flagSets);
+  const words = c.words ?? (call === "clone" ? cloneWords(args) : argWords(args, table.flagSets));
   const retval = c.retval;
   const ok = retval !== null && retval >= 0;
   const ctx: CallContext = {
@@ -181,7 +181,7 @@ function record(ctx: CallContext): EnhancedEvent {
     gid: proc.gid,
     euid: proc.euid,
     egid: proc.egid,
-    caps: null,
+    caps: proc.caps,
     fd: ctx.fd,
     abs_path: ctx.absPath,
     resource_type: ctx.resourceType,

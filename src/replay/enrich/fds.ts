@@ -58,10 +58,20 @@ export function enterCall(table: ProcessTable, tid: number, call: string, args: 
   const at = callSpec(call).fd;
   if (at === undefined || args.length <= at) return null;
   const fd = int32(argValueAt(args.src, args.start(at), args.end(at)));
+  return enterFd(table, tid, call, fd, fd === null || fd < 0 ? null : argAnnotation(args, at));
+}
+
+/** The fd a call acts on, resolved as the call begins (its annotation, when printed, is the truth for it). */
+export function enterFd(
+  table: ProcessTable,
+  tid: number,
+  call: string,
+  fd: number | null,
+  annotation: string | null,
+): EntryFd | null {
   if (fd === null || fd < 0) return null;
   const files = table.task(tid).files;
-  const a = argAnnotation(args, at);
-  const entry = a !== null ? learnFd(files, fd, a) : files.fds.get(fd);
+  const entry = annotation !== null ? learnFd(files, fd, annotation) : files.fds.get(fd);
   if (call === "close") files.fds.delete(fd);
   return { fd, entry };
 }

@@ -420,14 +420,18 @@ export class SslProbes {
 
   /**
    * Aggregated mode: the handshakes the kernel holds in progress (a handshake call seen, not finished). Reading
-   * the table also brings `kernelEvictions` up to date.
+   * the table also brings `kernelEvictions` up to date when no probe changed the table during the read.
    */
   liveHandshakes(): KernelHandshake[] {
     if (this.#closed) return [];
+    const before = readStats(this.#object);
     const entries = this.#object.entries("conns", CONN_KEY_SIZE, CONN_STATE_SIZE);
-    const { connCreated, connDeleted } = readStats(this.#object);
-    const evicted = connCreated - connDeleted - this.#forgotten - entries.length;
-    this.#kernelEvictions = Math.max(this.#kernelEvictions, evicted);
+    const after = readStats(this.#object);
+    // an entry created or deleted during the walk would count as evicted (or hide an eviction): skip that read
+    if (before.connCreated === after.connCreated && before.connDeleted === after.connDeleted) {
+      const evicted = after.connCreated - after.connDeleted - this.#forgotten - entries.length;
+      this.#kernelEvictions = Math.max(this.#kernelEvictions, evicted);
+    }
     return entries
       .map(([key, value]) => decodeConn(key, value))
       .filter((c) => (c.flags & ConnFlags.Live) !== 0);
@@ -435,8 +439,8 @@ export class SslProbes {
 
   /**
    * Entries the kernel's per-connection table evicted itself (full at --max-pending: an LRU hash drops its
-   * least recently used entry), as of the last liveHandshakes(): entries created − deleted (by the probes, or
-   * by forgetHandshake) − entries held; exact when no probe runs meanwhile (at exit), never lower than before.
+   * least recently used entry), as of the last liveHandshakes() during which the probes left the table alone:
+   * entries created − deleted (by the probes, or by forgetHandshake) − entries held; never lower than before.
    */
   get kernelEvictions(): number {
     return this.#kernelEvictions;

@@ -83,18 +83,6 @@ struct {
 	__type(value, __u64);
 } deferred SEC(".maps");
 
-/* One event being assembled (the header and up to one chunk of payload), per CPU. */
-struct wire_scratch {
-	struct carnot_wire_event ev;
-	__u8 data[CARNOT_WIRE_CHUNK];
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct wire_scratch);
-} scratch SEC(".maps");
-
 /* What the packet's IP and TCP headers say. */
 struct segment {
 	__u32 payload_off; /* from the network header */
@@ -279,30 +267,80 @@ static __always_inline void fill_header(struct carnot_wire_event *ev, struct __s
 static __always_inline void emit_end(struct __sk_buff *skb, struct bpf_sock *sk, struct wire_sk *ws, __u32 flags,
 				    __u32 offset)
 {
-	__u32 zero = 0;
-	struct wire_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct carnot_wire_event *e;
 
-	if (!s)
-		return;
-	fill_header(&s->ev, skb, sk, ws, CARNOT_EV_WIRE_END, flags);
-	s->ev.stream_offset = offset;
 	count(CARNOT_WSTAT_ATTEMPTED);
-	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev), BPF_RB_NO_WAKEUP))
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
 		count(CARNOT_WSTAT_DROPPED);
+		return;
+	}
+	fill_header(e, skb, sk, ws, CARNOT_EV_WIRE_END, flags);
+	e->stream_offset = offset;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+enum chunk_status {
+	CHUNK_OK = 0,
+	CHUNK_RING_FULL = 1,  /* counted as a drop */
+	CHUNK_UNREADABLE = 2, /* the packet is shorter than it said: nothing to copy */
+};
+
+/* A chunk's record in the ring buffer, reserved with room for `room` payload bytes (a power of two, constant where
+ * inlined: the ring wants a size the verifier knows) and the chunk's `n` bytes (1 ≤ n ≤ room) copied into it. */
+static __always_inline enum chunk_status reserve_chunk_in(struct __sk_buff *skb, __u32 from, __u64 n, __u32 room,
+							   struct carnot_wire_event **out)
+{
+	struct carnot_wire_event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + room, 0);
+
+	if (!e)
+		return CHUNK_RING_FULL;
+	/* n is within [1, room] already; said again on the very register the helper gets, where the verifier sees it */
+	barrier_var(n);
+	n = ((n - 1) & (room - 1)) + 1;
+	if (bpf_skb_load_bytes(skb, from, (void *)(e + 1), n)) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		return CHUNK_UNREADABLE;
+	}
+	*out = e;
+	return CHUNK_OK;
+}
+
+/* The smallest of a few record sizes that holds `n` (≤ CARNOT_WIRE_CHUNK) payload bytes: a 24-byte record does not
+ * take a 4 KiB slot of the ring. Reserving in the ring itself, not in a per-CPU buffer: an egress program runs in
+ * the sending task, which may be interrupted (a softirq receiving on loopback or veth runs the ingress program) or
+ * preempted in the middle of it; a buffer shared per CPU would then hand one connection's bytes to another. */
+static __always_inline enum chunk_status reserve_chunk(struct __sk_buff *skb, __u32 from, __u32 n,
+							struct carnot_wire_event **out)
+{
+	if (n == 0)
+		return CHUNK_UNREADABLE;
+	if (n <= 64)
+		return reserve_chunk_in(skb, from, n, 64, out);
+	if (n <= 128)
+		return reserve_chunk_in(skb, from, n, 128, out);
+	if (n <= 256)
+		return reserve_chunk_in(skb, from, n, 256, out);
+	if (n <= 512)
+		return reserve_chunk_in(skb, from, n, 512, out);
+	if (n <= 1024)
+		return reserve_chunk_in(skb, from, n, 1024, out);
+	if (n <= 2048)
+		return reserve_chunk_in(skb, from, n, 2048, out);
+	return reserve_chunk_in(skb, from, n, CARNOT_WIRE_CHUNK, out);
 }
 
 /* Copy the segment's payload, in chunks, up to the direction's cap. */
 static __always_inline void emit_payload(struct __sk_buff *skb, struct bpf_sock *sk, struct wire_sk *ws,
 					 struct segment *seg, __u32 offset, bool egress)
 {
-	__u32 zero = 0, dir = egress ? 1 : 0, done = 0;
-	struct wire_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	__u32 dir = egress ? 1 : 0, done = 0;
 
-	if (!s)
-		return;
 	for (int i = 0; i < CARNOT_WIRE_CAP / CARNOT_WIRE_CHUNK; i++) {
 		__u32 room = CARNOT_WIRE_CAP - ws->captured[dir & 1];
 		__u32 n = seg->payload_len - done;
+		struct carnot_wire_event *e = NULL;
+		enum chunk_status status;
 
 		if (done >= seg->payload_len)
 			break;
@@ -314,20 +352,19 @@ static __always_inline void emit_payload(struct __sk_buff *skb, struct bpf_sock 
 			n = room;
 		if (n > CARNOT_WIRE_CHUNK)
 			n = CARNOT_WIRE_CHUNK;
-		/* the verifier wants the length's bounds on the very register passed to the helper */
-		barrier_var(n);
-		n &= 2 * CARNOT_WIRE_CHUNK - 1;
-		if (n == 0 || n > CARNOT_WIRE_CHUNK)
+		status = reserve_chunk(skb, seg->payload_off + done, n, &e);
+		if (status == CHUNK_UNREADABLE)
 			break;
-		if (bpf_skb_load_bytes(skb, seg->payload_off + done, s->data, n))
-			break;
-		fill_header(&s->ev, skb, sk, ws, CARNOT_EV_WIRE_SEGMENT, egress ? CARNOT_WIRE_EGRESS : 0);
-		s->ev.stream_offset = offset + done;
-		s->ev.data_len = n;
-		s->ev.segment_len = seg->payload_len;
 		count(CARNOT_WSTAT_ATTEMPTED);
-		if (bpf_ringbuf_output(&events, s, sizeof(s->ev) + n, BPF_RB_NO_WAKEUP))
+		if (status == CHUNK_OK && e) {
+			fill_header(e, skb, sk, ws, CARNOT_EV_WIRE_SEGMENT, egress ? CARNOT_WIRE_EGRESS : 0);
+			e->stream_offset = offset + done;
+			e->data_len = n;
+			e->segment_len = seg->payload_len;
+			bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+		} else {
 			count(CARNOT_WSTAT_DROPPED);
+		}
 		ws->captured[dir & 1] += n;
 		done += n;
 	}
@@ -415,8 +452,7 @@ static __always_inline bool tuple_of_packet(struct __sk_buff *skb, struct segmen
  * the connection remembered, so that its own socket, once it exists, is followed from its first packet. */
 static __always_inline void handle_listener(struct __sk_buff *skb, struct bpf_sock *sk)
 {
-	__u32 zero = 0, done = 0;
-	struct wire_scratch *s;
+	__u32 done = 0;
 	struct wire_tuple t;
 	struct segment seg;
 	__u64 now;
@@ -433,36 +469,35 @@ static __always_inline void handle_listener(struct __sk_buff *skb, struct bpf_so
 	now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&deferred, &t, &now, BPF_ANY);
 	count(CARNOT_WSTAT_DEFERRED);
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return;
 	for (int i = 0; i < 4; i++) {
 		__u32 n = seg.payload_len - done;
+		struct carnot_wire_event *e = NULL;
+		enum chunk_status status;
 
 		if (done >= seg.payload_len)
 			break;
 		if (n > CARNOT_WIRE_CHUNK)
 			n = CARNOT_WIRE_CHUNK;
-		barrier_var(n);
-		n &= 2 * CARNOT_WIRE_CHUNK - 1;
-		if (n == 0 || n > CARNOT_WIRE_CHUNK)
+		status = reserve_chunk(skb, seg.payload_off + done, n, &e);
+		if (status == CHUNK_UNREADABLE)
 			break;
-		if (bpf_skb_load_bytes(skb, seg.payload_off + done, s->data, n))
-			break;
-		__builtin_memset(&s->ev, 0, sizeof(s->ev));
-		s->ev.ts_ns = now;
-		s->ev.stream_offset = done;
-		s->ev.kind = CARNOT_EV_WIRE_SEGMENT;
-		s->ev.data_len = n;
-		s->ev.flags = CARNOT_WIRE_LISTENER | CARNOT_WIRE_IPV6;
-		s->ev.local_port = t.local_port;
-		s->ev.remote_port = t.remote_port;
-		__builtin_memcpy(s->ev.local_addr, t.local, 16);
-		__builtin_memcpy(s->ev.remote_addr, t.remote, 16);
-		s->ev.segment_len = seg.payload_len;
 		count(CARNOT_WSTAT_ATTEMPTED);
-		if (bpf_ringbuf_output(&events, s, sizeof(s->ev) + n, BPF_RB_NO_WAKEUP))
+		if (status != CHUNK_OK || !e) {
 			count(CARNOT_WSTAT_DROPPED);
+			break;
+		}
+		__builtin_memset(e, 0, sizeof(*e));
+		e->ts_ns = now;
+		e->stream_offset = done;
+		e->kind = CARNOT_EV_WIRE_SEGMENT;
+		e->data_len = n;
+		e->flags = CARNOT_WIRE_LISTENER | CARNOT_WIRE_IPV6;
+		e->local_port = t.local_port;
+		e->remote_port = t.remote_port;
+		__builtin_memcpy(e->local_addr, t.local, 16);
+		__builtin_memcpy(e->remote_addr, t.remote, 16);
+		e->segment_len = seg.payload_len;
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 		done += n;
 	}
 }

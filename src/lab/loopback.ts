@@ -212,6 +212,8 @@ export async function startNginx(
   });
   try {
     for (const h of hosts) await waitForTcp(port, 5000, proc.exited, h);
+    // the master listens before it forks: a caller that asks for the workers' pids finds them all
+    await waitForWorkers(proc.pid, opts.workers ?? 1, 5000);
   } catch (err) {
     const log = existsSync(join(dir, "nginx-error.log"))
       ? await Bun.file(join(dir, "nginx-error.log")).text()
@@ -222,6 +224,15 @@ export async function startNginx(
   }
   // SIGQUIT: graceful stop, the workers finish and exit with the master
   return { pid: proc.pid, port, stop: () => stopProcess(proc, "SIGQUIT") };
+}
+
+async function waitForWorkers(pid: number, count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await childPids(pid)).length < count) {
+    if (Date.now() > deadline)
+      throw new Error(`nginx did not start its ${count} worker(s) in ${timeoutMs} ms`);
+    await Bun.sleep(10);
+  }
 }
 
 /** The pids of nginx's workers (their handshakes are the server side). */

@@ -216,19 +216,21 @@ export class TracePipeline {
     const libssl = this.#opts.libssl;
     if (libssl?.aggregated && nowNs - this.#lastKernelExpireNs >= KERNEL_EXPIRE_INTERVAL_NS) {
       this.#lastKernelExpireNs = nowNs;
-      this.#giveUpKernelHandshakes(libssl, "timeout", nowNs - this.#opts.windowMs * 1e6, nowNs);
+      this.#giveUpKernelHandshakes(libssl, "timeout", nowNs - this.#opts.windowMs * 1e6, () => nowNs);
     }
   }
 
-  /** At the end: every handshake still in progress anywhere becomes a line as it is. */
-  finish(region: EventRegion | null, nowNs: number): void {
+  /**
+   * At the end: every handshake still in progress anywhere becomes a line as it is. `now` (ktime) is read
+   * after the last drain and after the kernel's table: a handshake that began meanwhile ends after it began.
+   */
+  finish(region: EventRegion | null, now: () => number): void {
     if (region) this.drain(region);
-    this.#nowNs = nowNs;
     const libssl = this.#opts.libssl;
-    if (libssl?.aggregated)
-      this.#giveUpKernelHandshakes(libssl, "incomplete", Number.POSITIVE_INFINITY, nowNs);
+    if (libssl?.aggregated) this.#giveUpKernelHandshakes(libssl, "incomplete", Number.POSITIVE_INFINITY, now);
+    this.#nowNs = now();
     this.#correlator.flush("incomplete");
-    this.#wire?.flush(nowNs);
+    this.#wire?.flush(this.#nowNs);
     this.#joiner.flush();
   }
 
@@ -286,10 +288,15 @@ export class TracePipeline {
     };
   }
 
-  /** Aggregated mode: handshakes the kernel holds, untouched since `before`, become lines with `error`. */
-  #giveUpKernelHandshakes(libssl: LibsslKernel, error: string, before: number, nowNs: number): void {
+  /**
+   * Aggregated mode: handshakes the kernel holds, untouched since `before`, become lines with `error`; a
+   * timeout ends at the handshake's last call, anything else at `now()`, read once the table has been read.
+   */
+  #giveUpKernelHandshakes(libssl: LibsslKernel, error: string, before: number, now: () => number): void {
     const commOf = this.#opts.commOf ?? (() => "");
-    for (const hs of libssl.liveHandshakes()) {
+    const live = libssl.liveHandshakes();
+    const nowNs = now();
+    for (const hs of live) {
       if (hs.lastNs >= before) continue;
       libssl.forgetHandshake(hs);
       this.#correlator.giveUp(hs, error, error === "timeout" ? hs.lastNs : nowNs, commOf(hs.pid));

@@ -257,7 +257,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   try {
     await stopped.promise;
     for (const t of timers) clearInterval(t);
-    pipeline.finish(sources.region, monotonicNowNs());
+    pipeline.finish(sources.region, monotonicNowNs);
     const writeError = pipeline.writeError;
     if (writeError) {
       await writer.abort(`write failed: ${describeError(writeError)}`);

@@ -126,7 +126,7 @@ export async function warmUpPipeline(
     context: { ...ctx, exe: () => "/warm-up" },
     sink: writer,
   });
-  pipeline.finish(region, 1_000_000_000 + count * 10_000 + 1e9);
+  pipeline.finish(region, () => 1_000_000_000 + count * 10_000 + 1e9);
   if (pipeline.writeError) throw pipeline.writeError;
   await writer.close();
   return writer.count;

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
+import type { TraceMetrics } from "../../src/trace/metrics.ts";
 import { type ChainedObservation, ChainedObservationSchema } from "../../src/trace/observation.ts";
 
 export const REPO = join(import.meta.dir, "..", "..");
@@ -91,6 +92,11 @@ export function readObservations(path: string): ChainedObservation[] {
       if (!parsed.success) throw new Error(`${path}:${i + 1}: ${v.summarize(parsed.issues)}`);
       return parsed.output;
     });
+}
+
+/** The metrics the tracer wrote with --metrics-json. */
+export function readMetrics(path: string): TraceMetrics {
+  return JSON.parse(readFileSync(path, "utf8")) as TraceMetrics;
 }
 
 /** The metrics line the tracer printed last, as numbers. */

@@ -18,10 +18,26 @@ export function captureSkipReason(): string | null {
   return null;
 }
 
+/** Connects to `marker` (nothing listens there) until the capture file holds a packet of it; false on timeout. */
+async function markerSeen(path: string, marker: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await Bun.connect({ hostname: "127.0.0.1", port: marker, socket: { data() {} } }).catch(() => {});
+    await Bun.sleep(100);
+    if (!existsSync(path)) continue;
+    const seen = Bun.spawnSync([TSHARK!, "-r", path, "-Y", `tcp.port == ${marker}`, "-c", "100000"], {
+      stderr: "ignore",
+    });
+    if (seen.stdout.length > 0) return true;
+  }
+  return false;
+}
+
 /**
  * A capture running on `lo` for the given TCP ports; `stop()` ends it once every packet sent before it is in
- * the file, and returns the pcapng path. The kernel hands packets to dumpcap in blocks, late: `stop()` sends
- * a marker connection (to a port nothing listens on) and waits until the file holds it.
+ * the file, and returns the pcapng path. The kernel hands packets to dumpcap in blocks, late, and dumpcap says
+ * it is capturing before its filter sees every packet: at both ends a marker connection (to a port nothing
+ * listens on) is made until the file holds it.
  */
 export async function startCapture(ports: number[], path: string): Promise<{ stop(): Promise<string> }> {
   const marker = freeTcpPort();
@@ -41,17 +57,14 @@ export async function startCapture(ports: number[], path: string): Promise<{ sto
     said += new TextDecoder().decode(value);
   }
   reader.releaseLock();
+  if (!(await markerSeen(path, marker, 10_000))) {
+    proc.kill("SIGTERM");
+    await proc.exited;
+    throw new Error("dumpcap captured nothing on lo in 10 s");
+  }
   return {
     async stop() {
-      await Bun.connect({ hostname: "127.0.0.1", port: marker, socket: { data() {} } }).catch(() => {});
-      for (let i = 0; i < 50; i++) {
-        await Bun.sleep(100);
-        if (!existsSync(path)) continue;
-        const seen = Bun.spawnSync([TSHARK!, "-r", path, "-Y", `tcp.port == ${marker}`, "-c", "100000"], {
-          stderr: "ignore",
-        });
-        if (seen.stdout.length > 0) break;
-      }
+      await markerSeen(path, marker, 5000);
       proc.kill("SIGTERM");
       await proc.exited;
       if (!existsSync(path) || statSync(path).size === 0) throw new Error(`dumpcap wrote nothing to ${path}`);

@@ -547,7 +547,7 @@ export class SslProbes {
 
   /**
    * Aggregated mode: the handshakes the kernel holds in progress (a handshake call seen, not finished). Reading
-   * the table also brings `kernelEvictions` up to date.
+   * the table also brings `kernelEvictions` up to date when no probe changed the table during the read.
    */
   liveHandshakes(): KernelHandshake[] {
     if (this.#closed) return [];

@@ -21,18 +21,21 @@ export interface TrafficResult {
   ended: "eof" | "reset" | "timeout" | "not read";
 }
 
-/**
- * Sends `bytes` to host:port in the given way (from inside `prefix`, e.g. `ip netns exec NS`); `arg` is the
- * delay in ms between bytes (bytewise) or the length of the first segment (split).
- */
-export async function sendTraffic(
+export interface TrafficOptions {
+  /** the delay in ms between bytes (bytewise) or the length of the first segment (split) */
+  arg?: number;
+  /** run inside this, e.g. `ip netns exec NS` */
+  prefix?: string[];
+}
+
+function trafficCommand(
   mode: TrafficMode,
   host: string,
   port: number,
   bytes: Uint8Array,
-  opts: { arg?: number; prefix?: string[] } = {},
-): Promise<TrafficResult> {
-  const r = await runClient([
+  opts: TrafficOptions,
+) {
+  return [
     ...(opts.prefix ?? []),
     SYSTEM_PYTHON,
     TRAFFIC,
@@ -41,7 +44,54 @@ export async function sendTraffic(
     String(port),
     Buffer.from(bytes).toString("hex"),
     ...(opts.arg === undefined ? [] : [String(opts.arg)]),
-  ]);
+  ];
+}
+
+/** Sends `bytes` to host:port in the given way. */
+export async function sendTraffic(
+  mode: TrafficMode,
+  host: string,
+  port: number,
+  bytes: Uint8Array,
+  opts: TrafficOptions = {},
+): Promise<TrafficResult> {
+  return trafficResult(mode, await runClient(trafficCommand(mode, host, port, bytes, opts)));
+}
+
+/**
+ * The same, held back: the process (its pid final: `exec`) waits until `go()` lets it connect, so that a tracer
+ * can be started for its pid first.
+ */
+export function gatedTraffic(
+  mode: TrafficMode,
+  host: string,
+  port: number,
+  bytes: Uint8Array,
+  opts: TrafficOptions = {},
+): { pid: number; go(): Promise<TrafficResult> } {
+  const proc = Bun.spawn(
+    ["sh", "-c", 'read -r _ && exec "$@"', "sh", ...trafficCommand(mode, host, port, bytes, opts)],
+    { stdin: "pipe", stdout: "pipe", stderr: "pipe" },
+  );
+  return {
+    pid: proc.pid,
+    async go() {
+      proc.stdin.write("go\n");
+      await proc.stdin.end();
+      const [stdout, stderr, exitCode] = await Promise.all([
+        new Response(proc.stdout).text(),
+        new Response(proc.stderr).text(),
+        proc.exited,
+      ]);
+      return trafficResult(mode, { pid: proc.pid, stdout, stderr, exitCode });
+    },
+  };
+}
+
+function trafficResult(
+  mode: TrafficMode,
+  r: { pid: number; stdout: string; stderr: string; exitCode: number },
+): TrafficResult {
   const line = r.stdout.split("\n").find((l) => l.startsWith("{"));
   if (r.exitCode !== 0 || !line)
     throw new Error(`traffic.py ${mode}: ${r.stderr.trim().split("\n").slice(-1)[0]}`);

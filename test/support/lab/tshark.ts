@@ -98,6 +98,8 @@ export interface ServerHelloFacts {
   /** ServerHello key_share group, or HelloRetryRequest selected_group */
   keyShareGroup: string | null;
   alpn: string | null;
+  /** the server selected a pre-shared key (pre_shared_key extension): a TLS 1.3 resumption */
+  preSharedKey: boolean;
 }
 
 export interface AlertFacts {
@@ -122,12 +124,15 @@ export interface HandshakeSummary {
   serverName: string | null;
   groupsOffered: string[];
   keySharesOffered: string[];
-  helloRetry: boolean;
+  /** null when the server answered nothing */
+  helloRetry: boolean | null;
   version: string | null;
   cipher: string | null;
   /** the negotiated group: the ServerHello's key share (TLS 1.3) or the ServerKeyExchange curve (TLS 1.2) */
   group: string | null;
   alpn: string | null;
+  /** TLS 1.3: the server selected a pre-shared key; null for other versions (not judged here) */
+  resumed: boolean | null;
 }
 
 /** SHA-256("HelloRetryRequest"), the random of every HelloRetryRequest (RFC 8446 4.1.3). */
@@ -141,6 +146,9 @@ const VERSIONS: Record<number, string> = {
   769: "TLSv1",
   768: "SSLv3",
 };
+
+/** RFC 8446 4.2: the pre_shared_key extension's type */
+const EXTENSION_PRE_SHARED_KEY = 41;
 
 const groupByCode = new Map(GROUPS.map((g) => [g.codePoint, g.name]));
 
@@ -205,6 +213,7 @@ function serverHello(m: Json, ciphers: CipherSuiteNames): ServerHelloFacts {
     cipher: suite === undefined ? "" : cipherSuiteName(ciphers, code(suite)),
     keyShareGroup: share === undefined ? null : groupName(code(share)),
     alpn: valuesOf(m, "tls.handshake.extensions_alpn_str")[0] ?? null,
+    preSharedKey: valuesOf(m, "tls.handshake.extension.type").map(Number).includes(EXTENSION_PRE_SHARED_KEY),
   };
 }
 
@@ -294,11 +303,12 @@ export function summarize(c: ConnectionFacts): HandshakeSummary {
     serverName: hello?.serverName ?? null,
     groupsOffered: hello?.supportedGroups ?? [],
     keySharesOffered: hello?.keyShareGroups ?? [],
-    helloRetry: c.serverHellos.some((s) => s.helloRetry),
+    helloRetry: c.serverHellos.length === 0 ? null : c.serverHellos.some((s) => s.helloRetry),
     version: final?.version ?? null,
     cipher: final?.cipher || null,
     group,
     alpn: final?.alpn ?? null,
+    resumed: final?.version === "TLSv1.3" ? final.preSharedKey : null,
   };
 }
 

@@ -72,6 +72,7 @@ const hs: CorrelatedHandshake = {
   endNs: 1_001_830_500,
   kex: null,
   implicit: false,
+  cgroupId: null,
 };
 
 const CIPHERS = { "4866": "TLS_AES_256_GCM_SHA384", "4865": "TLS_AES_128_GCM_SHA256" };

@@ -4,9 +4,10 @@
  * with the tables below. The decoder reads fields straight from the ring buffer's memory; `payload` is a view
  * into it, valid only until the drain callback returns (whoever keeps bytes copies them).
  */
+import { type CgroupFilter, cgroupIdOf } from "../libssl/events.ts";
 
 export const WIRE_HEADER_SIZE = 112;
-export const WIRE_CONFIG_SIZE = 24;
+export const WIRE_CONFIG_SIZE = 40;
 export const WIRE_COMM_LEN = 16;
 export const WIRE_CHUNK = 4096;
 export const WIRE_CAP = 64 * 1024;
@@ -64,7 +65,7 @@ export const WIRE_EVENT_LAYOUT = {
   remote_addr: [80, 16],
   segment_len: [96, 4],
   reserved: [100, 4],
-  reserved2: [104, 8],
+  cgroup_id: [104, 8],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** Field → [offset, size] in struct carnot_wire_config (the `.rodata` of wire.bpf.o). */
@@ -72,6 +73,9 @@ export const WIRE_CONFIG_LAYOUT = {
   targ_tgid: [0, 4],
   reserved: [4, 4],
   targ_comm: [8, WIRE_COMM_LEN],
+  targ_cgroup: [24, 8],
+  targ_cgroup_level: [32, 4],
+  reserved2: [36, 4],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** One decoded wire event. */
@@ -93,6 +97,8 @@ export interface WireEvent {
   remoteAddr: string;
   /** the segment's whole payload length (the payload may be one chunk of it) */
   segmentLength: number;
+  /** the owner's cgroup v2 id when it was seen sending (with WireFlag.Owner); 0 = unknown */
+  cgroupId: number;
   /** a view into the ring buffer: copy what must outlive the drain callback */
   payload: Uint8Array;
 }
@@ -176,6 +182,7 @@ export class WireDecoder {
       localAddr,
       remoteAddr,
       segmentLength: u32[w + 24]!,
+      cgroupId: cgroupIdOf(u32[w + 26]!, u32[w + 27]!),
       payload: this.#u8.subarray(offset + WIRE_HEADER_SIZE, offset + WIRE_HEADER_SIZE + dataLen),
     };
   }
@@ -207,6 +214,8 @@ export class WireDecoder {
 export interface WireFilter {
   pid?: number;
   comm?: string;
+  /** only owners in this cgroup v2 or below it (--container) */
+  cgroup?: CgroupFilter;
 }
 
 /** The bytes of `struct carnot_wire_config` for the `.rodata` map. */
@@ -221,6 +230,8 @@ export function encodeWireConfig(filter: WireFilter): Uint8Array {
     );
   }
   bytes.set(comm, WIRE_CONFIG_LAYOUT.targ_comm[0]);
+  view.setBigUint64(WIRE_CONFIG_LAYOUT.targ_cgroup[0], BigInt(filter.cgroup?.id ?? 0), true);
+  view.setUint32(WIRE_CONFIG_LAYOUT.targ_cgroup_level[0], filter.cgroup?.level ?? 0, true);
   return bytes;
 }
 
@@ -247,6 +258,7 @@ export function encodeWireEvent(
   bytes.set(parseAddress(fields.localAddr ?? "0.0.0.0"), 64);
   bytes.set(parseAddress(fields.remoteAddr ?? "0.0.0.0"), 80);
   view.setUint32(96, fields.segmentLength ?? payload.byteLength, true);
+  view.setBigUint64(WIRE_EVENT_LAYOUT.cgroup_id[0], BigInt(fields.cgroupId ?? 0), true);
   bytes.set(payload, WIRE_HEADER_SIZE);
   return bytes;
 }

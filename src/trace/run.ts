@@ -162,8 +162,9 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   const host = readHostIdentity();
   const cgroups = CgroupResolver.open();
   let sources: OpenedSources;
+  let container: ReturnType<CgroupResolver["findContainer"]> | undefined;
   try {
-    const container = opts.container === undefined ? undefined : cgroups.findContainer(opts.container);
+    container = opts.container === undefined ? undefined : cgroups.findContainer(opts.container);
     if (cgroups.problem !== null)
       status(`carnot: warning: ${cgroups.problem}: cgroup, container_id and pod_uid stay null`);
     sources = await openSources({
@@ -240,7 +241,8 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       log.debug(`trace: pipeline warm-up failed: ${describeError(err)}`);
     }
   }
-  status(`carnot: ready: ${sources.summary}, attached in ${sources.attachMs.toFixed(0)} ms`);
+  const only = container ? `, only container ${container.containerId} (cgroup ${container.path})` : "";
+  status(`carnot: ready: ${sources.summary}${only}, attached in ${sources.attachMs.toFixed(0)} ms`);
 
   let stopRequested = 0;
   const stopped = Promise.withResolvers<void>();

@@ -338,6 +338,10 @@ describe.skipIf(skip !== null)("attribution to the host, the cgroup, the contain
       "--container",
       A.slice(0, 13),
     ]);
+    // the ready line says which container the start of its id named
+    expect(tracer.stderr()).toMatch(
+      new RegExp(`carnot: ready: .*, only container ${A} \\(cgroup ${mine}\\), attached`),
+    );
     // a cgroup the container makes after the trace started is its own too
     const below = `${mine}/worker`;
     cgroups.make(below);

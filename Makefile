@@ -111,6 +111,7 @@ bench: build
 	bun run bench/kex-accuracy.ts
 	bun run bench/consumers.ts
 	bun run bench/wire-parse.ts
+	bun run bench/cgroup-resolve.ts
 
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:

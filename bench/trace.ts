@@ -123,7 +123,20 @@ if (process.getuid?.() !== 0) {
   console.error("bench/trace.ts needs root (BPF uprobes)");
   process.exit(2);
 }
-const binary = existsSync(COMPILED) ? COMPILED : undefined;
+/**
+ * The tracer measured: BENCH_BINARY (another build, e.g. the commit before a change, to compare in one sitting:
+ * its records are read for pid and outcome only, whatever else its version writes), else ./carnot when built.
+ */
+const OTHER_BINARY = process.env.BENCH_BINARY;
+const binary = OTHER_BINARY ?? (existsSync(COMPILED) ? COMPILED : undefined);
+const records = (path: string): { pid: number | null; handshake_success: boolean | null }[] =>
+  OTHER_BINARY === undefined
+    ? readObservations(path)
+    : readFileSync(path, "utf8")
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l));
+const binaryName = OTHER_BINARY ?? (binary ? "compiled ./carnot" : "bun src/cli.ts");
 const dir = mkdtempSync(join(tmpdir(), "carnot-bench-"));
 const cert = await makeSelfSignedCert(dir);
 const nginx = await startNginx(join(dir, "nginx"), cert, { workers: 1 });
@@ -153,7 +166,7 @@ try {
     const stopped = await tracer.stop("SIGINT");
     if (stopped.exitCode !== 0) throw new Error(`tracer exited ${stopped.exitCode}: ${stopped.stderr}`);
     // the warm-up handshakes come first in the file
-    const server = readObservations(out)
+    const server = records(out)
       .filter((r) => r.pid !== null && workers.includes(r.pid))
       .slice(WARMUP);
     const metrics = JSON.parse(readFileSync(metricsPath, "utf8"));
@@ -215,7 +228,7 @@ const checks: [string, boolean][] = [
 ];
 console.log(
   `\nsummary (${ROUNDS} rounds, hey -n ${REQUESTS} -c ${CONCURRENCY} -disable-keepalive, nginx 1 worker, ` +
-    `${binary ? "compiled ./carnot" : "bun src/cli.ts"}${WARMUP > 0 ? `, tracer warmed by ${WARMUP} handshakes` : ""}${TRACE_ARGS.length ? ` ${TRACE_ARGS.join(" ")}` : ""}): without median ${median(rounds.map((r) => r.baselineRps)).toFixed(0)} req/s, ` +
+    `${binaryName}${WARMUP > 0 ? `, tracer warmed by ${WARMUP} handshakes` : ""}${TRACE_ARGS.length ? ` ${TRACE_ARGS.join(" ")}` : ""}): without median ${median(rounds.map((r) => r.baselineRps)).toFixed(0)} req/s, ` +
     `with median ${median(rounds.map((r) => r.tracedRps)).toFixed(0)} req/s, ratio ${ratio.toFixed(3)}; ` +
     `tracer CPU ${median(rounds.map((r) => r.cpuS)).toFixed(2)} s per ${REQUESTS + WARMUP} handshakes`,
 );

@@ -214,6 +214,9 @@ function kernelBytes(batch: number, firstCookie: number): Uint8Array[] {
 const context = {
   library: () => ({ label: "none", ciphers: null, defaultGroups: null }),
   exe: () => null,
+  cgroup: () => ({ path: null, containerId: null, podUid: null }),
+  host: "bench-host",
+  machineId: null,
   clockOffsetUs: 0,
   groupIndex,
 };
@@ -293,7 +296,7 @@ async function pipelineRun(writeRecords: boolean): Promise<{ wall: number; cpu: 
     wall += (performance.now() - t0) / 1000;
     cpu += (used.user + used.system) / 1e6;
   }
-  pipeline.finish(null, 1e12);
+  pipeline.finish(null, () => 1e12);
   if (writer) {
     await writer.close();
     lines = writer.count;

@@ -10,6 +10,7 @@
 #include "handshake_threads.h"
 #include "task.h"
 #include "exe_announce.h"
+#include "cgroup_filter.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -85,6 +86,8 @@ static __always_inline bool task_wanted(void)
 
 	if (!tgid_wanted())
 		return false;
+	if (!cgroup_wanted(cfg.targ_cgroup, cfg.targ_cgroup_level))
+		return false;
 	if (cfg.targ_comm[0] == '\0')
 		return true;
 	bpf_get_current_comm(comm, sizeof(comm));
@@ -115,6 +118,8 @@ static __always_inline struct carnot_event *reserve_event(void *ctx, __u16 kind,
 	e->lib_id = (__u32)(bpf_get_attach_cookie(ctx) >> CARNOT_COOKIE_FUNC_BITS);
 	e->depth = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/* per event, not per process: a process can move to another cgroup between two handshakes */
+	e->cgroup_id = bpf_get_current_cgroup_id();
 	return e;
 }
 

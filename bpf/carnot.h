@@ -159,7 +159,7 @@ _Static_assert(sizeof(struct carnot_conn_state) == 32, "carnot_conn_state layout
 /* carnot_config.flags */
 #define CARNOT_CFG_AGGREGATE 1 /* one HS_DONE per handshake instead of an event per call */
 
-struct carnot_event {            /* fixed 320 bytes, 8-byte aligned, no implicit padding */
+struct carnot_event {            /* fixed 328 bytes, 8-byte aligned, no implicit padding */
 	__u64 ts_ns;               /*  0 bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	__u64 ptr;                 /*  8 SSL* (SSL_CTX* for CTX events) */
 	__u64 aux;                 /* 16 kind-specific, see carnot_event_kind */
@@ -171,16 +171,20 @@ struct carnot_event {            /* fixed 320 bytes, 8-byte aligned, no implicit
 	__u32 lib_id;              /* 40 which probed library: attach cookie >> CARNOT_COOKIE_FUNC_BITS */
 	__u32 depth;               /* 44 handshake-call nesting on this thread, 1 = outermost (HS events only) */
 	char comm[CARNOT_COMM_LEN]; /* 48 NUL-padded */
-	__u8 data[CARNOT_DATA_MAX]; /* 64 */
+	__u64 cgroup_id;           /* 64 the task's cgroup v2 id at this event (bpf_get_current_cgroup_id), 0 = none */
+	__u8 data[CARNOT_DATA_MAX]; /* 72 */
 };
-_Static_assert(sizeof(struct carnot_event) == 320, "carnot_event layout");
+_Static_assert(sizeof(struct carnot_event) == 328, "carnot_event layout");
 
 /* The only read-only global of carnot.bpf.c (so `.rodata` is exactly this struct), set before load. */
 struct carnot_config {
 	__u32 targ_tgid;                 /* 0 = every process */
 	__u32 flags;                     /* CARNOT_CFG_* */
 	char targ_comm[CARNOT_COMM_LEN]; /* empty = every process; else exact match on the task comm */
+	__u64 targ_cgroup;               /* 0 = every cgroup; else only tasks in this cgroup v2 or below it */
+	__u32 targ_cgroup_level;         /* the level of targ_cgroup in the hierarchy (the root is 0) */
+	__u32 reserved;
 };
-_Static_assert(sizeof(struct carnot_config) == 24, "carnot_config layout");
+_Static_assert(sizeof(struct carnot_config) == 40, "carnot_config layout");
 
 #endif /* CARNOT_H */

@@ -53,6 +53,7 @@ __noinline int announce_exe(__u32 tgid)
 	e->kind = CARNOT_EV_EXE;
 	e->lib_id = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->cgroup_id = bpf_get_current_cgroup_id();
 	len = task_exe_path();
 	buf = bpf_map_lookup_elem(&task_exe_scratch, &zero);
 	if (buf && len > 0 && len <= CARNOT_DATA_MAX) {

@@ -43,6 +43,7 @@ static long emit_one(__u32 index, struct flood_state *state)
 	e->lib_id = 0;
 	e->depth = 0;
 	__builtin_memcpy(e->comm, "carnot-flood\0\0\0", CARNOT_COMM_LEN);
+	e->cgroup_id = 0;
 	__builtin_memcpy(e->data, "flood:ok", 8);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;

@@ -15,6 +15,7 @@
 #include "handshake_threads.h"
 #include "task.h"
 #include "exe_announce.h"
+#include "cgroup_filter.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -48,6 +49,7 @@ struct wire_sk {
 	__u32 tid;
 	__u32 captured[2]; /* payload bytes copied per direction: [0] ingress, [1] egress */
 	__u64 link_ssl;
+	__u64 cgroup_id; /* the owner's cgroup v2 when it was seen sending */
 	char comm[CARNOT_WIRE_COMM_LEN];
 };
 
@@ -180,9 +182,12 @@ static __always_inline bool comm_matches(const char *comm)
 	return true;
 }
 
+/* Right after learn_owner, in the owner's context: the current task's cgroup is the owner's. */
 static __always_inline bool owner_wanted(struct wire_sk *ws)
 {
 	if (cfg.targ_tgid != 0 && ws->tgid != cfg.targ_tgid)
+		return false;
+	if (!cgroup_wanted(cfg.targ_cgroup, cfg.targ_cgroup_level))
 		return false;
 	return cfg.targ_comm[0] == '\0' || comm_matches(ws->comm);
 }
@@ -205,9 +210,8 @@ static __always_inline void learn_owner(struct bpf_sock *sk, struct wire_sk *ws)
 	ws->tgid = id >> 32;
 	ws->tid = tid;
 	bpf_get_current_comm(ws->comm, sizeof(ws->comm));
+	ws->cgroup_id = bpf_get_current_cgroup_id();
 	ws->flags |= CARNOT_WIRE_OWNER;
-	/* before the first event naming the owner: its executable, while it is surely still running */
-	announce_exe(ws->tgid);
 	stack = bpf_map_lookup_elem(&hs_stacks, &tid);
 	if (stack && stack->depth > 0 && stack->depth <= HS_STACK_MAX) {
 		ws->link_ssl = stack->ssl[(stack->depth - 1) & (HS_STACK_MAX - 1)];
@@ -261,7 +265,7 @@ static __always_inline void fill_header(struct carnot_wire_event *ev, struct __s
 	}
 	ev->segment_len = 0;
 	ev->reserved = 0;
-	ev->reserved2 = 0;
+	ev->cgroup_id = ws->cgroup_id;
 }
 
 static __always_inline void emit_end(struct __sk_buff *skb, struct bpf_sock *sk, struct wire_sk *ws, __u32 flags,
@@ -588,6 +592,10 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 			count(CARNOT_WSTAT_FILTERED);
 			return 1;
 		}
+		/* before the first event naming the owner (and only for an owner the filters keep): its executable,
+		 * while it is surely still running */
+		if (ws->flags & CARNOT_WIRE_OWNER)
+			announce_exe(ws->tgid);
 	}
 	if (ws->state == WIRE_UNDECIDED && seg.payload_len > 0) {
 		if ((__u8)egress == ws->head_dir)

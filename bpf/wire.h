@@ -68,7 +68,7 @@ struct carnot_wire_event {            /* a 112-byte header, then data_len payloa
 	__u8 remote_addr[16];         /*  80 */
 	__u32 segment_len;            /*  96 the whole segment's payload length (data_len may be a chunk of it) */
 	__u32 reserved;               /* 100 */
-	__u64 reserved2;              /* 104 */
+	__u64 cgroup_id;              /* 104 the owner's cgroup v2 id when it was seen sending, 0 = not known yet */
 };
 _Static_assert(sizeof(struct carnot_wire_event) == 112, "carnot_wire_event layout");
 
@@ -77,7 +77,10 @@ struct carnot_wire_config {
 	__u32 targ_tgid;                      /* 0 = every process */
 	__u32 reserved;
 	char targ_comm[CARNOT_WIRE_COMM_LEN]; /* empty = every process */
+	__u64 targ_cgroup;                    /* 0 = every cgroup; else only owners in this cgroup v2 or below it */
+	__u32 targ_cgroup_level;              /* the level of targ_cgroup in the hierarchy (the root is 0) */
+	__u32 reserved2;
 };
-_Static_assert(sizeof(struct carnot_wire_config) == 24, "carnot_wire_config layout");
+_Static_assert(sizeof(struct carnot_wire_config) == 40, "carnot_wire_config layout");
 
 #endif /* CARNOT_WIRE_H */

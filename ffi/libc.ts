@@ -1,6 +1,6 @@
 /**
  * Typed bun:ffi bindings to the few libc calls carnot needs: mmap, errno, page size, vsnprintf, clocks, bpf(2),
- * execve, the signal mask and dispositions.
+ * open_by_handle_at(2), execve, the signal mask and dispositions.
  */
 import { CString, dlopen, FFIType, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
 
@@ -12,6 +12,8 @@ const CLOCK_MONOTONIC = 1;
 const CLOCK_THREAD_CPUTIME_ID = 3;
 /** x86-64 system call number of bpf(2). */
 const SYS_BPF = 321;
+/** x86-64 system call number of open_by_handle_at(2). */
+const SYS_OPEN_BY_HANDLE_AT = 304;
 /** sigprocmask's `how` */
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
@@ -153,6 +155,19 @@ export class Libc {
   /** The bpf(2) system call; returns its result (>= 0) or -errno. */
   bpf(command: number, attr: Uint8Array): number {
     return this.syscall(SYS_BPF, command, attr, attr.byteLength);
+  }
+
+  /**
+   * open_by_handle_at(2): the file a handle of `type` with `bytes` names, on the file system of `mountFd`;
+   * returns the descriptor (>= 0) or -errno (EPERM without CAP_DAC_READ_SEARCH, ESTALE when it is gone).
+   */
+  openByHandle(mountFd: number, type: number, bytes: Uint8Array, flags: number): number {
+    const handle = new Uint8Array(8 + bytes.byteLength);
+    const view = new DataView(handle.buffer);
+    view.setUint32(0, bytes.byteLength, true);
+    view.setInt32(4, type, true);
+    handle.set(bytes, 8);
+    return this.syscall(SYS_OPEN_BY_HANDLE_AT, mountFd, handle, flags);
   }
 
   /**

@@ -99,6 +99,12 @@ export default defineCommand({
       description: "Only processes with this name (filtered in the kernel)",
       valueHint: "NAME",
     },
+    container: {
+      type: "string",
+      description:
+        "Only this container: its id or the start of it (its cgroup is looked up at start and filtered in the kernel)",
+      valueHint: "ID",
+    },
     window: {
       type: "string",
       description: "How long a handshake in progress may go without an event before it is given up",
@@ -158,6 +164,7 @@ export default defineCommand({
       libraries: repeatedOption(rawArgs, "libssl", { commas: false }),
       pid: args.pid === undefined ? undefined : parseInteger(args.pid, "--pid", 1, PID_MAX, "a process id"),
       comm: args.comm,
+      container: args.container,
       windowMs: parseWindow(args.window),
       maxPending: parseInteger(args["max-pending"], "--max-pending", 1, MAX_PENDING_MAX),
       ringbufSize:

@@ -55,6 +55,17 @@ export const ObservationSchema = v.strictObject({
   alpn: nullableString,
   ja4: nullableString,
   resumed: v.nullable(v.boolean()),
+  // added for fleets (null when unknown, never guessed): where the handshake happened
+  /** the host's name (uname nodename), read at start */
+  host: nullableString,
+  /** /etc/machine-id (32 lowercase hex digits), read at start */
+  machine_id: nullableString,
+  /** the process's cgroup v2 path, from the cgroup the kernel saw it in */
+  cgroup: nullableString,
+  /** the container the cgroup path names (Docker, containerd, CRI-O, Podman): 64 hex digits */
+  container_id: nullableString,
+  /** the Kubernetes pod the cgroup path names (its UID) */
+  pod_uid: nullableString,
 });
 
 export const ChainedObservationSchema = v.strictObject({
@@ -79,12 +90,24 @@ export interface LibraryFacts {
   defaultGroups: readonly string[] | null;
 }
 
+/** A cgroup v2 by its path, and the container and pod the path names; null when unknown. */
+export interface CgroupFacts {
+  path: string | null;
+  containerId: string | null;
+  podUid: string | null;
+}
+
 /** What the record builder needs from the world, looked up by the caller (I/O stays at the edge). */
 export interface ObservationContext {
   /** what is known of a probed library, by lib_id */
   library(libId: number): LibraryFacts;
   /** the process's executable (announced by the kernel); null when unknown */
   exe(pid: number): string | null;
+  /** a cgroup v2 id resolved (cached): its path and what the path names, all null when it cannot be known */
+  cgroup(id: number): CgroupFacts;
+  /** the host's name and /etc/machine-id, read once at start (null when unknown or malformed) */
+  host: string | null;
+  machineId: string | null;
   /** wall clock minus CLOCK_MONOTONIC, in µs, sampled once at start */
   clockOffsetUs: number;
   groupIndex: GroupIndex;
@@ -116,9 +139,11 @@ export function canonicalObservation(o: Observation): string {
   return JSON.stringify({
     alpn: o.alpn,
     asset_id: o.asset_id,
+    cgroup: o.cgroup,
     cipher: o.cipher,
     comm: o.comm,
     confidence: o.confidence,
+    container_id: o.container_id,
     data_class: o.data_class,
     duration_us: o.duration_us,
     error: o.error,
@@ -128,17 +153,20 @@ export function canonicalObservation(o: Observation): string {
     groups_source: o.groups_source,
     handshake_success: o.handshake_success,
     hello_retry: o.hello_retry,
+    host: o.host,
     ja4: o.ja4,
     kex_class: o.kex_class,
     key_shares_offered: o.key_shares_offered,
     library: o.library,
     local_addr: o.local_addr,
     local_port: o.local_port,
+    machine_id: o.machine_id,
     negotiated_group: o.negotiated_group,
     negotiated_group_id: o.negotiated_group_id,
     observed_by: o.observed_by,
     owner: o.owner,
     pid: o.pid,
+    pod_uid: o.pod_uid,
     remote_addr: o.remote_addr,
     remote_port: o.remote_port,
     resumed: o.resumed,

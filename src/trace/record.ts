@@ -171,6 +171,24 @@ function tailKeys(w: WireObservation | null, serverGroups: string[] | null) {
   };
 }
 
+/** The cgroup of a handshake both sources saw: one that only one knows, or null when they differ (it moved). */
+function joinedCgroup(libssl: number | null, wire: number | undefined): number | null {
+  if (wire === undefined || wire === 0) return libssl;
+  return libssl === null || libssl === wire ? wire : null;
+}
+
+/** The keys that say where the handshake happened: the host, and the process's cgroup and what it names. */
+function whereKeys(ctx: ObservationContext, cgroupId: number | null) {
+  const cgroup = cgroupId === null ? null : ctx.cgroup(cgroupId);
+  return {
+    host: ctx.host,
+    machine_id: ctx.machineId,
+    cgroup: cgroup?.path ?? null,
+    container_id: cgroup?.containerId ?? null,
+    pod_uid: cgroup?.podUid ?? null,
+  };
+}
+
 const LIBSSL_ONLY: Observation["observed_by"] = ["libssl"];
 const WIRE_ONLY: Observation["observed_by"] = ["wire"];
 const BOTH: Observation["observed_by"] = ["libssl", "wire"];
@@ -247,6 +265,7 @@ function fromLibssl(
     error: hs.error,
     observed_by: w === null ? LIBSSL_ONLY : BOTH,
     ...tailKeys(w, serverGroups),
+    ...whereKeys(ctx, joinedCgroup(hs.cgroupId, w?.owner?.cgroupId)),
   };
 }
 
@@ -285,6 +304,7 @@ function fromWire(w: WireObservation, ctx: ObservationContext): Observation {
     error: w.handshake.error,
     observed_by: WIRE_ONLY,
     ...tailKeys(w, null),
+    ...whereKeys(ctx, w.owner !== null && w.owner.cgroupId > 0 ? w.owner.cgroupId : null),
   };
 }
 

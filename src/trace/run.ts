@@ -9,12 +9,14 @@ import { dirname } from "node:path";
 import { ChainedWriter } from "../chain/writer.ts";
 import { CarnotError, describeError } from "../errors.ts";
 import { log } from "../log.ts";
+import { CgroupResolver } from "./attribution/cgroups.ts";
+import { readHostIdentity } from "./attribution/host.ts";
 import { ExeTable } from "./exe-table.ts";
 import { indexGroups } from "./groups.ts";
 import { formatMetrics, type TraceMetrics, writeMetricsJson } from "./metrics.ts";
 import type { LibraryFacts, ObservationContext } from "./observation.ts";
 import { TracePipeline } from "./pipeline.ts";
-import { openSources, type SourceChoice } from "./sources.ts";
+import { type OpenedSources, openSources, type SourceChoice } from "./sources.ts";
 import { heldStopSignal, stopSignals } from "./stop-signals.ts";
 import { warmUpPipeline } from "./warmup.ts";
 
@@ -32,6 +34,8 @@ export interface TraceOptions {
   libraries: string[];
   pid?: number;
   comm?: string;
+  /** only this container (its full id or the start of it), filtered in the kernel by its cgroup */
+  container?: string;
   windowMs: number;
   maxPending: number;
   ringbufSize?: number;
@@ -155,12 +159,31 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     }
   }
   const groupIndex = indexGroups();
-  const sources = await openSources({ ...opts, source: opts.source ?? "all", groupIndex, status });
+  const host = readHostIdentity();
+  const cgroups = CgroupResolver.open();
+  let sources: OpenedSources;
+  let container: ReturnType<CgroupResolver["findContainer"]> | undefined;
+  try {
+    container = opts.container === undefined ? undefined : cgroups.findContainer(opts.container);
+    if (cgroups.problem !== null)
+      status(`carnot: warning: ${cgroups.problem}: cgroup, container_id and pod_uid stay null`);
+    sources = await openSources({
+      ...opts,
+      source: opts.source ?? "all",
+      cgroup: container?.filter,
+      groupIndex,
+      status,
+    });
+  } catch (err) {
+    cgroups.close();
+    throw err;
+  }
   let writer: ChainedWriter;
   try {
     writer = await ChainedWriter.open(opts.out, { key: opts.key, followSymlinks: opts.followSymlinks });
   } catch (err) {
     sources.close();
+    cgroups.close();
     throw err;
   }
   const clocks = sampleClocks();
@@ -174,6 +197,9 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
   const context: ObservationContext = {
     library: (id) => sources.facts[id] ?? unknownLibrary(id),
     exe: (pid) => exe.get(pid),
+    cgroup: (id) => cgroups.facts(id),
+    host: host.host,
+    machineId: host.machineId,
     clockOffsetUs: clocks.wallMinusMonotonicUs,
     groupIndex,
   };
@@ -196,7 +222,8 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     sink: writer,
     onProblem: warnOnce,
     exeTable: exe,
-    filtered: opts.pid !== undefined || (opts.comm !== undefined && opts.comm !== ""),
+    filtered:
+      opts.pid !== undefined || (opts.comm !== undefined && opts.comm !== "") || opts.container !== undefined,
     commOf,
   });
 
@@ -214,7 +241,8 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       log.debug(`trace: pipeline warm-up failed: ${describeError(err)}`);
     }
   }
-  status(`carnot: ready: ${sources.summary}, attached in ${sources.attachMs.toFixed(0)} ms`);
+  const only = container ? `, only container ${container.containerId} (cgroup ${container.path})` : "";
+  status(`carnot: ready: ${sources.summary}${only}, attached in ${sources.attachMs.toFixed(0)} ms`);
 
   let stopRequested = 0;
   const stopped = Promise.withResolvers<void>();
@@ -278,6 +306,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     stopSignal.removeEventListener("abort", requestStop);
     await writer.abort("trace stopped by an error");
     sources.close();
+    cgroups.close();
   }
 }
 

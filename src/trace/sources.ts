@@ -8,6 +8,7 @@ import { CarnotError, describeError } from "../errors.ts";
 import type { GroupIndex } from "./groups.ts";
 import { type CalibrationResult, calibrate } from "./libssl/calibration/calibrate.ts";
 import { checkLibssl, findSystemLibssl, opensslVersion } from "./libssl/library.ts";
+import type { CgroupFilter } from "./libssl/events.ts";
 import { SslProbes } from "./libssl/probes.ts";
 import type { LibraryFacts } from "./observation.ts";
 import type { EventRegion } from "./pipeline.ts";
@@ -24,6 +25,8 @@ export interface SourceOptions {
   libraries: string[];
   pid?: number;
   comm?: string;
+  /** only processes in this cgroup v2 or below it (--container) */
+  cgroup?: CgroupFilter;
   maxPending: number;
   ringbufSize?: number;
   verbose: boolean;
@@ -170,6 +173,7 @@ async function openProbes(opts: SourceOptions): Promise<{ probes: SslProbes; fac
     libraries: paths,
     pid: opts.pid,
     comm: opts.comm,
+    cgroup: opts.cgroup,
     ringbufSize: opts.ringbufSize,
     verbose: opts.verbose,
     offsets: paths.map(offsetsOf),
@@ -201,6 +205,7 @@ function openWire(opts: SourceOptions, probes: SslProbes | null): WireCapture | 
     return WireCapture.open({
       pid: opts.pid,
       comm: opts.comm,
+      cgroup: opts.cgroup,
       shared: probes?.sharedMaps(),
       ringbufSize: opts.ringbufSize,
     });

@@ -9,6 +9,7 @@
  * nginx handshakes the tracer then runs ≈ 95 k instructions per handshake instead of ≈ 152 k (WORKLOG.md).
  */
 import { ChainedWriter } from "../chain/writer.ts";
+import { cgroupFacts } from "./attribution/cgroups.ts";
 import type { GroupIndex } from "./groups.ts";
 import { EVENT_LAYOUT, EventKind, encodeDone, encodeEvent } from "./libssl/events.ts";
 import type { ObservationContext } from "./observation.ts";
@@ -23,6 +24,9 @@ export const WARMUP_HANDSHAKES = 4000;
  * lets the heap outgrow what a trace needs (peak RSS 107 MB instead of 95 MB; 77 MB without a warm-up).
  */
 const GC_EVERY_EVENTS = 1000;
+/** The synthetic processes' cgroup: resolved by the warm-up's own context, never looked up on the host. */
+const WARM_UP_CGROUP_ID = 2;
+const WARM_UP_CGROUP = cgroupFacts(`/warm-up.slice/docker-${"0".repeat(64)}.scope`);
 
 /**
  * Synthetic events: `count` handshakes, alternately a server's and a client's, each seen by both sources as
@@ -31,7 +35,7 @@ const GC_EVERY_EVENTS = 1000;
  */
 function syntheticEvents(count: number): Uint8Array[] {
   const kex = { version: 0x0304, cipherId: 0x0300_1301, group: 29, group13: 29 };
-  const base = { libId: 0, comm: "warm-up" };
+  const base = { libId: 0, comm: "warm-up", cgroupId: WARM_UP_CGROUP_ID };
   const serverDone = encodeEvent({
     ...base,
     kind: EventKind.HandshakeDone,
@@ -76,6 +80,7 @@ function syntheticEvents(count: number): Uint8Array[] {
       pid,
       tid: pid,
       linkSsl: ssl,
+      cgroupId: WARM_UP_CGROUP_ID,
     };
     const got = { ...socket, flags: 0 };
     const seg = (side: typeof sent | typeof got, payload: Uint8Array, streamOffset: number, t: number) =>
@@ -123,7 +128,7 @@ export async function warmUpPipeline(
       release: () => {},
       stats: () => ({ dropped: 0, followed: 0, notTls: 0, late: 0, filtered: 0, capped: 0 }),
     },
-    context: { ...ctx, exe: () => "/warm-up" },
+    context: { ...ctx, exe: () => "/warm-up", cgroup: () => WARM_UP_CGROUP },
     sink: writer,
   });
   pipeline.finish(region, () => 1_000_000_000 + count * 10_000 + 1e9);

@@ -392,5 +392,38 @@ describe("correlateHandshakes", () => {
       [null, false, "timeout", 3 * MS, 4 * MS],
     ]);
     expect(c.counters.correlationTimeouts).toBe(1);
+    // the kernel's table holds no cgroup: none is made up
+    expect(lines.map((l) => l.cgroupId)).toEqual([null, null]);
+  });
+
+  test("the cgroup of a handshake's events; null when they disagree (the process moved during it)", () => {
+    const calls = (first: number, last: number) =>
+      only([enter(0, HsFunc.Connect, { cgroupId: first }), ret(5, 1, HsFunc.Connect, { cgroupId: last })])
+        .cgroupId;
+    expect(calls(4711, 4711)).toBe(4711);
+    expect(calls(4711, 4712)).toBeNull();
+    // 0 is what the kernel gives when it has none: it says nothing against the others
+    expect(calls(0, 4712)).toBe(4712);
+    expect(calls(0, 0)).toBeNull();
+    // ended by SSL_get_error or SSL_free, that event counts too
+    const failed = (last: number) =>
+      only([
+        enter(0, HsFunc.DoHandshake, { cgroupId: 4711 }),
+        ret(1, -1, HsFunc.DoHandshake, { cgroupId: 4711 }),
+        getError(2, 1, { cgroupId: last }),
+      ]).cgroupId;
+    expect([failed(4711), failed(4712)]).toEqual([4711, null]);
+    const freed = (last: number) =>
+      only([enter(0, HsFunc.DoHandshake, { cgroupId: 4711 }), ev(Kind.SslFree, 3, { cgroupId: last })])
+        .cgroupId;
+    expect([freed(4711), freed(4712)]).toEqual([4711, null]);
+    // aggregated: the one event's
+    const done = only([
+      ev(Kind.HandshakeDone, 5, {
+        cgroupId: 4713,
+        data: encodeDone({ kex: null, ctx: null, role: "client", error: null, implicit: false }),
+      }),
+    ]);
+    expect(done.cgroupId).toBe(4713);
   });
 });

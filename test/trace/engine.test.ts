@@ -45,7 +45,15 @@ describe("warm-up", () => {
     };
     const out = join(dir, "warm-up.jsonl");
     const made = await warmUpPipeline(
-      { library: () => facts, exe: () => null, clockOffsetUs: 0, groupIndex },
+      {
+        library: () => facts,
+        exe: () => null,
+        cgroup: () => ({ path: null, containerId: null, podUid: null }),
+        host: "warm-up-host",
+        machineId: null,
+        clockOffsetUs: 0,
+        groupIndex,
+      },
       groupIndex,
       300,
       out,
@@ -65,6 +73,8 @@ describe("warm-up", () => {
         "TLSv1.3",
         "warm-up.invalid",
       ]);
+      // the process's cgroup went through the attribution step too (the warm-up's own, never the host's)
+      expect([r.host, r.container_id]).toEqual(["warm-up-host", "0".repeat(64)]);
     }
     expect(new Set(records.map((r) => r.role))).toEqual(new Set(["client", "server"]));
     expect(WARMUP_HANDSHAKES).toBeGreaterThanOrEqual(1000);

@@ -19,6 +19,7 @@ const hs = (over: Partial<CorrelatedHandshake> = {}): CorrelatedHandshake => ({
   endNs: 2,
   kex: null,
   implicit: false,
+  cgroupId: null,
   ...over,
 });
 

@@ -8,6 +8,7 @@ import {
   CONFIG_LAYOUT,
   CONFIG_SIZE,
   COMM_LEN,
+  cgroupIdOf,
   COOKIE_FUNC_BITS,
   DATA_MAX,
   decodeEvent,
@@ -188,6 +189,8 @@ describe("event codec", () => {
       libId: 3,
       depth: 2,
       comm: "nginx: worker",
+      cgroupId: 2 ** 32 + 4711,
+      text: "after the cgroup id",
     });
     expect(bytes.byteLength).toBe(EVENT_SIZE);
     const ev = decodeEvent(bytes);
@@ -202,9 +205,17 @@ describe("event codec", () => {
       libId: 3,
       depth: 2,
       comm: "nginx: worker",
+      cgroupId: 2 ** 32 + 4711,
       text: null,
       nids: null,
     });
+    expect(new TextDecoder().decode(ev.data)).toBe("after the cgroup id");
+  });
+
+  test("a cgroup id is exact as a number or 0 (unknown): past 2^53 it would be another id", () => {
+    expect(cgroupIdOf(4711, 0)).toBe(4711);
+    expect(cgroupIdOf(0xffff_ffff, 0x1f_ffff)).toBe(Number.MAX_SAFE_INTEGER);
+    expect(cgroupIdOf(0, 0x20_0000)).toBe(0);
   });
 
   test("text kinds carry the string, NID kinds the integers", () => {
@@ -214,6 +225,12 @@ describe("event codec", () => {
     expect(decodeEvent(encodeEvent({ kind: EventKind.CtxGroupsNids, nids: [1034, 415, -1] })).nids).toEqual([
       1034, 415, -1,
     ]);
+  });
+
+  test("config: the --container filter's cgroup id (64 bits) and level", () => {
+    const view = new DataView(encodeConfig({ cgroup: { id: 2 ** 33 + 5, level: 3 } }).buffer);
+    expect(view.getBigUint64(CONFIG_LAYOUT.targ_cgroup[0], true)).toBe(2n ** 33n + 5n);
+    expect(view.getUint32(CONFIG_LAYOUT.targ_cgroup_level[0], true)).toBe(3);
   });
 
   test("config: pid and comm land where the header puts them; a comm over 15 bytes is refused", () => {

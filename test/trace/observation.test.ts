@@ -10,6 +10,8 @@ import {
   ObservationSchema,
 } from "../../src/trace/observation.ts";
 import { buildObservation as build, resolveKex } from "../../src/trace/record.ts";
+import { cgroupFacts } from "../../src/trace/attribution/cgroups.ts";
+import type { WireObservation } from "../../src/trace/wire/source.ts";
 
 /** The record of a handshake libssl alone saw. */
 const buildObservation = (h: CorrelatedHandshake, c: ObservationContext) =>
@@ -54,6 +56,11 @@ const SPEC_KEYS = [
   "alpn",
   "ja4",
   "resumed",
+  "host",
+  "machine_id",
+  "cgroup",
+  "container_id",
+  "pod_uid",
 ];
 
 const hs: CorrelatedHandshake = {
@@ -72,9 +79,22 @@ const hs: CorrelatedHandshake = {
   endNs: 1_001_830_500,
   kex: null,
   implicit: false,
+  cgroupId: null,
 };
 
 const CIPHERS = { "4866": "TLS_AES_256_GCM_SHA384", "4865": "TLS_AES_128_GCM_SHA256" };
+
+const CONTAINER = "4f1d8c0a9b7e6d5c4b3a29181716151413121110f0e0d0c0b0a0908070605040";
+const POD_SLICE = "kubepods-burstable-pod1d2c3b4a_5e6f_4a7b_8c9d_0e1f2a3b4c5d.slice";
+/** cgroup ids the context resolves: a container in a pod, a plain service; others resolve to nothing */
+const CGROUPS = new Map([
+  [
+    4711,
+    cgroupFacts(`/kubepods.slice/kubepods-burstable.slice/${POD_SLICE}/cri-containerd-${CONTAINER}.scope`),
+  ],
+  [4712, cgroupFacts("/system.slice/nginx.service")],
+]);
+const NO_CGROUP = { path: null, containerId: null, podUid: null };
 
 const ctx: ObservationContext = {
   library: (id) => ({
@@ -83,6 +103,9 @@ const ctx: ObservationContext = {
     defaultGroups: ["X25519", "secp256r1"],
   }),
   exe: (pid) => (pid === 1234 ? "/usr/bin/curl" : null),
+  cgroup: (id) => CGROUPS.get(id) ?? NO_CGROUP,
+  host: "node-7",
+  machineId: "3d1219c7c4c5404aaa1f6d2a48adfda4",
   // wall clock 2025-08-30T12:00:00Z at ktime 1 s
   clockOffsetUs: Date.UTC(2025, 7, 30, 12, 0, 0) * 1000 - 1_000_000,
   groupIndex: indexGroups(),
@@ -186,6 +209,43 @@ describe("observation records", () => {
     expect(v.safeParse(ObservationSchema, { ...rec, time: "2025-08-30T12:00:00Z" }).success).toBe(false);
   });
 
+  test("every record says the host, and the process's cgroup with the container and pod its path names", () => {
+    expect(buildObservation({ ...hs, cgroupId: 4711 }, ctx)).toMatchObject({
+      host: "node-7",
+      machine_id: "3d1219c7c4c5404aaa1f6d2a48adfda4",
+      cgroup: `/kubepods.slice/kubepods-burstable.slice/${POD_SLICE}/cri-containerd-${CONTAINER}.scope`,
+      container_id: CONTAINER,
+      pod_uid: "1d2c3b4a-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+    });
+    expect(buildObservation({ ...hs, cgroupId: 4712 }, ctx)).toMatchObject({
+      cgroup: "/system.slice/nginx.service",
+      container_id: null,
+      pod_uid: null,
+    });
+    // the cgroup is gone (or never known): all three null, the host still said
+    for (const cgroupId of [4713, null]) {
+      expect(buildObservation({ ...hs, cgroupId }, { ...ctx, host: null, machineId: null })).toMatchObject({
+        host: null,
+        machine_id: null,
+        cgroup: null,
+        container_id: null,
+        pod_uid: null,
+      });
+    }
+  });
+
+  test("both sources saw it: the cgroup one of them knows; null when the process moved between them", () => {
+    const seen = (libsslCgroup: number | null, wireCgroup: number) =>
+      build({ libssl: { ...hs, cgroupId: libsslCgroup }, wire: wireSeen(wireCgroup) }, ctx).cgroup;
+    expect(seen(4711, 4711)).toContain(CONTAINER);
+    expect(seen(null, 4712)).toBe("/system.slice/nginx.service");
+    expect(seen(4711, 0)).toContain(CONTAINER);
+    expect(seen(4711, 4712)).toBeNull();
+    // the wire alone: its owner's cgroup
+    expect(build({ libssl: null, wire: wireSeen(4712) }, ctx).cgroup).toBe("/system.slice/nginx.service");
+    expect(build({ libssl: null, wire: { ...wireSeen(4712), owner: null } }, ctx).cgroup).toBeNull();
+  });
+
   test("the fast canonical text is canonicalJson's, for every key of the schema and any values", () => {
     const kex = { version: 0x304, cipherId: 0x03001302, group: 4588, group13: 4588 };
     const records = [
@@ -196,6 +256,7 @@ describe("observation records", () => {
         ctx,
       ),
       buildObservation({ ...hs, pid: 99, role: null, groups: [] }, ctx),
+      buildObservation({ ...hs, cgroupId: 4711 }, ctx),
     ];
     for (const rec of records) {
       const fast = canonicalObservation(rec);
@@ -207,3 +268,44 @@ describe("observation records", () => {
     }
   });
 });
+
+/** What the wire saw of `hs`'s connection, its owner in cgroup `cgroupId` (0: not known). */
+function wireSeen(cgroupId: number): WireObservation {
+  const client = {
+    serverName: "api.example.org",
+    groupsOffered: ["X25519"],
+    keySharesOffered: ["X25519"],
+    versionsOffered: ["TLSv1.3"],
+    ciphersOffered: ["TLS_AES_256_GCM_SHA384"],
+    alpnOffered: [],
+    ja4: "t13d0101h2_000000000000_000000000000",
+    earlyData: false,
+    pskOffered: false,
+    grease: false,
+  };
+  return {
+    cookie: 1,
+    link: { pid: hs.pid, ssl: hs.ssl, strong: true },
+    role: "client",
+    serverName: client.serverName,
+    version: null,
+    cipher: null,
+    group: null,
+    endNs: hs.endNs,
+    handshake: {
+      role: "client",
+      client,
+      server: null,
+      success: null,
+      error: "unconfirmed",
+      problem: null,
+      protectedRecords: [0, 0],
+    },
+    owner: { pid: hs.pid, tid: hs.tid, comm: "curl", cgroupId },
+    localAddr: "127.0.0.1",
+    localPort: 40000,
+    remoteAddr: "127.0.0.1",
+    remotePort: 443,
+    startNs: hs.startNs ?? 0,
+  };
+}

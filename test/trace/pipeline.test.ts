@@ -42,6 +42,9 @@ test("a handshake that starts during the last drain is given up after its start,
   const context: ObservationContext = {
     library: () => ({ label: "libssl.so.3", ciphers: null, defaultGroups: null }),
     exe: () => null,
+    cgroup: () => ({ path: null, containerId: null, podUid: null }),
+    host: "test-host",
+    machineId: null,
     clockOffsetUs: 0,
     groupIndex,
   };

@@ -31,7 +31,7 @@ import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } 
 /** The fields of a decoded kernel event that correlation reads. */
 export type SslEvent = Pick<
   CarnotEvent,
-  "tsNs" | "ptr" | "aux" | "pid" | "tid" | "ret" | "kind" | "libId" | "comm" | "data" | "text" | "nids"
+  "tsNs" | "ptr" | "aux" | "pid" | "tid" | "ret" | "kind" | "libId" | "comm" | "data" | "text" | "nids" | "cgroupId"
 >;
 
 export type Role = "client" | "server";
@@ -59,6 +59,11 @@ export interface CorrelatedHandshake {
   kex: KexFacts | null;
   /** true when the handshake ran inside SSL_read/SSL_write (no handshake call of its own) */
   implicit: boolean;
+  /**
+   * the process's cgroup v2 id at the handshake's events; null when unknown (a handshake the kernel gave up) or
+   * when they disagree (the process moved to another cgroup during the handshake)
+   */
+  cgroupId: number | null;
 }
 
 export interface CorrelationCounters {
@@ -87,6 +92,17 @@ interface Handshake {
   openCalls: number;
   /** the outermost call returned < 0: the next SSL_get_error says whether that was fatal */
   awaitingError: boolean;
+  /** the cgroup of its events so far (mergeCgroup) */
+  cgroupId: number;
+}
+
+/** Events of one handshake in two cgroups: the process moved during it, so no one cgroup is its. */
+const MOVED = -1;
+
+/** The cgroup of a handshake's events once `next` (0 = unknown) is seen too: 0 none yet, MOVED on a change. */
+function mergeCgroup(soFar: number, next: number): number {
+  if (next === 0 || soFar === next) return soFar;
+  return soFar === 0 ? next : MOVED;
 }
 
 interface Connection {
@@ -216,7 +232,8 @@ export class HandshakeCorrelator {
   ): void {
     const conn = this.connection({ pid: hs.pid, ptr: hs.ssl, libId: hs.libId, comm } as SslEvent);
     conn.role ??= hs.role;
-    const progress = this.progress(conn, { tsNs: endNs, tid: hs.pid } as SslEvent);
+    // the kernel's table holds no cgroup: this line has none from libssl
+    const progress = this.progress(conn, { tsNs: endNs, tid: hs.pid, cgroupId: 0 } as SslEvent);
     if (hs.startNs > 0) progress.startNs ??= hs.startNs;
     if (error === "timeout") this.counters.correlationTimeouts++;
     this.finish(conn, false, error, endNs, hs.pid, conn.comm);
@@ -291,7 +308,7 @@ export class HandshakeCorrelator {
     const key = this.key(ev.pid, ev.ptr);
     const conn = this.connections.get(key);
     if (!conn) return;
-    if (conn.hs) this.finish(conn, false, "freed", ev.tsNs, conn.hs.tid, ev.comm);
+    if (conn.hs) this.finish(conn, false, "freed", ev.tsNs, conn.hs.tid, ev.comm, null, false, ev.cgroupId);
     this.connections.delete(key);
   }
 
@@ -382,6 +399,7 @@ export class HandshakeCorrelator {
       endNs: ev.tsNs,
       kex: done.kex,
       implicit: done.implicit,
+      cgroupId: ev.cgroupId > 0 ? ev.cgroupId : null,
     });
   }
 
@@ -392,7 +410,7 @@ export class HandshakeCorrelator {
     if (!conn || !hs?.awaitingError) return; // about SSL_read/SSL_write, not a handshake call
     hs.lastNs = ev.tsNs;
     const error = FATAL_SSL_ERRORS.get(ev.ret);
-    if (error) this.finish(conn, false, error, ev.tsNs, hs.tid, ev.comm);
+    if (error) this.finish(conn, false, error, ev.tsNs, hs.tid, ev.comm, null, false, ev.cgroupId);
     else hs.awaitingError = false;
   }
 
@@ -416,10 +434,18 @@ export class HandshakeCorrelator {
   /** The handshake in progress on `conn`, started by this event if there is none. */
   private progress(conn: Connection, ev: SslEvent): Handshake {
     if (!conn.hs) {
-      conn.hs = { startNs: null, lastNs: ev.tsNs, tid: ev.tid, openCalls: 0, awaitingError: false };
+      conn.hs = {
+        startNs: null,
+        lastNs: ev.tsNs,
+        tid: ev.tid,
+        openCalls: 0,
+        awaitingError: false,
+        cgroupId: 0,
+      };
     }
     conn.hs.lastNs = ev.tsNs;
     conn.hs.tid = ev.tid;
+    conn.hs.cgroupId = mergeCgroup(conn.hs.cgroupId, ev.cgroupId);
     if (this.inProgress.has(conn.key)) return conn.hs;
     this.inProgress.set(conn.key, conn);
     this.bound(this.inProgress, (evicted) => {
@@ -437,8 +463,11 @@ export class HandshakeCorrelator {
     comm: string,
     kex: KexFacts | null = null,
     implicit = false,
+    /** the cgroup of the event that ends it, when that event did not go through `progress` */
+    endCgroupId = 0,
   ): void {
     const hs = conn.hs;
+    const cgroupId = mergeCgroup(hs?.cgroupId ?? 0, endCgroupId);
     conn.finished++;
     const sni = conn.sni;
     let groups = conn.groups;
@@ -469,6 +498,7 @@ export class HandshakeCorrelator {
       endNs,
       kex,
       implicit,
+      cgroupId: cgroupId > 0 ? cgroupId : null,
     });
   }
 }

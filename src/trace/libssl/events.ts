@@ -1,15 +1,15 @@
 /**
- * The user-side mirror of bpf/carnot.h: the fixed 320-byte `struct carnot_event` and `struct carnot_config`.
+ * The user-side mirror of bpf/carnot.h: the fixed 328-byte `struct carnot_event` and `struct carnot_config`.
  * test/trace/layout.test.ts compiles the header and compares every offset and size with the tables below.
  * 64-bit fields are decoded as numbers: exact for user-space pointers (< 2^47) and for counts; `tsNs` loses
  * sub-microsecond precision only after 104 days of uptime.
  */
 
-export const EVENT_SIZE = 320;
+export const EVENT_SIZE = 328;
 export const DATA_MAX = 256;
 export const COMM_LEN = 16;
 export const NIDS_MAX = DATA_MAX / 4;
-export const CONFIG_SIZE = 24;
+export const CONFIG_SIZE = 40;
 
 /** Index of each counter in the `stats` map. */
 export const STAT_ATTEMPTED = 0;
@@ -76,7 +76,8 @@ export const EVENT_LAYOUT = {
   lib_id: [40, 4],
   depth: [44, 4],
   comm: [48, COMM_LEN],
-  data: [64, DATA_MAX],
+  cgroup_id: [64, 8],
+  data: [72, DATA_MAX],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** Field → [offset, size] in struct carnot_config (the `.rodata` of carnot.bpf.o). */
@@ -84,6 +85,9 @@ export const CONFIG_LAYOUT = {
   targ_tgid: [0, 4],
   flags: [4, 4],
   targ_comm: [8, COMM_LEN],
+  targ_cgroup: [24, 8],
+  targ_cgroup_level: [32, 4],
+  reserved: [36, 4],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** One decoded kernel event. `text` is set for host-name / groups-list kinds, `nids` for the NID kinds. */
@@ -103,6 +107,8 @@ export interface CarnotEvent {
   /** Handshake-call nesting on the thread, 1 = outermost (HS events only). */
   depth: number;
   comm: string;
+  /** the task's cgroup v2 id at this event (bpf_get_current_cgroup_id); 0 = unknown */
+  cgroupId: number;
   /** The valid bytes of `data` (a copy). */
   data: Uint8Array;
   text: string | null;
@@ -110,6 +116,14 @@ export interface CarnotEvent {
 }
 
 const TWO_32 = 0x1_0000_0000;
+
+/**
+ * A cgroup id from its two 32-bit halves, 0 (unknown) when it would not be exact as a number. The id is the
+ * kernfs node id: an allocation counter in the low 32 bits, a wrap count above (2^21 wraps of 2^31 nodes first).
+ */
+export function cgroupIdOf(low: number, high: number): number {
+  return high < 0x20_0000 ? low + high * TWO_32 : 0;
+}
 
 /** Where the decoder reads each field: the layout table's offsets in 16- and 32-bit words (one table, checked). */
 const W = {
@@ -122,6 +136,7 @@ const W = {
   libId: EVENT_LAYOUT.lib_id[0] / 4,
   depth: EVENT_LAYOUT.depth[0] / 4,
   comm: EVENT_LAYOUT.comm[0] / 4,
+  cgroupId: EVENT_LAYOUT.cgroup_id[0] / 4,
 } as const;
 const H = { kind: EVENT_LAYOUT.kind[0] / 2, dataLen: EVENT_LAYOUT.data_len[0] / 2 } as const;
 const DATA_OFFSET = EVENT_LAYOUT.data[0];
@@ -193,6 +208,7 @@ export class EventDecoder {
       libId: u32[w + W.libId]!,
       depth: u32[w + W.depth]!,
       comm: this.#comm(w + W.comm, tid),
+      cgroupId: cgroupIdOf(u32[w + W.cgroupId]!, u32[w + W.cgroupId + 1]!),
       data,
       text: kindHasText(kind) ? this.#text.decode(data) : null,
       nids: kindHasNids(kind) ? decodeNids(data) : null,
@@ -269,6 +285,7 @@ export function encodeEvent(fields: EventFields): Uint8Array {
   view.setUint32(at("depth"), fields.depth ?? 0, true);
   const comm = new TextEncoder().encode(fields.comm ?? "").subarray(0, COMM_LEN - 1);
   bytes.set(comm, at("comm"));
+  setU64(at("cgroup_id"), fields.cgroupId ?? 0, false);
   let data = fields.data ?? new Uint8Array(0);
   if (fields.text !== undefined) data = new TextEncoder().encode(fields.text);
   if (fields.nids !== undefined) {
@@ -511,6 +528,14 @@ export interface ProbeFilter {
   comm?: string;
   /** one HS_DONE event per handshake instead of one event per call */
   aggregate?: boolean;
+  /** only tasks in this cgroup v2 or below it (--container) */
+  cgroup?: CgroupFilter;
+}
+
+/** A cgroup v2 and its level in the hierarchy (the root is 0): the kernel's --container filter. */
+export interface CgroupFilter {
+  id: number;
+  level: number;
 }
 
 /** The bytes of `struct carnot_config` for the `.rodata` map. */
@@ -526,5 +551,7 @@ export function encodeConfig(filter: ProbeFilter): Uint8Array {
     );
   }
   bytes.set(comm, CONFIG_LAYOUT.targ_comm[0]);
+  view.setBigUint64(CONFIG_LAYOUT.targ_cgroup[0], BigInt(filter.cgroup?.id ?? 0), true);
+  view.setUint32(CONFIG_LAYOUT.targ_cgroup_level[0], filter.cgroup?.level ?? 0, true);
   return bytes;
 }

@@ -33,6 +33,7 @@ import {
   CONN_STATE_SIZE,
   ConnFlags,
   decodeConn,
+  type CgroupFilter,
   encodeConfig,
   encodeLibOffsets,
   type KernelHandshake,
@@ -58,6 +59,8 @@ export interface ProbeOptions {
   pid?: number;
   /** Only tasks with exactly this comm (≤ 15 bytes), filtered in the kernel. */
   comm?: string;
+  /** Only tasks in this cgroup v2 or below it (--container), filtered in the kernel. */
+  cgroup?: CgroupFilter;
   /** Ring buffer bytes: a power of two ≥ the page size (default 8 MiB). */
   ringbufSize?: number;
   /** libbpf's messages and per-probe notes on stderr. */
@@ -373,7 +376,12 @@ export class SslProbes {
     }
     let config: Uint8Array;
     try {
-      config = encodeConfig({ pid: opts.pid, comm: opts.comm, aggregate: opts.aggregate });
+      config = encodeConfig({
+        pid: opts.pid,
+        comm: opts.comm,
+        cgroup: opts.cgroup,
+        aggregate: opts.aggregate,
+      });
     } catch (err) {
       throw wrap(err);
     }

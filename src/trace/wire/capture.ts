@@ -9,6 +9,7 @@ import { type BpfLink, type BpfObject, Libbpf } from "../../../ffi/libbpf.ts";
 import { RingBufferReader } from "../../../ffi/ringbuf.ts";
 import wireObjectPath from "../../../bpf/wire.bpf.o" with { type: "file" };
 import { CarnotError } from "../../errors.ts";
+import { cgroupV2Root } from "../attribution/cgroups.ts";
 import type { SharedMaps } from "../shared-maps.ts";
 import { encodeWireConfig, WIRE_STAT_COUNT, type WireFilter, WireStat } from "./events.ts";
 
@@ -33,17 +34,6 @@ export interface WireStats {
   undecided: number;
   /** ClientHellos that reached a listening socket (TCP_DEFER_ACCEPT) */
   deferred: number;
-}
-
-/** The cgroup v2 hierarchy's mount point, from /proc/mounts (hybrid layouts mount it at …/unified). */
-export function cgroupV2Root(mounts = readFileSync("/proc/mounts", "utf8")): string | null {
-  for (const line of mounts.split("\n")) {
-    const [, mountPoint, type] = line.split(" ");
-    // mount points with spaces are octal-escaped in /proc/mounts
-    if (type === "cgroup2" && mountPoint)
-      return mountPoint.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8)));
-  }
-  return null;
 }
 
 export class WireCapture {

@@ -4,9 +4,10 @@
  * with the tables below. The decoder reads fields straight from the ring buffer's memory; `payload` is a view
  * into it, valid only until the drain callback returns (whoever keeps bytes copies them).
  */
+import { type CgroupFilter, cgroupIdOf } from "../libssl/events.ts";
 
 export const WIRE_HEADER_SIZE = 112;
-export const WIRE_CONFIG_SIZE = 24;
+export const WIRE_CONFIG_SIZE = 40;
 export const WIRE_COMM_LEN = 16;
 export const WIRE_CHUNK = 4096;
 export const WIRE_CAP = 64 * 1024;
@@ -64,7 +65,7 @@ export const WIRE_EVENT_LAYOUT = {
   remote_addr: [80, 16],
   segment_len: [96, 4],
   reserved: [100, 4],
-  reserved2: [104, 8],
+  cgroup_id: [104, 8],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** Field → [offset, size] in struct carnot_wire_config (the `.rodata` of wire.bpf.o). */
@@ -72,6 +73,9 @@ export const WIRE_CONFIG_LAYOUT = {
   targ_tgid: [0, 4],
   reserved: [4, 4],
   targ_comm: [8, WIRE_COMM_LEN],
+  targ_cgroup: [24, 8],
+  targ_cgroup_level: [32, 4],
+  reserved2: [36, 4],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /**
@@ -96,6 +100,8 @@ export interface WireEvent {
   readonly remoteAddr: string;
   /** the segment's whole payload length (the payload may be one chunk of it) */
   segmentLength: number;
+  /** the owner's cgroup v2 id when it was seen sending (with WireFlag.Owner); 0 = unknown */
+  cgroupId: number;
   /** a view into the ring buffer: copy what must outlive the drain callback */
   readonly payload: Uint8Array;
 }
@@ -112,6 +118,7 @@ const W = {
   streamOffset: WIRE_EVENT_LAYOUT.stream_offset[0] / 4,
   flags: WIRE_EVENT_LAYOUT.flags[0] / 4,
   segmentLen: WIRE_EVENT_LAYOUT.segment_len[0] / 4,
+  cgroupId: WIRE_EVENT_LAYOUT.cgroup_id[0] / 4,
 } as const;
 const H = {
   kind: WIRE_EVENT_LAYOUT.kind[0] / 2,
@@ -213,6 +220,7 @@ export class WireDecoder {
     ev.localPort = this.#u16[h + H.localPort]!;
     ev.remotePort = this.#u16[h + H.remotePort]!;
     ev.segmentLength = u32[w + W.segmentLen]!;
+    ev.cgroupId = cgroupIdOf(u32[w + W.cgroupId]!, u32[w + W.cgroupId + 1]!);
     return ev;
   }
 
@@ -262,6 +270,7 @@ class DecodedWireEvent implements WireEvent {
   localPort = 0;
   remotePort = 0;
   segmentLength = 0;
+  cgroupId = 0;
 
   constructor(private readonly decoder: WireDecoder) {}
 
@@ -283,6 +292,8 @@ class DecodedWireEvent implements WireEvent {
 export interface WireFilter {
   pid?: number;
   comm?: string;
+  /** only owners in this cgroup v2 or below it (--container) */
+  cgroup?: CgroupFilter;
 }
 
 /** The bytes of `struct carnot_wire_config` for the `.rodata` map. */
@@ -297,6 +308,8 @@ export function encodeWireConfig(filter: WireFilter): Uint8Array {
     );
   }
   bytes.set(comm, WIRE_CONFIG_LAYOUT.targ_comm[0]);
+  view.setBigUint64(WIRE_CONFIG_LAYOUT.targ_cgroup[0], BigInt(filter.cgroup?.id ?? 0), true);
+  view.setUint32(WIRE_CONFIG_LAYOUT.targ_cgroup_level[0], filter.cgroup?.level ?? 0, true);
   return bytes;
 }
 
@@ -324,6 +337,7 @@ export function encodeWireEvent(
   bytes.set(parseAddress(fields.localAddr ?? "0.0.0.0"), at("local_addr"));
   bytes.set(parseAddress(fields.remoteAddr ?? "0.0.0.0"), at("remote_addr"));
   view.setUint32(at("segment_len"), fields.segmentLength ?? payload.byteLength, true);
+  view.setBigUint64(at("cgroup_id"), BigInt(fields.cgroupId ?? 0), true);
   bytes.set(payload, WIRE_HEADER_SIZE);
   return bytes;
 }

@@ -11,7 +11,8 @@ import { type WireEvent, WireFlag, WireKind } from "./events.ts";
 export interface WireObservation extends WireSide {
   /** what the bytes prove (client facts always there: no line without a ClientHello) */
   handshake: WireHandshake & { client: WireClientFacts };
-  owner: { pid: number; tid: number; comm: string } | null;
+  /** the socket's owner as the kernel saw it sending; cgroupId 0 = unknown */
+  owner: { pid: number; tid: number; comm: string; cgroupId: number } | null;
   localAddr: string;
   localPort: number;
   remoteAddr: string;
@@ -132,7 +133,7 @@ export class WireSource {
     }
     conn.lastNs = ev.tsNs;
     if (conn.owner === null && ev.flags & WireFlag.Owner)
-      conn.owner = { pid: ev.pid, tid: ev.tid, comm: ev.comm };
+      conn.owner = { pid: ev.pid, tid: ev.tid, comm: ev.comm, cgroupId: ev.cgroupId };
     if (conn.link === null && ev.flags & (WireFlag.Link | WireFlag.LinkWeak) && ev.linkSsl !== 0) {
       conn.link = { pid: ev.pid, ssl: ev.linkSsl, strong: (ev.flags & WireFlag.Link) !== 0 };
       this.handlers.linked(conn.cookie, conn.link);

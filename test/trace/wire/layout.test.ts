@@ -109,6 +109,7 @@ describe("wire event codec", () => {
       comm: "curl",
       localAddr: "127.0.0.1",
       remoteAddr: "10.1.2.3",
+      cgroupId: 2 ** 32 + 4711,
       payload,
     });
     const v6 = encodeWireEvent({
@@ -137,6 +138,7 @@ describe("wire event codec", () => {
       localAddr: "127.0.0.1",
       remoteAddr: "10.1.2.3",
       segmentLength: 6,
+      cgroupId: 2 ** 32 + 4711,
     });
     expect([...a.payload]).toEqual([...payload]);
     const b = decoder.decode(v4.byteLength, WIRE_HEADER_SIZE);
@@ -166,5 +168,14 @@ describe("wire event codec", () => {
     expect(new DataView(bytes.buffer).getUint32(WIRE_CONFIG_LAYOUT.targ_tgid[0], true)).toBe(77);
     expect(new TextDecoder().decode(bytes.subarray(8, 12))).toBe("wget");
     expect(() => encodeWireConfig({ comm: "a-very-long-name" })).toThrow(/longer than 15 bytes/);
+  });
+
+  test("config: the --container filter's cgroup id (64 bits) and level", () => {
+    const view = new DataView(encodeWireConfig({ cgroup: { id: 2 ** 33 + 5, level: 3 } }).buffer);
+    expect(view.getBigUint64(WIRE_CONFIG_LAYOUT.targ_cgroup[0], true)).toBe(2n ** 33n + 5n);
+    expect(view.getUint32(WIRE_CONFIG_LAYOUT.targ_cgroup_level[0], true)).toBe(3);
+    expect(
+      new DataView(encodeWireConfig({}).buffer).getBigUint64(WIRE_CONFIG_LAYOUT.targ_cgroup[0], true),
+    ).toBe(0n);
   });
 });

@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 BUN_VERSION := 1.4.4
 # Debian packages the build, the tests and the demo need (bpfcc-tools and linux-headers-amd64: the test with bcc's
-# sslsniff probing the same functions, test/trace/other-tracer.test.ts)
-APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign bpfcc-tools linux-headers-amd64
+# sslsniff probing the same functions, test/trace/other-tracer.test.ts; prometheus scrapes --metrics-addr in
+# test/trace/prometheus.test.ts; nats-server -js receives --export in test/trace/export.test.ts)
+APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign bpfcc-tools linux-headers-amd64 prometheus nats-server
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
@@ -111,6 +112,7 @@ bench: build
 	bun run bench/kex-accuracy.ts
 	bun run bench/consumers.ts
 	bun run bench/wire-parse.ts
+	bun run bench/metrics.ts
 
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:

@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { readKeyFile } from "../chain/writer.ts";
 import { CarnotError } from "../errors.ts";
 import { resolveDestination } from "../io/safe-file.ts";
+import { type ListenAddress, parseAddress } from "../serve/server.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
 import { SOURCE_CHOICES, type SourceChoice } from "../trace/sources.ts";
@@ -68,6 +69,14 @@ export function parseSeconds(text: string, flag: string): number {
   return n;
 }
 
+/** `--metrics-addr`: HOST:PORT, [IPv6]:PORT or :PORT (loopback). */
+function parseMetricsAddr(text: string): { address: ListenAddress; text: string } {
+  const address = parseAddress(text);
+  if (address === null)
+    throw usageError(`invalid --metrics-addr "${text}": expected HOST:PORT, [IPv6]:PORT or :PORT`);
+  return { address, text };
+}
+
 function parseSource(text: string): SourceChoice {
   const choice = SOURCE_CHOICES.find((c) => c === text);
   if (choice === undefined)
@@ -123,6 +132,11 @@ export default defineCommand({
       valueHint: "SEC",
     },
     "metrics-json": { type: "string", description: "Also write the metrics to this file", valueHint: "FILE" },
+    "metrics-addr": {
+      type: "string",
+      description: "Serve the metrics in Prometheus text format at http://HOST:PORT/metrics",
+      valueHint: "HOST:PORT",
+    },
     ...symlinkArgs,
     ...keyFileArgs,
     duration: { type: "string", description: "Stop by itself after this many seconds", valueHint: "SEC" },
@@ -164,6 +178,7 @@ export default defineCommand({
         args["ringbuf-size"] === undefined ? undefined : parseSize(args["ringbuf-size"], "--ringbuf-size"),
       metricsIntervalS: parseSeconds(args["metrics-interval"], "--metrics-interval"),
       metricsJson: args["metrics-json"],
+      metricsAddr: args["metrics-addr"] === undefined ? undefined : parseMetricsAddr(args["metrics-addr"]),
       followSymlinks,
       key: keyFile ? await readKeyFile(keyFile) : undefined,
       durationS: args.duration === undefined ? undefined : parseSeconds(args.duration, "--duration"),

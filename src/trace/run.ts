@@ -11,9 +11,11 @@ import { CarnotError, describeError } from "../errors.ts";
 import { log } from "../log.ts";
 import { ExeTable } from "./exe-table.ts";
 import { indexGroups } from "./groups.ts";
-import { formatMetrics, type TraceMetrics, writeMetricsJson } from "./metrics.ts";
-import type { LibraryFacts, ObservationContext } from "./observation.ts";
+import { EMPTY_METRICS, formatMetrics, type TraceMetrics, writeMetricsJson } from "./metrics.ts";
+import type { LibraryFacts, ObservationContext, ObservationSink } from "./observation.ts";
 import { TracePipeline } from "./pipeline.ts";
+import { HandshakeTally, type KexFields, type MetricsEndpoint, startMetricsEndpoint } from "./prometheus.ts";
+import type { ListenAddress } from "../serve/server.ts";
 import { openSources, type SourceChoice } from "./sources.ts";
 import { heldStopSignal, stopSignals } from "./stop-signals.ts";
 import { warmUpPipeline } from "./warmup.ts";
@@ -38,6 +40,8 @@ export interface TraceOptions {
   /** seconds between metrics lines on stderr; 0 = only at exit */
   metricsIntervalS: number;
   metricsJson?: string;
+  /** serve the counters in Prometheus text format at http://ADDRESS/metrics (`--metrics-addr`, as given) */
+  metricsAddr?: { address: ListenAddress; text: string };
   /** write through existing symlinks at `out` and `metricsJson` (`--follow-symlinks`) */
   followSymlinks?: boolean;
   key?: Uint8Array;
@@ -154,6 +158,40 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       throw new CarnotError(`metrics path not writable: ${opts.metricsJson}`, { exitCode: 2, cause: err });
     }
   }
+  // the port is taken before anything is attached: one in use is a usage error, not a failure hours later
+  let pipeline: TracePipeline | null = null;
+  const tally = new HandshakeTally();
+  let endpoint: MetricsEndpoint | null = null;
+  if (opts.metricsAddr) {
+    endpoint = startMetricsEndpoint(
+      opts.metricsAddr.address,
+      opts.metricsAddr.text,
+      () => ({
+        trace: pipeline?.metrics() ?? EMPTY_METRICS,
+        tally,
+        agent: {},
+      }),
+      { rotation: false, export: false },
+    );
+  }
+  try {
+    return await traceWith(opts, stopSignal, status, tally, endpoint, (p) => {
+      pipeline = p;
+    });
+  } finally {
+    await endpoint?.stop();
+  }
+}
+
+/** The trace once the metrics endpoint (if any) listens. */
+async function traceWith(
+  opts: TraceOptions,
+  stopSignal: AbortSignal,
+  status: (line: string) => void,
+  tally: HandshakeTally,
+  endpoint: MetricsEndpoint | null,
+  started: (p: TracePipeline) => void,
+): Promise<TraceSummary> {
   const groupIndex = indexGroups();
   const sources = await openSources({ ...opts, source: opts.source ?? "all", groupIndex, status });
   let writer: ChainedWriter;
@@ -186,6 +224,16 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     warned.add(key);
     status(`carnot: warning: ${label}: ${problem}: value left null`);
   };
+  // the handshakes by key exchange are counted for the endpoint as each record goes to the writer
+  const sink: ObservationSink =
+    endpoint === null
+      ? writer
+      : {
+          append(record, canonical) {
+            tally.count(record as unknown as KexFields);
+            writer.append(record, canonical);
+          },
+        };
   const pipeline = new TracePipeline({
     windowMs: opts.windowMs,
     maxPending: opts.maxPending,
@@ -193,12 +241,13 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     libssl: sources.probes,
     wire: sources.wire,
     context,
-    sink: writer,
+    sink,
     onProblem: warnOnce,
     exeTable: exe,
     filtered: opts.pid !== undefined || (opts.comm !== undefined && opts.comm !== ""),
     commOf,
   });
+  started(pipeline);
 
   if (opts.rawEvents !== true) {
     // The engine compiles the hot path on these synthetic handshakes, not on the first real ones, while the
@@ -214,6 +263,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       log.debug(`trace: pipeline warm-up failed: ${describeError(err)}`);
     }
   }
+  if (endpoint !== null) status(`carnot: metrics at ${endpoint.url}`);
   status(`carnot: ready: ${sources.summary}, attached in ${sources.attachMs.toFixed(0)} ms`);
 
   let stopRequested = 0;

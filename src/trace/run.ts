@@ -6,7 +6,7 @@
 import { Libc } from "../../ffi/libc.ts";
 import { closeSync, constants, openSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
-import { ChainedWriter } from "../chain/writer.ts";
+import { assertRotationDirectory, RotatingLog } from "../chain/rotation.ts";
 import { CarnotError, describeError } from "../errors.ts";
 import { log } from "../log.ts";
 import { ExeTable } from "./exe-table.ts";
@@ -40,6 +40,8 @@ export interface TraceOptions {
   /** seconds between metrics lines on stderr; 0 = only at exit */
   metricsIntervalS: number;
   metricsJson?: string;
+  /** rotation of the output file (`--rotate-size`, `--rotate-every`, `--max-files`) */
+  rotation?: { sizeBytes?: number; everyS?: number; maxFiles?: number };
   /** serve the counters in Prometheus text format at http://ADDRESS/metrics (`--metrics-addr`, as given) */
   metricsAddr?: { address: ListenAddress; text: string };
   /** write through existing symlinks at `out` and `metricsJson` (`--follow-symlinks`) */
@@ -62,8 +64,10 @@ export interface TraceOptions {
 
 export interface TraceSummary {
   metrics: TraceMetrics;
-  /** records written (handshakesEmitted minus none: every handshake becomes a line) */
+  /** records written (handshakesEmitted minus none: every handshake becomes a line), over every file */
   records: number;
+  /** files closed and replaced by the next one */
+  rotations: number;
   attachMs: number;
   /** from the stop request to the seal written (detaching comes after) */
   stopMs: number;
@@ -124,9 +128,15 @@ function assertWritable(path: string, followSymlinks = false): void {
   }
 }
 
+/** What SIGHUP does: stop the trace (until the output can rotate), then rotate it. */
+interface Hangup {
+  action: () => void;
+}
+
 /**
  * Runs until a stop signal (SIGINT, SIGTERM, SIGHUP: src/trace/stop-signals.ts), `durationS` or `signal`;
- * resolves once everything is written and detached.
+ * resolves once everything is written and detached. Once the trace is ready and its output is a file, SIGHUP
+ * rotates the output instead of stopping.
  */
 export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
   // Taken from the start: one that arrives during calibration, the BPF load or the warm-up (or before, while
@@ -134,23 +144,42 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
   // instead of killing it midway.
   const stop = new AbortController();
   const requestStop = () => stop.abort();
+  const hangup: Hangup = { action: requestStop };
+  const onHangup = () => hangup.action();
   const signals = stopSignals();
-  for (const signal of signals) process.on(signal, requestStop);
+  const listeners = signals.map((signal) => [signal, signal === "SIGHUP" ? onHangup : requestStop] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
   if (heldStopSignal() !== null) requestStop();
   opts.signal?.addEventListener("abort", requestStop, { once: true });
   if (opts.signal?.aborted) requestStop();
   try {
-    return await traceUntil(opts, stop.signal);
+    return await traceUntil(opts, stop.signal, hangup);
   } finally {
-    for (const signal of signals) process.off(signal, requestStop);
+    for (const [signal, listener] of listeners) process.off(signal, listener);
     opts.signal?.removeEventListener("abort", requestStop);
   }
 }
 
+/** What the metrics endpoint reads, filled in as the trace starts. */
+interface Running {
+  pipeline: TracePipeline | null;
+  output: RotatingLog | null;
+}
+
 /** The trace itself; `stopSignal` ends it (from a stop signal, the caller's signal or --duration). */
-async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<TraceSummary> {
+async function traceUntil(
+  opts: TraceOptions,
+  stopSignal: AbortSignal,
+  hangup: Hangup,
+): Promise<TraceSummary> {
   const status = opts.status ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const rotation = opts.rotation ?? {};
+  const rotating =
+    rotation.sizeBytes !== undefined || rotation.everyS !== undefined || rotation.maxFiles !== undefined;
+  if (rotating && opts.out === null)
+    throw new CarnotError("--rotate-size, --rotate-every and --max-files need --out FILE", { exitCode: 2 });
   if (opts.out !== null) assertWritable(opts.out, opts.followSymlinks);
+  if (rotating && opts.out !== null) assertRotationDirectory(opts.out);
   if (opts.metricsJson) {
     try {
       statSync(dirname(opts.metricsJson));
@@ -159,7 +188,7 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
     }
   }
   // the port is taken before anything is attached: one in use is a usage error, not a failure hours later
-  let pipeline: TracePipeline | null = null;
+  const running: Running = { pipeline: null, output: null };
   const tally = new HandshakeTally();
   let endpoint: MetricsEndpoint | null = null;
   if (opts.metricsAddr) {
@@ -167,40 +196,60 @@ async function traceUntil(opts: TraceOptions, stopSignal: AbortSignal): Promise<
       opts.metricsAddr.address,
       opts.metricsAddr.text,
       () => ({
-        trace: pipeline?.metrics() ?? EMPTY_METRICS,
+        trace: running.pipeline?.metrics() ?? EMPTY_METRICS,
         tally,
-        agent: {},
+        agent: agentCounters(running),
       }),
-      { rotation: false, export: false },
+      { rotation: opts.out !== null, export: false },
     );
   }
   try {
-    return await traceWith(opts, stopSignal, status, tally, endpoint, (p) => {
-      pipeline = p;
-    });
+    return await traceWith(opts, { stopSignal, hangup, status, tally, endpoint, running, rotating });
   } finally {
     await endpoint?.stop();
   }
 }
 
+/** The rotation's counters, by metric name (src/trace/prometheus.ts). */
+function agentCounters(running: Running): Record<string, number> {
+  const c = running.output?.counters;
+  return c
+    ? { rotations_total: c.rotations, rotation_failures_total: c.failures, files_deleted_total: c.deleted }
+    : {};
+}
+
+interface TraceContext {
+  stopSignal: AbortSignal;
+  hangup: Hangup;
+  status: (line: string) => void;
+  tally: HandshakeTally;
+  endpoint: MetricsEndpoint | null;
+  running: Running;
+  /** --rotate-size, --rotate-every or --max-files given */
+  rotating: boolean;
+}
+
+/** After a rotation that could not be made, the size limit is tried again only after this long. */
+const ROTATION_RETRY_MS = 5_000;
+
 /** The trace once the metrics endpoint (if any) listens. */
-async function traceWith(
-  opts: TraceOptions,
-  stopSignal: AbortSignal,
-  status: (line: string) => void,
-  tally: HandshakeTally,
-  endpoint: MetricsEndpoint | null,
-  started: (p: TracePipeline) => void,
-): Promise<TraceSummary> {
+async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSummary> {
+  const { status, tally, endpoint, running } = t;
   const groupIndex = indexGroups();
   const sources = await openSources({ ...opts, source: opts.source ?? "all", groupIndex, status });
-  let writer: ChainedWriter;
+  let output: RotatingLog;
   try {
-    writer = await ChainedWriter.open(opts.out, { key: opts.key, followSymlinks: opts.followSymlinks });
+    output = await RotatingLog.open(
+      opts.out,
+      { key: opts.key, followSymlinks: opts.followSymlinks },
+      { sizeBytes: opts.rotation?.sizeBytes, maxFiles: opts.rotation?.maxFiles, keepEarlier: t.rotating },
+      { warn: (line) => status(`carnot: warning: ${line}`) },
+    );
   } catch (err) {
     sources.close();
     throw err;
   }
+  running.output = output;
   const clocks = sampleClocks();
   const monotonicNowNs = () => Number(process.hrtime.bigint()) + clocks.monotonicMinusHrtimeNs;
   const exe = new ExeTable();
@@ -227,11 +276,11 @@ async function traceWith(
   // the handshakes by key exchange are counted for the endpoint as each record goes to the writer
   const sink: ObservationSink =
     endpoint === null
-      ? writer
+      ? output
       : {
           append(record, canonical) {
             tally.count(record as unknown as KexFields);
-            writer.append(record, canonical);
+            output.append(record, canonical);
           },
         };
   const pipeline = new TracePipeline({
@@ -247,7 +296,7 @@ async function traceWith(
     filtered: opts.pid !== undefined || (opts.comm !== undefined && opts.comm !== ""),
     commOf,
   });
-  started(pipeline);
+  running.pipeline = pipeline;
 
   if (opts.rawEvents !== true) {
     // The engine compiles the hot path on these synthetic handshakes, not on the first real ones, while the
@@ -272,20 +321,48 @@ async function traceWith(
     if (stopRequested === 0) stopRequested = performance.now();
     stopped.resolve();
   };
-  stopSignal.addEventListener("abort", requestStop, { once: true });
-  if (stopSignal.aborted) requestStop();
+  t.stopSignal.addEventListener("abort", requestStop, { once: true });
+  if (t.stopSignal.aborted) requestStop();
+  // from now on SIGHUP rotates a file output (logrotate's convention); a stream has nothing to rotate
+  let rotateRequested = false;
+  if (output.rotatable) {
+    t.hangup.action = () => {
+      rotateRequested = true;
+    };
+  }
+  /** the rotation under way: nothing is drained meanwhile (events wait in the ring buffer) */
+  let rotation: Promise<void> | null = null;
+  let rotationRetryAt = 0;
+  const rotate = async () => {
+    try {
+      const done = await output.rotate();
+      if (done.warning !== null) status(`carnot: warning: ${done.warning}`);
+      if (done.archived === null) rotationRetryAt = performance.now() + ROTATION_RETRY_MS;
+      else log.debug(`trace: rotated to ${done.archived}`);
+    } catch (err) {
+      pipeline.writeError ??= err;
+    }
+  };
   const timers: ReturnType<typeof setInterval>[] = [];
   let lastWrite = performance.now();
   timers.push(
     setInterval(() => {
+      if (rotation !== null) return;
       pipeline.drain(sources.region);
       pipeline.tick(monotonicNowNs());
       const now = performance.now();
+      if (pipeline.writeError === null && (rotateRequested || (output.full && now >= rotationRetryAt))) {
+        rotateRequested = false;
+        rotation = rotate().finally(() => {
+          rotation = null;
+        });
+        return;
+      }
       if (now - lastWrite >= WRITE_INTERVAL_MS) {
         lastWrite = now;
         try {
           // the writer buffers ~1 MiB; a live trace (`carnot trace | jq`) wants its lines while they are fresh
-          writer.flush();
+          output.flush();
         } catch (err) {
           pipeline.writeError ??= err;
         }
@@ -293,6 +370,14 @@ async function traceWith(
       if (pipeline.writeError) requestStop();
     }, DRAIN_INTERVAL_MS),
   );
+  const everyS = opts.rotation?.everyS;
+  if (everyS !== undefined) {
+    timers.push(
+      setInterval(() => {
+        rotateRequested = true;
+      }, everyS * 1000),
+    );
+  }
   if (opts.metricsIntervalS > 0) {
     timers.push(
       setInterval(() => {
@@ -307,13 +392,14 @@ async function traceWith(
   try {
     await stopped.promise;
     for (const t of timers) clearInterval(t);
+    await rotation;
     pipeline.finish(sources.region, monotonicNowNs());
     const writeError = pipeline.writeError;
     if (writeError) {
-      await writer.abort(`write failed: ${describeError(writeError)}`);
+      await output.abort(`write failed: ${describeError(writeError)}`);
       throw new CarnotError(`cannot write output: ${describeError(writeError)}`, { cause: writeError });
     }
-    await writer.close();
+    await output.close();
     const m = pipeline.metrics();
     const stopMs = performance.now() - stopRequested;
     status(`carnot: ${formatMetrics(m)}`);
@@ -322,11 +408,19 @@ async function traceWith(
     sources.close();
     const detachMs = performance.now() - detachStart;
     const libraries = sources.facts.map((f) => f.label);
-    return { metrics: m, records: writer.count, attachMs: sources.attachMs, stopMs, detachMs, libraries };
+    return {
+      metrics: m,
+      records: output.count,
+      rotations: output.counters.rotations,
+      attachMs: sources.attachMs,
+      stopMs,
+      detachMs,
+      libraries,
+    };
   } finally {
     for (const t of timers) clearInterval(t);
-    stopSignal.removeEventListener("abort", requestStop);
-    await writer.abort("trace stopped by an error");
+    t.stopSignal.removeEventListener("abort", requestStop);
+    await output.abort("trace stopped by an error");
     sources.close();
   }
 }

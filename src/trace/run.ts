@@ -333,10 +333,15 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
   /** the rotation under way: nothing is drained meanwhile (events wait in the ring buffer) */
   let rotation: Promise<void> | null = null;
   let rotationRetryAt = 0;
+  const rotationWarnings = new Set<string>();
   const rotate = async () => {
     try {
       const done = await output.rotate();
-      if (done.warning !== null) status(`carnot: warning: ${done.warning}`);
+      // each reason once (the count is in the metrics); a directory that stays locked would repeat it
+      if (done.warning !== null && !rotationWarnings.has(done.warning)) {
+        rotationWarnings.add(done.warning);
+        status(`carnot: warning: ${done.warning}`);
+      }
       if (done.archived === null) rotationRetryAt = performance.now() + ROTATION_RETRY_MS;
       else log.debug(`trace: rotated to ${done.archived}`);
     } catch (err) {
@@ -351,7 +356,7 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
       pipeline.drain(sources.region);
       pipeline.tick(monotonicNowNs());
       const now = performance.now();
-      if (pipeline.writeError === null && (rotateRequested || (output.full && now >= rotationRetryAt))) {
+      if (pipeline.writeError === null && now >= rotationRetryAt && (rotateRequested || output.full)) {
         rotateRequested = false;
         rotation = rotate().finally(() => {
           rotation = null;

@@ -40,6 +40,22 @@ export interface LogFile {
   path: string;
 }
 
+/** A file finished (rotated or closed at the end): its final size in bytes. */
+export interface SealedFile {
+  sequence: number;
+  path: string;
+  bytes: number;
+}
+
+/** What the log tells its caller about its files. */
+export interface LogHooks {
+  warn: (line: string) => void;
+  /** a file was opened (before any line is written to it) */
+  onFile?: (file: LogFile) => void;
+  /** a file was finished: no line will be added to it */
+  onSealed?: (file: SealedFile) => void;
+}
+
 /** What a rotation did, for the caller to report. */
 export interface RotationOutcome {
   /** the file the old live file became, or null when the rotation was not made */
@@ -97,6 +113,8 @@ export class RotatingLog {
   #nextNumber: number;
   /** records in the files closed before the live one */
   #closedRecords = 0;
+  /** where this run's files are now, by place in the sequence */
+  readonly #paths = new Map<number, string>();
   readonly counters: RotationCounters = { rotations: 0, failures: 0, deleted: 0 };
 
   private constructor(
@@ -107,11 +125,17 @@ export class RotatingLog {
     writer: ChainedWriter,
     sequence: number,
     nextNumber: number,
-    private readonly onFile: (file: LogFile) => void,
+    private readonly hooks: LogHooks,
   ) {
     this.#writer = writer;
     this.#sequence = sequence;
     this.#nextNumber = nextNumber;
+    if (out !== null) this.#paths.set(sequence, out);
+  }
+
+  /** Where file `sequence` of this run is now (its numbered name once rotated). */
+  pathOf(sequence: number): string | null {
+    return this.#paths.get(sequence) ?? null;
   }
 
   /**
@@ -122,12 +146,11 @@ export class RotatingLog {
     out: string | null,
     writerOpts: ChainedWriterOptions,
     rotation: RotationOptions,
-    hooks: { warn: (line: string) => void; onFile?: (file: LogFile) => void },
+    hooks: LogHooks,
   ): Promise<RotatingLog> {
-    const onFile = hooks.onFile ?? (() => {});
     if (out === null) {
       const writer = await ChainedWriter.open(null, writerOpts);
-      return new RotatingLog(null, writerOpts, rotation, writer, 1, 1, onFile);
+      return new RotatingLog(null, writerOpts, rotation, writer, 1, 1, hooks);
     }
     const numbers = numberedFiles(out);
     let next = (numbers[numbers.length - 1]?.[0] ?? 0) + 1;
@@ -152,8 +175,8 @@ export class RotatingLog {
       throw new CarnotError(`cannot rotate ${out}: not a regular file`, { exitCode: 2 });
     }
     const sequence = link?.sequence ?? 1;
-    const log = new RotatingLog(out, writerOpts, rotation, writer, sequence, next, onFile);
-    onFile({ sequence, fd: writer.descriptor, path: out });
+    const log = new RotatingLog(out, writerOpts, rotation, writer, sequence, next, hooks);
+    hooks.onFile?.({ sequence, fd: writer.descriptor, path: out });
     log.#prune();
     return log;
   }
@@ -226,25 +249,26 @@ export class RotatingLog {
     }
     this.#nextNumber++;
     old.movedTo(archived);
-    let warning: string | null = null;
-    try {
-      await old.close();
-    } catch (err) {
-      // its lines are written whole; only its seal could not be: verify will say so
-      warning = `${archived}: ${(err as Error).message}`;
-    }
+    // a write or seal that fails here (a full disk) stops the output, as it would a moment later
+    await old.close();
     this.#closedRecords += old.count;
+    this.#paths.set(this.#sequence, archived);
+    this.hooks.onSealed?.({ sequence: this.#sequence, path: archived, bytes: old.bytes });
     const link = { sequence: this.#sequence + 1, previous: old.lastChain };
     this.#writer = await ChainedWriter.open(out, { ...this.writerOpts, link });
     this.#sequence = link.sequence;
+    this.#paths.set(link.sequence, out);
     this.counters.rotations++;
-    this.onFile({ sequence: link.sequence, fd: this.#writer.descriptor, path: out });
+    this.hooks.onFile?.({ sequence: link.sequence, fd: this.#writer.descriptor, path: out });
     this.#prune();
-    return { archived, warning };
+    return { archived, warning: null };
   }
 
   async close(): Promise<ChainSeal | null> {
-    return this.#writer.close();
+    const seal = await this.#writer.close();
+    if (this.out !== null)
+      this.hooks.onSealed?.({ sequence: this.#sequence, path: this.out, bytes: this.#writer.bytes });
+    return seal;
   }
 
   async abort(reason: string): Promise<void> {

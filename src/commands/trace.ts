@@ -3,6 +3,7 @@ import { readKeyFile } from "../chain/writer.ts";
 import { CarnotError } from "../errors.ts";
 import { resolveDestination } from "../io/safe-file.ts";
 import { type ListenAddress, parseAddress } from "../serve/server.ts";
+import { parseNatsUrl } from "../export/nats-url.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
 import { SOURCE_CHOICES, type SourceChoice } from "../trace/sources.ts";
@@ -178,6 +179,12 @@ export default defineCommand({
       description: "Keep the newest N output files (the live one included); older rotated files are deleted",
       valueHint: "N",
     },
+    export: {
+      type: "string",
+      description:
+        "Publish every record to this NATS JetStream subject, at least once, its chain value as the message id (needs --out)",
+      valueHint: "nats://HOST:PORT/SUBJECT",
+    },
     ...symlinkArgs,
     ...keyFileArgs,
     duration: { type: "string", description: "Stop by itself after this many seconds", valueHint: "SEC" },
@@ -219,6 +226,7 @@ export default defineCommand({
         args["ringbuf-size"] === undefined ? undefined : parseSize(args["ringbuf-size"], "--ringbuf-size"),
       metricsIntervalS: parseSeconds(args["metrics-interval"], "--metrics-interval"),
       metricsJson: args["metrics-json"],
+      export: args.export === undefined ? undefined : parseNatsUrl(args.export, "--export"),
       rotation: {
         sizeBytes: args["rotate-size"] === undefined ? undefined : parseRotateSize(args["rotate-size"]),
         everyS:

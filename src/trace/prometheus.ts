@@ -286,7 +286,7 @@ const AGENT_COUNTERS: Record<string, string> = {
   export_published_total: "Records the broker acknowledged",
   export_failures_total: "Publications that failed (the records were sent again)",
   export_disconnects_total: "Times the connection to the broker was lost",
-  export_reread_bytes_total: "Bytes read back from the output files by the exporter",
+  export_read_bytes_total: "Bytes the exporter read back from the output files (its only queue)",
 };
 const AGENT_GAUGES: Record<string, string> = {
   export_pending_records: "Records written but not yet acknowledged by the broker",

@@ -7,6 +7,8 @@ import { Libc } from "../../ffi/libc.ts";
 import { closeSync, constants, openSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { assertRotationDirectory, RotatingLog } from "../chain/rotation.ts";
+import { type ExportOutcome, NatsExporter } from "../export/exporter.ts";
+import type { NatsTarget } from "../export/nats-url.ts";
 import { CarnotError, describeError } from "../errors.ts";
 import { log } from "../log.ts";
 import { ExeTable } from "./exe-table.ts";
@@ -40,6 +42,8 @@ export interface TraceOptions {
   /** seconds between metrics lines on stderr; 0 = only at exit */
   metricsIntervalS: number;
   metricsJson?: string;
+  /** publish every record to this JetStream subject (`--export`); needs `out` */
+  export?: NatsTarget;
   /** rotation of the output file (`--rotate-size`, `--rotate-every`, `--max-files`) */
   rotation?: { sizeBytes?: number; everyS?: number; maxFiles?: number };
   /** serve the counters in Prometheus text format at http://ADDRESS/metrics (`--metrics-addr`, as given) */
@@ -68,6 +72,8 @@ export interface TraceSummary {
   records: number;
   /** files closed and replaced by the next one */
   rotations: number;
+  /** what the exporter left (null without --export) */
+  exported: ExportOutcome | null;
   attachMs: number;
   /** from the stop request to the seal written (detaching comes after) */
   stopMs: number;
@@ -164,6 +170,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceSummary> {
 interface Running {
   pipeline: TracePipeline | null;
   output: RotatingLog | null;
+  exporter: NatsExporter | null;
 }
 
 /** The trace itself; `stopSignal` ends it (from a stop signal, the caller's signal or --duration). */
@@ -178,6 +185,12 @@ async function traceUntil(
     rotation.sizeBytes !== undefined || rotation.everyS !== undefined || rotation.maxFiles !== undefined;
   if (rotating && opts.out === null)
     throw new CarnotError("--rotate-size, --rotate-every and --max-files need --out FILE", { exitCode: 2 });
+  // the file is the exporter's queue: what the broker has not acknowledged is read again from it
+  if (opts.export && opts.out === null)
+    throw new CarnotError(
+      "--export needs --out FILE: the records are sent from the file, which keeps them while the broker is away",
+      { exitCode: 2 },
+    );
   if (opts.out !== null) assertWritable(opts.out, opts.followSymlinks);
   if (rotating && opts.out !== null) assertRotationDirectory(opts.out);
   if (opts.metricsJson) {
@@ -188,7 +201,7 @@ async function traceUntil(
     }
   }
   // the port is taken before anything is attached: one in use is a usage error, not a failure hours later
-  const running: Running = { pipeline: null, output: null };
+  const running: Running = { pipeline: null, output: null, exporter: null };
   const tally = new HandshakeTally();
   let endpoint: MetricsEndpoint | null = null;
   if (opts.metricsAddr) {
@@ -200,7 +213,7 @@ async function traceUntil(
         tally,
         agent: agentCounters(running),
       }),
-      { rotation: opts.out !== null, export: false },
+      { rotation: opts.out !== null, export: opts.export !== undefined },
     );
   }
   try {
@@ -237,15 +250,29 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
   const { status, tally, endpoint, running } = t;
   const groupIndex = indexGroups();
   const sources = await openSources({ ...opts, source: opts.source ?? "all", groupIndex, status });
+  const exporter =
+    opts.export === undefined
+      ? null
+      : NatsExporter.start(opts.export, (line, warning) =>
+          status(`carnot: ${warning ? "warning: " : ""}${line}`),
+        );
+  running.exporter = exporter;
   let output: RotatingLog;
   try {
     output = await RotatingLog.open(
       opts.out,
       { key: opts.key, followSymlinks: opts.followSymlinks },
       { sizeBytes: opts.rotation?.sizeBytes, maxFiles: opts.rotation?.maxFiles, keepEarlier: t.rotating },
-      { warn: (line) => status(`carnot: warning: ${line}`) },
+      {
+        warn: (line) => status(`carnot: warning: ${line}`),
+        onFile: (file) => exporter?.file(file.sequence, file.fd),
+        onSealed: (file) => exporter?.written(file.sequence, file.bytes, true),
+      },
     );
+    if (exporter !== null && !output.rotatable)
+      throw new CarnotError(`--export needs --out to be a regular file, not ${opts.out}`, { exitCode: 2 });
   } catch (err) {
+    await exporter?.stop();
     sources.close();
     throw err;
   }
@@ -368,6 +395,7 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
         try {
           // the writer buffers ~1 MiB; a live trace (`carnot trace | jq`) wants its lines while they are fresh
           output.flush();
+          exporter?.written(output.sequence, output.writer.bytes);
         } catch (err) {
           pipeline.writeError ??= err;
         }
@@ -405,6 +433,7 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
       throw new CarnotError(`cannot write output: ${describeError(writeError)}`, { cause: writeError });
     }
     await output.close();
+    const exported = exporter === null ? null : await finishExport(exporter, output, status);
     const m = pipeline.metrics();
     const stopMs = performance.now() - stopRequested;
     status(`carnot: ${formatMetrics(m)}`);
@@ -416,6 +445,7 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
     return {
       metrics: m,
       records: output.count,
+      exported,
       rotations: output.counters.rotations,
       attachMs: sources.attachMs,
       stopMs,
@@ -426,8 +456,32 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
     for (const t of timers) clearInterval(t);
     t.stopSignal.removeEventListener("abort", requestStop);
     await output.abort("trace stopped by an error");
+    await exporter?.stop();
     sources.close();
   }
+}
+
+/** How long the exporter may take at the end to have the last records acknowledged. */
+const EXPORT_GRACE_MS = 5_000;
+
+/** At the end: the last records acknowledged within the grace period, or a line saying which were not. */
+async function finishExport(
+  exporter: NatsExporter,
+  output: RotatingLog,
+  status: (line: string) => void,
+): Promise<ExportOutcome> {
+  const outcome = await exporter.finish(EXPORT_GRACE_MS);
+  const target = exporter.target.text;
+  if (outcome.pending === null) {
+    status(`carnot: export: ${outcome.published} records acknowledged by ${target}`);
+  } else {
+    const { sequence, line } = outcome.pending;
+    const file = output.pathOf(sequence) ?? `file ${sequence} of the sequence`;
+    status(
+      `carnot: warning: export: ${output.count - outcome.published} of ${output.count} records not acknowledged by ${target} within ${EXPORT_GRACE_MS / 1000} s; they stay in ${file} from line ${line} on`,
+    );
+  }
+  return outcome;
 }
 
 /** The comm of a live process (for handshakes the kernel gives up), "" when it is gone. */

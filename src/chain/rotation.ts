@@ -68,6 +68,8 @@ export interface RotationCounters {
   rotations: number;
   failures: number;
   deleted: number;
+  /** times the disk refused the output's lines (held, written later) */
+  stalls: number;
 }
 
 /** The numbered name of `out`'s file number `n`: the number before the extension. */
@@ -115,7 +117,7 @@ export class RotatingLog {
   #closedRecords = 0;
   /** where this run's files are now, by place in the sequence */
   readonly #paths = new Map<number, string>();
-  readonly counters: RotationCounters = { rotations: 0, failures: 0, deleted: 0 };
+  readonly counters: RotationCounters = { rotations: 0, failures: 0, deleted: 0, stalls: 0 };
 
   private constructor(
     /** null: stdout */

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, fsyncSync, unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { CarnotError, writeFailure } from "../errors.ts";
+import { CarnotError, systemReason, writeFailure } from "../errors.ts";
 import { isStdoutPath } from "../io/output.ts";
 import { openInPlace, replaceFile } from "../io/safe-file.ts";
 import { log } from "../log.ts";
@@ -59,6 +59,12 @@ export interface ChainedWriterOptions {
   /** Write through an existing symlink at the path (`--follow-symlinks`); refused otherwise. */
   followSymlinks?: boolean;
   /**
+   * A full disk holds the lines in memory (up to 64 MiB) and flush() throws OutputHeld until a later flush writes
+   * them (the tracer, which can stop reading meanwhile); without it the write error ends the output. Only while
+   * this thread hashes.
+   */
+  holdWhenFull?: boolean;
+  /**
    * A file of a rotated sequence: its chain starts from the previous file's final value (`previous`), and its
    * seal says where it stands. Without it the chain starts from the format's genesis, as a single file's.
    */
@@ -113,10 +119,11 @@ export class ChainedWriter {
     private readonly tool: string,
     private parallelAfter: number,
     private readonly link: ChainLink | null,
+    holdWhenFull: boolean,
   ) {
     const start = link?.previous ? hexToWords(link.previous) : keys.genesis;
     if (start === null) throw new Error("ChainedWriter: link.previous is not a chain value");
-    this.sink = new LineSink(fd, sealPath !== null, start, 0, 0, keys.linkKey);
+    this.sink = new LineSink(fd, sealPath !== null, start, 0, 0, keys.linkKey, holdWhenFull);
   }
 
   /**
@@ -135,7 +142,9 @@ export class ChainedWriter {
           ? PARALLEL_AFTER_LARGE
           : PARALLEL_AFTER);
     const link = opts.link ?? null;
-    if (isStdoutPath(path)) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter, link);
+    const hold = opts.holdWhenFull === true;
+    if (isStdoutPath(path))
+      return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter, link, hold);
     const file = path as string;
     let fd: number;
     try {
@@ -156,7 +165,7 @@ export class ChainedWriter {
         }
       }
     }
-    return new ChainedWriter(fd, file, sealPath, keys, tool, parallelAfter, link);
+    return new ChainedWriter(fd, file, sealPath, keys, tool, parallelAfter, link, hold);
   }
 
   /** Records appended so far. */
@@ -228,6 +237,9 @@ export class ChainedWriter {
       try {
         this.sink.flush();
       } catch (err) {
+        // a full disk: the lines are held in order and written by a later flush, nothing is lost meanwhile
+        if (this.sink.heldBytes > 0)
+          throw new OutputHeld(this.name, err, this.appended - this.sink.flushedCount);
         this.failure = writeFailure(this.name, err);
         throw this.failure;
       }
@@ -506,6 +518,18 @@ export class ChainedWriter {
       throw writeFailure(sealPath, err, "cannot write seal");
     }
     return seal;
+  }
+}
+
+/** A flush the disk refused for want of space; the lines stay held (`lines`), a later flush() tries again. */
+export class OutputHeld extends CarnotError {
+  constructor(
+    readonly output: string,
+    cause: unknown,
+    readonly lines: number,
+  ) {
+    super(`cannot write ${output}: ${systemReason(cause)}`, { cause });
+    this.name = "OutputHeld";
   }
 }
 

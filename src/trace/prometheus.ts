@@ -283,6 +283,8 @@ const AGENT_COUNTERS: Record<string, string> = {
   rotations_total: "Output files closed, sealed and replaced by the next one",
   rotation_failures_total: "Rotations that could not be made (the current file was kept)",
   files_deleted_total: "Rotated files deleted by --max-files",
+  output_stalls_total:
+    "Times the disk refused the output's lines (held in memory and written once it took them)",
   export_published_total: "Records the broker acknowledged",
   export_failures_total: "Publications that failed (the records were sent again)",
   export_disconnects_total: "Times the connection to the broker was lost",

@@ -7,6 +7,7 @@ import { Libc } from "../../ffi/libc.ts";
 import { closeSync, constants, openSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { assertRotationDirectory, RotatingLog } from "../chain/rotation.ts";
+import { OutputHeld } from "../chain/writer.ts";
 import { type ExportOutcome, NatsExporter } from "../export/exporter.ts";
 import type { NatsTarget } from "../export/nats-url.ts";
 import { CarnotError, describeError } from "../errors.ts";
@@ -90,6 +91,8 @@ export interface TraceSummary {
 const DRAIN_INTERVAL_MS = 50;
 /** How often whole lines reach the output file when the writer's buffer is not yet full. */
 const WRITE_INTERVAL_MS = 200;
+/** While the disk is full, how often the held lines are tried again. */
+const HELD_RETRY_MS = 1_000;
 
 /**
  * The clocks, sampled once at start. bpf_ktime_get_ns counts CLOCK_MONOTONIC, which Bun does not expose
@@ -261,7 +264,14 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
   try {
     output = await RotatingLog.open(
       opts.out,
-      { key: opts.key, followSymlinks: opts.followSymlinks },
+      // hashed in this thread, so a full disk holds the lines here and retries; a hash thread would save the
+      // tracer little (its raw_hash is computed here either way: WORKLOG.md)
+      {
+        key: opts.key,
+        followSymlinks: opts.followSymlinks,
+        parallelAfter: Number.POSITIVE_INFINITY,
+        holdWhenFull: true,
+      },
       { sizeBytes: opts.rotation?.sizeBytes, maxFiles: opts.rotation?.maxFiles, keepEarlier: t.rotating },
       {
         warn: (line) => status(`carnot: warning: ${line}`),
@@ -377,12 +387,45 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
   };
   const timers: ReturnType<typeof setInterval>[] = [];
   let lastWrite = performance.now();
+  /** since when the disk has refused the output's lines (0: it takes them) */
+  let heldSince = 0;
+  const flushOutput = (now: number) => {
+    lastWrite = now;
+    try {
+      // the writer buffers ~1 MiB; a live trace (`carnot trace | jq`) wants its lines while they are fresh
+      output.flush();
+      exporter?.written(output.sequence, output.writer.bytes);
+      if (heldSince !== 0) {
+        status(
+          `carnot: ${output.out} written again after ${((now - heldSince) / 1000).toFixed(1)} s; nothing held was lost`,
+        );
+        heldSince = 0;
+      }
+    } catch (err) {
+      if (!(err instanceof OutputHeld)) {
+        pipeline.writeError ??= err;
+        return;
+      }
+      if (heldSince === 0) {
+        heldSince = now;
+        output.counters.stalls++;
+        status(
+          `carnot: warning: ${err.message}; ${err.lines} records held in memory and nothing more read until they are written (what the kernel cannot hold meanwhile is counted in kernel_drops); trying again every ${HELD_RETRY_MS / 1000} s`,
+        );
+      }
+    }
+  };
   timers.push(
     setInterval(() => {
       if (rotation !== null) return;
+      const now = performance.now();
+      // a full disk: nothing is read (events wait in the ring buffer) until the held lines are written
+      if (heldSince !== 0) {
+        if (now - lastWrite >= HELD_RETRY_MS) flushOutput(now);
+        return;
+      }
       pipeline.drain(sources.region);
       pipeline.tick(monotonicNowNs());
-      const now = performance.now();
       if (pipeline.writeError === null && now >= rotationRetryAt && (rotateRequested || output.full)) {
         rotateRequested = false;
         rotation = rotate().finally(() => {
@@ -390,16 +433,7 @@ async function traceWith(opts: TraceOptions, t: TraceContext): Promise<TraceSumm
         });
         return;
       }
-      if (now - lastWrite >= WRITE_INTERVAL_MS) {
-        lastWrite = now;
-        try {
-          // the writer buffers ~1 MiB; a live trace (`carnot trace | jq`) wants its lines while they are fresh
-          output.flush();
-          exporter?.written(output.sequence, output.writer.bytes);
-        } catch (err) {
-          pipeline.writeError ??= err;
-        }
-      }
+      if (now - lastWrite >= WRITE_INTERVAL_MS) flushOutput(now);
       if (pipeline.writeError) requestStop();
     }, DRAIN_INTERVAL_MS),
   );

@@ -114,6 +114,7 @@ bench: build
 	bun run bench/consumers.ts
 	bun run bench/wire-parse.ts
 	bun run bench/metrics.ts
+	bun run bench/export.ts
 
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:

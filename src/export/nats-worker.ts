@@ -87,7 +87,7 @@ class ExportLoop {
         continue;
       }
       try {
-        await this.#resume(js);
+        await this.#resume();
         await this.#pump(js);
       } catch (err) {
         if (this.#finished()) break;
@@ -191,7 +191,7 @@ class ExportLoop {
    * the connection broke (stored, its acknowledgement lost): start after it, so it is not stored twice even
    * past the stream's de-duplication window.
    */
-  async #resume(js: JetStreamClient): Promise<void> {
+  async #resume(): Promise<void> {
     const nc = this.#nc;
     if (nc === null) return;
     const jsm = await jetstreamManager(nc, { timeout: ACK_TIMEOUT_MS });
@@ -211,7 +211,6 @@ class ExportLoop {
       }
       c = next.after;
     }
-    void js;
   }
 
   /** Publish from the acknowledged place on, WINDOW at a time, acknowledgements taken in order. */

@@ -15,7 +15,7 @@
  * `--max-files N` keeps the newest N files (the live one included), deleting only regular files of this
  * naming, never through a symlink.
  */
-import { lstatSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CarnotError, systemReason, writeFailure } from "../errors.ts";
 import { createTempBeside, renameNoReplace } from "../io/safe-file.ts";
@@ -321,7 +321,13 @@ function moveWithSeal(from: string, to: string): void {
 function continuationOf(path: string, key: Uint8Array | undefined): ChainLink | string {
   let seal: ChainSeal;
   try {
-    seal = JSON.parse(readFileSync(sealPathOf(path), "utf8")) as ChainSeal;
+    // read, never followed: a link planted at the seal's name is no seal
+    const fd = openSync(sealPathOf(path), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      seal = JSON.parse(readFileSync(fd, "utf8")) as ChainSeal;
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return "it has no readable seal";
   }

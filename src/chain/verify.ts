@@ -198,7 +198,12 @@ async function checkLog(path: string, opts: { key?: Uint8Array; start?: string }
   const start = startHex === null ? keys.genesis : hexToWords(startHex);
   if (start === null) return fail(`not a chain value to start from: ${startHex}`);
 
-  const walk = new ChainWalk(keys, sealed?.count ?? -1, start);
+  const walk = new ChainWalk(
+    keys,
+    sealed?.count ?? -1,
+    start,
+    startHex === null ? "the genesis" : "the previous file's final value",
+  );
   // the pieces of a line that spans chunks, joined once its newline arrives (a long line is not re-copied per chunk)
   let carry: Uint8Array[] = [];
   for await (const chunk of Bun.file(path).stream()) {
@@ -445,6 +450,8 @@ class ChainWalk {
     private readonly sealCount: number,
     /** chain_0: the format's genesis, or the previous file's final value in a rotated sequence */
     start: Uint32Array = keys.genesis,
+    /** what chain_0 is, in messages */
+    private readonly startName = "the genesis",
   ) {
     this.last = new Uint32Array(start);
     this.linkKey = keys.linkKey;
@@ -502,7 +509,7 @@ class ChainWalk {
       b.nextFromComputed = wordsToHex(b.computed) === seal.final;
     }
     const delta = seal ? this.lines - seal.count : null;
-    const prev = b.line === 1 ? "the genesis" : `line ${b.line - 1}`;
+    const prev = b.line === 1 ? this.startName : `line ${b.line - 1}`;
     let reason: string;
     if (b.nextFromComputed) {
       reason = "chain value edited: the record is intact but its chain key was changed";

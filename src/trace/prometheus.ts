@@ -295,6 +295,12 @@ const AGENT_GAUGES: Record<string, string> = {
   export_connected: "1 while connected to the broker",
 };
 
+/** The registry, and its metrics in text format with every value from one snapshot of the counters. */
+export interface MetricsRegistry {
+  registry: Registry;
+  scrape(): Promise<string>;
+}
+
 /** Which of the agent's parts run: their metrics are listed only then. */
 export interface AgentParts {
   rotation: boolean;
@@ -304,17 +310,15 @@ export interface AgentParts {
 const partOf = (name: string): keyof AgentParts => (name.startsWith("export_") ? "export" : "rotation");
 
 /** The registry: one prom-client metric per counter, its value taken from the snapshot at each scrape. */
-export function metricsRegistry(snapshot: () => MetricsSnapshot, parts: AgentParts): Registry {
+export function metricsRegistry(snapshot: () => MetricsSnapshot, parts: AgentParts): MetricsRegistry {
   const registry = new Registry();
+  // one snapshot per scrape (taken by scrape() below), shared by every metric's collect
   let current: MetricsSnapshot | null = null;
-  // one snapshot per scrape, shared by every metric's collect
   const now = () => {
     current ??= snapshot();
-    queueMicrotask(() => {
-      current = null;
-    });
     return current;
   };
+
   for (const spec of COUNTERS) {
     new Counter({
       name: `carnot_trace_${spec.name}`,
@@ -351,7 +355,15 @@ export function metricsRegistry(snapshot: () => MetricsSnapshot, parts: AgentPar
       },
     });
   }
-  return registry;
+  const scrape = async () => {
+    current = snapshot();
+    try {
+      return await registry.metrics();
+    } finally {
+      current = null;
+    }
+  };
+  return { registry, scrape };
 }
 
 export interface MetricsEndpoint {
@@ -369,7 +381,7 @@ export function startMetricsEndpoint(
   snapshot: () => MetricsSnapshot,
   parts: AgentParts,
 ): MetricsEndpoint {
-  const registry = metricsRegistry(snapshot, parts);
+  const { registry, scrape } = metricsRegistry(snapshot, parts);
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
@@ -380,7 +392,7 @@ export function startMetricsEndpoint(
         if (path !== "/metrics") return new Response("not found: try /metrics\n", { status: 404 });
         if (req.method !== "GET" && req.method !== "HEAD")
           return new Response("method not allowed\n", { status: 405, headers: { Allow: "GET, HEAD" } });
-        return new Response(await registry.metrics(), { headers: { "Content-Type": registry.contentType } });
+        return new Response(await scrape(), { headers: { "Content-Type": registry.contentType } });
       },
     });
   } catch (err) {

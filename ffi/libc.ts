@@ -1,6 +1,6 @@
 /**
  * Typed bun:ffi bindings to the few libc calls carnot needs: mmap, errno, page size, vsnprintf, clocks, bpf(2),
- * open_by_handle_at(2), execve, the signal mask and dispositions.
+ * open_by_handle_at(2), execve, the signal mask and dispositions, renameat2.
  */
 import { CString, dlopen, FFIType, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
 
@@ -14,6 +14,10 @@ const CLOCK_THREAD_CPUTIME_ID = 3;
 const SYS_BPF = 321;
 /** x86-64 system call number of open_by_handle_at(2). */
 const SYS_OPEN_BY_HANDLE_AT = 304;
+/** x86-64 renameat2(2), with AT_FDCWD and RENAME_NOREPLACE */
+const SYS_RENAMEAT2 = 316;
+const AT_FDCWD = -100;
+const RENAME_NOREPLACE = 1;
 /** sigprocmask's `how` */
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
@@ -155,6 +159,13 @@ export class Libc {
   /** The bpf(2) system call; returns its result (>= 0) or -errno. */
   bpf(command: number, attr: Uint8Array): number {
     return this.syscall(SYS_BPF, command, attr, attr.byteLength);
+  }
+
+  /** rename(2) that never replaces: 0, or -errno (EEXIST when `to` exists, a symlink there included). */
+  renameNoReplace(from: string, to: string): number {
+    const a = cString(from);
+    const b = cString(to);
+    return this.syscall(SYS_RENAMEAT2, AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE);
   }
 
   /**

@@ -51,6 +51,9 @@ const ERRNO_TEXT: Record<string, string> = {
   EPIPE: "the reader closed the pipe (EPIPE)",
   EROFS: "read-only file system",
   EIO: "input/output error (EIO)",
+  EADDRINUSE: "address already in use (EADDRINUSE)",
+  EADDRNOTAVAIL: "address not available on this host (EADDRNOTAVAIL)",
+  ECONNREFUSED: "connection refused (ECONNREFUSED)",
 };
 
 /** Why a system call failed, without the paths and call names Node puts in its messages. */

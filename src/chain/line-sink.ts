@@ -4,6 +4,14 @@ import type { Blake3 } from "./blake3.ts";
 
 /** Output is written in chunks of about this size: one write syscall per ~1 MiB, never per line. */
 export const FLUSH_BYTES = 1 << 20;
+/** While the disk is full, lines are held in memory up to this much; past it the output fails. */
+export const HOLD_MAX_BYTES = 64 << 20;
+
+/** A write the disk refused for want of space: the lines are held and written again later. */
+export function isOutOfSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
 /** `,"chain":"` — the chain value is the last key of every line. */
 const CHAIN_PREFIX = new TextEncoder().encode(',"chain":"');
 /** Bytes a line gains after its record JSON loses its final `}`: prefix, 64 hex, `"}` and `\n`. */
@@ -37,6 +45,8 @@ export class LineSink {
   flushedBytes = 0;
   private buf = new Uint8Array(FLUSH_BYTES + 64 * 1024);
   private pos = 0;
+  /** The last write failed for want of space: lines are held, nothing is flushed until flush() is called. */
+  private stalled = false;
   /** v2: this link's key, derived from the link key and the previous chain value */
   private readonly linkKeyNow = new Uint32Array(8);
 
@@ -49,6 +59,8 @@ export class LineSink {
     writtenBytes: number,
     /** v2 (keyed): every link is keyed by blake3_keyed(linkKey, previous chain); null: v1 */
     private readonly linkKey: Uint32Array | null = null,
+    /** a full disk holds the lines for a later flush (the tracer) instead of dropping them with an error */
+    private readonly holdWhenFull = false,
   ) {
     this.chain = new Uint32Array(chain);
     this.flushedChain = new Uint32Array(chain);
@@ -61,12 +73,13 @@ export class LineSink {
    * line: the JSON without `}`, then `,"chain":"<hex>"}` and a newline.
    */
   appendBody(h: Blake3, n: number): void {
+    // room first: a failed flush leaves the chain as it was
+    if (this.pos + n + SUFFIX_LEN > this.buf.length) {
+      if (!this.stalled) this.flushOrHold();
+      if (this.pos + n + SUFFIX_LEN > this.buf.length) this.grow(this.pos + n + SUFFIX_LEN);
+    }
     const chain = this.chain;
     chain.set(h.digest(n, linkKeyOf(h, this.linkKey, chain, this.linkKeyNow)));
-    if (this.pos + n + SUFFIX_LEN > this.buf.length) {
-      this.flush();
-      if (n + SUFFIX_LEN > this.buf.length) this.buf = new Uint8Array(n + SUFFIX_LEN + 64 * 1024);
-    }
     const buf = this.buf;
     let p = this.pos;
     h.scratch.copy(buf, p, 0, n - 1);
@@ -80,16 +93,48 @@ export class LineSink {
     buf[p++] = 10; // \n
     this.pos = p;
     this.appended++;
-    if (p >= FLUSH_BYTES) this.flush();
+    if (p >= FLUSH_BYTES && !this.stalled) this.flushOrHold();
+  }
+
+  /** Lines held in memory because the disk refused them (0 when none). */
+  get heldBytes(): number {
+    return this.stalled ? this.pos : 0;
+  }
+
+  /** Flush; a full disk only marks the lines held (the next flush() says so and tries again). */
+  private flushOrHold(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      if (!this.stalled) throw err;
+    }
+  }
+
+  /** A larger buffer, keeping what it holds; past HOLD_MAX_BYTES the held lines are given up (an error). */
+  private grow(need: number): void {
+    if (need > HOLD_MAX_BYTES && this.stalled) {
+      throw Object.assign(
+        new Error(`more than ${HOLD_MAX_BYTES >> 20} MiB of lines held while the disk is full`),
+        {
+          code: "ENOSPC",
+          held: true,
+        },
+      );
+    }
+    const bigger = new Uint8Array(Math.max(need + 64 * 1024, Math.min(this.buf.length * 2, HOLD_MAX_BYTES)));
+    bigger.set(this.buf.subarray(0, this.pos));
+    this.buf = bigger;
   }
 
   /**
-   * Write the buffered lines. On failure the file is cut back to its last whole line, the
-   * unwritten lines are dropped from the chain state, and the error is thrown.
+   * Write the buffered lines. On failure the file is cut back to its last whole line and the error is thrown;
+   * the unwritten lines are dropped from the chain state, except when a file's disk is full (ENOSPC, EDQUOT)
+   * and the sink holds lines then: they stay, in order, for the next flush.
    */
   flush(): void {
     try {
-      writeFully(this.fd, this.buf, 0, this.pos);
+      // a file is written at its known end: after a failed write, the retry starts where it began
+      writeFully(this.fd, this.buf, 0, this.pos, this.truncatable ? this.flushedBytes : undefined);
     } catch (err) {
       if (this.truncatable) {
         try {
@@ -98,11 +143,17 @@ export class LineSink {
           // verify will report the torn last line
         }
       }
-      this.pos = 0;
-      this.appended = this.flushedCount;
-      this.chain.set(this.flushedChain);
+      // a full disk: the lines stay buffered, in the chain, to be written once there is room
+      this.stalled =
+        this.holdWhenFull && this.truncatable && isOutOfSpace(err) && !(err as { held?: boolean }).held;
+      if (!this.stalled) {
+        this.pos = 0;
+        this.appended = this.flushedCount;
+        this.chain.set(this.flushedChain);
+      }
       throw err;
     }
+    this.stalled = false;
     this.flushedBytes += this.pos;
     this.pos = 0;
     this.flushedCount = this.appended;

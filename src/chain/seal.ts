@@ -14,6 +14,13 @@ export interface ChainSeal {
   genesis: string | null;
   /** Fingerprint of the secret key, null without one. */
   key_id: string | null;
+  /**
+   * Only in a file of a rotated sequence (`carnot trace --rotate-*`): its place in the sequence, from 1. A
+   * single file has neither this nor `previous`, so its seal is what it always was.
+   */
+  sequence?: number;
+  /** The previous file's final chain value, which this file's chain starts from; null in file 1. */
+  previous?: string | null;
   /** Chain value of the last record (the genesis when the log is empty). */
   final: string;
   /** false when the writer stopped on an error: the log holds whole lines but not all of them. */
@@ -37,6 +44,12 @@ export function sealMac(seal: Omit<ChainSeal, "mac"> | Record<string, unknown>, 
   return wordsToHex(h.digest(h.encode(canonicalJson(seal, ["mac"])), keys.sealKey));
 }
 
+/** Where a file of a rotated sequence stands in it (see ChainSeal). */
+export interface ChainLink {
+  sequence: number;
+  previous: string | null;
+}
+
 /** Build a seal with its mac. */
 export function buildSeal(
   fields: {
@@ -46,15 +59,18 @@ export function buildSeal(
     complete: boolean;
     reason: string | null;
     created: string;
+    link?: ChainLink | null;
   },
   keys: ChainKeys,
 ): ChainSeal {
+  const link = fields.link ? { sequence: fields.link.sequence, previous: fields.link.previous } : {};
   const body = {
     format: keys.format,
     tool: fields.tool,
     count: fields.count,
     genesis: keys.keyId === null ? keys.genesisHex : null,
     key_id: keys.keyId,
+    ...link,
     final: fields.final,
     complete: fields.complete,
     reason: fields.reason,

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { CarnotError, systemReason } from "../errors.ts";
-import { Blake3, sameWords, wordsToHex } from "./blake3.ts";
+import { Blake3, hexToWords, sameWords, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
 import {
   CHAIN_FORMAT_V1,
@@ -12,7 +12,7 @@ import {
   KEY_ID_KEY,
 } from "./keys.ts";
 import { linkKeyOf } from "./line-sink.ts";
-import { type ChainSeal, sealMac, sealPathOf } from "./seal.ts";
+import { type ChainLink, type ChainSeal, sealMac, sealPathOf } from "./seal.ts";
 
 /** What `carnot verify` found. */
 export interface VerifyResult {
@@ -32,12 +32,117 @@ export interface VerifyResult {
   keyed?: boolean;
 }
 
+/** A file checked as part of a rotated sequence: where its seal says it stands, and where its chain ends. */
+interface LinkedResult {
+  result: VerifyResult;
+  /** null for a single file's seal (file 1) or without a seal */
+  link: ChainLink | null;
+  /** the chain value of its last line (the seal's final value when ok) */
+  final: string | null;
+}
+
 /** `ok: N records, chain intact, sealed` or `FAIL line 17: …` / `FAIL: …`. */
 export function formatVerifyResult(r: VerifyResult): string {
   if (r.ok && r.keyed && r.format === CHAIN_FORMAT_V1)
     return `ok: ${r.count} records, chain intact, sealed (${CHAIN_FORMAT_V1}: the key protects its first link only)`;
   if (r.ok) return `ok: ${r.count} records, chain intact, sealed`;
   return r.firstBadLine === null ? `FAIL: ${r.reason}` : `FAIL line ${r.firstBadLine}: ${r.reason}`;
+}
+
+/** What `carnot verify A B C …` found for a sequence of files. */
+export interface SequenceResult {
+  ok: boolean;
+  files: number;
+  /** records in every file checked */
+  records: number;
+  /** the first and last file's place in the rotated sequence (1 for a single file) */
+  first: number;
+  last: number;
+  /** the file at fault and why (null when ok) */
+  badFile: string | null;
+  reason: string | null;
+}
+
+/**
+ * Check files of a rotated sequence, in the order given: each one whole (verifyLog), and each one's chain
+ * starting from the final value of the one before, with the next place in the sequence. Names the first file
+ * that is bad, missing before it, out of order, or from another sequence. The first file may start after
+ * file 1 (older files deleted by --max-files); nothing shows whether files follow the last one given.
+ */
+export async function verifySequence(
+  paths: readonly string[],
+  opts: { key?: Uint8Array } = {},
+): Promise<SequenceResult> {
+  let records = 0;
+  let prev: { path: string; sequence: number; final: string } | null = null;
+  let first = 1;
+  const fail = (badFile: string, reason: string): SequenceResult => ({
+    ok: false,
+    files: paths.length,
+    records,
+    first,
+    last: prev?.sequence ?? first,
+    badFile,
+    reason,
+  });
+  // where each file's seal says it stands: a gap filled by a file given later is that file out of order
+  const places = await Promise.all(paths.map(async (p) => placeOf(await readSeal(sealPathOf(p)))));
+  for (const [i, path] of paths.entries()) {
+    const { result: r, link, final } = await checkLog(path, { key: opts.key, start: prev?.final });
+    // a single file (no link in its seal) stands as file 1 of a sequence of its own
+    const sequence: number = link?.sequence ?? (r.ok || prev === null ? 1 : prev.sequence + 1);
+    if (prev !== null) {
+      if (sequence <= prev.sequence)
+        return fail(
+          path,
+          `out of order: it is file ${sequence} of its sequence, after file ${prev.sequence} (${prev.path})`,
+        );
+      if (sequence > prev.sequence + 1) {
+        const j = places.findIndex((n, k) => k > i && n !== null && n > prev!.sequence && n < sequence);
+        if (j >= 0)
+          return fail(
+            paths[j]!,
+            `out of order: it is file ${places[j]} of its sequence, given after ${path} (file ${sequence})`,
+          );
+        const gap =
+          sequence === prev.sequence + 2
+            ? `file ${prev.sequence + 1} is`
+            : `files ${prev.sequence + 1}–${sequence - 1} are`;
+        return fail(path, `${gap} missing between ${prev.path} and it`);
+      }
+      if (link && link.previous !== prev.final)
+        return fail(
+          path,
+          `it does not continue ${prev.path}: its chain starts from another value than that file's final one`,
+        );
+    } else {
+      first = sequence;
+    }
+    if (!r.ok) return fail(path, formatVerifyResult(r));
+    records += r.count;
+    prev = { path, sequence, final: final ?? "" };
+  }
+  return {
+    ok: true,
+    files: paths.length,
+    records,
+    first,
+    last: prev?.sequence ?? first,
+    badFile: null,
+    reason: null,
+  };
+}
+
+/** A file's place in its sequence as its seal says (1 for a single file's seal), null without a seal. */
+function placeOf(seal: SealState): number | null {
+  return seal.kind === "present" ? (seal.seal.sequence ?? 1) : null;
+}
+
+/** `ok: 3 files, 1200 records, files 1–3 of one sequence, …` or `FAIL PATH: why`. */
+export function formatSequenceResult(r: SequenceResult): string {
+  if (!r.ok) return `FAIL ${r.badFile}: ${r.reason}`;
+  const before = r.first > 1 ? ` (the ${r.first - 1} before it not given)` : "";
+  return `ok: ${r.files} files, ${r.records} records, files ${r.first}–${r.last} of one sequence${before}, each chain intact, sealed and linked to the one before`;
 }
 
 /** Lines after a chain break that are searched for the line that really follows its predecessor. */
@@ -57,8 +162,16 @@ type SealState =
  * Check a chained log and its seal: both hashes of every line (see writer.ts for the chain),
  * then the seal's mac, count and final value. Names the first bad line and why.
  * A missing or unreadable log is a usage error (CarnotError, exit 2).
+ *
+ * A file of a rotated sequence starts its chain from the previous file's final value: its seal says which
+ * (`previous`); without a seal, `start` (the previous file's final value, when the caller has it) stands in.
  */
 export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): Promise<VerifyResult> {
+  return (await checkLog(path, opts)).result;
+}
+
+/** verifyLog, with where the file stands in its sequence. */
+async function checkLog(path: string, opts: { key?: Uint8Array; start?: string }): Promise<LinkedResult> {
   try {
     const st = await stat(path);
     if (st.isDirectory()) throw new CarnotError(`cannot verify ${path}: is a directory`, { exitCode: 2 });
@@ -68,12 +181,10 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
   }
   const sealPath = sealPathOf(path);
   const seal = await readSeal(sealPath);
-  const fail = (reason: string, count = 0): VerifyResult => ({
-    ok: false,
-    count,
-    firstBadLine: null,
-    reason,
-    sealed: false,
+  const fail = (reason: string, count = 0): LinkedResult => ({
+    result: { ok: false, count, firstBadLine: null, reason, sealed: false },
+    link: null,
+    final: null,
   });
 
   const sealed = seal.kind === "present" ? seal.seal : null;
@@ -81,8 +192,18 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
   const setup = chooseKeys(sealed, first === null ? null : markerOf(first), first, opts.key);
   if (typeof setup === "string") return fail(setup);
   const keys = setup;
+  const link =
+    sealed?.sequence === undefined ? null : { sequence: sealed.sequence, previous: sealed.previous ?? null };
+  const startHex = sealed !== null ? (link?.previous ?? null) : (opts.start ?? null);
+  const start = startHex === null ? keys.genesis : hexToWords(startHex);
+  if (start === null) return fail(`not a chain value to start from: ${startHex}`);
 
-  const walk = new ChainWalk(keys, sealed?.count ?? -1);
+  const walk = new ChainWalk(
+    keys,
+    sealed?.count ?? -1,
+    start,
+    startHex === null ? "the genesis" : "the previous file's final value",
+  );
   // the pieces of a line that spans chunks, joined once its newline arrives (a long line is not re-copied per chunk)
   let carry: Uint8Array[] = [];
   for await (const chunk of Bun.file(path).stream()) {
@@ -110,14 +231,9 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
   const lineFault = walk.firstFault(sealed);
   const count = walk.lines;
   const checkedAs = { format: keys.format, keyed: keys.keyId !== null };
-  const result = (firstBadLine: number | null, reason: string): VerifyResult => ({
-    ok: false,
-    count,
-    firstBadLine,
-    reason,
-    sealed: false,
-    ...checkedAs,
-  });
+  const linked = (result: VerifyResult): LinkedResult => ({ result, link, final: wordsToHex(walk.last) });
+  const result = (firstBadLine: number | null, reason: string): LinkedResult =>
+    linked({ ok: false, count, firstBadLine, reason, sealed: false, ...checkedAs });
   if (lineFault) return result(lineFault.line, lineFault.reason);
   if (torn) return result(count, "last line is cut off (no newline at the end)");
   if (seal.kind === "missing") {
@@ -151,7 +267,7 @@ export async function verifyLog(path: string, opts: { key?: Uint8Array } = {}): 
       `log incomplete: the writer stopped early (${s.reason ?? "no reason given"}); ${count} records chain intact`,
     );
   }
-  return { ok: true, count, firstBadLine: null, reason: null, sealed: true, ...checkedAs };
+  return linked({ ok: true, count, firstBadLine: null, reason: null, sealed: true, ...checkedAs });
 }
 
 /** What a v2 log's first line says of its chain; null for a line without `chain_format` (v1) or not JSON. */
@@ -262,6 +378,13 @@ async function readSeal(path: string): Promise<SealState> {
     ["created", typeof o.created === "string"],
     ["mac", hex64(o.mac)],
   ];
+  // file 2, 3, … of a rotated sequence (file 1 has a single file's seal): both
+  if (o.sequence !== undefined || o.previous !== undefined) {
+    checks.push(
+      ["sequence", Number.isSafeInteger(o.sequence) && (o.sequence as number) >= 2],
+      ["previous", hex64(o.previous)],
+    );
+  }
   const bad = checks.find(([, good]) => !good);
   if (bad) return { kind: "damaged", why: `field ${bad[0]} is missing or invalid` };
   if ((o.genesis === null) === (o.key_id === null)) {
@@ -325,11 +448,15 @@ class ChainWalk {
   constructor(
     keys: ChainKeys,
     private readonly sealCount: number,
+    /** chain_0: the format's genesis, or the previous file's final value in a rotated sequence */
+    start: Uint32Array = keys.genesis,
+    /** what chain_0 is, in messages */
+    private readonly startName = "the genesis",
   ) {
-    this.last = new Uint32Array(keys.genesis);
+    this.last = new Uint32Array(start);
     this.linkKey = keys.linkKey;
     this.format = keys.format;
-    if (sealCount === 0) this.atSealCount = new Uint32Array(keys.genesis);
+    if (sealCount === 0) this.atSealCount = new Uint32Array(start);
   }
 
   /** The key the line after `previous` is chained under (see LineSink). */
@@ -382,7 +509,7 @@ class ChainWalk {
       b.nextFromComputed = wordsToHex(b.computed) === seal.final;
     }
     const delta = seal ? this.lines - seal.count : null;
-    const prev = b.line === 1 ? "the genesis" : `line ${b.line - 1}`;
+    const prev = b.line === 1 ? this.startName : `line ${b.line - 1}`;
     let reason: string;
     if (b.nextFromComputed) {
       reason = "chain value edited: the record is intact but its chain key was changed";

@@ -2,19 +2,19 @@ import { closeSync, fstatSync, fsyncSync, unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { CarnotError, writeFailure } from "../errors.ts";
+import { CarnotError, systemReason, writeFailure } from "../errors.ts";
 import { isStdoutPath } from "../io/output.ts";
 import { openInPlace, replaceFile } from "../io/safe-file.ts";
 import { log } from "../log.ts";
 import { entryModule } from "../self.ts";
 import { TOOL } from "../version.ts";
-import { Blake3, wordsToHex } from "./blake3.ts";
+import { Blake3, hexToWords, wordsToHex } from "./blake3.ts";
 import { canonicalJson } from "./canonical.ts";
 import type { HashWorkerInput, HashWorkerResult } from "./hash-worker.ts";
 import { CHAIN_FORMAT_V2, type ChainKeys, deriveChainKeys, FORMAT_KEY, KEY_ID_KEY } from "./keys.ts";
 import { LineSink } from "./line-sink.ts";
 import { CTL, createRing, RingProducer, ringError } from "./ring.ts";
-import { buildSeal, type ChainSeal, sealPathOf, sealTime } from "./seal.ts";
+import { buildSeal, type ChainLink, type ChainSeal, sealPathOf, sealTime } from "./seal.ts";
 
 export type { ChainSeal } from "./seal.ts";
 export { readKeyFile } from "./keys.ts";
@@ -27,6 +27,8 @@ const PARALLEL_AFTER_LARGE = 4_096;
 const STAGE_BYTES = 256 * 1024;
 /** How long the writer waits for a new hash worker to run before it keeps hashing itself. */
 const WORKER_START_MS = 3_000;
+/** What a line adds to its record's JSON: `}` becomes `,"chain":"<64 hex>"}` and a newline. */
+const LINE_SUFFIX_GROWTH = ',"chain":"'.length + 64 + 2;
 /** The keys raw_hash does not cover (the chain's own: a record keeps its raw_hash in any log). */
 const OMITTED: readonly string[] = ["raw_hash", "chain", FORMAT_KEY, KEY_ID_KEY];
 
@@ -56,6 +58,17 @@ export interface ChainedWriterOptions {
   largeOutput?: boolean;
   /** Write through an existing symlink at the path (`--follow-symlinks`); refused otherwise. */
   followSymlinks?: boolean;
+  /**
+   * A full disk holds the lines in memory (up to 64 MiB) and flush() throws OutputHeld until a later flush writes
+   * them (the tracer, which can stop reading meanwhile); without it the write error ends the output. Only while
+   * this thread hashes.
+   */
+  holdWhenFull?: boolean;
+  /**
+   * A file of a rotated sequence: its chain starts from the previous file's final value (`previous`), and its
+   * seal says where it stands. Without it the chain starts from the format's genesis, as a single file's.
+   */
+  link?: ChainLink;
 }
 
 /**
@@ -87,6 +100,8 @@ export class ChainedWriter {
   private readonly sink: LineSink;
   private parallel: ParallelState | null = null;
   private appended = 0;
+  /** Bytes of the lines appended so far (what the file will hold once they are written). */
+  private appendedBytes = 0;
   /** `appended` at the last flush: flush() has nothing to do while it is unchanged. */
   private flushedAt = 0;
   private state: "open" | "closed" = "open";
@@ -97,14 +112,18 @@ export class ChainedWriter {
   private constructor(
     private readonly fd: number,
     /** The output's name in messages. */
-    private readonly name: string,
+    private name: string,
     /** Where the seal goes; null for stdout, pipes and devices (no seal, no fsync, no truncation). */
-    private readonly sealPath: string | null,
+    private sealPath: string | null,
     private readonly keys: ChainKeys,
     private readonly tool: string,
     private parallelAfter: number,
+    private readonly link: ChainLink | null,
+    holdWhenFull: boolean,
   ) {
-    this.sink = new LineSink(fd, sealPath !== null, keys.genesis, 0, 0, keys.linkKey);
+    const start = link?.previous ? hexToWords(link.previous) : keys.genesis;
+    if (start === null) throw new Error("ChainedWriter: link.previous is not a chain value");
+    this.sink = new LineSink(fd, sealPath !== null, start, 0, 0, keys.linkKey, holdWhenFull);
   }
 
   /**
@@ -122,7 +141,10 @@ export class ChainedWriter {
         : opts.largeOutput === true
           ? PARALLEL_AFTER_LARGE
           : PARALLEL_AFTER);
-    if (isStdoutPath(path)) return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter);
+    const link = opts.link ?? null;
+    const hold = opts.holdWhenFull === true;
+    if (isStdoutPath(path))
+      return new ChainedWriter(1, "stdout", null, keys, tool, parallelAfter, link, hold);
     const file = path as string;
     let fd: number;
     try {
@@ -143,12 +165,43 @@ export class ChainedWriter {
         }
       }
     }
-    return new ChainedWriter(fd, file, sealPath, keys, tool, parallelAfter);
+    return new ChainedWriter(fd, file, sealPath, keys, tool, parallelAfter, link, hold);
   }
 
   /** Records appended so far. */
   get count(): number {
     return this.appended;
+  }
+
+  /** Bytes of the lines appended so far: the file's size once they are written. */
+  get bytes(): number {
+    return this.appendedBytes;
+  }
+
+  /** The output is a file with a seal (not stdout, a pipe or a device). */
+  get sealed(): boolean {
+    return this.sealPath !== null;
+  }
+
+  /** The descriptor of the output (a reader of what was written reopens it through /proc/self/fd). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
+  /** The chain value of the last line written (after close or abort: the file's final value). */
+  get lastChain(): string {
+    return wordsToHex(this.sink.flushedChain);
+  }
+
+  /**
+   * The open file was renamed to `path` (a rotation): messages name it, and the seal is written beside it.
+   * Only for a sealed output, and before close.
+   */
+  movedTo(path: string): void {
+    if (this.sealPath === null || this.state !== "open")
+      throw new Error("ChainedWriter: movedTo on a stream or after close");
+    this.name = path;
+    this.sealPath = sealPathOf(path);
   }
 
   /**
@@ -184,6 +237,9 @@ export class ChainedWriter {
       try {
         this.sink.flush();
       } catch (err) {
+        // a full disk: the lines are held in order and written by a later flush, nothing is lost meanwhile
+        if (this.sink.heldBytes > 0)
+          throw new OutputHeld(this.name, err, this.appended - this.sink.flushedCount);
         this.failure = writeFailure(this.name, err);
         throw this.failure;
       }
@@ -285,6 +341,8 @@ export class ChainedWriter {
     record.raw_hash = h.outHex();
     this.chainKeysOf(record);
     const n = h.encode(serialize(record));
+    // the line: the JSON without its "}", then `,"chain":"<64 hex>"}` and a newline
+    this.appendedBytes += n + LINE_SUFFIX_GROWTH;
     try {
       this.sink.appendBody(h, n);
     } catch (err) {
@@ -336,6 +394,7 @@ export class ChainedWriter {
       q += rawLen;
     }
     const jsonLen = stage.write(json, q);
+    this.appendedBytes += jsonLen + LINE_SUFFIX_GROWTH;
     stage.writeInt32LE(rawLen, start);
     stage.writeInt32LE(jsonLen, start + 4);
     p.stagePos = q + jsonLen;
@@ -448,6 +507,7 @@ export class ChainedWriter {
         complete,
         reason,
         created: sealTime(),
+        link: this.link,
       },
       this.keys,
     );
@@ -458,6 +518,18 @@ export class ChainedWriter {
       throw writeFailure(sealPath, err, "cannot write seal");
     }
     return seal;
+  }
+}
+
+/** A flush the disk refused for want of space; the lines stay held (`lines`), a later flush() tries again. */
+export class OutputHeld extends CarnotError {
+  constructor(
+    readonly output: string,
+    cause: unknown,
+    readonly lines: number,
+  ) {
+    super(`cannot write ${output}: ${systemReason(cause)}`, { cause });
+    this.name = "OutputHeld";
   }
 }
 

@@ -2,8 +2,9 @@ import { defineCommand } from "citty";
 import { resolveAssetContext } from "../bom/context.ts";
 import { buildCryptoBom } from "../bom/cryptobom.ts";
 import { toCycloneDx } from "../bom/cyclonedx.ts";
-import { formatJson, readJsonFile, readRuntimeJsonl } from "../bom/read.ts";
+import { formatJson, parseRuntimeJsonl, readJsonFile, readRuntimeJsonl } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
+import { isNatsUrl, parseNatsUrl } from "../export/nats-url.ts";
 import { writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
 import { assetContextArgs, commonArgs, fileOutputArgs } from "./shared.ts";
@@ -18,8 +19,9 @@ export default defineCommand({
     input: {
       type: "positional",
       required: true,
-      description: "runtime.jsonl written by `carnot trace`",
-      valueHint: "FILE",
+      description:
+        "runtime.jsonl written by `carnot trace`, or nats://HOST:PORT/SUBJECT its --export published to",
+      valueHint: "FILE|nats://…",
     },
     ...fileOutputArgs,
     format: { type: "string", description: "cryptobom (default) or cyclonedx", default: "cryptobom" },
@@ -43,7 +45,13 @@ export default defineCommand({
       const where = args.context ? `${args.context} (with flags)` : "asset context flags";
       throw new CarnotError(`${where}: ${(err as Error).message}`, { exitCode: 2 });
     }
-    const { records, sealLines } = await readRuntimeJsonl(args.input);
+    // a stream is read whole, then parsed as a file's text (the NATS client is loaded only for it)
+    const { records, sealLines } = isNatsUrl(args.input)
+      ? parseRuntimeJsonl(
+          args.input,
+          await (await import("../export/nats-read.ts")).readStreamText(parseNatsUrl(args.input, "input")),
+        )
+      : await readRuntimeJsonl(args.input);
     const bom = buildCryptoBom(records, context);
     log.debug(
       `bom: ${records.length} records, ${sealLines} seal line(s), ${bom.summary.components} components`,

@@ -2,6 +2,8 @@ import { defineCommand } from "citty";
 import { readKeyFile } from "../chain/writer.ts";
 import { CarnotError } from "../errors.ts";
 import { resolveDestination } from "../io/safe-file.ts";
+import { type ListenAddress, parseAddress } from "../serve/server.ts";
+import { parseNatsUrl } from "../export/nats-url.ts";
 import { DEFAULT_MAX_PENDING } from "../trace/libssl/correlate.ts";
 import { runTrace } from "../trace/run.ts";
 import { SOURCE_CHOICES, type SourceChoice } from "../trace/sources.ts";
@@ -68,6 +70,39 @@ export function parseSeconds(text: string, flag: string): number {
   return n;
 }
 
+/** --max-files: more files than this in one directory is a mistake, not a plan. */
+const MAX_FILES_MAX = 1_000_000;
+/** --rotate-every: the drain runs every 50 ms; a shorter period would rotate at every batch. */
+const ROTATE_EVERY_MIN_S = 0.1;
+
+/** "30s", "15m", "1h", "1d", "200ms" or plain seconds ("0.5") → seconds, from 0.1 s to SECONDS_MAX. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(.*?)(ms|s|m|h|d)?$/.exec(text);
+  const value = m && DECIMAL.test(m[1]!) ? Number(m[1]) : Number.NaN;
+  const scale = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 }[m?.[2] ?? "s"] ?? 1;
+  const seconds = value * scale;
+  if (!(seconds >= ROTATE_EVERY_MIN_S && seconds <= SECONDS_MAX)) {
+    throw usageError(
+      `invalid ${flag} "${text}": expected a duration from ${ROTATE_EVERY_MIN_S}s to ${SECONDS_MAX}s, e.g. 200ms, 30s, 15m, 1h or 1d`,
+    );
+  }
+  return seconds;
+}
+
+/** `--metrics-addr`: HOST:PORT, [IPv6]:PORT or :PORT (loopback). */
+function parseMetricsAddr(text: string): { address: ListenAddress; text: string } {
+  const address = parseAddress(text);
+  if (address === null)
+    throw usageError(`invalid --metrics-addr "${text}": expected HOST:PORT, [IPv6]:PORT or :PORT`);
+  return { address, text };
+}
+
+function parseRotateSize(text: string): number {
+  const bytes = parseSize(text, "--rotate-size");
+  if (bytes === 0) throw usageError(`invalid --rotate-size "${text}": must be positive`);
+  return bytes;
+}
+
 function parseSource(text: string): SourceChoice {
   const choice = SOURCE_CHOICES.find((c) => c === text);
   if (choice === undefined)
@@ -129,6 +164,33 @@ export default defineCommand({
       valueHint: "SEC",
     },
     "metrics-json": { type: "string", description: "Also write the metrics to this file", valueHint: "FILE" },
+    "metrics-addr": {
+      type: "string",
+      description: "Serve the metrics in Prometheus text format at http://HOST:PORT/metrics",
+      valueHint: "HOST:PORT",
+    },
+    "rotate-size": {
+      type: "string",
+      description:
+        "Close, seal and replace the output file once it holds this much (e.g. 100M); the next file's chain starts from its final value",
+      valueHint: "BYTES",
+    },
+    "rotate-every": {
+      type: "string",
+      description: "Rotate the output file this often (e.g. 1h, 15m, 30s)",
+      valueHint: "DURATION",
+    },
+    "max-files": {
+      type: "string",
+      description: "Keep the newest N output files (the live one included); older rotated files are deleted",
+      valueHint: "N",
+    },
+    export: {
+      type: "string",
+      description:
+        "Publish every record to this NATS JetStream subject, at least once, its chain value as the message id (needs --out)",
+      valueHint: "nats://HOST:PORT/SUBJECT",
+    },
     ...symlinkArgs,
     ...keyFileArgs,
     duration: { type: "string", description: "Stop by itself after this many seconds", valueHint: "SEC" },
@@ -171,6 +233,19 @@ export default defineCommand({
         args["ringbuf-size"] === undefined ? undefined : parseSize(args["ringbuf-size"], "--ringbuf-size"),
       metricsIntervalS: parseSeconds(args["metrics-interval"], "--metrics-interval"),
       metricsJson: args["metrics-json"],
+      export: args.export === undefined ? undefined : parseNatsUrl(args.export, "--export"),
+      rotation: {
+        sizeBytes: args["rotate-size"] === undefined ? undefined : parseRotateSize(args["rotate-size"]),
+        everyS:
+          args["rotate-every"] === undefined
+            ? undefined
+            : parseDuration(args["rotate-every"], "--rotate-every"),
+        maxFiles:
+          args["max-files"] === undefined
+            ? undefined
+            : parseInteger(args["max-files"], "--max-files", 1, MAX_FILES_MAX),
+      },
+      metricsAddr: args["metrics-addr"] === undefined ? undefined : parseMetricsAddr(args["metrics-addr"]),
       followSymlinks,
       key: keyFile ? await readKeyFile(keyFile) : undefined,
       durationS: args.duration === undefined ? undefined : parseSeconds(args.duration, "--duration"),
@@ -185,7 +260,10 @@ export default defineCommand({
       if (args.verbose && typeof verifierLog === "string") process.stderr.write(`${verifierLog}\n`);
       throw err;
     });
-    if (out !== null) process.stderr.write(`carnot: ${summary.records} handshakes written to ${out}\n`);
+    if (out !== null) {
+      const rotated = summary.rotations > 0 ? ` (and ${summary.rotations} rotated files before it)` : "";
+      process.stderr.write(`carnot: ${summary.records} handshakes written to ${out}${rotated}\n`);
+    }
     return 0;
   },
 });

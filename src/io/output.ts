@@ -34,12 +34,19 @@ export function isStdoutPath(path: string | null | undefined): boolean {
   return path === undefined || path === null || path === "" || path === "-" || path === "/dev/stdout";
 }
 
-/** writeSync of the whole range; waits out EAGAIN (a non-blocking pipe that is full). */
-export function writeFully(fd: number, buf: Uint8Array, off: number, len: number): void {
+/**
+ * writeSync of the whole range; waits out EAGAIN (a non-blocking pipe that is full). With `position`, written
+ * there (pwrite: a retry after a failed write lands where the failed one began, not past it).
+ */
+export function writeFully(fd: number, buf: Uint8Array, off: number, len: number, position?: number): void {
   const end = off + len;
+  const start = off;
   while (off < end) {
     try {
-      off += writeSync(fd, buf, off, end - off);
+      off +=
+        position === undefined
+          ? writeSync(fd, buf, off, end - off)
+          : writeSync(fd, buf, off, end - off, position + (off - start));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
       Bun.sleepSync(1);

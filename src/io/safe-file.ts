@@ -20,7 +20,9 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { basename, dirname, join } from "node:path";
+import { Libc } from "../../ffi/libc.ts";
 import { CarnotError } from "../errors.ts";
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_TRUNC } = constants;
@@ -142,6 +144,17 @@ export function openInPlace(path: string, followSymlinks = false): number {
     if ((err as NodeJS.ErrnoException).code === "ELOOP") throw refusedSymlink(path);
     throw err;
   }
+}
+
+/**
+ * Rename `from` to `to` unless something (a file, a symlink) is already at `to`: then it throws with code
+ * EEXIST and nothing changes. Throws the system's error (with its `code`) otherwise.
+ */
+export function renameNoReplace(from: string, to: string): void {
+  const result = new Libc().renameNoReplace(from, to);
+  if (result >= 0) return;
+  const code = Object.entries(osConstants.errno).find(([, n]) => n === -result)?.[0] ?? `errno ${-result}`;
+  throw Object.assign(new Error(`cannot rename ${from} to ${to}: ${code}`), { code });
 }
 
 /** Write `data` to `path` whole or not at all (see the module comment). Throws the system's error. */

@@ -56,6 +56,19 @@ export interface TraceMetrics {
   join: JoinMetrics;
 }
 
+/** Before the pipeline runs (a scrape while the probes are being attached). */
+export const EMPTY_METRICS: TraceMetrics = Object.freeze({
+  eventsReceived: 0,
+  handshakesEmitted: 0,
+  correlationTimeouts: 0,
+  cacheEvictions: 0,
+  kernel_drops: 0,
+  kernel_drop_rate: 0,
+  libssl: null,
+  wire: null,
+  join: Object.freeze({ joined: 0, libssl_only: 0, wire_only: 0, links_rejected: 0 }),
+});
+
 const sum = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
 
 /** One line for stderr: the published counters, then each source's. */

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { canonicalJson } from "../../src/chain/canonical.ts";
 import { deriveChainKeys } from "../../src/chain/keys.ts";
 import { verifyLog } from "../../src/chain/verify.ts";
-import { ChainedWriter, readKeyFile } from "../../src/chain/writer.ts";
+import { ChainedWriter, OutputHeld, readKeyFile } from "../../src/chain/writer.ts";
 import { copies, readLines, runCli, straceRecords, tempDir, writeLog } from "./logs.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -421,6 +421,32 @@ test("close after a failed write seals the log as incomplete and repeats the err
     expect(seal.complete).toBe(false);
     expect(seal.reason).toMatch(/ENOSPC/);
     expect(seal.count).toBe(readLines(path).length);
+  } finally {
+    Bun.spawnSync(["umount", dir]);
+  }
+});
+
+test("holdWhenFull (the tracer): a full disk holds the lines, a later flush writes them all, in order", async () => {
+  if (process.getuid?.() !== 0) return console.log("skipped: needs root to mount a small tmpfs");
+  const dir = join(tmp.dir, "disk-hold");
+  Bun.spawnSync(["mkdir", "-p", dir]);
+  if (Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]).exitCode !== 0) {
+    return console.log("skipped: cannot mount tmpfs");
+  }
+  try {
+    const path = join(dir, "held.jsonl");
+    const filler = join(dir, "filler");
+    writeFileSync(filler, Buffer.alloc(1024 * 1024 - 64 * 1024));
+    const w = await ChainedWriter.open(path, { parallelAfter: Number.POSITIVE_INFINITY, holdWhenFull: true });
+    // more than the disk has left, and more than the writer's 1 MiB buffer: nothing throws while appending
+    for (let i = 0; i < 3000; i++) w.append({ ...records[i % records.length]!, ts: i });
+    expect(() => w.flush()).toThrow(OutputHeld);
+    expect(() => w.flush()).toThrow(/^cannot write .*held\.jsonl: no space left on device \(ENOSPC\)$/);
+    rmSync(filler);
+    w.flush();
+    await w.close();
+    expect(readLines(path).map((l) => JSON.parse(l).ts)).toEqual([...Array(3000).keys()]);
+    expect((await verifyLog(path)).ok).toBe(true);
   } finally {
     Bun.spawnSync(["umount", dir]);
   }

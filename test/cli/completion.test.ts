@@ -87,7 +87,11 @@ describe("bash", () => {
 
   test("every command is offered the flags its definitions list, and only those", () => {
     for (const command of commands) expect(offered(...command.path, "--")).toEqual(longFlags(command));
-    expect(offered("carnot", "trace", "--metrics-")).toEqual(["--metrics-interval", "--metrics-json"]);
+    expect(offered("carnot", "trace", "--metrics-")).toEqual([
+      "--metrics-addr",
+      "--metrics-interval",
+      "--metrics-json",
+    ]);
   });
 
   test("subcommands where a command is expected (attest verify), not after its arguments", () => {
@@ -160,7 +164,7 @@ zpty -d z
       const lines = ["carnot ", "carnot trace --metrics-", ...commands.map((c) => `${c.path.join(" ")} --`)];
       const [top, metrics, ...flags] = offered(path, lines);
       expect(top).toEqual(subcommandNames(tree));
-      expect(metrics).toEqual(["--metrics-interval", "--metrics-json"]);
+      expect(metrics).toEqual(["--metrics-addr", "--metrics-interval", "--metrics-json"]);
       for (const [i, command] of commands.entries()) expect(flags[i]).toEqual(longFlags(command));
     },
   );

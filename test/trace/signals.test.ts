@@ -1,8 +1,9 @@
 /**
  * Stop signals reach `carnot trace` whenever they come (the compiled ./carnot, as root, real probes): during
  * start-up, also when the parent shell ignores SIGINT (a background job of a non-interactive script) and
- * across the re-execution with engine options; SIGHUP seals and exits 0 unless it was inherited ignored
- * (`nohup`). Every stopped trace is sealed and verified.
+ * across the re-execution with engine options; SIGHUP rotates an output file once the trace is ready, stops
+ * a trace that writes to stdout, and is left ignored when it was inherited ignored (`nohup`). Every stopped
+ * trace is sealed and verified.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -115,14 +116,26 @@ describe.skipIf(skip !== null)("stop signals", () => {
     }, 40_000);
   }
 
-  test("SIGHUP seals and exits 0 (no rotation yet)", async () => {
+  test("SIGHUP with an output file rotates it (sealed under the next number) and the trace goes on", async () => {
     const out = join(dir, "hup.jsonl");
+    const rotated = join(dir, "hup.000001.jsonl");
     const tracer = await startTracer(["-o", out, "--metrics-interval", "0"], { binary: COMPILED });
+    tracer.proc.kill("SIGHUP");
+    await waitFor("the rotated file's seal", () => existsSync(`${rotated}.seal.json`));
+    expect(tracer.proc.exitCode).toBeNull();
+    const stopped = await tracer.stop("SIGINT");
+    expect(stopped.exitCode).toBe(0);
+    expect(stopped.stderr).toContain(`handshakes written to ${out} (and 1 rotated files before it)`);
+    expect(JSON.parse(readFileSync(`${rotated}.seal.json`, "utf8")).complete).toBe(true);
+    const both = Bun.spawnSync([COMPILED, "verify", rotated, out]);
+    expect(both.stdout.toString()).toStartWith("ok: 2 files, ");
+  }, 30_000);
+
+  test("SIGHUP when the records go to stdout: nothing to rotate, it stops, exit 0", async () => {
+    const tracer = await startTracer(["--metrics-interval", "0"], { binary: COMPILED });
     const stopped = await tracer.stop("SIGHUP");
     expect(stopped.exitCode).toBe(0);
-    expect(stopped.stderr).toContain(`handshakes written to ${out}`);
-    expect(JSON.parse(readFileSync(`${out}.seal.json`, "utf8")).complete).toBe(true);
-    expect(verify(out)).toStartWith("ok:");
+    expect(stopped.stderr).toContain("handshakesEmitted=");
   }, 30_000);
 
   test("SIGHUP inherited ignored (nohup) is left ignored: the trace goes on until SIGINT", async () => {

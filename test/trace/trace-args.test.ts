@@ -1,7 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { repeatedOption } from "../../src/commands/shared.ts";
-import { PID_MAX, parseInteger, parseSeconds, parseSize, parseWindow } from "../../src/commands/trace.ts";
+import {
+  PID_MAX,
+  parseDuration,
+  parseInteger,
+  parseSeconds,
+  parseSize,
+  parseWindow,
+} from "../../src/commands/trace.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 
@@ -15,6 +22,17 @@ describe("carnot trace arguments", () => {
     expect(() => parseWindow("0")).toThrow(/must be positive/);
     for (const bad of ["1e3", "+2s", " 2s", "0x10", "Infinity", "2.s", "90000000"])
       expect(() => parseWindow(bad)).toThrow(/invalid --window/);
+  });
+
+  test("--rotate-every takes a duration with a unit, or plain seconds, from 0.1 s", () => {
+    expect(parseDuration("200ms", "--rotate-every")).toBe(0.2);
+    expect(parseDuration("0.2", "--rotate-every")).toBe(0.2);
+    expect(parseDuration("30s", "--rotate-every")).toBe(30);
+    expect(parseDuration("15m", "--rotate-every")).toBe(900);
+    expect(parseDuration("1h", "--rotate-every")).toBe(3600);
+    expect(parseDuration("1d", "--rotate-every")).toBe(86_400);
+    for (const bad of ["10ms", "0", "1w", "-1h", "1e3", " 1h", "1 h", "25d", "h"])
+      expect(() => parseDuration(bad, "--rotate-every")).toThrow(/^invalid --rotate-every/);
   });
 
   test("--ringbuf-size takes bytes with an optional K/M/G suffix, at most 1G", () => {

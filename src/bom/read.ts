@@ -3,7 +3,13 @@ import * as v from "valibot";
 import { CarnotError, describeError, systemReason } from "../errors.ts";
 import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema } from "./cryptobom.ts";
 import { cycloneDxToCryptoBom } from "./from-cyclonedx.ts";
-import { describeIssues, type HandshakeObservation, HandshakeObservationSchema } from "./observation.ts";
+import { forEachJsonLine, type InputFile } from "../io/input-files.ts";
+import {
+  describeIssues,
+  type HandshakeObservation,
+  HandshakeObservationSchema,
+  isCompleteObservation,
+} from "./observation.ts";
 
 async function readText(path: string): Promise<string> {
   const file = Bun.file(path);
@@ -26,32 +32,75 @@ export interface RuntimeInput {
   readonly sealLines: number;
 }
 
+/** A runtime.jsonl line's value: a record, SEAL for the chained writer's closing line. */
+export function runtimeRecordOf(
+  path: string,
+  value: unknown,
+  line: number,
+): HandshakeObservation | typeof SEAL {
+  if (isCompleteObservation(value)) return value;
+  if (isSealLine(value)) return SEAL;
+  const parsed = v.safeParse(HandshakeObservationSchema, value);
+  if (!parsed.success) {
+    throw new CarnotError(`${path}:${line}: not a handshake observation: ${describeIssues(parsed.issues)}`);
+  }
+  return parsed.output;
+}
+
+const notRuntimeJson = (path: string, line: number): CarnotError =>
+  new CarnotError(`${path}:${line}: not JSON (a runtime.jsonl line is one JSON object)`);
+
+/** One line of runtime.jsonl: a record, SEAL for the chained writer's closing line, null for a blank line. */
+export function parseRuntimeLine(
+  path: string,
+  text: string,
+  line: number,
+): HandshakeObservation | typeof SEAL | null {
+  const trimmed = text.trim();
+  if (trimmed === "") return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(trimmed);
+  } catch {
+    throw notRuntimeJson(path, line);
+  }
+  return runtimeRecordOf(path, value, line);
+}
+
+export const SEAL = Symbol("seal");
+
 /** runtime.jsonl → validated records. Every non-empty line is a record or the seal; anything else fails. */
 export function parseRuntimeJsonl(path: string, text: string): RuntimeInput {
   const records: HandshakeObservation[] = [];
   let sealLines = 0;
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === "") continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      throw new CarnotError(`${path}:${i + 1}: not JSON (a runtime.jsonl line is one JSON object)`);
-    }
-    if (isSealLine(value)) {
-      sealLines++;
-      continue;
-    }
-    const parsed = v.safeParse(HandshakeObservationSchema, value);
-    if (!parsed.success) {
-      throw new CarnotError(
-        `${path}:${i + 1}: not a handshake observation: ${describeIssues(parsed.issues)}`,
-      );
-    }
-    records.push(parsed.output);
+    const parsed = parseRuntimeLine(path, lines[i]!, i + 1);
+    if (parsed === SEAL) sealLines++;
+    else if (parsed !== null) records.push(parsed);
   }
+  return { records, sealLines };
+}
+
+/** Streams an input's records to `onRecord` with their line numbers; memory stays flat. */
+export function forEachRuntimeRecord(
+  file: InputFile,
+  onRecord: (record: HandshakeObservation, line: number) => void,
+): { records: number; sealLines: number } {
+  let records = 0;
+  let sealLines = 0;
+  forEachJsonLine(
+    file,
+    (value, line) => {
+      const record = runtimeRecordOf(file.path, value, line);
+      if (record === SEAL) sealLines++;
+      else {
+        records++;
+        onRecord(record, line);
+      }
+    },
+    (line) => notRuntimeJson(file.path, line),
+  );
   return { records, sealLines };
 }
 

@@ -36,9 +36,9 @@ bpf: $(BPF_OBJ)
 
 # the hash worker is a second entry point: the chained writer runs it as a thread for large outputs;
 # identifiers stay unminified: the tracer names BLAKE3's compress function to the engine (src/trace/engine.ts);
-# the AWS inventory is an entry point of its own, so only `inventory aws` parses the AWS SDK; serve's worker too
+# the AWS inventory is an entry point of its own, so only `inventory aws` parses the AWS SDK; serve's and bom's workers too
 carnot: bpf $(shell find src ffi -name '*.ts') package.json
-	bun build --compile --minify-syntax --minify-whitespace --sourcemap src/cli.ts src/chain/hash-worker.ts src/inventory/aws/run.ts src/serve/worker.ts --outfile carnot
+	bun build --compile --minify-syntax --minify-whitespace --sourcemap src/cli.ts src/chain/hash-worker.ts src/inventory/aws/run.ts src/serve/worker.ts src/bom/fleet-worker.ts --outfile carnot
 
 build: setup carnot
 

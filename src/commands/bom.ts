@@ -1,28 +1,43 @@
 import { defineCommand } from "citty";
 import { resolveAssetContext } from "../bom/context.ts";
-import { buildCryptoBom } from "../bom/cryptobom.ts";
 import { toCycloneDx } from "../bom/cyclonedx.ts";
-import { formatJson, readJsonFile, readRuntimeJsonl } from "../bom/read.ts";
+import { buildFleetBom } from "../bom/fleet-pool.ts";
+import { formatJson, readJsonFile } from "../bom/read.ts";
 import { CarnotError } from "../errors.ts";
+import { expandInputs } from "../io/input-files.ts";
 import { writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
-import { assetContextArgs, commonArgs, fileOutputArgs } from "./shared.ts";
+import { assetContextArgs, commonArgs, fileOutputArgs, parseCount } from "./shared.ts";
+
+/** A document lists its observations up to this many; past it the components are the unit. */
+export const DEFAULT_MAX_OBSERVATIONS = 100_000;
 
 export default defineCommand({
   meta: {
     name: "bom",
-    description: "Handshake observations (runtime.jsonl) → CryptoBOM v2.1 or CycloneDX 1.6 CBOM",
+    description: "Handshake observations (runtime.jsonl, one or many) → CryptoBOM v2.1 or CycloneDX 1.6 CBOM",
   },
   args: {
     ...commonArgs,
-    input: {
+    inputs: {
       type: "positional",
       required: true,
-      description: "runtime.jsonl written by `carnot trace`",
-      valueHint: "FILE",
+      description:
+        "runtime.jsonl files written by `carnot trace`, or quoted patterns ('hosts/*/runtime*.jsonl')",
+      valueHint: "FILE…",
     },
     ...fileOutputArgs,
     format: { type: "string", description: "cryptobom (default) or cyclonedx", default: "cryptobom" },
+    "max-observations": {
+      type: "string",
+      description: `List observations while there are at most N (default ${DEFAULT_MAX_OBSERVATIONS}); past N, components with counts only`,
+      valueHint: "N",
+    },
+    jobs: {
+      type: "string",
+      description: "Files read at once, one per thread (default: one per core)",
+      valueHint: "N",
+    },
     ...assetContextArgs,
     context: {
       ...assetContextArgs.context,
@@ -35,6 +50,11 @@ export default defineCommand({
     if (format !== "cryptobom" && format !== "cyclonedx") {
       throw new CarnotError(`--format must be cryptobom or cyclonedx, not '${format}'`, { exitCode: 2 });
     }
+    const maxObservations =
+      args["max-observations"] === undefined
+        ? DEFAULT_MAX_OBSERVATIONS
+        : parseCount(args["max-observations"], "--max-observations", 0);
+    const jobs = args.jobs === undefined ? undefined : parseCount(args.jobs, "--jobs", 1);
     const fromFile = args.context ? await readJsonFile(args.context) : undefined;
     let context: ReturnType<typeof resolveAssetContext>;
     try {
@@ -43,15 +63,27 @@ export default defineCommand({
       const where = args.context ? `${args.context} (with flags)` : "asset context flags";
       throw new CarnotError(`${where}: ${(err as Error).message}`, { exitCode: 2 });
     }
-    const { records, sealLines } = await readRuntimeJsonl(args.input);
-    const bom = buildCryptoBom(records, context);
-    log.debug(
-      `bom: ${records.length} records, ${sealLines} seal line(s), ${bom.summary.components} components`,
-    );
-    if (records.length === 0) log.warn(`${args.input}: no handshake observations; the BOM is empty`);
+    const files = expandInputs(args._.length ? args._ : [args.inputs]);
+    const bom = await buildFleetBom(files, {
+      context,
+      maxObservations,
+      jobs,
+      onPart: (p) => log.debug(`bom: ${p.file}: ${p.records} records, ${p.sealLines} seal line(s)`),
+    });
+    const n = bom.summary.observations;
+    if (n === 0)
+      log.warn(
+        `${files.length === 1 ? files[0]!.path : "the inputs"}: no handshake observations; the BOM is empty`,
+      );
+    if (bom.fleet && !bom.fleet.observations_listed)
+      log.info(
+        `bom: ${n} observations in ${files.length} file(s), more than --max-observations ${maxObservations}: ` +
+          `${bom.summary.components} components with counts, observations omitted`,
+      );
     writeTextOutput(args.output, formatJson(format === "cyclonedx" ? toCycloneDx(bom) : bom), {
       followSymlinks: args["follow-symlinks"],
     });
-    if (args.output) log.info(`bom: ${bom.summary.observations} observations → ${args.output}`);
+    const from = files.length === 1 ? "" : ` from ${files.length} files`;
+    if (args.output) log.info(`bom: ${n} observations${from} → ${args.output}`);
   },
 });

@@ -1,3 +1,4 @@
+import { CarnotError } from "../errors.ts";
 import type { ArgsDef } from "citty";
 
 /** Arguments every command accepts. */
@@ -81,4 +82,12 @@ export function repeatedOption(rawArgs: readonly string[], name: string, { comma
     else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
   }
   return commas ? values.flatMap((v) => v.split(",")).map((v) => v.trim()) : values;
+}
+
+/** A whole number given as a flag's text, at least `min`; anything else is a usage error (exit 2). */
+export function parseCount(text: string, flag: string, min: number): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min) {
+    throw new CarnotError(`invalid ${flag} "${text}": expected an integer ≥ ${min}`, { exitCode: 2 });
+  }
+  return Number(text);
 }

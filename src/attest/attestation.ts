@@ -19,7 +19,13 @@ export const SignatureSchema = v.strictObject({
 
 export const AttestationSchema = v.strictObject({
   schema: v.literal(ATTESTATION_SCHEMA),
-  subject: v.strictObject({ file: v.string(), sha256: v.string(), run_id: v.string() }),
+  subject: v.strictObject({
+    file: v.string(),
+    sha256: v.string(),
+    run_id: v.string(),
+    /** several BOMs merged into the subject: each with its own digest (`sha256` is that of this listing) */
+    inputs: v.optional(v.array(v.strictObject({ file: v.string(), sha256: v.string() }))),
+  }),
   parameters: v.strictObject({
     crqc_year: v.number(),
     crqc_year_source: v.string(),
@@ -97,6 +103,7 @@ export interface AttestationInput {
   bom: CryptoBom;
   file: string;
   sha256: string;
+  inputs?: { file: string; sha256: string }[];
   policy: PolicyResult;
   policySource: string;
   parameters: HndlParameters;
@@ -123,7 +130,12 @@ export function buildAttestation(input: AttestationInput): Attestation {
   for (const r of risks) riskBySeverity[r.severity]++;
   return {
     schema: ATTESTATION_SCHEMA,
-    subject: { file: input.file, sha256: input.sha256, run_id: bom.run_id },
+    subject: {
+      file: input.file,
+      sha256: input.sha256,
+      run_id: bom.run_id,
+      ...(input.inputs ? { inputs: input.inputs } : {}),
+    },
     parameters: {
       crqc_year: parameters.crqcYear,
       crqc_year_source: parameters.crqcSource,

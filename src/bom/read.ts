@@ -3,7 +3,7 @@ import * as v from "valibot";
 import { CarnotError, describeError, systemReason } from "../errors.ts";
 import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema } from "./cryptobom.ts";
 import { cycloneDxToCryptoBom } from "./from-cyclonedx.ts";
-import { forEachJsonLine, type InputFile } from "../io/input-files.ts";
+import { forEachJsonLine, type InputFile, readInputText } from "../io/input-files.ts";
 import {
   describeIssues,
   type HandshakeObservation,
@@ -195,4 +195,15 @@ function checkCryptoBom(label: string, value: unknown): CryptoBom {
     refs.add(obs.bom_ref);
   }
   return parsed.output;
+}
+
+/** Each input read whole and checked as a CryptoBOM, one at a time (one text held at once), in order. */
+export function forEachCryptoBom(
+  files: readonly InputFile[],
+  each: (bom: CryptoBom, text: string, file: InputFile) => void,
+): void {
+  for (const file of files) {
+    const text = readInputText(file);
+    each(parseCryptoBom(file.path, text), text, file);
+  }
 }

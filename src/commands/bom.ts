@@ -7,10 +7,15 @@ import { CarnotError } from "../errors.ts";
 import { expandInputs } from "../io/input-files.ts";
 import { writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
-import { assetContextArgs, commonArgs, fileOutputArgs, parseCount } from "./shared.ts";
-
-/** A document lists its observations up to this many; past it the components are the unit. */
-export const DEFAULT_MAX_OBSERVATIONS = 100_000;
+import {
+  assetContextArgs,
+  commonArgs,
+  fileOutputArgs,
+  maxObservationsArgs,
+  maxObservationsOf,
+  parseCount,
+  positionalWords,
+} from "./shared.ts";
 
 export default defineCommand({
   meta: {
@@ -28,11 +33,7 @@ export default defineCommand({
     },
     ...fileOutputArgs,
     format: { type: "string", description: "cryptobom (default) or cyclonedx", default: "cryptobom" },
-    "max-observations": {
-      type: "string",
-      description: `List observations while there are at most N (default ${DEFAULT_MAX_OBSERVATIONS}); past N, components with counts only`,
-      valueHint: "N",
-    },
+    ...maxObservationsArgs,
     jobs: {
       type: "string",
       description: "Files read at once, one per thread (default: one per core)",
@@ -50,10 +51,7 @@ export default defineCommand({
     if (format !== "cryptobom" && format !== "cyclonedx") {
       throw new CarnotError(`--format must be cryptobom or cyclonedx, not '${format}'`, { exitCode: 2 });
     }
-    const maxObservations =
-      args["max-observations"] === undefined
-        ? DEFAULT_MAX_OBSERVATIONS
-        : parseCount(args["max-observations"], "--max-observations", 0);
+    const maxObservations = maxObservationsOf(args["max-observations"]);
     const jobs = args.jobs === undefined ? undefined : parseCount(args.jobs, "--jobs", 1);
     const fromFile = args.context ? await readJsonFile(args.context) : undefined;
     let context: ReturnType<typeof resolveAssetContext>;
@@ -63,7 +61,7 @@ export default defineCommand({
       const where = args.context ? `${args.context} (with flags)` : "asset context flags";
       throw new CarnotError(`${where}: ${(err as Error).message}`, { exitCode: 2 });
     }
-    const files = expandInputs(args._.length ? args._ : [args.inputs]);
+    const files = expandInputs(positionalWords(args, args.inputs));
     const bom = await buildFleetBom(files, {
       context,
       maxObservations,

@@ -91,3 +91,22 @@ export function parseCount(text: string, flag: string, min: number): number {
   }
   return Number(text);
 }
+
+/** A document lists its observations up to this many; past it the components are the unit (README). */
+export const DEFAULT_MAX_OBSERVATIONS = 100_000;
+
+/** For the commands that make one document of many inputs (bom, merge, policy, attest). */
+export const maxObservationsArgs = {
+  "max-observations": {
+    type: "string",
+    description: `List observations while there are at most N (default ${DEFAULT_MAX_OBSERVATIONS}); past N, components with counts only`,
+    valueHint: "N",
+  },
+} as const satisfies ArgsDef;
+
+export const maxObservationsOf = (raw: string | undefined): number =>
+  raw === undefined ? DEFAULT_MAX_OBSERVATIONS : parseCount(raw, "--max-observations", 0);
+
+/** Every positional word of a command whose last positional takes many (citty keeps all of them in `_`). */
+export const positionalWords = (args: { _: string[] }, first: string): string[] =>
+  args._.length ? args._ : [first];

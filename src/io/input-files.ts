@@ -8,9 +8,11 @@
 import {
   closeSync,
   constants,
+  type Dirent,
   fstatSync,
   lstatSync,
   openSync,
+  readdirSync,
   readSync,
   realpathSync,
   statSync,
@@ -45,7 +47,8 @@ export const MAX_LINE_CHARS = 1024 * 1024;
 /**
  * The input files of `args`, in order: a path that exists is read as named (also a link or a pipe such as
  * `<(…)`: it was named); otherwise an argument with `*?[{` is a pattern, matched relative to its fixed
- * directory part, hidden names only by a pattern that starts them with a dot (as a shell does).
+ * directory part, one segment per directory level (`**`: any number), hidden names only by a segment that
+ * starts them with a dot (as a shell does).
  * One warning per match passed over; an argument that gives no file is an error (exit 2).
  */
 export function expandInputs(args: readonly string[]): InputFile[] {
@@ -106,6 +109,59 @@ export function splitPattern(pattern: string): { dir: string; rest: string } {
   return { dir, rest: parts.slice(first).join("/") };
 }
 
+interface Match {
+  /** relative to the pattern's directory */
+  rel: string;
+  /** what the directory entry is (its own type: a link is a link); "passage": a link where a directory was wanted */
+  kind: "file" | "directory" | "link" | "other" | "passage";
+}
+
+const kindOf = (e: Dirent): Match["kind"] =>
+  e.isFile() ? "file" : e.isDirectory() ? "directory" : e.isSymbolicLink() ? "link" : "other";
+
+const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The entries a pattern's segments match under `dir`, walked one directory level per segment (`**`: any
+ * number of levels), never through a link. Bun.Glob matches each name; the walk is carnot's own because a
+ * scan leaves out, without a word, what it does not return (FIFOs, devices, links it does not follow).
+ */
+function walk(dir: string, rel: string, segments: readonly string[], at: number, out: Match[]): void {
+  const segment = segments[at]!;
+  const last = at === segments.length - 1;
+  const below = (name: string) => (rel === "" ? name : `${rel}/${name}`);
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir === "" ? "." : dir, { withFileTypes: true });
+  } catch (err) {
+    log.warn(`${dir}: cannot list: ${systemReason(err)}`);
+    return;
+  }
+  entries.sort((a, b) => byteOrder(a.name, b.name));
+  if (segment === "**") {
+    // none of the levels, then each directory level in turn
+    if (!last) walk(dir, rel, segments, at + 1, out);
+    for (const e of entries) {
+      if (e.name.startsWith(".")) continue;
+      const kind = kindOf(e);
+      if (last) out.push({ rel: below(e.name), kind });
+      if (kind === "directory") walk(join(dir, e.name), below(e.name), segments, at, out);
+      else if (kind === "link" && !last) out.push({ rel: below(e.name), kind: "passage" });
+    }
+    return;
+  }
+  const glob = new Bun.Glob(segment);
+  for (const e of entries) {
+    // as a shell: a hidden name only for a segment that starts it with a dot
+    if (e.name.startsWith(".") && !segment.startsWith(".")) continue;
+    if (!glob.match(e.name)) continue;
+    const kind = kindOf(e);
+    if (last) out.push({ rel: below(e.name), kind });
+    else if (kind === "link") out.push({ rel: below(e.name), kind: "passage" });
+    else if (kind === "directory") walk(join(dir, e.name), below(e.name), segments, at + 1, out);
+  }
+}
+
 /** The regular files a pattern matches, in byte order of their paths; every other match is named and left. */
 function expandPattern(pattern: string): InputFile[] {
   const { dir, rest } = splitPattern(pattern);
@@ -115,36 +171,46 @@ function expandPattern(pattern: string): InputFile[] {
   } catch {
     return [];
   }
-  const glob = new Bun.Glob(rest);
-  const relative = [...glob.scanSync({ cwd: dir, onlyFiles: false, followSymlinks: false, dot: false })];
-  relative.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const matches: Match[] = [];
+  walk(
+    dir,
+    "",
+    rest.split("/").filter((s) => s !== ""),
+    0,
+    matches,
+  );
+  const seen = new Set<string>();
   const files: InputFile[] = [];
-  for (const rel of relative) {
+  for (const { rel, kind } of matches.sort((a, b) => byteOrder(a.rel, b.rel))) {
+    if (seen.has(rel)) continue;
+    seen.add(rel);
     const path = dir === "." ? rel : dir === "/" ? `/${rel}` : `${dir}/${rel}`;
-    const why = (reason: string) => log.warn(`${path}: ${reason} (matched by '${pattern}', not read)`);
+    const leave = (reason: string) => log.warn(`${path}: ${reason} (matched by '${pattern}', not read)`);
+    if (kind === "directory") continue;
+    if (kind === "link") {
+      leave("a symbolic link; name it to read it");
+      continue;
+    }
+    if (kind === "passage") {
+      log.warn(`${path}: a symbolic link, not entered (on the way of '${pattern}')`);
+      continue;
+    }
+    if (kind === "other") {
+      leave("not a regular file");
+      continue;
+    }
     let st: ReturnType<typeof lstatSync>;
-    try {
-      st = lstatSync(path);
-    } catch (err) {
-      why(`cannot read: ${systemReason(err)}`);
-      continue;
-    }
-    if (st.isDirectory()) continue;
-    if (st.isSymbolicLink()) {
-      why("a symbolic link; name it to read it");
-      continue;
-    }
-    if (!st.isFile()) {
-      why("not a regular file");
-      continue;
-    }
-    // a directory on the way that is a link (swapped in after the scan) leads elsewhere
     let real: string | null = null;
     try {
+      st = lstatSync(path);
       real = realpathSync(path);
-    } catch {}
-    if (real !== join(realDir, rel)) {
-      why("reached through a symbolic link");
+    } catch (err) {
+      leave(`cannot read: ${systemReason(err)}`);
+      continue;
+    }
+    // a directory on the way that is a link (swapped in during the walk) leads elsewhere
+    if (!st.isFile() || real !== join(realDir, rel)) {
+      leave("changed while carnot looked at it");
       continue;
     }
     files.push({ path, pattern, dev: st.dev, ino: st.ino });
@@ -232,13 +298,11 @@ export function forEachJsonLine(
       onValue(value, line);
     }
   };
+  const tooLong = (line: number) =>
+    new CarnotError(`${file.path}:${line}: a line longer than ${MAX_LINE_CHARS} bytes (refused)`);
   try {
     for (;;) {
       if (buf.length - have < READ_CHUNK_BYTES) {
-        if (have > MAX_LINE_CHARS)
-          throw new CarnotError(
-            `${file.path}:${lines + 1}: a line longer than ${MAX_LINE_CHARS} bytes (refused)`,
-          );
         const bigger = Buffer.allocUnsafe(buf.length * 2);
         buf.copy(bigger, 0, 0, have);
         buf = bigger;
@@ -251,10 +315,19 @@ export function forEachJsonLine(
       }
       if (n === 0) break;
       have += n;
-      const last = buf.lastIndexOf(10, have - 1);
-      if (last === -1) continue;
+      // the newlines of the lines that are whole; each line is checked for its length on the way
+      const filled = buf.subarray(0, have);
       let newlines = 0;
-      for (let at = buf.indexOf(10); at !== -1 && at <= last; at = buf.indexOf(10, at + 1)) newlines++;
+      let last = -1;
+      for (let at = filled.indexOf(10); at !== -1; at = filled.indexOf(10, at + 1)) {
+        if (at - last > MAX_LINE_CHARS + 1) throw tooLong(lines + newlines + 1);
+        newlines++;
+        last = at;
+      }
+      if (last === -1) {
+        if (have > MAX_LINE_CHARS) throw tooLong(lines + 1);
+        continue;
+      }
       const parsed = Bun.JSONL.parseChunk(buf, 0, last + 1);
       if (parsed.error === null && parsed.values.length === newlines) {
         const base = lines;
@@ -263,6 +336,7 @@ export function forEachJsonLine(
       } else lineByLine(last + 1);
       buf.copy(buf, 0, last + 1, have);
       have -= last + 1;
+      if (have > MAX_LINE_CHARS) throw tooLong(lines + 1);
     }
     // a last line without its newline (a file cut off mid-write) is still a line
     if (have > 0) lineByLine(have);

@@ -2,7 +2,7 @@
  * A fleet's runtime files made from real records (test/fixtures/runtime/demo.jsonl): each host gets every
  * record many times over with its own host name, machine id, cgroup (one in three records in a container of
  * its pod), pids, times, server names and ports, all derived from the host's and the line's number, so the
- * same arguments always give the same bytes. Server names come from a pool of 200, four per host.
+ * same arguments always give the same bytes. Server names come from a pool of 24 that hosts share, four per host.
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -77,7 +77,7 @@ export async function writeFleet(dir: string, shape: FleetShape): Promise<string
     const machine = hex(h * 2654435761, 32);
     const pod = `${hex(h, 8)}-0000-4000-8000-${hex(h * 7, 12)}`;
     const container = hex(h * 40503 + 1, 64);
-    const names = [0, 1, 2, 3].map((k) => `svc-${(h * 13 + k * 53) % 200}.fleet.example`);
+    const names = [0, 1, 2, 3].map((k) => `svc-${(h * 3 + k) % 24}.fleet.example`);
     const file = join(dir, "hosts", host, "runtime.jsonl");
     mkdirSync(join(dir, "hosts", host), { recursive: true });
     const writer = Bun.file(file).writer({ highWaterMark: 1 << 20 });
@@ -92,7 +92,9 @@ export async function writeFleet(dir: string, shape: FleetShape): Promise<string
         switch (f) {
           case "pid":
           case "tid":
-            return t.record[f] === null ? null : 1000 + ((Number(t.record[f]) + Math.floor(round / 50)) % 30000);
+            return t.record[f] === null
+              ? null
+              : 1000 + ((Number(t.record[f]) + Math.floor(round / 50)) % 30000);
           case "time":
             return time;
           case "sni":

@@ -420,8 +420,6 @@ const bucketKey = (f: ComponentFields): string => `${f.process}\0${f.sni}\0${f.h
 
 /** componentKey(c) === componentKey(f), compared field by field (what building the key would cost per record). */
 function sameComponent(c: CryptoBomComponent, f: ComponentFields, time: string | null): boolean {
-  const year = time === null ? null : time.slice(0, 4);
-  const cYear = c.first_seen === null ? null : c.first_seen.slice(0, 4);
   return (
     c.process === f.process &&
     c.sni === f.sni &&
@@ -439,9 +437,16 @@ function sameComponent(c: CryptoBomComponent, f: ComponentFields, time: string |
     (c.cgroup ?? null) === (f.cgroup ?? null) &&
     (c.container_id ?? null) === (f.container_id ?? null) &&
     (c.pod_uid ?? null) === (f.pod_uid ?? null) &&
-    cYear === year &&
+    sameYear(c.first_seen, time) &&
     sameList(c.groups_offered ?? [], f.groups_offered ?? [])
   );
+}
+
+/** The same first four characters (the year of an RFC 3339 time), or both null; no string is made. */
+function sameYear(a: string | null, b: string | null): boolean {
+  if (a === null || b === null) return a === b;
+  for (let i = 0; i < 4; i++) if (a.charCodeAt(i) !== b.charCodeAt(i)) return false;
+  return true;
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

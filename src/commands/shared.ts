@@ -93,7 +93,7 @@ export function parseCount(text: string, flag: string, min: number): number {
 }
 
 /** A document lists its observations up to this many; past it the components are the unit (README). */
-export const DEFAULT_MAX_OBSERVATIONS = 100_000;
+export const DEFAULT_MAX_OBSERVATIONS = 10_000;
 
 /** For the commands that make one document of many inputs (bom, merge, policy, attest). */
 export const maxObservationsArgs = {

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BUN_VERSION := 1.4.4
 # Debian packages the build, the tests and the demo need
-APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign
+APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign systemd libcap2-bin
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
@@ -110,6 +110,7 @@ bench: build
 	bun run bench/kex-accuracy.ts
 	bun run bench/consumers.ts
 	bun run bench/wire-parse.ts
+	bun run bench/fleet-bom.ts
 
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:

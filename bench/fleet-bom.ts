@@ -4,8 +4,9 @@
  * each host's name, machine id, cgroup, containers, pids, times, server names and ports (test/support/fleet.ts),
  * then `carnot bom 'DIR/hosts/*\/runtime.jsonl'` → one fleet CryptoBOM and one CycloneDX 1.6 document, each
  * checked (the CryptoBOM's schema and counts, the CycloneDX against the official 1.6 schema). Prints
- * observations/s (wall and per CPU second) and peak RSS per run, their median and spread, and the same at a
- * tenth of the hosts: flat memory and throughput as the input grows tenfold. The files are deleted afterwards.
+ * observations/s (wall and per CPU second) and peak RSS, median and spread of --runs runs, also for a tenth of
+ * the hosts (a tenth of the components) and for those hosts with a tenth of the observations each (the same
+ * components): memory follows the components, not the observations. The files are deleted afterwards.
  * Targets: ≥ 300,000 observations/s, peak RSS < 500 MB.
  *
  *   bun run bench/fleet-bom.ts [--hosts N] [--per-host N] [--runs N] [--records FILE] [--dir DIR] [--bun]
@@ -96,14 +97,19 @@ try {
         .map((l) => l.toFixed(1))
         .join(" ")}`,
   );
+  // the same hosts with a tenth of the observations each: the same components
+  const sparse = join(dir, "sparse");
+  const tenthHosts = Math.ceil(hosts / 10);
+  await writeFleet(sparse, { hosts: tenthHosts, perHost: Math.ceil(perHost / 10), records });
   const all = join(dir, "hosts/host-*/runtime.jsonl");
   const tenth = Array.from({ length: Math.ceil(hosts / 10) }, (_, h) =>
     join(dir, `hosts/host-${String(h).padStart(4, "0")}/runtime.jsonl`),
   );
   const out = join(dir, "fleet.bom.json");
   const cdx = join(dir, "fleet.cdx.json");
-  const results: Record<string, Run[]> = { bom: [], cdx: [], bomTenth: [] };
+  const results: Record<string, Run[]> = { bom: [], cdx: [], bomTenth: [], bomSparse: [] };
   for (let r = 0; r < runs; r++) {
+    results.bomSparse!.push(await measure(["bom", join(sparse, "hosts/host-*/runtime.jsonl"), "-o", out]));
     results.bomTenth!.push(await measure(["bom", ...tenth, "-o", out]));
     results.bom!.push(await measure(["bom", all, "-o", out]));
     results.cdx!.push(await measure(["bom", all, "--format", "cyclonedx", "-o", cdx]));
@@ -123,7 +129,12 @@ try {
       `${bom.fleet?.hosts} hosts, ${bom.fleet?.containers} containers; CryptoBOM ${(statSync(out).size / 2 ** 20).toFixed(1)} MiB ` +
       `(schema ok), CycloneDX ${(statSync(cdx).size / 2 ** 20).toFixed(1)} MiB (1.6 schema ok); ${runs} runs each`,
   );
-  summarise(`bom, ${tenth.length} hosts (0.1×)`, tenth.length * perHost, results.bomTenth!);
+  summarise(
+    `bom, ${tenthHosts} hosts × ${Math.ceil(perHost / 10)}`,
+    tenthHosts * Math.ceil(perHost / 10),
+    results.bomSparse!,
+  );
+  summarise(`bom, ${tenth.length} hosts × ${perHost}`, tenth.length * perHost, results.bomTenth!);
   const main = summarise(`bom, ${hosts} hosts`, total, results.bom!);
   const cdxRun = summarise(`bom --format cyclonedx, ${hosts} hosts`, total, results.cdx!);
   const checks: [string, boolean][] = [

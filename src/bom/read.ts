@@ -1,7 +1,7 @@
 /** The input edge of the BOM stages: reading inputs with errors that name the file (outputs: src/io/output.ts). */
 import * as v from "valibot";
 import { CarnotError, describeError, systemReason } from "../errors.ts";
-import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema } from "./cryptobom.ts";
+import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema, listsObservations } from "./cryptobom.ts";
 import { cycloneDxToCryptoBom } from "./from-cyclonedx.ts";
 import { forEachJsonLine, type InputFile, readInputText } from "../io/input-files.ts";
 import {
@@ -194,8 +194,32 @@ function checkCryptoBom(label: string, value: unknown): CryptoBom {
       throw new CarnotError(`${label}: invalid CryptoBOM: bom_ref ${obs.bom_ref} is not unique`);
     refs.add(obs.bom_ref);
   }
+  if (!listsObservations(parsed.output)) {
+    // its components stand for the observations: each must say everything a later stage reads
+    const at = parsed.output.metrics.components.findIndex((c) =>
+      COUNTED_FIELDS.some((f) => c[f] === undefined),
+    );
+    if (at !== -1) {
+      const c = parsed.output.metrics.components[at]!;
+      const missing = COUNTED_FIELDS.find((f) => c[f] === undefined);
+      throw new CarnotError(
+        `${label}: invalid CryptoBOM: it lists no observations, and component ${at} (${c.bom_ref}) has no '${missing}'`,
+      );
+    }
+  }
   return parsed.output;
 }
+
+/** What a component of a document without observations must carry (src/bom/cryptobom.ts ComponentTable). */
+const COUNTED_FIELDS = [
+  "failed_count",
+  "groups_offered",
+  "asset_id",
+  "owner",
+  "data_class",
+  "secrecy_lifetime_years",
+  "exposure",
+] as const;
 
 /** Each input read whole and checked as a CryptoBOM, one at a time (one text held at once), in order. */
 export function forEachCryptoBom(

@@ -103,6 +103,16 @@ describe("bom over many files", () => {
     ]);
     const cdx = toCycloneDx(bom);
     if (!validateCdx(cdx)) throw new Error(describeErrors(validateCdx));
+    // read back as it was written; a component that does not say all it stands for is refused
+    expect(parseCryptoBom(out, readFileSync(out, "utf8"))).toEqual(bom);
+    const { groups_offered: _g, ...short } = bom.metrics.components[3]!;
+    const cut = {
+      ...bom,
+      metrics: { ...bom.metrics, components: [...bom.metrics.components.slice(0, 3), short] },
+    };
+    expect(() => parseCryptoBom("cut.json", JSON.stringify(cut))).toThrow(
+      /cut\.json: invalid CryptoBOM: it lists no observations, and component 3 \(cmp-[0-9a-f]+\) has no 'groups_offered'/,
+    );
   });
 
   test("several threads give the same bytes as one", () => {

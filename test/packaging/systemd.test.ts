@@ -175,7 +175,13 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
     }
     const sni = `${name}.unit.example`;
     expect((await curl(server!.port, sni)).exitCode).toBe(0);
-    await Bun.sleep(1500);
+    // the live file gets the server's line once carnot has it (later on a busy machine), then the stop
+    const serverLine = () =>
+      readdirSync(state)
+        .filter((f) => f.endsWith(".jsonl"))
+        .some((f) => readFileSync(join(state, f), "utf8").includes(`"pid":${server!.pid},`));
+    for (const until = Date.now() + 20_000; !serverLine() && Date.now() < until; ) await Bun.sleep(200);
+    await Bun.sleep(500);
     // KillSignal=
     proc.kill((settings.get("KillSignal")?.[0] ?? "SIGTERM") as NodeJS.Signals);
     const exitCode = await proc.exited;
@@ -205,7 +211,7 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
     expect(r.mine.find((o) => o.role === "client")?.comm).toBe("curl");
     const verify = run([COMPILED, "verify", join(r.state, r.log!)]);
     expect(verify.code).toBe(0);
-  }, 60_000);
+  }, 90_000);
 
   test("without CAP_NET_ADMIN the wire source cannot attach; without CAP_SYS_PTRACE no executable is named", async () => {
     const noNet = await runUnit(
@@ -221,5 +227,5 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
     const server = noPtrace.mine.find((o) => o.role === "server");
     expect(server?.comm).toBe("openssl");
     expect(server?.exe).toBeNull();
-  }, 90_000);
+  }, 150_000);
 });

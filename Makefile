@@ -3,8 +3,8 @@ SHELL := /bin/bash
 BUN_VERSION := 1.4.4
 # Debian packages the build, the tests and the demo need (bpfcc-tools and linux-headers-amd64: the test with bcc's
 # sslsniff probing the same functions, test/trace/other-tracer.test.ts; prometheus scrapes --metrics-addr in
-# test/trace/prometheus.test.ts; nats-server -js receives --export in test/trace/export.test.ts)
-APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign bpfcc-tools linux-headers-amd64 prometheus nats-server
+# test/trace/prometheus.test.ts; nats-server -js receives --export in test/trace/export.test.ts; systemd and libcap2-bin run the packaged unit in test/packaging)
+APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev strace nginx-light openssl curl python3 hey libseccomp-dev chromium libssl-dev binutils gcc wget git gnutls-bin default-jdk-headless golang-go tshark iproute2 ethtool nftables zsh fish minisign bpfcc-tools linux-headers-amd64 prometheus nats-server systemd libcap2-bin
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(BPF_SRC:.c=.o)
 BPF_BUILD := bpf/.build
@@ -38,10 +38,10 @@ bpf: $(BPF_OBJ)
 
 # the hash worker is a second entry point: the chained writer runs it as a thread for large outputs;
 # identifiers stay unminified: the tracer names BLAKE3's compress function to the engine (src/trace/engine.ts);
-# the AWS inventory is an entry point of its own, so only `inventory aws` parses the AWS SDK; serve's worker too,
+# the AWS inventory is an entry point of its own, so only `inventory aws` parses the AWS SDK; serve's and bom's workers too,
 # and the exporter's thread (only `trace --export` loads the NATS client)
 carnot: bpf $(shell find src ffi -name '*.ts') package.json
-	bun build --compile --minify-syntax --minify-whitespace --sourcemap src/cli.ts src/chain/hash-worker.ts src/inventory/aws/run.ts src/serve/worker.ts src/export/nats-worker.ts --outfile carnot
+	bun build --compile --minify-syntax --minify-whitespace --sourcemap src/cli.ts src/chain/hash-worker.ts src/inventory/aws/run.ts src/serve/worker.ts src/export/nats-worker.ts src/bom/fleet-worker.ts --outfile carnot
 
 build: setup carnot
 
@@ -116,6 +116,7 @@ bench: build
 	bun run bench/cgroup-resolve.ts
 	bun run bench/metrics.ts
 	bun run bench/export.ts
+	bun run bench/fleet-bom.ts
 
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:

@@ -41,11 +41,20 @@ const EXAMPLES: Record<string, string[]> = {
   bom: [
     "carnot bom runtime.jsonl -o runtime.bom.json --owner payments --secrecy-years 15 --exposure PUBLIC_INTERNET",
     "carnot bom runtime.jsonl --format cyclonedx -o runtime.cdx.json",
+    "carnot bom 'hosts/*/runtime*.jsonl' -o fleet.bom.json",
   ],
-  merge: ["carnot merge runtime.bom.json static.cryptobom.json cloud.cryptobom.json -o merged.json"],
-  policy: ["carnot policy merged.json", "carnot policy merged.json --format sarif -o policy.sarif --enforce"],
+  merge: [
+    "carnot merge runtime.bom.json static.cryptobom.json cloud.cryptobom.json -o merged.json",
+    "carnot merge 'sites/*/fleet.bom.json' cloud.cryptobom.json -o fleet.json",
+  ],
+  policy: [
+    "carnot policy merged.json",
+    "carnot policy merged.json --format sarif -o policy.sarif --enforce",
+    "carnot policy 'sites/*/fleet.bom.json' --format text",
+  ],
   attest: [
     "carnot attest merged.json --policy policy.json --key ed25519.pem -o reports/attestation",
+    "carnot attest 'sites/*/fleet.bom.json' cloud.cryptobom.json --key ed25519.pem -o reports/fleet",
     "carnot attest verify reports/attestation.json --public-key ed25519.pub.pem",
   ],
   "attest verify": [

@@ -1,6 +1,6 @@
 /** The attestation: metrics, HNDL exposure, policy status and risk, built from one CryptoBOM. Pure. */
 import * as v from "valibot";
-import type { CryptoBom } from "../bom/cryptobom.ts";
+import { bomUnits, type CryptoBom } from "../bom/cryptobom.ts";
 import { type PolicyResult, SEVERITIES } from "../policy/rules.ts";
 import { HNDL_DEFINITION, type HndlParameters, summariseHndl } from "./hndl.ts";
 import { scoreAssets } from "./risk.ts";
@@ -19,7 +19,13 @@ export const SignatureSchema = v.strictObject({
 
 export const AttestationSchema = v.strictObject({
   schema: v.literal(ATTESTATION_SCHEMA),
-  subject: v.strictObject({ file: v.string(), sha256: v.string(), run_id: v.string() }),
+  subject: v.strictObject({
+    file: v.string(),
+    sha256: v.string(),
+    run_id: v.string(),
+    /** several BOMs merged into the subject: each with its own digest (`sha256` is that of this listing) */
+    inputs: v.optional(v.array(v.strictObject({ file: v.string(), sha256: v.string() }))),
+  }),
   parameters: v.strictObject({
     crqc_year: v.number(),
     crqc_year_source: v.string(),
@@ -97,6 +103,7 @@ export interface AttestationInput {
   bom: CryptoBom;
   file: string;
   sha256: string;
+  inputs?: { file: string; sha256: string }[];
   policy: PolicyResult;
   policySource: string;
   parameters: HndlParameters;
@@ -104,25 +111,31 @@ export interface AttestationInput {
 
 /** The year the assessment speaks for: the newest observation's, else the caller's clock. */
 export function defaultAsOfYear(bom: CryptoBom, nowYear: number): number {
-  const years = bom.observations
-    .map((o) => o.observation_time)
-    .filter((t): t is string => t !== null)
-    .map((t) => Number.parseInt(t.slice(0, 4), 10))
-    .filter((y) => Number.isFinite(y));
-  return years.length ? Math.max(...years) : nowYear;
+  let newest: number | null = null;
+  for (const { last_seen } of bomUnits(bom)) {
+    const year = last_seen === null ? Number.NaN : Number.parseInt(last_seen.slice(0, 4), 10);
+    if (Number.isFinite(year) && (newest === null || year > newest)) newest = year;
+  }
+  return newest ?? nowYear;
 }
 
 export function buildAttestation(input: AttestationInput): Attestation {
   const { bom, policy, parameters } = input;
-  const { summary, sankey } = summariseHndl(bom.observations, parameters);
-  const successful = bom.observations.filter((o) => o.success === true);
-  const kex = (k: string | null) => successful.filter((o) => o.kex_class === k).length;
+  const units = bomUnits(bom);
+  const { summary, sankey } = summariseHndl(units, parameters);
+  const sum = (weight: (u: (typeof units)[number]) => number) => units.reduce((n, u) => n + weight(u), 0);
+  const kex = (k: string | null) => sum((u) => (u.kex_class === k ? u.success_count : 0));
   const risks = scoreAssets(bom);
   const riskBySeverity = { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0 };
   for (const r of risks) riskBySeverity[r.severity]++;
   return {
     schema: ATTESTATION_SCHEMA,
-    subject: { file: input.file, sha256: input.sha256, run_id: bom.run_id },
+    subject: {
+      file: input.file,
+      sha256: input.sha256,
+      run_id: bom.run_id,
+      ...(input.inputs ? { inputs: input.inputs } : {}),
+    },
     parameters: {
       crqc_year: parameters.crqcYear,
       crqc_year_source: parameters.crqcSource,
@@ -131,15 +144,15 @@ export function buildAttestation(input: AttestationInput): Attestation {
       hndl_definition: HNDL_DEFINITION,
     },
     metrics: {
-      observations: bom.observations.length,
-      handshakes_successful: successful.length,
-      handshakes_failed: bom.observations.filter((o) => o.success === false).length,
+      observations: sum((u) => u.count),
+      handshakes_successful: sum((u) => u.success_count),
+      handshakes_failed: sum((u) => u.failed_count),
       classical: kex("classical"),
       hybrid_pq: kex("hybrid-pq"),
       pq: kex("pq"),
       unknown_kex: kex(null),
       unique_snis: bom.summary.unique_snis,
-      processes: new Set(bom.observations.map((o) => o.process).filter((p) => p !== null)).size,
+      processes: new Set(units.map((o) => o.process).filter((p) => p !== null)).size,
       assets: bom.assets?.length ?? 0,
       long_secrecy: summary.long_secrecy,
       hndl_exposed: summary.hndl_exposed,

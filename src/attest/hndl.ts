@@ -8,7 +8,7 @@
  * must stay secret past the CRQC year is "long secrecy" whatever its key exchange; hybrid and PQ key
  * exchanges protect it. Only successful handshakes carry data, so only they are counted.
  */
-import type { CryptoBomObservation } from "../bom/cryptobom.ts";
+import { type BomUnit, type CryptoBomObservation, observationUnit } from "../bom/cryptobom.ts";
 
 export const DEFAULT_CRQC_YEAR = 2035;
 export const DEFAULT_CRQC_SOURCE =
@@ -40,8 +40,11 @@ export interface HndlVerdict {
 const yearOf = (time: string | null, fallback: number): number =>
   time === null ? fallback : Number.parseInt(time.slice(0, 4), 10) || fallback;
 
-/** Mosca's inequality for one observation. */
-export function assessHndl(o: CryptoBomObservation, p: HndlParameters): HndlVerdict {
+/** What the inequality reads of an observation, or of a component (all its handshakes fall in one year). */
+export type HndlSubject = Pick<BomUnit, "observation_time" | "secrecy_lifetime_years" | "kex_class">;
+
+/** Mosca's inequality for one observation (or component). */
+export function assessHndl(o: HndlSubject, p: HndlParameters): HndlVerdict {
   const yearsToCrqc = p.crqcYear - yearOf(o.observation_time, p.asOfYear);
   const x = o.secrecy_lifetime_years;
   const longSecrecy = x !== null && x + p.migrationYears > yearsToCrqc;
@@ -84,9 +87,12 @@ export interface HndlSummary {
   exposed_records: string[];
 }
 
-/** Counts over successful handshakes and the Sankey drawn from exactly those counts. */
+/**
+ * Counts over successful handshakes and the Sankey drawn from exactly those counts. A component (a fleet
+ * document's unit) adds its successful handshakes at once; `exposed_records` names it.
+ */
 export function summariseHndl(
-  observations: readonly CryptoBomObservation[],
+  items: readonly (CryptoBomObservation | BomUnit)[],
   p: HndlParameters,
 ): { summary: HndlSummary; sankey: Sankey } {
   const s: HndlSummary = {
@@ -101,18 +107,20 @@ export function summariseHndl(
     exposed_records: [],
   };
   const flows = new Map<string, number>();
-  for (const o of observations) {
-    if (o.success !== true) continue;
+  for (const item of items) {
+    const o = "count" in item ? item : observationUnit(item);
+    const n = o.success_count;
+    if (n === 0) continue;
     const verdict = assessHndl(o, p);
-    s.handshakes++;
-    if (verdict.longSecrecy) s.long_secrecy++;
-    else s.other_secrecy++;
-    if (!verdict.secrecyKnown) s.unknown_secrecy++;
-    s[verdict.outcome]++;
+    s.handshakes += n;
+    if (verdict.longSecrecy) s.long_secrecy += n;
+    else s.other_secrecy += n;
+    if (!verdict.secrecyKnown) s.unknown_secrecy += n;
+    s[verdict.outcome] += n;
     if (verdict.outcome === "hndl_exposed") s.exposed_records.push(o.bom_ref);
     const middle = verdict.longSecrecy ? "long_secrecy" : "other_secrecy";
     const key = `${middle}>${verdict.outcome}`;
-    flows.set(key, (flows.get(key) ?? 0) + 1);
+    flows.set(key, (flows.get(key) ?? 0) + n);
   }
   const nodes: SankeyNode[] = [
     { id: "handshakes", label: "Successful handshakes", column: 0, value: s.handshakes },

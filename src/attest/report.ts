@@ -19,6 +19,8 @@ export interface ReportInput {
   file: string;
   /** the BOM's bytes as received, for the subject's digest */
   bomText: string;
+  /** several BOMs merged: each file and its digest (then `bomText` is their sha256sum listing) */
+  inputs?: { file: string; sha256: string }[];
   policy: PolicyResult;
   policySource: string;
   parameters: HndlParameters;
@@ -39,6 +41,7 @@ export function attestationReports(input: ReportInput): AttestationReports {
     bom: input.bom,
     file: input.file,
     sha256: sha256Hex(input.bomText),
+    inputs: input.inputs,
     policy: input.policy,
     policySource: input.policySource,
     parameters: input.parameters,

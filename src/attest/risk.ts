@@ -11,7 +11,7 @@ import {
   indexGroups,
   tlsVersionNumber,
 } from "../bom/algorithms.ts";
-import type { Asset, CryptoBom, CryptoBomObservation } from "../bom/cryptobom.ts";
+import { type Asset, type BomUnit, bomUnits, type CryptoBom } from "../bom/cryptobom.ts";
 import { legacyGroupReason, legacyHashName } from "../policy/rules.ts";
 
 export const ALGORITHM_RISK = {
@@ -64,7 +64,7 @@ export function riskScore(input: RiskInput): { score: number; severity: RiskSeve
 export const ASSUMED_EXPOSURE: ExposureClass = "PUBLIC_INTERNET";
 export const ASSUMED_LIFETIME_YEARS = 1;
 
-function observationClass(o: CryptoBomObservation, index: GroupIndex): AlgorithmClass {
+function observationClass(o: BomUnit, index: GroupIndex): AlgorithmClass {
   if (o.kex_class === "pq") return "PQC_NIST";
   if (o.kex_class === "hybrid-pq") return "HYBRID_PQC";
   if (o.kex_class === "classical") {
@@ -77,7 +77,7 @@ function observationClass(o: CryptoBomObservation, index: GroupIndex): Algorithm
   return "UNKNOWN";
 }
 
-function observationStatus(o: CryptoBomObservation, cls: AlgorithmClass, index: GroupIndex): StandardsStatus {
+function observationStatus(o: BomUnit, cls: AlgorithmClass, index: GroupIndex): StandardsStatus {
   const v = o.tls_version ? tlsVersionNumber(o.tls_version) : null;
   const hash = o.cipher ? cipherSuiteFacts(o.cipher).hash : null;
   const legacy =
@@ -164,11 +164,16 @@ function scored(
   };
 }
 
-/** Scores every asset: observations grouped by asset_id (else by endpoint), plus inventoried keys/certs. */
+/**
+ * Scores every asset: observations grouped by asset_id (else by endpoint), plus inventoried keys/certs. A
+ * fleet document's component counts as many observations as it stands for.
+ */
 export function scoreAssets(bom: CryptoBom, index: GroupIndex = indexGroups()): AssetRisk[] {
   const byAsset = new Map<string, AssetRisk>();
-  for (const o of bom.observations) {
-    if (o.success === false) continue;
+  for (const o of bomUnits(bom)) {
+    // what did not fail: successful, or an outcome the trace could not prove
+    const weight = o.count - o.failed_count;
+    if (weight === 0) continue;
     const name = o.asset_id ?? `${o.process ?? "(unknown process)"} → ${o.sni ?? "(no SNI)"}`;
     const cls = observationClass(o, index);
     const r = scored(
@@ -181,9 +186,9 @@ export function scoreAssets(bom: CryptoBom, index: GroupIndex = indexGroups()): 
       o.bom_ref,
     );
     const seen = byAsset.get(name);
-    if (!seen) byAsset.set(name, r);
-    else if (r.score > seen.score) byAsset.set(name, { ...r, observations: seen.observations + 1 });
-    else seen.observations++;
+    if (!seen) byAsset.set(name, { ...r, observations: weight });
+    else if (r.score > seen.score) byAsset.set(name, { ...r, observations: seen.observations + weight });
+    else seen.observations += weight;
   }
   for (const a of bom.assets ?? []) {
     if (a.kind !== "key" && a.kind !== "certificate") continue;

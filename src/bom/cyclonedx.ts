@@ -12,7 +12,7 @@ import {
   groupFacts,
   indexGroups,
 } from "./algorithms.ts";
-import type { CryptoBom, CryptoBomObservation } from "./cryptobom.ts";
+import { type BomUnit, bomUnits, type CryptoBom } from "./cryptobom.ts";
 
 interface Property {
   name: string;
@@ -86,8 +86,8 @@ function countedValues(counts: Map<string, number>): string[] {
   return [...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, n]) => `${k}=${n}`);
 }
 
-const bump = (m: Map<string, number>, key: string): void => {
-  m.set(key, (m.get(key) ?? 0) + 1);
+const bump = (m: Map<string, number>, key: string, n: number): void => {
+  m.set(key, (m.get(key) ?? 0) + n);
 };
 
 /** RFC 4122-shaped serial number derived from the run id, so the same BOM keeps the same serial. */
@@ -139,7 +139,8 @@ export function toCycloneDx(bom: CryptoBom, index: GroupIndex = indexGroups()): 
     noSni: number;
     snis: Map<string, number>;
     offered: Map<string, number>;
-    exes: Set<string>;
+    hosts: Map<string, number>;
+    containers: Map<string, number>;
   }
   const processes = new Map<string, ProcessUse>();
   interface ProtocolUse {
@@ -149,29 +150,41 @@ export function toCycloneDx(bom: CryptoBom, index: GroupIndex = indexGroups()): 
   }
   const protocols = new Map<string, ProtocolUse>();
 
-  const observe = (o: CryptoBomObservation): void => {
+  /** An observation, or a fleet document's component counted as the handshakes it stands for. */
+  const observe = (o: BomUnit): void => {
+    const n = o.count;
     const pname = o.process ?? UNKNOWN_PROCESS;
     const pref = processRef(pname);
     let p = processes.get(pname);
     if (!p) {
-      p = { handshakes: 0, failed: 0, noSni: 0, snis: new Map(), offered: new Map(), exes: new Set() };
+      p = {
+        handshakes: 0,
+        failed: 0,
+        noSni: 0,
+        snis: new Map(),
+        offered: new Map(),
+        hosts: new Map(),
+        containers: new Map(),
+      };
       processes.set(pname, p);
     }
-    p.handshakes++;
-    if (o.success === false) p.failed++;
-    if (o.sni === null) p.noSni++;
-    else bump(p.snis, o.sni);
-    if (o.groups_offered.length) bump(p.offered, o.groups_offered.join(","));
+    p.handshakes += n;
+    p.failed += o.failed_count;
+    if (o.sni === null) p.noSni += n;
+    else bump(p.snis, o.sni, n);
+    if (o.groups_offered.length) bump(p.offered, o.groups_offered.join(","), n);
+    if (o.host) bump(p.hosts, o.host, n);
+    if (o.container_id) bump(p.containers, o.container_id, n);
 
     for (const g of o.groups_offered) {
       const [ref, use] = useGroup(g);
-      use.offered++;
+      use.offered += n;
       depend(pref, ref);
     }
     let groupRef: string | null = null;
     if (o.group_selected !== null) {
       const [ref, use] = useGroup(o.group_selected);
-      use.negotiated++;
+      use.negotiated += n;
       depend(pref, ref);
       groupRef = ref;
     }
@@ -181,7 +194,7 @@ export function toCycloneDx(bom: CryptoBom, index: GroupIndex = indexGroups()): 
       for (const part of [suite.bulk, suite.hash]) {
         if (!part) continue;
         const use = useAlgorithm(part.name, part);
-        use.usedInSuites++;
+        use.usedInSuites += n;
         suiteRefs.push(algorithmRef(part.name));
         depend(pref, algorithmRef(part.name));
       }
@@ -190,7 +203,7 @@ export function toCycloneDx(bom: CryptoBom, index: GroupIndex = indexGroups()): 
       const version = protocolVersion(o.tls_version);
       const proto = protocols.get(version) ?? { handshakes: 0, suites: new Map(), groups: new Set() };
       protocols.set(version, proto);
-      proto.handshakes++;
+      proto.handshakes += n;
       if (groupRef) proto.groups.add(groupRef);
       if (o.cipher !== null) {
         const refs = proto.suites.get(o.cipher) ?? new Set<string>();
@@ -200,7 +213,8 @@ export function toCycloneDx(bom: CryptoBom, index: GroupIndex = indexGroups()): 
       depend(pref, protocolRef(version));
     }
   };
-  for (const o of bom.observations) observe(o);
+  const units = bomUnits(bom);
+  for (const o of units) observe(o);
 
   const components: CdxComponent[] = [];
   for (const [name, p] of processes) {
@@ -210,6 +224,9 @@ export function toCycloneDx(bom: CryptoBom, index: GroupIndex = indexGroups()): 
       { name: "carnot:handshakes_without_sni", value: String(p.noSni) },
       ...countedValues(p.snis).map((value) => ({ name: "carnot:sni", value })),
       ...countedValues(p.offered).map((value) => ({ name: "carnot:groups_offered", value })),
+      // where the records name them: on which hosts and in which containers the process ran
+      ...countedValues(p.hosts).map((value) => ({ name: "carnot:host", value })),
+      ...countedValues(p.containers).map((value) => ({ name: "carnot:container_id", value })),
     ];
     components.push({ type: "application", "bom-ref": processRef(name), name, properties: props });
   }
@@ -245,16 +262,15 @@ export function toCycloneDx(bom: CryptoBom, index: GroupIndex = indexGroups()): 
     return { ref: c["bom-ref"], dependsOn: deps };
   });
 
-  const times = bom.observations
-    .map((o) => o.observation_time)
-    .filter((t): t is string => t !== null)
-    .sort();
+  let newest: string | null = null;
+  for (const o of units)
+    if (o.last_seen !== null && (newest === null || o.last_seen > newest)) newest = o.last_seen;
   const metadata: Record<string, unknown> = {};
   // The time of the last observation, not of this run: the same input gives the same document.
-  if (times.length) metadata.timestamp = times[times.length - 1];
+  if (newest !== null) metadata.timestamp = newest;
   metadata.lifecycles = [{ phase: "operations" }];
   metadata.tools = { components: [{ type: "application", name: "carnot", version: VERSION }] };
-  metadata.properties = [
+  const properties: Property[] = [
     { name: "carnot:run_id", value: bom.run_id },
     { name: "carnot:cryptobom_schema", value: bom.schema },
     { name: "carnot:observations", value: String(bom.summary.observations) },
@@ -264,6 +280,15 @@ export function toCycloneDx(bom: CryptoBom, index: GroupIndex = indexGroups()): 
       value: `${sni}=${n}`,
     })),
   ];
+  if (bom.fleet) {
+    properties.push(
+      { name: "carnot:hosts", value: String(bom.fleet.hosts) },
+      { name: "carnot:containers", value: String(bom.fleet.containers) },
+      { name: "carnot:observations_listed", value: String(bom.fleet.observations_listed) },
+      ...bom.fleet.inputs.map((i) => ({ name: "carnot:input", value: `${i.file}=${i.records}` })),
+    );
+  }
+  metadata.properties = properties;
 
   return {
     $schema: "http://cyclonedx.org/schema/bom-1.6.schema.json",

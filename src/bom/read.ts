@@ -1,9 +1,15 @@
 /** The input edge of the BOM stages: reading inputs with errors that name the file (outputs: src/io/output.ts). */
 import * as v from "valibot";
 import { CarnotError, describeError, systemReason } from "../errors.ts";
-import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema } from "./cryptobom.ts";
+import { CRYPTOBOM_SCHEMA, type CryptoBom, CryptoBomSchema, listsObservations } from "./cryptobom.ts";
 import { cycloneDxToCryptoBom } from "./from-cyclonedx.ts";
-import { describeIssues, type HandshakeObservation, HandshakeObservationSchema } from "./observation.ts";
+import { forEachJsonLine, type InputFile, readInputText } from "../io/input-files.ts";
+import {
+  describeIssues,
+  type HandshakeObservation,
+  HandshakeObservationSchema,
+  isCompleteObservation,
+} from "./observation.ts";
 
 async function readText(path: string): Promise<string> {
   const file = Bun.file(path);
@@ -26,32 +32,75 @@ export interface RuntimeInput {
   readonly sealLines: number;
 }
 
+/** A runtime.jsonl line's value: a record, SEAL for the chained writer's closing line. */
+export function runtimeRecordOf(
+  path: string,
+  value: unknown,
+  line: number,
+): HandshakeObservation | typeof SEAL {
+  if (isCompleteObservation(value)) return value;
+  if (isSealLine(value)) return SEAL;
+  const parsed = v.safeParse(HandshakeObservationSchema, value);
+  if (!parsed.success) {
+    throw new CarnotError(`${path}:${line}: not a handshake observation: ${describeIssues(parsed.issues)}`);
+  }
+  return parsed.output;
+}
+
+const notRuntimeJson = (path: string, line: number): CarnotError =>
+  new CarnotError(`${path}:${line}: not JSON (a runtime.jsonl line is one JSON object)`);
+
+/** One line of runtime.jsonl: a record, SEAL for the chained writer's closing line, null for a blank line. */
+export function parseRuntimeLine(
+  path: string,
+  text: string,
+  line: number,
+): HandshakeObservation | typeof SEAL | null {
+  const trimmed = text.trim();
+  if (trimmed === "") return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(trimmed);
+  } catch {
+    throw notRuntimeJson(path, line);
+  }
+  return runtimeRecordOf(path, value, line);
+}
+
+export const SEAL = Symbol("seal");
+
 /** runtime.jsonl → validated records. Every non-empty line is a record or the seal; anything else fails. */
 export function parseRuntimeJsonl(path: string, text: string): RuntimeInput {
   const records: HandshakeObservation[] = [];
   let sealLines = 0;
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === "") continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      throw new CarnotError(`${path}:${i + 1}: not JSON (a runtime.jsonl line is one JSON object)`);
-    }
-    if (isSealLine(value)) {
-      sealLines++;
-      continue;
-    }
-    const parsed = v.safeParse(HandshakeObservationSchema, value);
-    if (!parsed.success) {
-      throw new CarnotError(
-        `${path}:${i + 1}: not a handshake observation: ${describeIssues(parsed.issues)}`,
-      );
-    }
-    records.push(parsed.output);
+    const parsed = parseRuntimeLine(path, lines[i]!, i + 1);
+    if (parsed === SEAL) sealLines++;
+    else if (parsed !== null) records.push(parsed);
   }
+  return { records, sealLines };
+}
+
+/** Streams an input's records to `onRecord` with their line numbers; memory stays flat. */
+export function forEachRuntimeRecord(
+  file: InputFile,
+  onRecord: (record: HandshakeObservation, line: number) => void,
+): { records: number; sealLines: number } {
+  let records = 0;
+  let sealLines = 0;
+  forEachJsonLine(
+    file,
+    (value, line) => {
+      const record = runtimeRecordOf(file.path, value, line);
+      if (record === SEAL) sealLines++;
+      else {
+        records++;
+        onRecord(record, line);
+      }
+    },
+    (line) => notRuntimeJson(file.path, line),
+  );
   return { records, sealLines };
 }
 
@@ -145,5 +194,40 @@ function checkCryptoBom(label: string, value: unknown): CryptoBom {
       throw new CarnotError(`${label}: invalid CryptoBOM: bom_ref ${obs.bom_ref} is not unique`);
     refs.add(obs.bom_ref);
   }
+  if (!listsObservations(parsed.output)) {
+    // its components stand for the observations: each must say everything a later stage reads
+    const at = parsed.output.metrics.components.findIndex((c) =>
+      COUNTED_FIELDS.some((f) => c[f] === undefined),
+    );
+    if (at !== -1) {
+      const c = parsed.output.metrics.components[at]!;
+      const missing = COUNTED_FIELDS.find((f) => c[f] === undefined);
+      throw new CarnotError(
+        `${label}: invalid CryptoBOM: it lists no observations, and component ${at} (${c.bom_ref}) has no '${missing}'`,
+      );
+    }
+  }
   return parsed.output;
+}
+
+/** What a component of a document without observations must carry (src/bom/cryptobom.ts ComponentTable). */
+const COUNTED_FIELDS = [
+  "failed_count",
+  "groups_offered",
+  "asset_id",
+  "owner",
+  "data_class",
+  "secrecy_lifetime_years",
+  "exposure",
+] as const;
+
+/** Each input read whole and checked as a CryptoBOM, one at a time (one text held at once), in order. */
+export function forEachCryptoBom(
+  files: readonly InputFile[],
+  each: (bom: CryptoBom, text: string, file: InputFile) => void,
+): void {
+  for (const file of files) {
+    const text = readInputText(file);
+    each(parseCryptoBom(file.path, text), text, file);
+  }
 }

@@ -6,12 +6,20 @@ import { DEFAULT_CRQC_YEAR, DEFAULT_MIGRATION_YEARS } from "../attest/hndl.ts";
 import { hndlParameters } from "../attest/parameters.ts";
 import { attestationReports } from "../attest/report.ts";
 import { loadEd25519PrivateKey, sha256Hex, verifyAttestation } from "../attest/sign.ts";
-import { readCryptoBom, readJsonDocument } from "../bom/read.ts";
+import { readJsonDocument } from "../bom/read.ts";
 import { CarnotError, systemReason } from "../errors.ts";
 import { writeStdout, writeTextOutput } from "../io/output.ts";
+import { expandInputs } from "../io/input-files.ts";
 import { log } from "../log.ts";
+import { readBomInputs, sha256sumListing } from "../merge/inputs.ts";
 import { evaluatePolicy, PolicyResultSchema } from "../policy/rules.ts";
-import { commonArgs, symlinkArgs } from "./shared.ts";
+import {
+  commonArgs,
+  maxObservationsArgs,
+  maxObservationsOf,
+  positionalWords,
+  symlinkArgs,
+} from "./shared.ts";
 
 /** `-o reports/attestation` → reports/attestation.{json,md,html}; a directory gets attestation.* inside. */
 function outputPrefix(output: string): string {
@@ -78,8 +86,9 @@ export default defineCommand({
     input: {
       type: "positional",
       required: true,
-      description: "merged CryptoBOM (from `carnot merge`)",
-      valueHint: "FILE",
+      description:
+        "merged CryptoBOM (from `carnot merge`); several files or quoted patterns are merged first",
+      valueHint: "FILE…",
     },
     output: {
       type: "string",
@@ -111,6 +120,7 @@ export default defineCommand({
       description: "Year for records without a time (default: newest record's)",
       valueHint: "YEAR",
     },
+    ...maxObservationsArgs,
   },
   subCommands: { verify: verifyCommand },
   async run({ args }) {
@@ -125,9 +135,10 @@ export default defineCommand({
       }
     }
 
-    const bomText = await readText(args.input, "BOM");
-    const bom = await readCryptoBom(args.input);
-    let policy = evaluatePolicy(bom, { input: args.input, enforce: false });
+    const words = positionalWords(args, args.input);
+    const inputs = readBomInputs(expandInputs(words), words, maxObservationsOf(args["max-observations"]));
+    const { bom, label } = inputs;
+    let policy = evaluatePolicy(bom, { input: label, enforce: false });
     let policySource = "evaluated by attest";
     if (args.policy) {
       policy = await readJsonDocument(args.policy, PolicyResultSchema, "policy result");
@@ -156,8 +167,10 @@ export default defineCommand({
     );
     const { attestation, json, md, html } = attestationReports({
       bom,
-      file: args.input,
-      bomText,
+      file: label,
+      // several inputs: their sha256sum listing, whose digest `sha256sum FILE… | sha256sum` gives again
+      bomText: inputs.text ?? sha256sumListing(inputs.files),
+      inputs: inputs.text === null ? inputs.files : undefined,
       policy,
       policySource,
       parameters,

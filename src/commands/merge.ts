@@ -1,33 +1,40 @@
 import { defineCommand } from "citty";
-import { formatJson, readCryptoBom } from "../bom/read.ts";
-import { CarnotError } from "../errors.ts";
+import { forEachCryptoBom, formatJson } from "../bom/read.ts";
+import { expandInputs } from "../io/input-files.ts";
 import { writeTextOutput } from "../io/output.ts";
 import { log } from "../log.ts";
-import { mergeBoms } from "../merge/merge.ts";
-import { commonArgs, fileOutputArgs } from "./shared.ts";
+import { BomMerger } from "../merge/merge.ts";
+import {
+  commonArgs,
+  fileOutputArgs,
+  maxObservationsArgs,
+  maxObservationsOf,
+  positionalWords,
+} from "./shared.ts";
 
 export default defineCommand({
   meta: {
     name: "merge",
-    description: "Static, runtime and cloud CryptoBOMs → one BOM, with conflicts reported",
+    description:
+      "Static, runtime and cloud CryptoBOMs (or many hosts' BOMs) → one BOM, with conflicts reported",
   },
   args: {
     ...commonArgs,
     inputs: {
       type: "positional",
       required: true,
-      description: "CryptoBOM files, in priority order",
+      description: "CryptoBOM files or quoted patterns, in priority order",
       valueHint: "FILE…",
     },
     ...fileOutputArgs,
+    ...maxObservationsArgs,
   },
   async run({ args }) {
-    const files = args._.length ? args._ : [args.inputs];
-    if (files.length === 0) throw new CarnotError("merge needs at least one CryptoBOM file", { exitCode: 2 });
+    const merger = new BomMerger({ maxObservations: maxObservationsOf(args["max-observations"]) });
+    const files = expandInputs(positionalWords(args, args.inputs));
     // Read every input before writing anything: one bad file stops the merge, nothing is skipped.
-    const inputs = [];
-    for (const file of files) inputs.push({ file, bom: await readCryptoBom(file) });
-    const merged = mergeBoms(inputs);
+    forEachCryptoBom(files, (bom, _text, file) => merger.add({ file: file.path, bom }));
+    const merged = merger.finish();
     writeTextOutput(args.output, formatJson(merged), { followSymlinks: args["follow-symlinks"] });
     const m = merged.merge!;
     log.info(

@@ -1,3 +1,4 @@
+import { CarnotError } from "../errors.ts";
 import type { ArgsDef } from "citty";
 
 /** Arguments every command accepts. */
@@ -82,3 +83,30 @@ export function repeatedOption(rawArgs: readonly string[], name: string, { comma
   }
   return commas ? values.flatMap((v) => v.split(",")).map((v) => v.trim()) : values;
 }
+
+/** A whole number given as a flag's text, at least `min`; anything else is a usage error (exit 2). */
+export function parseCount(text: string, flag: string, min: number): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min) {
+    throw new CarnotError(`invalid ${flag} "${text}": expected an integer ≥ ${min}`, { exitCode: 2 });
+  }
+  return Number(text);
+}
+
+/** A document lists its observations up to this many; past it the components are the unit (README). */
+export const DEFAULT_MAX_OBSERVATIONS = 10_000;
+
+/** For the commands that make one document of many inputs (bom, merge, policy, attest). */
+export const maxObservationsArgs = {
+  "max-observations": {
+    type: "string",
+    description: `List observations while there are at most N (default ${DEFAULT_MAX_OBSERVATIONS}); past N, components with counts only`,
+    valueHint: "N",
+  },
+} as const satisfies ArgsDef;
+
+export const maxObservationsOf = (raw: string | undefined): number =>
+  raw === undefined ? DEFAULT_MAX_OBSERVATIONS : parseCount(raw, "--max-observations", 0);
+
+/** Every positional word of a command whose last positional takes many (citty keeps all of them in `_`). */
+export const positionalWords = (args: { _: string[] }, first: string): string[] =>
+  args._.length ? args._ : [first];

@@ -3,9 +3,11 @@
  * subject, oldest first, up to the last one stored when reading starts, each as the JSON line it carries.
  * An ordered consumer of the client's own (nothing is created or left on the broker).
  */
+import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { CarnotError } from "../errors.ts";
+import type { InputFile } from "../io/input-files.ts";
 import type { NatsTarget } from "./nats-url.ts";
 
 const TIMEOUT_MS = 5_000;
@@ -51,9 +53,30 @@ export async function* readStreamLines(target: NatsTarget): AsyncGenerator<strin
   }
 }
 
-/** The whole stream as JSONL text (for a reader of runtime.jsonl text). */
-export async function readStreamText(target: NatsTarget): Promise<string> {
-  const lines: string[] = [];
-  for await (const line of readStreamLines(target)) lines.push(line);
-  return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+/**
+ * The stream as it is stored now, written line by line to `path` (a new file in a directory only this process
+ * writes to), as an input named by the stream's address: a reader of runtime files reads it like any other.
+ */
+export async function stageStream(target: NatsTarget, path: string): Promise<InputFile> {
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    let batch: string[] = [];
+    const flush = () => {
+      if (batch.length > 0) writeSync(fd, `${batch.join("\n")}\n`);
+      batch = [];
+    };
+    for await (const line of readStreamLines(target)) {
+      batch.push(line);
+      if (batch.length === 1024) flush();
+    }
+    flush();
+    const st = fstatSync(fd);
+    return { path: target.text, pattern: null, dev: st.dev, ino: st.ino, openPath: path };
+  } finally {
+    closeSync(fd);
+  }
 }

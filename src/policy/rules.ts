@@ -12,7 +12,7 @@ import {
   indexGroups,
   tlsVersionNumber,
 } from "../bom/algorithms.ts";
-import type { Asset, CryptoBom, CryptoBomObservation } from "../bom/cryptobom.ts";
+import { type Asset, type BomUnit, bomUnits, type CryptoBom } from "../bom/cryptobom.ts";
 
 export const POLICY_SCHEMA = "carnot.policy.v1";
 export const SEVERITIES = ["critical", "high", "medium", "low"] as const;
@@ -160,25 +160,37 @@ interface Hit {
   key: string;
   subject: Finding["subject"];
   record: string;
+  /** how many handshakes the record stands for (an observation: 1; a fleet document's component: its count) */
+  weight: number;
+  host: string | null;
   message: string;
 }
 
 const ruleById = (id: string): RuleDefinition => RULES.find((r) => r.id === id)!;
 
-function endpoint(o: CryptoBomObservation): string {
+function endpoint(o: BomUnit): string {
   return `${o.process ?? "(unknown process)"} → ${o.sni ?? "(no SNI)"}`;
 }
 
-function observationHits(o: CryptoBomObservation, index: GroupIndex): Hit[] {
+function observationHits(o: BomUnit, index: GroupIndex): Hit[] {
   const hits: Hit[] = [];
-  const hit = (ruleId: string, detail: string, message: string): void => {
+  const hit = (ruleId: string, detail: string, message: string, weight = o.count): void => {
     const subject = { kind: "observations" as const, ref: "", process: o.process, sni: o.sni, detail };
     const key = JSON.stringify([ruleId, o.process, o.sni, detail]);
-    hits.push({ rule: ruleById(ruleId), key, subject, record: o.bom_ref, message });
+    hits.push({
+      rule: ruleById(ruleId),
+      key,
+      subject,
+      record: o.bom_ref,
+      weight,
+      host: o.host ?? null,
+      message,
+    });
   };
-  if (o.success === true && o.kex_class === "classical") {
+  if (o.success_count > 0 && o.kex_class === "classical") {
     const group = o.group_selected ?? "a classical group";
-    hit("missing_hybrid_support", group, `${endpoint(o)} negotiated ${group} (classical key exchange)`);
+    const message = `${endpoint(o)} negotiated ${group} (classical key exchange)`;
+    hit("missing_hybrid_support", group, message, o.success_count);
   }
   if (o.group_selected !== null) {
     const reason = legacyGroupReason(o.group_selected, index);
@@ -218,6 +230,8 @@ function assetHits(a: Asset): Hit[] {
       key: JSON.stringify([ruleId, a.asset_id]),
       subject,
       record: a.asset_id,
+      weight: 1,
+      host: null,
       message,
     });
   };
@@ -237,28 +251,34 @@ function assetHits(a: Asset): Hit[] {
 
 const emptyCounts = (): Record<Severity, number> => ({ critical: 0, high: 0, medium: 0, low: 0 });
 
-/** Applies every rule; findings group the records of one rule and one endpoint (or asset). */
+/**
+ * Applies every rule; findings group the records of one rule and one endpoint (or asset). In a document that
+ * omits its observations the records are components, and a finding counts the handshakes they stand for.
+ */
 export function evaluatePolicy(
   bom: CryptoBom,
   options: { input: string; enforce: boolean },
   index: GroupIndex = indexGroups(),
 ): PolicyResult {
-  const hits = [
-    ...bom.observations.flatMap((o) => observationHits(o, index)),
-    ...(bom.assets ?? []).flatMap(assetHits),
-  ];
-  const grouped = new Map<string, { first: Hit; records: string[] }>();
+  const units = bomUnits(bom);
+  const hits = [...units.flatMap((o) => observationHits(o, index)), ...(bom.assets ?? []).flatMap(assetHits)];
+  const grouped = new Map<string, { first: Hit; records: string[]; count: number; hosts: Set<string> }>();
   for (const h of hits) {
-    const g = grouped.get(h.key);
-    if (g) g.records.push(h.record);
-    else grouped.set(h.key, { first: h, records: [h.record] });
+    let g = grouped.get(h.key);
+    if (!g) {
+      g = { first: h, records: [], count: 0, hosts: new Set() };
+      grouped.set(h.key, g);
+    }
+    g.records.push(h.record);
+    g.count += h.weight;
+    if (h.host !== null) g.hosts.add(h.host);
   }
   const ruleOrder = new Map(RULES.map((r, i) => [r.id, i]));
-  const findings: Finding[] = [...grouped.entries()].map(([key, { first, records }]) => {
+  const findings: Finding[] = [...grouped.entries()].map(([key, { first, records, count, hosts }]) => {
     const id = `f-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
-    const count = records.length;
     const subject = { ...first.subject, ref: first.subject.kind === "asset" ? first.subject.ref : id };
-    const message = count > 1 ? `${first.message} (${count} handshakes)` : first.message;
+    const onHosts = hosts.size > 1 ? ` on ${hosts.size} hosts` : "";
+    const message = count > 1 ? `${first.message} (${count} handshakes${onHosts})` : first.message;
     return { id, rule_id: first.rule.id, severity: first.rule.severity, message, subject, records, count };
   });
   findings.sort(
@@ -269,7 +289,12 @@ export function evaluatePolicy(
   );
   const bySeverity = emptyCounts();
   for (const f of findings) bySeverity[f.severity]++;
-  const records = new Set(findings.flatMap((f) => f.records));
+  // a record's handshakes with any finding: every rule counts all of a record's handshakes, or its
+  // successful ones (a subset), so their union is the largest of the record's weights
+  const flagged = new Map<string, number>();
+  for (const h of hits) flagged.set(h.record, Math.max(flagged.get(h.record) ?? 0, h.weight));
+  let records = 0;
+  for (const weight of flagged.values()) records += weight;
   return {
     schema: POLICY_SCHEMA,
     input: options.input,
@@ -278,8 +303,8 @@ export function evaluatePolicy(
     enforce: options.enforce,
     summary: {
       findings: findings.length,
-      records: records.size,
-      observations_checked: bom.observations.length,
+      records,
+      observations_checked: units.reduce((n, u) => n + u.count, 0),
       assets_checked: bom.assets?.length ?? 0,
       by_severity: bySeverity,
     },

@@ -1,5 +1,6 @@
 /** The replay pipeline's edges: bytes in (file or stdin, streamed), records out (one call per record). */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
+import { readChunks } from "../io/input-files.ts";
 import type { EnhancedEvent } from "./schema.ts";
 import { type ReplayCounts, type ReplayOptions, ReplaySession } from "./session.ts";
 import { LosslessDecoder } from "./text.ts";
@@ -47,12 +48,7 @@ export const FILE_CHUNK_BYTES = 64 * 1024;
 export function* fileChunks(path: string, chunkBytes = FILE_CHUNK_BYTES): Generator<Uint8Array> {
   const fd = openSync(path, "r");
   try {
-    const buf = Buffer.allocUnsafe(chunkBytes);
-    for (;;) {
-      const n = readSync(fd, buf, 0, chunkBytes, null);
-      if (n === 0) return;
-      yield buf.subarray(0, n);
-    }
+    yield* readChunks(fd, chunkBytes);
   } finally {
     closeSync(fd);
   }

@@ -1,0 +1,90 @@
+/**
+ * packaging/kubernetes/daemonset.yaml: parsed as YAML, each document validated against the Kubernetes API
+ * schema of its kind (kubernetes-models: apps/v1 DaemonSet, v1 Namespace; no cluster needed), then what tracing
+ * needs checked field by field, and the trace command line it runs checked against carnot's own flags.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Namespace } from "kubernetes-models/v1/Namespace";
+import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import { argsSpec, checkArguments } from "../../src/command-line.ts";
+import trace from "../../src/commands/trace.ts";
+import { REPO } from "../support/tracer.ts";
+
+const MANIFEST = join(REPO, "packaging", "kubernetes", "daemonset.yaml");
+const docs = Bun.YAML.parse(readFileSync(MANIFEST, "utf8")) as Record<string, unknown>[];
+// biome-ignore lint/suspicious/noExplicitAny: the manifest is checked by the schema first, then read freely
+const daemonSet = docs.find((d) => d.kind === "DaemonSet") as any;
+const container = daemonSet?.spec?.template?.spec?.containers?.[0];
+
+describe("the DaemonSet manifest", () => {
+  test("every document is valid against its Kubernetes schema; a broken one is not", () => {
+    expect(docs.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual(["v1 Namespace", "apps/v1 DaemonSet"]);
+    new Namespace(docs[0] as never).validate();
+    new DaemonSet(daemonSet).validate();
+    const broken = structuredClone(daemonSet);
+    broken.spec.template.spec.containers[0].securityContext.capabilities.add = "BPF";
+    delete broken.spec.selector;
+    expect(() => new DaemonSet(broken).validate()).toThrow(/must have required property selector/);
+    // the selector picks the pods the template makes
+    for (const [k, v] of Object.entries(daemonSet.spec.selector.matchLabels))
+      expect(daemonSet.spec.template.metadata.labels[k]).toBe(v);
+  });
+
+  test("the node's processes and the capabilities tracing needs, nothing privileged", () => {
+    expect(daemonSet.spec.template.spec.hostPID).toBe(true);
+    expect(container.securityContext).toMatchObject({
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsUser: 0,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect([...container.securityContext.capabilities.add].sort()).toEqual([
+      "BPF",
+      "NET_ADMIN",
+      "PERFMON",
+      "SYS_PTRACE",
+      "SYS_RESOURCE",
+    ]);
+    expect(container.resources.requests).toMatchObject({
+      cpu: expect.any(String),
+      memory: expect.any(String),
+    });
+    expect(container.resources.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+  });
+
+  test("the node's cgroup hierarchy and BTF read-only; the output on the node", () => {
+    const volumes = new Map(
+      daemonSet.spec.template.spec.volumes.map((v: { name: string; hostPath?: { path: string } }) => [
+        v.name,
+        v.hostPath?.path ?? null,
+      ]),
+    );
+    const mounts = container.volumeMounts.map(
+      (m: { name: string; mountPath: string; readOnly?: boolean }) => [
+        volumes.get(m.name) ?? "(pod)",
+        m.mountPath,
+        m.readOnly === true,
+      ],
+    );
+    expect(mounts).toContainEqual(["/sys/fs/cgroup", "/sys/fs/cgroup", true]);
+    expect(mounts).toContainEqual(["/sys/kernel/btf", "/sys/kernel/btf", true]);
+    expect(mounts).toContainEqual(["/var/lib/carnot", "/var/lib/carnot", false]);
+    // a read-only root: every place carnot writes is a volume
+    expect(mounts).toContainEqual(["(pod)", "/var/cache/carnot", false]);
+    expect(container.env).toContainEqual({ name: "CARNOT_CACHE_DIR", value: "/var/cache/carnot" });
+  });
+
+  test("it runs carnot trace with flags carnot trace takes", () => {
+    const script: string = container.command.at(-1);
+    const words = [...script.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+    expect(words.slice(0, 3)).toEqual(["exec", "carnot", "trace"]);
+    const spec = argsSpec(trace.args as never);
+    expect(() => checkArguments(spec, words.slice(3), { name: "trace" })).not.toThrow();
+    expect(words[words.indexOf("--out") + 1]).toMatch(/^\/var\/lib\/carnot\/runtime-\$\{NODE_NAME\}-/);
+    // and the check can fail
+    expect(() => checkArguments(spec, ["--outt", "x"], { name: "trace" })).toThrow(/unknown flag --outt/);
+  });
+});

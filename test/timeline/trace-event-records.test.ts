@@ -123,16 +123,26 @@ describe("tracks", () => {
     ]);
   });
 
-  test("a thread's held call is written when the thread exits, not at the end of the input", () => {
-    let text = "";
-    const writer = new TraceEventWriter((t) => (text += t), { source: "t", all: false });
-    writer.push(makeRecord({ ts: 1, pid: 7, tid: 8, call: "read", latency_us: 4 }), 1);
-    expect(text).not.toContain('"name":"read"');
-    writer.push(makeRecord({ ts: 9, pid: 7, tid: 8, call: "exit", retval: null }), 2);
-    expect(text).toContain('"name":"read","cat":"syscall","ph":"X","ts":1,"dur":4');
-    writer.push(makeRecord({ ts: 12, pid: 9, tid: 9, call: "write", latency_us: 2 }), 3);
-    writer.push(makeRecord({ ts: 20, pid: 9, tid: 9, call: "exit_group", retval: null }), 4);
-    expect(text).toContain('"name":"write","cat":"syscall","ph":"X","ts":12,"dur":2');
+  test("a thread that exits is forgotten; its held call is written then, with its whole latency", () => {
+    const { events } = traceEvents([
+      makeRecord({ ts: 1, pid: 7, tid: 8, call: "read", latency_us: 4 }),
+      makeRecord({ ts: 9, pid: 7, tid: 8, call: "exit", retval: null }),
+    ]);
+    expect(slices(events).map((e) => [e.name, e.ph, e.ts, e.dur])).toEqual([
+      ["read", "X", 1, 4],
+      ["exit", "i", 9, undefined],
+    ]);
+    const writer = new TraceEventWriter(() => {}, { source: "t", all: false });
+    writer.push(makeRecord({ ts: 1, pid: 7, tid: 7, call: "read", latency_us: 4 }), 1);
+    writer.push(makeRecord({ ts: 2, pid: 7, tid: 8, call: "read", latency_us: 4 }), 2);
+    writer.push(makeRecord({ ts: 3, pid: 9, tid: 9, call: "read", latency_us: 4 }), 3);
+    expect(writer.threadsHeld).toBe(3);
+    writer.push(makeRecord({ ts: 4, pid: 7, tid: 8, call: "exit", retval: null }), 4);
+    expect(writer.threadsHeld).toBe(2);
+    // exit_group ends every thread of the process
+    writer.push(makeRecord({ ts: 5, pid: 9, tid: 9, call: "exit_group", retval: null }), 5);
+    writer.push(makeRecord({ ts: 6, pid: 7, tid: 7, call: "exit_group", retval: null }), 6);
+    expect(writer.threadsHeld).toBe(0);
     writer.finish();
   });
 

@@ -105,7 +105,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (dir && !process.env.KEEP) await rm(dir, { recursive: true, force: true });
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 const tidOf = (r: EnhancedEvent) => r.tid ?? r.pid;

@@ -1,6 +1,6 @@
 /**
- * Consumers benchmark: `carnot seccomp`, `carnot actions` and `carnot timeline` on a
- * 1-million-record enriched.jsonl, end to end (read, parse, collapse, write). Prints
+ * Consumers benchmark: `carnot seccomp`, `carnot actions` and `carnot timeline` (text, HTML and
+ * Trace Event JSON) on a 1-million-record enriched.jsonl, end to end (read, parse, collapse, write). Prints
  * records/s and peak RSS for 100 k and 1 M records: flat memory means the two RSS figures
  * stay close while the input grows tenfold.
  *
@@ -112,6 +112,7 @@ try {
     ["actions (text)", ["actions"]],
     ["timeline (text)", ["timeline"]],
     ["timeline (html)", ["timeline", "--format", "html"]],
+    ["timeline (trace-event)", ["timeline", "--format", "trace-event"]],
   ];
   for (const [name, args] of consumers) {
     const [command, ...rest] = args;
@@ -119,7 +120,7 @@ try {
     const full = await measure([command!, big, ...rest, "-o", join(dir, "out-big")]);
     const rate = recordsWanted / full.secs;
     console.log(
-      `${name.padEnd(16)} ${(rate / 1000).toFixed(0).padStart(5)} k records/s  ` +
+      `${name.padEnd(22)} ${(rate / 1000).toFixed(0).padStart(5)} k records/s  ` +
         `${full.secs.toFixed(2)} s  peak RSS ${full.rssMb.toFixed(0)} MB at 1×, ${tenth.rssMb.toFixed(0)} MB at 0.1×`,
     );
   }

@@ -68,7 +68,11 @@ const EXAMPLES: Record<string, string[]> = {
     "carnot seccomp --apply profile.json -- python3 app.py",
   ],
   actions: ["carnot actions enriched.jsonl", "carnot actions enriched.jsonl --format json -o actions.jsonl"],
-  timeline: ["carnot timeline enriched.jsonl", "carnot timeline enriched.jsonl -o timeline.html"],
+  timeline: [
+    "carnot timeline enriched.jsonl",
+    "carnot timeline enriched.jsonl -o timeline.html",
+    "carnot timeline enriched.jsonl --format trace-event -o trace.json",
+  ],
   serve: [
     "carnot serve --addr 127.0.0.1:8080 --key ed25519.pem",
     "curl -s -H 'Content-Type: application/json' --data-binary @merged.json localhost:8080/attest",

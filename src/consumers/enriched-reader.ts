@@ -23,6 +23,7 @@ export interface EnrichedRecord {
   perm_bits?: number | null;
   byte_count?: number | null;
   net?: NetEndpoint | null;
+  latency_us?: number | null;
   risk_tags?: string[] | null;
   high_level_kind?: string | null;
 }

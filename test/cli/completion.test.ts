@@ -116,7 +116,8 @@ describe("zsh", () => {
 
   /**
    * What zsh offers for each line, typed with a TAB into an interactive zsh on a pseudo-terminal (zpty):
-   * compadd is wrapped to write down the matches; a command typed after the TAB says it is finished.
+   * compadd is wrapped to write down the matches; a command typed after the TAB says it is finished. What zsh
+   * writes to the terminal is read away meanwhile: a full terminal buffer would stop it.
    */
   function offered(path: string, lines: string[]): string[][] {
     const dir = mkdtempSync(join(tmp, "zsh-"));
@@ -124,7 +125,7 @@ describe("zsh", () => {
       (line, i) => `zpty -w z ${shq(`M=${dir}/m${i}`)}
 zpty -w -n z ${shq(line)}$'\t'
 zpty -w z $'C-u'${shq(`print > ${dir}/done${i}`)}
-for t in {1..600}; do [[ -e ${dir}/done${i} ]] && break; sleep 0.05; done`,
+for t in {1..600}; do [[ -e ${dir}/done${i} ]] && break; while zpty -r -t z junk; do :; done; sleep 0.05; done`,
     );
     const driver = `zmodload zsh/zpty
 zpty z zsh -f -i

@@ -172,6 +172,19 @@ describe.skipIf(skip !== null)("carnot trace --export to NATS JetStream", () => 
       const bom = cli(["bom", `nats://127.0.0.1:${port}/${subject}`]);
       expect(bom.exitCode).toBe(0);
       expect(JSON.parse(bom.stdout.toString()).summary.observations).toBe(chains.length);
+      // among other inputs: a stream and a file add up
+      const both = cli(["bom", files[0]!, `nats://127.0.0.1:${port}/${subject}`]);
+      expect(both.exitCode).toBe(0);
+      expect(JSON.parse(both.stdout.toString()).summary.observations).toBe(
+        chains.length + chainsOf(files[0]!).length,
+      );
+      // a stream nothing captures: one line, no document
+      const none = cli(["bom", `nats://127.0.0.1:${port}/nothing.here`]);
+      expect(none.exitCode).toBe(1);
+      expect(none.stderr.toString()).toBe(
+        `carnot: nats://127.0.0.1:${port}/nothing.here: no JetStream stream captures nothing.here\n`,
+      );
+      expect(none.stdout.toString()).toBe("");
     } finally {
       if (tracer.proc.exitCode === null) await tracer.stop("SIGKILL");
       nats?.kill("SIGTERM");

@@ -245,8 +245,16 @@ function execInUserNamespace(
   const untrusted = untrustedReason(unshare);
   if (untrusted)
     throw new Error(`cannot enter a network namespace of its own: not running ${unshare}: ${untrusted}`);
-  if (libc.geteuid() === 0) becomeNobody(libc);
-  else dropCapabilities(libc);
+  if (libc.geteuid() !== 0) dropCapabilities(libc);
+  else {
+    try {
+      becomeNobody(libc);
+    } catch (err) {
+      throw new Error(
+        `root without CAP_SYS_ADMIN needs CAP_SETUID and CAP_SETGID: ${(err as Error).message}`,
+      );
+    }
+  }
   must(libc, "hand over the program", libc.syscall(SYS.fcntl, programFd, F_SETFD, 0));
   const inner = [...selfCommand(), "__sandbox", "--in-namespace", "--fds", String(files), "--program-fd"];
   const argv = [unshare, "--user", "--net", "--map-current-user", "--keep-caps", "--", ...inner];

@@ -310,7 +310,7 @@ describe.skipIf(skip !== null)("--libssl FILE never runs FILE's code with privil
     "as root without CAP_SYS_ADMIN (a container's capabilities), the code runs as nobody in a user namespace; without CAP_SETUID it does not run",
     () => {
       const { path, marker } = buildSpy("library", "libssl.so.3", "open-container");
-      const container = "+bpf,+perfmon,+net_admin,+sys_resource,+sys_ptrace";
+      const container = "+bpf,+perfmon,+net_admin,+sys_resource,+kill";
       const as = (caps: string) => [
         "setpriv",
         "--no-new-privs",

@@ -6,7 +6,8 @@
  * run as node would be) finds itself nobody, without capabilities, without the host's network, with
  * no_new_privs and a seccomp filter, and unable to become root. A carnot not privileged to make a network
  * namespace (carnot.service: its own user with three capabilities; root in a container without CAP_SYS_ADMIN)
- * confines it the same in a user namespace of its own: as that user, or as nobody for root.
+ * confines it the same in a user namespace of its own: as that user, or as nobody for root; the unit's user
+ * still reads the memory of node's confined run (no CAP_SYS_PTRACE: the same uid).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
@@ -18,6 +19,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -268,6 +270,17 @@ describe.skipIf(skip !== null)("--libssl FILE never runs FILE's code with privil
       : "capsh or setpriv missing (make test installs them)");
   if (unprivilegedSkip) console.warn(`skipping the unprivileged calibration tests: ${unprivilegedSkip}`);
 
+  /** `user` with carnot.service's capabilities, ambient (as test/support/service-sandbox.sh does) */
+  const asUnit = (u: TestUser) => {
+    const caps = "cap_bpf,cap_perfmon,cap_net_admin";
+    return [
+      "capsh",
+      `--caps=${caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep`,
+      "--keep=1",
+      `--user=${u.name}`,
+    ].concat([`--addamb=${caps}`, "--", "-c", 'exec "$@"', "carnot"]);
+  };
+
   for (const [kind, name] of [
     ["library", "libssl.so.3"],
     ["program", "node-like"],
@@ -280,20 +293,8 @@ describe.skipIf(skip !== null)("--libssl FILE never runs FILE's code with privil
         const cache = join(dir, `cache-user-${kind}`);
         mkdirSync(cache, { mode: 0o700 });
         chownSync(cache, user.uid, user.gid);
-        const caps = "cap_bpf,cap_perfmon,cap_net_admin";
         const before = connections;
-        const res = traceThrough(
-          ["capsh", `--caps=${caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep`, "--keep=1"].concat([
-            `--user=${user.name}`,
-            `--addamb=${caps}`,
-            "--",
-            "-c",
-            'exec "$@"',
-            "carnot",
-          ]),
-          path,
-          cache,
-        );
+        const res = traceThrough(asUnit(user), path, cache);
         expect(res.exitCode).toBe(0);
         expect(res.stderr).toContain("struct offsets not verified");
         expect(res.stderr).not.toContain("carnot: sandbox:");
@@ -305,6 +306,30 @@ describe.skipIf(skip !== null)("--libssl FILE never runs FILE's code with privil
       60_000,
     );
   }
+
+  const node = Bun.which("node");
+  test.skipIf(unprivilegedSkip !== null || node === null)(
+    "as its own user with carnot.service's capabilities, node is calibrated: its confined run's memory is read without CAP_SYS_PTRACE",
+    () => {
+      if (typeof user === "string") return console.warn(`skipped: ${user}`);
+      const cache = join(dir, "cache-user-node");
+      mkdirSync(cache, { mode: 0o700 });
+      chownSync(cache, user.uid, user.gid);
+      const res = Bun.spawnSync(
+        [...asUnit(user), COMPILED, "trace", "--libssl", realpathSync(node!), "--duration", "0.3"].concat([
+          "--metrics-interval",
+          "0",
+          "--verbose",
+        ]),
+        { stdout: "pipe", stderr: "pipe", env: { ...process.env, CARNOT_CACHE_DIR: cache }, timeout: 60_000 },
+      );
+      const stderr = res.stderr.toString();
+      expect(res.exitCode).toBe(0);
+      expect(stderr).toMatch(/node.*: offsets verified \(\d+ calibration handshakes\)/);
+      expect(stderr).not.toContain("not verified");
+    },
+    60_000,
+  );
 
   test.skipIf(unprivilegedSkip !== null)(
     "as root without CAP_SYS_ADMIN (a container's capabilities), the code runs as nobody in a user namespace; without CAP_SETUID it does not run",

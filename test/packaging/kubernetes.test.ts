@@ -1,16 +1,20 @@
 /**
  * packaging/kubernetes/daemonset.yaml: parsed as YAML, each document validated against the Kubernetes API
  * schema of its kind (kubernetes-models: apps/v1 DaemonSet, v1 Namespace; no cluster needed), then what tracing
- * needs checked field by field, and the trace command line it runs checked against carnot's own flags.
+ * needs checked field by field, and the trace command line it runs checked against carnot's own flags. Then
+ * carnot run as the container would be (root with only the capabilities the manifest adds, no_new_privs): the
+ * system libssl is calibrated, confined.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Namespace } from "kubernetes-models/v1/Namespace";
 import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { argsSpec, checkArguments } from "../../src/command-line.ts";
 import trace from "../../src/commands/trace.ts";
-import { REPO } from "../support/tracer.ts";
+import { findSystemLibssl } from "../../src/trace/libssl/library.ts";
+import { COMPILED, REPO, traceSkipReason } from "../support/tracer.ts";
 
 const MANIFEST = join(REPO, "packaging", "kubernetes", "daemonset.yaml");
 const docs = Bun.YAML.parse(readFileSync(MANIFEST, "utf8")) as Record<string, unknown>[];
@@ -41,11 +45,15 @@ describe("the DaemonSet manifest", () => {
       runAsUser: 0,
       capabilities: { drop: ["ALL"] },
     });
+    // no SYS_PTRACE (a record's exe comes from the kernel), no SYS_ADMIN (the calibration's namespaces are
+    // made in a user namespace, after SETUID and SETGID left root)
     expect([...container.securityContext.capabilities.add].sort()).toEqual([
       "BPF",
+      "KILL",
       "NET_ADMIN",
       "PERFMON",
-      "SYS_PTRACE",
+      "SETGID",
+      "SETUID",
       "SYS_RESOURCE",
     ]);
     expect(container.resources.requests).toMatchObject({
@@ -87,4 +95,47 @@ describe("the DaemonSet manifest", () => {
     // and the check can fail
     expect(() => checkArguments(spec, ["--outt", "x"], { name: "trace" })).toThrow(/unknown flag --outt/);
   });
+
+  const runSkip =
+    traceSkipReason() ??
+    (Bun.file(COMPILED).size ? null : "./carnot not built (make carnot)") ??
+    (Bun.which("setpriv") ? null : "setpriv missing (util-linux)") ??
+    (findSystemLibssl() ? null : "no system libssl");
+  if (runSkip) console.warn(`skipping the container's capabilities run: ${runSkip}`);
+
+  test.skipIf(runSkip !== null)(
+    "with the container's capabilities, the libssl calibration runs confined",
+    () => {
+      const caps = container.securityContext.capabilities.add.map((c: string) => `+${c.toLowerCase()}`);
+      const cache = mkdtempSync(join(tmpdir(), "carnot-daemonset-"));
+      try {
+        const res = Bun.spawnSync(
+          ["setpriv", "--no-new-privs", "--inh-caps=-all", `--bounding-set=-all,${caps.join(",")}`, COMPILED]
+            .concat([
+              "trace",
+              "--libssl",
+              findSystemLibssl()!,
+              "--duration",
+              "0.3",
+              "--metrics-interval",
+              "0",
+            ])
+            .concat(["--verbose"]),
+          {
+            stdout: "pipe",
+            stderr: "pipe",
+            env: { ...process.env, CARNOT_CACHE_DIR: cache },
+            timeout: 60_000,
+          },
+        );
+        const stderr = res.stderr.toString();
+        expect(res.exitCode).toBe(0);
+        expect(stderr).toMatch(/libssl.*: offsets verified \(\d+ calibration handshakes\)/);
+        expect(stderr).not.toContain("not verified");
+      } finally {
+        rmSync(cache, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });

@@ -25,6 +25,16 @@ import { COMPILED, REPO, traceSkipReason } from "../support/tracer.ts";
 const UNIT = join(REPO, "packaging", "carnot.service");
 const SANDBOX = join(REPO, "test", "support", "service-sandbox.sh");
 const NOBODY = 65534;
+/** the clone flag of each namespace type RestrictNamespaces= names */
+const NAMESPACE_FLAGS: Record<string, number> = {
+  cgroup: 0x02000000,
+  ipc: 0x08000000,
+  net: 0x40000000,
+  mnt: 0x00020000,
+  pid: 0x20000000,
+  user: 0x10000000,
+  uts: 0x04000000,
+};
 
 const which = (tool: string) => Bun.which(tool) !== null;
 const analyzeSkip = which("systemd-analyze") ? null : "systemd-analyze missing (make setup installs systemd)";
@@ -53,6 +63,42 @@ function serviceSettings(text: string): Map<string, string[]> {
     settings.set(key, [...(settings.get(key) ?? []), line.slice(eq + 1)]);
   }
   return settings;
+}
+
+/**
+ * RestrictNamespaces= as systemd's own filter has it: unshare and clone refused (EPERM) when a flag names a
+ * namespace type not allowed, setns into one (or of any type) too, clone3 (whose flags a filter cannot read)
+ * ENOSYS so that callers fall back to clone.
+ */
+function namespaceRules(setting: string) {
+  const allowed =
+    setting === "yes" ? [] : setting === "no" ? Object.keys(NAMESPACE_FLAGS) : setting.split(/\s+/);
+  const refused = Object.entries(NAMESPACE_FLAGS).filter(([name]) => !allowed.includes(name));
+  const mask = refused.reduce((m, [, flag]) => m | flag, 0);
+  const when = (index: number, op: string, value: number, valueTwo = 0) => [{ index, value, valueTwo, op }];
+  return [
+    ...["unshare", "clone"].flatMap((names) => [
+      { names: [names], action: "SCMP_ACT_ALLOW", args: when(0, "SCMP_CMP_MASKED_EQ", mask, 0) },
+      ...refused.map(([, flag]) => ({
+        names: [names],
+        action: "SCMP_ACT_ERRNO",
+        errnoRet: 1,
+        args: when(0, "SCMP_CMP_MASKED_EQ", flag, flag),
+      })),
+    ]),
+    ...allowed.map((name) => ({
+      names: ["setns"],
+      action: "SCMP_ACT_ALLOW",
+      args: when(1, "SCMP_CMP_EQ", NAMESPACE_FLAGS[name]!),
+    })),
+    ...[0, ...refused.map(([, flag]) => flag)].map((flag) => ({
+      names: ["setns"],
+      action: "SCMP_ACT_ERRNO",
+      errnoRet: 1,
+      args: when(1, "SCMP_CMP_EQ", flag),
+    })),
+    { names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: 38 },
+  ];
 }
 
 /** systemd's command-line words: bare words and '…' or "…" quoted ones (what this unit uses). */
@@ -105,7 +151,9 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
     .map((c) => c.toLowerCase());
   let base = "";
   let server: RunningServer | undefined;
+  /** the unit's filter as a seccomp profile; and the same under RestrictNamespaces=yes */
   let profile = "";
+  let profileNoNamespaces = "";
 
   beforeAll(async () => {
     // not under /tmp: the unit's private /tmp hides it
@@ -125,15 +173,24 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
     const names = [...new Set(filter.flatMap((f) => (f.startsWith("@") ? expand(f) : [f])))]
       .filter((n) => X86_64_SYSCALLS.has(n))
       .sort();
-    profile = join(base, "profile.json");
-    // systemd's default for a call outside the filter: the process is killed
-    const oci = {
-      defaultAction: "SCMP_ACT_KILL_PROCESS",
-      architectures: ["SCMP_ARCH_X86_64"],
-      syscalls: [{ names, action: "SCMP_ACT_ALLOW" }],
+    // systemd's default for a call outside the filter: the process is killed; the calls RestrictNamespaces=
+    // restricts, only as it allows them
+    const restricted = ["unshare", "clone", "clone3", "setns"];
+    const write = (file: string, restrictNamespaces: string) => {
+      const oci = {
+        defaultAction: "SCMP_ACT_KILL_PROCESS",
+        architectures: ["SCMP_ARCH_X86_64"],
+        syscalls: [
+          { names: names.filter((n) => !restricted.includes(n)), action: "SCMP_ACT_ALLOW" },
+          ...namespaceRules(restrictNamespaces),
+        ],
+      };
+      writeFileSync(file, JSON.stringify(oci));
+      chmodSync(file, 0o644);
+      return file;
     };
-    writeFileSync(profile, JSON.stringify(oci));
-    chmodSync(profile, 0o644);
+    profile = write(join(base, "profile.json"), settings.get("RestrictNamespaces")?.[0] ?? "no");
+    profileNoNamespaces = write(join(base, "profile-no-namespaces.json"), "yes");
   });
 
   afterAll(async () => {
@@ -142,7 +199,7 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
   });
 
   /** The unit's ExecStart in the sandbox with `caps`; a handshake to the local server; SIGTERM; what it wrote. */
-  async function runUnit(name: string, caps: string[]) {
+  async function runUnit(name: string, caps: string[], filter = profile) {
     const state = join(base, name, "state");
     const cache = join(base, name, "cache");
     for (const d of [state, cache]) {
@@ -155,7 +212,7 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
     );
     const env = (settings.get("Environment") ?? []).map((e) => e.replace("%C/carnot", cache));
     const proc = Bun.spawn(
-      ["bash", SANDBOX, state, cache, caps.join(","), profile, COMPILED, "env", ...env, ...words],
+      ["bash", SANDBOX, state, cache, caps.join(","), filter, COMPILED, "env", ...env, ...words],
       {
         stdin: "ignore",
         stdout: "pipe",
@@ -199,33 +256,44 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
     return { exitCode, stderr: err, files, mine, state, log };
   }
 
-  test("with the unit's capabilities: both sources, the handshake with its executable, a sealed file", async () => {
+  test("with the unit's capabilities: both sources, the library calibrated confined, the executable named, a sealed file", async () => {
+    // the executable comes from the kernel: the unit grants no CAP_SYS_PTRACE, nor CAP_SYS_ADMIN or CAP_SETUID
+    expect([...unitCaps].sort()).toEqual(["cap_bpf", "cap_net_admin", "cap_perfmon"]);
     const r = await runUnit("granted", unitCaps);
     expect(r.stderr).not.toContain("stays writable");
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toMatch(/carnot: ready: .*probes on .*libssl.* and the wire of every TCP connection/);
+    // the calibration ran (in a user and network namespace of its own): no warning at all
+    expect(r.stderr).not.toContain("warning");
     expect(r.log).toMatch(/^runtime-\d{8}T\d{6}Z\.jsonl$/);
     expect(r.files).toContain(`${r.log}.seal.json`);
     const server = r.mine.find((o) => o.role === "server");
-    expect(server).toMatchObject({ observed_by: ["libssl", "wire"], exe: expect.stringMatching(/openssl$/) });
+    expect(server).toMatchObject({
+      observed_by: ["libssl", "wire"],
+      exe: expect.stringMatching(/openssl$/),
+      library: expect.stringMatching(/libssl/),
+    });
     expect(r.mine.find((o) => o.role === "client")?.comm).toBe("curl");
     const verify = run([COMPILED, "verify", join(r.state, r.log!)]);
     expect(verify.code).toBe(0);
   }, 90_000);
 
-  test("without CAP_NET_ADMIN the wire source cannot attach; without CAP_SYS_PTRACE no executable is named", async () => {
+  test("without CAP_NET_ADMIN the wire source cannot attach; under RestrictNamespaces=yes the calibration fails, in one warning", async () => {
     const noNet = await runUnit(
       "no-net-admin",
       unitCaps.filter((c) => c !== "cap_net_admin"),
     );
     expect(noNet.stderr).not.toContain("the wire of every TCP connection");
     expect(noNet.mine.every((o) => !o.observed_by.includes("wire"))).toBe(true);
-    const noPtrace = await runUnit(
-      "no-ptrace",
-      unitCaps.filter((c) => c !== "cap_sys_ptrace"),
-    );
-    const server = noPtrace.mine.find((o) => o.role === "server");
-    expect(server?.comm).toBe("openssl");
-    expect(server?.exe).toBeNull();
+    const noNamespaces = await runUnit("no-namespaces", unitCaps, profileNoNamespaces);
+    expect(noNamespaces.exitCode).toBe(0);
+    expect(noNamespaces.stderr.split("\n").filter((l) => l.includes("warning"))).toEqual([
+      expect.stringMatching(
+        /^carnot: warning: .*libssl.*: struct offsets not verified \(calibration failed: carnot: sandbox: cannot enter a network namespace of its own: a system call filter refuses user namespaces \(systemd: RestrictNamespaces=\)(; .*)?\): /,
+      ),
+    ]);
+    // the wire still sees the server, and its executable
+    const server = noNamespaces.mine.find((o) => o.role === "server");
+    expect(server).toMatchObject({ observed_by: ["wire"], exe: expect.stringMatching(/openssl$/) });
   }, 150_000);
 });

@@ -4,8 +4,8 @@
 #   ProtectSystem=strict, ProtectKernelTunables=, ProtectControlGroups=: every mount read-only but /proc, /dev
 #     and the state and cache directories; PrivateTmp=: new /tmp and /var/tmp;
 #   DynamicUser=, AmbientCapabilities=: user nobody with only CAPS, in its ambient set;
-#   SystemCallFilter=: PROFILE (an OCI seccomp profile) applied by `carnot seccomp --apply`, which sets
-#     no_new_privs (NoNewPrivileges=) before the filter.
+#   SystemCallFilter=, RestrictNamespaces=: PROFILE (an OCI seccomp profile) applied by `carnot seccomp
+#     --apply`, which sets no_new_privs (NoNewPrivileges=) before the filter.
 # Usage: service-sandbox.sh STATE CACHE CAPS PROFILE CARNOT COMMAND...
 set -euo pipefail
 exec unshare --mount --propagation private -- bash -c '

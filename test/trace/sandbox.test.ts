@@ -4,7 +4,10 @@
  * line naming the path, before anything runs. A file root owns in a root-only directory is calibrated
  * confined: an ELF "library" whose constructor reports what it may do (and an "executable" exporting SSL_*,
  * run as node would be) finds itself nobody, without capabilities, without the host's network, with
- * no_new_privs and a seccomp filter, and unable to become root.
+ * no_new_privs and a seccomp filter, and unable to become root. A carnot not privileged to make a network
+ * namespace (carnot.service: its own user with three capabilities; root in a container without CAP_SYS_ADMIN)
+ * confines it the same in a user namespace of its own: as that user, or as nobody for root; the unit's user
+ * still reads the memory of node's confined run (no CAP_SYS_PTRACE: the same uid).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
@@ -16,13 +19,14 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findSystemLibssl } from "../../src/trace/libssl/library.ts";
-import { REPO, traceSkipReason } from "../support/tracer.ts";
+import { COMPILED, REPO, traceSkipReason } from "../support/tracer.ts";
 import { createTestUser, type TestUser } from "../support/users.ts";
 
 const skip = traceSkipReason() ?? (Bun.which("gcc") ? null : "gcc not installed (make test installs it)");
@@ -164,11 +168,20 @@ describe.skipIf(skip !== null)("--libssl FILE never runs FILE's code with privil
     expectRefused(open, /is writable by group and others \(mode 1777\)$/, join(dir, "cache-4"));
   });
 
-  /** Builds the spy with gcc into a root-only directory; its reports go to a file nobody may create. */
-  function buildSpy(kind: "library" | "program", name: string): { path: string; marker: string } {
-    const where = join(dir, `root-only-${kind}`);
+  /**
+   * Builds the spy with gcc into a root-owned directory (root-only, unless `open` names one everyone may
+   * enter); its reports go to a file nobody may create.
+   */
+  function buildSpy(
+    kind: "library" | "program",
+    name: string,
+    open: string | null = null,
+  ): { path: string; marker: string } {
+    const label = open ?? `root-only-${kind}`;
+    const where = join(dir, label);
     mkdirSync(where, { mode: 0o700 });
-    const reports = join(dir, `reports-${kind}`);
+    if (open) chmodSync(where, 0o755);
+    const reports = join(dir, `reports-${label}`);
     mkdirSync(reports);
     chmodSync(reports, 0o1777);
     const marker = join(reports, "marker");
@@ -229,4 +242,119 @@ describe.skipIf(skip !== null)("--libssl FILE never runs FILE's code with privil
       expect(connections).toBe(before);
     }, 60_000);
   }
+
+  /** What the spy finds in itself, confined by a carnot not privileged to make a network namespace. */
+  const confinedIn = (uid: number) => ({
+    uid: String(uid),
+    euid: String(uid),
+    CapEff: "0000000000000000",
+    NoNewPrivs: "1",
+    Seccomp: "2",
+    connect: "111",
+    setuid0: "1",
+  });
+
+  /** The compiled carnot's trace of `path` for 0.3 s, started through `wrapper`. */
+  function traceThrough(wrapper: string[], path: string, cache: string) {
+    const res = Bun.spawnSync(
+      [...wrapper, COMPILED, "trace", "--libssl", path, "--duration", "0.3", "--metrics-interval", "0"],
+      { stdout: "pipe", stderr: "pipe", env: { ...process.env, CARNOT_CACHE_DIR: cache }, timeout: 60_000 },
+    );
+    return { exitCode: res.exitCode, stderr: res.stderr.toString() };
+  }
+
+  const unprivilegedSkip =
+    (Bun.file(COMPILED).size ? null : "./carnot not built (make carnot)") ??
+    (Bun.which("capsh") && Bun.which("setpriv")
+      ? null
+      : "capsh or setpriv missing (make test installs them)");
+  if (unprivilegedSkip) console.warn(`skipping the unprivileged calibration tests: ${unprivilegedSkip}`);
+
+  /** `user` with carnot.service's capabilities, ambient (as test/support/service-sandbox.sh does) */
+  const asUnit = (u: TestUser) => {
+    const caps = "cap_bpf,cap_perfmon,cap_net_admin";
+    return [
+      "capsh",
+      `--caps=${caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep`,
+      "--keep=1",
+      `--user=${u.name}`,
+    ].concat([`--addamb=${caps}`, "--", "-c", 'exec "$@"', "carnot"]);
+  };
+
+  for (const [kind, name] of [
+    ["library", "libssl.so.3"],
+    ["program", "node-like"],
+  ] as const) {
+    test.skipIf(unprivilegedSkip !== null)(
+      `as its own user with carnot.service's capabilities, a ${kind} is calibrated confined in a user namespace: that uid, no caps, no network, no_new_privs, seccomp`,
+      () => {
+        if (typeof user === "string") return console.warn(`skipped: ${user}`);
+        const { path, marker } = buildSpy(kind, name, `open-${kind}`);
+        const cache = join(dir, `cache-user-${kind}`);
+        mkdirSync(cache, { mode: 0o700 });
+        chownSync(cache, user.uid, user.gid);
+        const before = connections;
+        const res = traceThrough(asUnit(user), path, cache);
+        expect(res.exitCode).toBe(0);
+        expect(res.stderr).toContain("struct offsets not verified");
+        expect(res.stderr).not.toContain("carnot: sandbox:");
+        const lines = reports(marker);
+        expect(lines.length).toBeGreaterThanOrEqual(1);
+        for (const report of lines) expect(report).toEqual({ who: kind, ...confinedIn(user.uid) });
+        expect(connections).toBe(before);
+      },
+      60_000,
+    );
+  }
+
+  const node = Bun.which("node");
+  test.skipIf(unprivilegedSkip !== null || node === null)(
+    "as its own user with carnot.service's capabilities, node is calibrated: its confined run's memory is read without CAP_SYS_PTRACE",
+    () => {
+      if (typeof user === "string") return console.warn(`skipped: ${user}`);
+      const cache = join(dir, "cache-user-node");
+      mkdirSync(cache, { mode: 0o700 });
+      chownSync(cache, user.uid, user.gid);
+      const res = Bun.spawnSync(
+        [...asUnit(user), COMPILED, "trace", "--libssl", realpathSync(node!), "--duration", "0.3"].concat([
+          "--metrics-interval",
+          "0",
+          "--verbose",
+        ]),
+        { stdout: "pipe", stderr: "pipe", env: { ...process.env, CARNOT_CACHE_DIR: cache }, timeout: 60_000 },
+      );
+      const stderr = res.stderr.toString();
+      expect(res.exitCode).toBe(0);
+      expect(stderr).toMatch(/node.*: offsets verified \(\d+ calibration handshakes\)/);
+      expect(stderr).not.toContain("not verified");
+    },
+    60_000,
+  );
+
+  test.skipIf(unprivilegedSkip !== null)(
+    "as root without CAP_SYS_ADMIN (a container's capabilities), the code runs as nobody in a user namespace; without CAP_SETUID it does not run",
+    () => {
+      const { path, marker } = buildSpy("library", "libssl.so.3", "open-container");
+      const container = "+bpf,+perfmon,+net_admin,+sys_resource,+kill";
+      const as = (caps: string) => [
+        "setpriv",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        `--bounding-set=-all,${caps}`,
+      ];
+      const res = traceThrough(as(`${container},+setuid,+setgid`), path, join(dir, "cache-container"));
+      expect(res.exitCode).toBe(0);
+      expect(reports(marker)).toEqual([{ who: "library", ...confinedIn(65534) }]);
+      const refused = traceThrough(as(container), path, join(dir, "cache-container-2"));
+      expect(refused.exitCode).toBe(0);
+      expect(refused.stderr.split("\n").filter((l) => l.includes("warning"))).toEqual([
+        expect.stringMatching(
+          /struct offsets not verified \(calibration failed: carnot: sandbox: root without CAP_SYS_ADMIN needs CAP_SETUID and CAP_SETGID: .*Operation not permitted(; .*)?\)/,
+        ),
+      ]);
+      // nothing more ran
+      expect(reports(marker)).toHaveLength(1);
+    },
+    60_000,
+  );
 });

@@ -29,11 +29,17 @@ const WARM_UP_CGROUP_ID = 2;
 const WARM_UP_CGROUP = cgroupFacts(`/warm-up.slice/docker-${"0".repeat(64)}.scope`);
 
 /**
- * Synthetic events: `count` handshakes, alternately a server's and a client's, each seen by both sources as
- * the kernel hands them over: the socket's flights on the wire (linked to the SSL* by the sending thread) and
- * the libssl probes' one event per handshake (with SNI and SSL_free for a client's).
+ * Handshakes made and run at a time: all 4,000 at once held ≈ 60 MB of events (twice: made, then laid out)
+ * that the process kept after the warm-up (idle RSS 148 MB instead of 84 MB without a warm-up).
  */
-function syntheticEvents(count: number): Uint8Array[] {
+const CHUNK_HANDSHAKES = 250;
+
+/**
+ * Synthetic events: handshakes `from` to `to` − 1, alternately a server's and a client's, each seen by both
+ * sources as the kernel hands them over: the socket's flights on the wire (linked to the SSL* by the sending
+ * thread) and the libssl probes' one event per handshake (with SNI and SSL_free for a client's).
+ */
+function syntheticEvents(from: number, to: number): Uint8Array[] {
   const kex = { version: 0x0304, cipherId: 0x0300_1301, group: 29, group13: 29 };
   const base = { libId: 0, comm: "warm-up", cgroupId: WARM_UP_CGROUP_ID };
   const serverDone = encodeEvent({
@@ -60,7 +66,7 @@ function syntheticEvents(count: number): Uint8Array[] {
     return e;
   };
   const records: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) {
+  for (let i = from; i < to; i++) {
     const tsNs = 1_000_000_000 + i * 10_000;
     const pid = 1000 + (i % 7);
     const ssl = 0x5600_0000_0000 + (i % 64) * 0x1000;
@@ -116,7 +122,6 @@ export async function warmUpPipeline(
   count = WARMUP_HANDSHAKES,
   out = "/dev/null",
 ): Promise<number> {
-  const region = new RecordRegion(syntheticEvents(count), GC_EVERY_EVENTS);
   const writer = await ChainedWriter.open(out, { parallelAfter: Number.POSITIVE_INFINITY });
   const pipeline = new TracePipeline({
     windowMs: 2000,
@@ -131,8 +136,14 @@ export async function warmUpPipeline(
     context: { ...ctx, exe: () => "/warm-up", cgroup: () => WARM_UP_CGROUP },
     sink: writer,
   });
-  pipeline.finish(region, () => 1_000_000_000 + count * 10_000 + 1e9);
+  for (let from = 0; from < count; from += CHUNK_HANDSHAKES) {
+    const to = Math.min(count, from + CHUNK_HANDSHAKES);
+    pipeline.drain(new RecordRegion(syntheticEvents(from, to), GC_EVERY_EVENTS));
+  }
+  pipeline.finish(null, () => 1_000_000_000 + count * 10_000 + 1e9);
   if (pipeline.writeError) throw pipeline.writeError;
   await writer.close();
+  // what the warm-up made is garbage now: collected before the trace starts, not kept as the heap's size
+  Bun.gc(true);
   return writer.count;
 }

@@ -53,7 +53,7 @@ function run(argv: string[], carnot: boolean): Run {
   const t0 = Bun.nanoseconds();
   const p = Bun.spawnSync(argv, { stdout: "ignore", stderr: carnot ? "pipe" : "ignore" });
   const seconds = (Bun.nanoseconds() - t0) / 1e9;
-  const stderr = carnot ? p.stderr.toString() : "";
+  const stderr = carnot ? (p.stderr?.toString() ?? "") : "";
   if (p.exitCode !== 0) throw new Error(`${argv.join(" ")}: exit ${p.exitCode}\n${stderr}`);
   if (!carnot) return { seconds, counts: null };
   const m =

@@ -74,9 +74,9 @@ export const RECORD_DATA_LAYOUT = {
 
 export const RECORD_CONFIG_LAYOUT = { desc: [0, RECORD_CONFIG_SIZE] } as const;
 
-const DATA_STR0 = RECORD_DATA_LAYOUT.str0[0];
+export const DATA_STR0 = RECORD_DATA_LAYOUT.str0[0];
 const DATA_BLOB = RECORD_DATA_LAYOUT.blob[0];
-const DATA_STR1 = RECORD_DATA_LAYOUT.str1[0];
+export const DATA_STR1 = RECORD_DATA_LAYOUT.str1[0];
 const DATA_ARGV = RECORD_DATA_LAYOUT.argv[0];
 
 /**
@@ -96,9 +96,9 @@ export class RecordEvent {
   readonly argLo = [0, 0, 0, 0, 0, 0];
   readonly argHi = [0, 0, 0, 0, 0, 0];
   /** struct record_data as it came, in the parts used (lengths below, bounded) */
-  readonly data = new Uint8Array(RECORD_DATA_SIZE);
+  readonly data = Buffer.from(new ArrayBuffer(RECORD_DATA_SIZE));
   /** the same bytes, a word at a time (the decoder copies them so) */
-  readonly data32 = new Uint32Array(this.data.buffer);
+  readonly data32 = new Uint32Array(this.data.buffer, 0, RECORD_DATA_SIZE >>> 2);
   /** bytes of str0 and str1 without their NUL; -1: none */
   len0 = -1;
   len1 = -1;

@@ -9,7 +9,7 @@ import { SYMBOLS } from "../replay/constants.ts";
 import { ArgList } from "../replay/scan.ts";
 import { formatAddress } from "../trace/wire/events.ts";
 import type { CallInfo } from "./calls.ts";
-import { argWord, RecordFlag, type RecordEvent } from "./events.ts";
+import { argWord, DATA_STR0, DATA_STR1, RecordFlag, type RecordEvent } from "./events.ts";
 
 /** Linux's errno names by number, with the kernel's restart codes a traced call can return. */
 const ERRNO_NAMES: (string | null)[] = new Array<string | null>(517).fill(null);
@@ -103,13 +103,14 @@ function flagText(value: number, bits: readonly [number, string][], lead: string
   return parts.join("|");
 }
 
+/** The open flags past the access mode (its two low bits). */
+const OPEN_FLAG_BITS = OPEN_BITS.filter(([b]) => b > 3);
+
 function openFlags(v: number): string {
   const acc = v & 3;
-  return flagText(
-    v - acc,
-    OPEN_BITS.filter(([b]) => b > 3),
-    [acc === 0 ? "O_RDONLY" : acc === 1 ? "O_WRONLY" : acc === 2 ? "O_RDWR" : "O_ACCMODE"],
-  );
+  return flagText(v - acc, OPEN_FLAG_BITS, [
+    acc === 0 ? "O_RDONLY" : acc === 1 ? "O_WRONLY" : acc === 2 ? "O_RDWR" : "O_ACCMODE",
+  ]);
 }
 
 function cloneFlags(v: number): string {
@@ -141,6 +142,19 @@ export function quote(bytes: Uint8Array, cut = false): string {
     // the escapes made above stay escapes; only quotes and backslashes of the text itself get one more
     return `"${text.replace(/\\(?!x[0-9a-f]{2})|"/g, (m) => `\\${m}`)}"${cut ? "..." : ""}`;
   }
+  return quoteText(text, cut);
+}
+
+/** A string field of an event (`len` bytes at `at` of its data), quoted as quote() does, decoded in place. */
+function quoteField(ev: RecordEvent, at: number, len: number, cut = false): string {
+  const text = ev.data.toString("utf8", at, at + len);
+  // a replacement character: bytes that are not UTF-8 (or one the string holds), which quote() sorts out
+  if (text.indexOf("\uFFFD") >= 0) return quote(ev.data.subarray(at, at + len), cut);
+  return quoteText(text, cut);
+}
+
+/** Text as a C string literal: quotes, backslashes and control characters escaped. */
+function quoteText(text: string, cut: boolean): string {
   // most paths need no escape: one native scan instead of a loop per character
   if (!NEEDS_ESCAPE.test(text)) return `"${text}"${cut ? "..." : ""}`;
   let out = '"';
@@ -206,9 +220,12 @@ function statText(call: string, b: Uint8Array): string | null {
   return `{st_mode=${modeText(le32(b, 24))}, ...}`;
 }
 
+/** `0644` for every permission set, made once (each stat result prints one). */
+const PERMS: readonly string[] = Array.from({ length: 0o10000 }, (_, m) => m.toString(8).padStart(4, "0"));
+
 function modeText(mode: number): string {
   const type = FILE_TYPES.get(mode & S_IFMT);
-  const perm = (mode & 0o7777).toString(8).padStart(4, "0");
+  const perm = PERMS[mode & 0o7777]!;
   return type === undefined ? octal(mode) : `${type}|${perm}`;
 }
 
@@ -342,11 +359,11 @@ function argText(
   const again = exit !== null && (exit.flags & RecordFlag.Reread) !== 0 ? exit : null;
   if (fields.Str0 === i) {
     const from = enter !== null && enter.len0 >= 0 ? enter : again !== null && again.len0 >= 0 ? again : null;
-    if (from !== null) return quote(from.str0!, (from.flags & RecordFlag.Str0Cut) !== 0);
+    if (from !== null) return quoteField(from, DATA_STR0, from.len0, (from.flags & RecordFlag.Str0Cut) !== 0);
   }
   if (fields.Str1 === i) {
     const from = enter !== null && enter.len1 >= 0 ? enter : again !== null && again.len1 >= 0 ? again : null;
-    if (from !== null) return quote(from.str1!, (from.flags & RecordFlag.Str1Cut) !== 0);
+    if (from !== null) return quoteField(from, DATA_STR1, from.len1, (from.flags & RecordFlag.Str1Cut) !== 0);
   }
   if (enter !== null && (enter.blobLen > 0 || enter.argc > 0)) {
     if (fields.AddrIn === i && enter.blob !== null) return sockaddrText(enter.blob);
@@ -357,7 +374,7 @@ function argText(
   if (exit !== null && exit.ret >= 0 && again === null && (exit.blobLen > 0 || exit.len0 >= 0)) {
     if (fields.AddrOut === i && exit.blob !== null) return sockaddrText(exit.blob);
     if (fields.FdsOut === i && exit.blob !== null) return fdPairText(exit.blob);
-    if (fields.StrOut === i && exit.str0 !== null) return quote(exit.str0);
+    if (fields.StrOut === i && exit.len0 >= 0) return quoteField(exit, DATA_STR0, exit.len0);
     if (fields.StatOut === i && exit.blob !== null) return statText(call, exit.blob) ?? pointer(v ?? 0);
   }
   if (v === null) return "?";

@@ -117,6 +117,7 @@ bench: build
 	bun run bench/metrics.ts
 	bun run bench/export.ts
 	bun run bench/fleet-bom.ts
+	bun run bench/record.ts
 
 # Regenerates the committed x86-64 syscall table `carnot seccomp` checks names against.
 syscalls:

@@ -48,21 +48,49 @@ static __always_inline void count(__u32 index)
 		__sync_fetch_and_add(value, 1);
 }
 
-/* Reserves an event with `data` bytes after the header; counts the attempt, and the loss when the ring is full. */
-static __always_inline struct record_event *reserve(__u32 data)
+/* Reserves an event without data (fork, exec, exit); counts the attempt, and the loss when the ring is full. */
+static __always_inline struct record_event *reserve(void)
 {
 	struct record_event *e;
 
 	count(RECORD_STAT_ATTEMPTED);
-	if (data == sizeof(struct record_data))
-		e = bpf_ringbuf_reserve(&events, sizeof(*e) + sizeof(struct record_data), 0);
-	else if (data == RECORD_DATA_SHORT)
-		e = bpf_ringbuf_reserve(&events, sizeof(*e) + RECORD_DATA_SHORT, 0);
-	else
-		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e)
 		count(RECORD_STAT_DROPPED);
 	return e;
+}
+
+/* Where a system call's event is put together before it is sent in the room it needs: one slot per program
+ * and CPU (a program does not run twice at once on one CPU: the kernel skips a nested run). */
+#define SLOT_ENTER 0
+#define SLOT_EXIT 1
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct record_full);
+} scratch SEC(".maps");
+
+/* Sends the header and the first `data` bytes of the data part; counts as reserve() does. */
+static __always_inline void send(struct record_full *f, __u32 data)
+{
+	__u64 size = sizeof(struct record_event) + data;
+
+	/* the bound where the verifier sees it (the compiler may keep the unbounded value otherwise) */
+	asm volatile("" : "+r"(size));
+	if (size > sizeof(*f))
+		size = sizeof(*f);
+	asm volatile("" : "+r"(size));
+	f->e.data_len = size - sizeof(struct record_event);
+	count(RECORD_STAT_ATTEMPTED);
+	if (bpf_ringbuf_output(&events, f, size, 0))
+		count(RECORD_STAT_DROPPED);
+}
+
+/* End of a string field of `len` bytes (its NUL included) at `at` in the data part: where the data sent must reach. */
+static __always_inline __u32 end_of(__u32 at, __u16 len, __u32 end)
+{
+	return len && at + len > end ? at + len : end;
 }
 
 static __always_inline void header(struct record_event *e, __u16 kind, __u64 pid_tgid)
@@ -105,23 +133,18 @@ static __always_inline void copy_args(struct record_event *e, struct pt_regs *re
 	e->args[5] = regs->r9;
 }
 
-/* How much data an entry (exit) needs: none, the short part (str0, blob) or all of it. */
-static __always_inline __u32 entry_data(__u32 d)
+/* Whether an entry (exit) reads anything beyond the registers. */
+static __always_inline bool entry_data(__u32 d)
 {
-	if (RECORD_D_FIELD(d, RECORD_D_STR1) || RECORD_D_FIELD(d, RECORD_D_ARGV))
-		return sizeof(struct record_data);
-	if (RECORD_D_FIELD(d, RECORD_D_STR0) || RECORD_D_FIELD(d, RECORD_D_ADDR_IN) ||
-	    RECORD_D_FIELD(d, RECORD_D_STRUCT_IN))
-		return RECORD_DATA_SHORT;
-	return 0;
+	return RECORD_D_FIELD(d, RECORD_D_STR0) || RECORD_D_FIELD(d, RECORD_D_STR1) ||
+	       RECORD_D_FIELD(d, RECORD_D_ADDR_IN) || RECORD_D_FIELD(d, RECORD_D_STRUCT_IN) ||
+	       RECORD_D_FIELD(d, RECORD_D_ARGV);
 }
 
-static __always_inline __u32 exit_data(__u32 d)
+static __always_inline bool exit_data(__u32 d)
 {
-	if (RECORD_D_FIELD(d, RECORD_D_ADDR_OUT) || RECORD_D_FIELD(d, RECORD_D_FDS_OUT) ||
-	    RECORD_D_FIELD(d, RECORD_D_STR_OUT) || RECORD_D_FIELD(d, RECORD_D_STAT_OUT))
-		return RECORD_DATA_SHORT;
-	return 0;
+	return RECORD_D_FIELD(d, RECORD_D_ADDR_OUT) || RECORD_D_FIELD(d, RECORD_D_FDS_OUT) ||
+	       RECORD_D_FIELD(d, RECORD_D_STR_OUT) || RECORD_D_FIELD(d, RECORD_D_STAT_OUT);
 }
 
 /* A NUL-terminated user string into `dst` (RECORD_STR_MAX bytes); returns its length with the NUL, 0 on a fault. */
@@ -202,14 +225,34 @@ static __always_inline __u32 *follow_state(__u32 tgid)
 	return bpf_map_lookup_elem(&followed, &tgid);
 }
 
+/* The slot's header for a system call event, its data part's lengths cleared. */
+static __always_inline struct record_full *begin(__u32 index, __u16 kind, __u64 pid_tgid, __u16 nr,
+						 struct pt_regs *regs)
+{
+	struct record_full *f = bpf_map_lookup_elem(&scratch, &index);
+
+	if (!f)
+		return NULL;
+	header(&f->e, kind, pid_tgid);
+	f->e.nr = nr;
+	copy_args(&f->e, regs);
+	clear_data(&f->d);
+	return f;
+}
+
+#define DATA_STR0 offsetof(struct record_data, str0)
+#define DATA_BLOB offsetof(struct record_data, blob)
+#define DATA_STR1 offsetof(struct record_data, str1)
+#define DATA_ARGV offsetof(struct record_data, argv)
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 *state = follow_state(pid_tgid >> 32);
-	struct record_event *e;
+	struct record_full *f;
 	struct record_data *data;
-	__u32 d, size, at;
+	__u32 d, at, end = 0;
 
 	if (!state || *state == RECORD_FOLLOW_SPAWNING)
 		return 0;
@@ -220,48 +263,48 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	}
 	if (id < 0 || id >= RECORD_NR_MAX)
 		return 0;
-	d = cfg.desc[id & (RECORD_NR_MAX - 1)];
-	size = entry_data(d);
-	e = reserve(size);
-	if (!e)
+	f = begin(SLOT_ENTER, RECORD_EV_ENTER, pid_tgid, id, regs);
+	if (!f)
 		return 0;
-	header(e, RECORD_EV_ENTER, pid_tgid);
-	e->nr = id;
-	copy_args(e, regs);
-	if (size) {
-		e->data_len = size;
-		data = (struct record_data *)(e + 1);
-		clear_data(data);
+	data = &f->d;
+	d = cfg.desc[id & (RECORD_NR_MAX - 1)];
+	if (entry_data(d)) {
+		end = DATA_STR0;
 		at = RECORD_D_FIELD(d, RECORD_D_STR0);
-		if (at)
-			data->len0 = read_str(data->str0, arg_of(regs, at - 1), e, RECORD_F_STR0_CUT,
+		if (at) {
+			data->len0 = read_str(data->str0, arg_of(regs, at - 1), &f->e, RECORD_F_STR0_CUT,
 					      RECORD_F_STR0_FAULT);
+			end = end_of(DATA_STR0, data->len0, end);
+		}
 		at = RECORD_D_FIELD(d, RECORD_D_ADDR_IN);
 		if (at)
-			read_blob(data, arg_of(regs, at - 1), arg_of(regs, at), e);
+			read_blob(data, arg_of(regs, at - 1), arg_of(regs, at), &f->e);
 		at = RECORD_D_FIELD(d, RECORD_D_STRUCT_IN);
 		if (at)
-			read_blob(data, arg_of(regs, at - 1), RECORD_BLOB_MAX, e);
-		if (size == sizeof(struct record_data)) {
-			at = RECORD_D_FIELD(d, RECORD_D_STR1);
-			if (at)
-				data->len1 = read_str(data->str1, arg_of(regs, at - 1), e, RECORD_F_STR1_CUT,
-						      RECORD_F_STR1_FAULT);
-			at = RECORD_D_FIELD(d, RECORD_D_ARGV);
-			if (at) {
-				struct argv_walk w = { .argv = arg_of(regs, at - 1), .data = data, .e = e };
+			read_blob(data, arg_of(regs, at - 1), RECORD_BLOB_MAX, &f->e);
+		end = end_of(DATA_BLOB, data->blob_len, end);
+		at = RECORD_D_FIELD(d, RECORD_D_STR1);
+		if (at) {
+			data->len1 = read_str(data->str1, arg_of(regs, at - 1), &f->e, RECORD_F_STR1_CUT,
+					      RECORD_F_STR1_FAULT);
+			end = end_of(DATA_STR1, data->len1, end);
+		}
+		at = RECORD_D_FIELD(d, RECORD_D_ARGV);
+		if (at) {
+			struct argv_walk w = { .argv = arg_of(regs, at - 1), .data = data, .e = &f->e };
 
-				if (w.argv)
-					bpf_loop(RECORD_ARGV_MAX + 1, argv_step, &w, 0);
-			}
+			if (w.argv)
+				bpf_loop(RECORD_ARGV_MAX + 1, argv_step, &w, 0);
+			if (data->argc)
+				end = sizeof(struct record_data);
 		}
 	}
-	if (e->flags & (RECORD_F_STR0_FAULT | RECORD_F_STR1_FAULT)) {
+	if (f->e.flags & (RECORD_F_STR0_FAULT | RECORD_F_STR1_FAULT)) {
 		__u32 tid = (__u32)pid_tgid, one = 1;
 
 		bpf_map_update_elem(&reread, &tid, &one, BPF_ANY);
 	}
-	bpf_ringbuf_submit(e, 0);
+	send(f, end);
 	return 0;
 }
 
@@ -270,71 +313,71 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 *state = follow_state(pid_tgid >> 32);
-	struct record_event *e;
+	struct record_full *f;
 	struct record_data *data;
-	__s64 nr = regs->orig_ax;
-	__u32 d, size, at;
+	__s64 nr;
+	__u32 d, at, end = 0;
 	__u64 len_ptr;
-	__u32 len = 0, again = 0;
+	__u32 len = 0;
 
 	if (!state || *state != RECORD_FOLLOW_ON)
 		return 0;
+	nr = regs->orig_ax;
 	if (nr < 0 || nr >= RECORD_NR_MAX)
 		return 0;
+	f = begin(SLOT_EXIT, RECORD_EV_EXIT, pid_tgid, nr, regs);
+	if (!f)
+		return 0;
+	f->e.ret = ret;
+	data = &f->d;
 	d = cfg.desc[nr & (RECORD_NR_MAX - 1)];
-	size = ret >= 0 ? exit_data(d) : 0;
 	if (RECORD_D_FIELD(d, RECORD_D_STR0) || RECORD_D_FIELD(d, RECORD_D_STR1)) {
 		__u32 tid = (__u32)pid_tgid;
 
 		if (bpf_map_lookup_elem(&reread, &tid)) {
 			bpf_map_delete_elem(&reread, &tid);
-			again = 1;
-			size = entry_data(d);
-		}
-	}
-	e = reserve(size);
-	if (!e)
-		return 0;
-	header(e, RECORD_EV_EXIT, pid_tgid);
-	e->nr = nr;
-	e->ret = ret;
-	copy_args(e, regs);
-	if (size) {
-		e->data_len = size;
-		data = (struct record_data *)(e + 1);
-		clear_data(data);
-		if (again) {
-			e->flags |= RECORD_F_REREAD;
+			f->e.flags |= RECORD_F_REREAD;
 			/* the strings the entry could not read, read where the entry would have put them */
+			end = DATA_STR0;
 			at = RECORD_D_FIELD(d, RECORD_D_STR0);
-			if (at)
-				data->len0 = read_str(data->str0, arg_of(regs, at - 1), e, RECORD_F_STR0_CUT,
+			if (at) {
+				data->len0 = read_str(data->str0, arg_of(regs, at - 1), &f->e, RECORD_F_STR0_CUT,
 						      RECORD_F_STR0_FAULT);
+				end = end_of(DATA_STR0, data->len0, end);
+			}
 			at = RECORD_D_FIELD(d, RECORD_D_STR1);
-			if (at && size == sizeof(struct record_data))
-				data->len1 = read_str(data->str1, arg_of(regs, at - 1), e, RECORD_F_STR1_CUT,
+			if (at) {
+				data->len1 = read_str(data->str1, arg_of(regs, at - 1), &f->e, RECORD_F_STR1_CUT,
 						      RECORD_F_STR1_FAULT);
-			bpf_ringbuf_submit(e, 0);
+				end = end_of(DATA_STR1, data->len1, end);
+			}
+			send(f, end);
 			return 0;
 		}
+	}
+	if (ret >= 0 && exit_data(d)) {
+		end = DATA_STR0;
 		at = RECORD_D_FIELD(d, RECORD_D_ADDR_OUT);
 		if (at) {
 			len_ptr = arg_of(regs, at);
 			if (len_ptr && !bpf_probe_read_user(&len, sizeof(len), (const void *)len_ptr))
-				read_blob(data, arg_of(regs, at - 1), len, e);
+				read_blob(data, arg_of(regs, at - 1), len, &f->e);
 		}
 		at = RECORD_D_FIELD(d, RECORD_D_FDS_OUT);
 		if (at)
-			read_blob(data, arg_of(regs, at - 1), 8, e);
+			read_blob(data, arg_of(regs, at - 1), 8, &f->e);
 		at = RECORD_D_FIELD(d, RECORD_D_STAT_OUT);
 		if (at)
-			read_blob(data, arg_of(regs, at - 1), 32, e);
+			read_blob(data, arg_of(regs, at - 1), 32, &f->e);
+		end = end_of(DATA_BLOB, data->blob_len, end);
 		at = RECORD_D_FIELD(d, RECORD_D_STR_OUT);
-		if (at)
-			data->len0 = read_str(data->str0, arg_of(regs, at - 1), e, RECORD_F_STR0_CUT,
+		if (at) {
+			data->len0 = read_str(data->str0, arg_of(regs, at - 1), &f->e, RECORD_F_STR0_CUT,
 					      RECORD_F_STR0_FAULT);
+			end = end_of(DATA_STR0, data->len0, end);
+		}
 	}
-	bpf_ringbuf_submit(e, 0);
+	send(f, end);
 	return 0;
 }
 
@@ -355,7 +398,7 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 		return 0;
 	if (ctgid != ptgid)
 		bpf_map_update_elem(&followed, &ctgid, &on, BPF_ANY);
-	e = reserve(0);
+	e = reserve();
 	if (!e)
 		return 0;
 	header(e, RECORD_EV_FORK, ((__u64)ptgid << 32) | (__u32)parent->pid);
@@ -388,7 +431,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 
 	if (!state || *state != RECORD_FOLLOW_ON)
 		return 0;
-	e = reserve(0);
+	e = reserve();
 	if (!e)
 		return 0;
 	header(e, RECORD_EV_EXEC, pid_tgid);
@@ -416,7 +459,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
 		return 0;
 	if (group_dead)
 		bpf_map_delete_elem(&followed, &tgid);
-	e = reserve(0);
+	e = reserve();
 	if (!e)
 		return 0;
 	header(e, RECORD_EV_GONE, pid_tgid);

@@ -60,7 +60,7 @@ enum record_kind {
 #define RECORD_D_STR_OUT 7   /* exit: a string of ret bytes (getcwd) into str0 */
 #define RECORD_D_STAT_OUT 8  /* exit: the head of a struct stat or statx into blob */
 
-struct record_event {   /* an 80-byte header, then data_len bytes (0, RECORD_DATA_SHORT or sizeof(struct record_data)) */
+struct record_event {   /* an 80-byte header, then data_len bytes of struct record_data */
 	__u64 ts_ns;    /*  0 bpf_ktime_get_ns */
 	__u32 pid;      /*  8 tgid */
 	__u32 tid;      /* 12 */
@@ -73,8 +73,9 @@ struct record_event {   /* an 80-byte header, then data_len bytes (0, RECORD_DAT
 };
 _Static_assert(sizeof(struct record_event) == 80, "record_event layout");
 
-/* After the header when data_len is not 0: its first RECORD_DATA_SHORT bytes when only str0 and blob are used
- * (the ring holds twice as many such events), else all of it. */
+/* After the header when data_len is not 0: its head, up to the end of the last field the event uses (a path
+ * entry sends the lengths and str0's bytes; a stat exit the blob too, not str1 and argv), so the ring holds each
+ * event in about the room it needs. A field past data_len is absent; bytes between used fields mean nothing. */
 struct record_data {
 	__u16 len0;                 /*   0 bytes in str0, NUL included (0: none) */
 	__u16 len1;                 /*   2 bytes in str1 */
@@ -86,7 +87,12 @@ struct record_data {
 	char argv[RECORD_ARGV_MAX][RECORD_ARGV_LEN]; /* 648 each NUL-terminated (cut to RECORD_ARGV_LEN - 1 bytes) */
 };
 _Static_assert(sizeof(struct record_data) == 904, "record_data layout");
-#define RECORD_DATA_SHORT 392
+
+/* An event as it is put together before it is sent (data_len bytes of data after the header). */
+struct record_full {
+	struct record_event e;
+	struct record_data d;
+};
 
 /* The only read-only global of record.bpf.c, set before load. */
 struct record_config {

@@ -27,7 +27,7 @@ export default defineCommand({
     },
     "ringbuf-size": {
       type: "string",
-      description: "Kernel ring buffer size: a power of two ≥ the page size (default 64M)",
+      description: "Kernel ring buffer size: a power of two ≥ the page size (default 128M)",
       valueHint: "BYTES",
     },
     ...symlinkArgs,

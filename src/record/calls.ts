@@ -4,7 +4,7 @@
  * (src/replay/syscalls.ts) plus the calls whose structs the records need.
  */
 import { X86_64_SYSCALLS } from "../consumers/seccomp/syscalls-x86_64.generated.ts";
-import { callSpec } from "../replay/syscalls.ts";
+import { type CallSpec, callSpec } from "../replay/syscalls.ts";
 import { type DescField, descriptor, RECORD_NR_MAX } from "./events.ts";
 import { SYSCALL_ARGS } from "./syscall-args.generated.ts";
 
@@ -65,6 +65,27 @@ export function captureFields(name: string): Fields {
     fields.Str0 = spec.path;
   if (spec.path2 !== undefined && kinds[spec.path2] === "p") fields.Str1 = spec.path2;
   return fields;
+}
+
+/** What the record stage needs of one call, looked up once per system call number. */
+export interface CallInfo {
+  name: string;
+  kinds: string;
+  fields: Fields;
+  spec: CallSpec;
+}
+
+function infoOf(nr: number): CallInfo {
+  const name = callName(nr);
+  return { name, kinds: argKinds(name), fields: captureFields(name), spec: callSpec(name) };
+}
+
+/** Every number the kernel reports (it sends none at or past RECORD_NR_MAX), described once. */
+const INFOS: readonly CallInfo[] = Array.from({ length: RECORD_NR_MAX }, (_, nr) => infoOf(nr));
+
+/** The call of number `nr`. */
+export function callInfo(nr: number): CallInfo {
+  return INFOS[nr] ?? infoOf(nr);
 }
 
 /** The descriptor word of every system call number (struct record_config). */

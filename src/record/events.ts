@@ -6,7 +6,6 @@
 
 export const RECORD_HEADER_SIZE = 80;
 export const RECORD_DATA_SIZE = 904;
-export const RECORD_DATA_SHORT = 392;
 export const RECORD_NR_MAX = 512;
 export const RECORD_STR_MAX = 256;
 export const RECORD_ARGV_MAX = 8;
@@ -75,88 +74,187 @@ export const RECORD_DATA_LAYOUT = {
 
 export const RECORD_CONFIG_LAYOUT = { desc: [0, RECORD_CONFIG_SIZE] } as const;
 
-/** One event, decoded; strings and bytes are copies. */
-export interface RecordEvent {
-  tsNs: number;
-  pid: number;
-  tid: number;
-  kind: number;
-  nr: number;
-  flags: number;
+export const DATA_STR0 = RECORD_DATA_LAYOUT.str0[0];
+const DATA_BLOB = RECORD_DATA_LAYOUT.blob[0];
+export const DATA_STR1 = RECORD_DATA_LAYOUT.str1[0];
+const DATA_ARGV = RECORD_DATA_LAYOUT.argv[0];
+
+/**
+ * One event, decoded into an object that is filled again and again (no allocation per event): its data part is
+ * copied out of the ring buffer, and str0, str1, blob and argv are views of that copy, made when asked for.
+ */
+export class RecordEvent {
+  tsNs = 0;
+  pid = 0;
+  tid = 0;
+  kind = 0;
+  nr = 0;
+  flags = 0;
   /** the return value; FORK: the new tid; EXEC: the tid that called execve; GONE: the exit code */
-  ret: number;
+  ret = 0;
   /** the six argument registers, low and high 32 bits of each (see argWord) */
-  argLo: number[];
-  argHi: number[];
-  str0: Uint8Array | null;
-  str1: Uint8Array | null;
-  blob: Uint8Array | null;
-  argv: Uint8Array[] | null;
+  readonly argLo = [0, 0, 0, 0, 0, 0];
+  readonly argHi = [0, 0, 0, 0, 0, 0];
+  /** struct record_data as it came, in the parts used (lengths below, bounded) */
+  readonly data = Buffer.from(new ArrayBuffer(RECORD_DATA_SIZE));
+  /** the same bytes, a word at a time (the decoder copies them so) */
+  readonly data32 = new Uint32Array(this.data.buffer, 0, RECORD_DATA_SIZE >>> 2);
+  /** bytes of str0 and str1 without their NUL; -1: none */
+  len0 = -1;
+  len1 = -1;
+  blobLen = 0;
+  argc = 0;
+
+  get str0(): Uint8Array | null {
+    return this.len0 >= 0 ? this.data.subarray(DATA_STR0, DATA_STR0 + this.len0) : null;
+  }
+
+  get str1(): Uint8Array | null {
+    return this.len1 >= 0 ? this.data.subarray(DATA_STR1, DATA_STR1 + this.len1) : null;
+  }
+
+  get blob(): Uint8Array | null {
+    return this.blobLen > 0 ? this.data.subarray(DATA_BLOB, DATA_BLOB + this.blobLen) : null;
+  }
+
+  /** execve's argv entries, each without its NUL */
+  get argv(): Uint8Array[] | null {
+    if (this.argc === 0) return null;
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < this.argc; i++) {
+      const at = DATA_ARGV + i * RECORD_ARGV_LEN;
+      const nul = this.data.subarray(at, at + RECORD_ARGV_LEN).indexOf(0);
+      out.push(this.data.subarray(at, at + (nul < 0 ? RECORD_ARGV_LEN : nul)));
+    }
+    return out;
+  }
 }
 
 const utf8 = new TextDecoder();
 export const textOf = (bytes: Uint8Array): string => utf8.decode(bytes);
 
-/** Bytes of a NUL-terminated field of `len` bytes (the NUL included), without the NUL. */
-function cString(bytes: Uint8Array, at: number, len: number): Uint8Array {
-  const end = len > 0 && bytes[at + len - 1] === 0 ? len - 1 : len;
-  return bytes.slice(at, at + end);
+/** Length of a NUL-terminated field of `len` bytes (the NUL included), without the NUL. */
+function cLength(bytes: Uint8Array, at: number, len: number): number {
+  return len > 0 && bytes[at + len - 1] === 0 ? len - 1 : len;
 }
 
 /**
- * Decodes the event at `offset` (of `length` bytes) in `bytes`/`view` (the ring buffer's data area). Events
- * shorter than their header, or whose data does not fit, are refused (null): nothing is read past the record.
+ * Reads events out of one buffer (the ring buffer's data area) through typed-array views in the host's byte
+ * order, as the kernel wrote them: no DataView call, no BigInt, no allocation per event. Events start 8-byte
+ * aligned (the ring buffer's records do), so every field is read at its natural alignment.
+ */
+export class RecordDecoder {
+  private readonly u8: Uint8Array;
+  private readonly u16: Uint16Array;
+  private readonly u32: Uint32Array;
+  private readonly i32: Int32Array;
+
+  /** `byteOffset` a multiple of 8 */
+  constructor(buffer: ArrayBufferLike, byteOffset: number, byteLength: number) {
+    this.u8 = new Uint8Array(buffer, byteOffset, byteLength);
+    this.u16 = new Uint16Array(buffer, byteOffset, byteLength >>> 1);
+    this.u32 = new Uint32Array(buffer, byteOffset, byteLength >>> 2);
+    this.i32 = new Int32Array(buffer, byteOffset, byteLength >>> 2);
+  }
+
+  /**
+   * The event at `offset` (8-byte aligned, `length` bytes, padded to 8 as ring records are) into `into`. Events
+   * shorter than their header, or whose data does not fit, are refused (null): nothing is read past the record.
+   */
+  decode(offset: number, length: number, into: RecordEvent): RecordEvent | null {
+    if (length < RECORD_HEADER_SIZE || (offset & 7) !== 0) return null;
+    const u16 = this.u16;
+    const u32 = this.u32;
+    const w = offset >>> 2;
+    const h = offset >>> 1;
+    const dataLen = u16[h + 11]!;
+    if (
+      dataLen !== 0 &&
+      (dataLen < DATA_STR0 || dataLen > RECORD_DATA_SIZE || RECORD_HEADER_SIZE + dataLen > length)
+    )
+      return null;
+    const d = offset + RECORD_HEADER_SIZE;
+    const dh = d >>> 1;
+    const len0 = dataLen === 0 ? 0 : u16[dh]!;
+    const len1 = dataLen === 0 ? 0 : u16[dh + 1]!;
+    const blobLen = dataLen === 0 ? 0 : u16[dh + 2]!;
+    const argc = dataLen === 0 ? 0 : u16[dh + 3]!;
+    // a field must lie whole within the data the kernel sent, and within its own bounds
+    if (
+      len0 > RECORD_STR_MAX ||
+      len1 > RECORD_STR_MAX ||
+      blobLen > RECORD_BLOB_MAX ||
+      argc > RECORD_ARGV_MAX ||
+      (len0 > 0 && DATA_STR0 + len0 > dataLen) ||
+      (blobLen > 0 && DATA_BLOB + blobLen > dataLen) ||
+      (len1 > 0 && DATA_STR1 + len1 > dataLen) ||
+      (argc > 0 && DATA_ARGV + argc * RECORD_ARGV_LEN > dataLen)
+    )
+      return null;
+    const ev = into;
+    ev.tsNs = u32[w + 1]! * 0x1_0000_0000 + u32[w]!;
+    ev.pid = u32[w + 2]!;
+    ev.tid = u32[w + 3]!;
+    ev.kind = u16[h + 8]!;
+    ev.nr = u16[h + 9]!;
+    ev.flags = u16[h + 10]!;
+    ev.ret = this.i32[w + 7]! * 0x1_0000_0000 + u32[w + 6]!;
+    const lo = ev.argLo;
+    const hi = ev.argHi;
+    for (let i = 0, a = w + 8; i < 6; i++, a += 2) {
+      lo[i] = u32[a]!;
+      hi[i] = u32[a + 1]!;
+    }
+    ev.len0 = -1;
+    ev.len1 = -1;
+    ev.blobLen = 0;
+    ev.argc = 0;
+    if (dataLen === 0) return ev;
+    const u8 = this.u8;
+    if (len0 > 0) {
+      ev.len0 = cLength(u8, d + DATA_STR0, len0);
+      this.copy(d + DATA_STR0, ev, DATA_STR0, ev.len0);
+    }
+    if (blobLen > 0) {
+      ev.blobLen = blobLen;
+      this.copy(d + DATA_BLOB, ev, DATA_BLOB, blobLen);
+    }
+    if (len1 > 0) {
+      ev.len1 = cLength(u8, d + DATA_STR1, len1);
+      this.copy(d + DATA_STR1, ev, DATA_STR1, ev.len1);
+    }
+    if (argc > 0) {
+      ev.argc = argc;
+      this.copy(d + DATA_ARGV, ev, DATA_ARGV, argc * RECORD_ARGV_LEN);
+    }
+    return ev;
+  }
+
+  /**
+   * `n` bytes at `from` into the event's data at `to` (both 4-byte aligned), a word at a time: the last word may
+   * take up to 3 bytes past the field, never past the record (its fields end within its 8-byte padded length).
+   */
+  private copy(from: number, ev: RecordEvent, to: number, n: number): void {
+    const src = this.u32;
+    const dst = ev.data32;
+    const s = from >>> 2;
+    const t = to >>> 2;
+    const words = (n + 3) >>> 2;
+    for (let i = 0; i < words; i++) dst[t + i] = src[s + i] ?? 0;
+  }
+}
+
+/**
+ * The event at `offset` (of `length` bytes) in `bytes` (its buffer offset 8-byte aligned), into `into` (a new
+ * event when none is given); see RecordDecoder. For one event: a stream of them goes through one decoder.
  */
 export function decodeRecordEvent(
   bytes: Uint8Array,
-  view: DataView,
   offset: number,
   length: number,
+  into: RecordEvent = new RecordEvent(),
 ): RecordEvent | null {
-  if (length < RECORD_HEADER_SIZE) return null;
-  const dataLen = view.getUint16(offset + 22, true);
-  if (dataLen !== 0 && (dataLen < RECORD_DATA_SHORT || RECORD_HEADER_SIZE + dataLen > length)) return null;
-  const argLo: number[] = [];
-  const argHi: number[] = [];
-  for (let i = 0; i < 6; i++) {
-    argLo.push(view.getUint32(offset + 32 + 8 * i, true));
-    argHi.push(view.getUint32(offset + 36 + 8 * i, true));
-  }
-  const ev: RecordEvent = {
-    tsNs: Number(view.getBigUint64(offset, true)),
-    pid: view.getUint32(offset + 8, true),
-    tid: view.getUint32(offset + 12, true),
-    kind: view.getUint16(offset + 16, true),
-    nr: view.getUint16(offset + 18, true),
-    flags: view.getUint16(offset + 20, true),
-    ret: view.getInt32(offset + 28, true) * 0x1_0000_0000 + view.getUint32(offset + 24, true),
-    argLo,
-    argHi,
-    str0: null,
-    str1: null,
-    blob: null,
-    argv: null,
-  };
-  if (dataLen === 0) return ev;
-  const d = offset + RECORD_HEADER_SIZE;
-  const len0 = Math.min(view.getUint16(d, true), RECORD_STR_MAX);
-  const blobLen = Math.min(view.getUint16(d + 4, true), RECORD_BLOB_MAX);
-  if (len0 > 0) ev.str0 = cString(bytes, d + RECORD_DATA_LAYOUT.str0[0], len0);
-  if (blobLen > 0)
-    ev.blob = bytes.slice(d + RECORD_DATA_LAYOUT.blob[0], d + RECORD_DATA_LAYOUT.blob[0] + blobLen);
-  if (dataLen < RECORD_DATA_SIZE) return ev;
-  const len1 = Math.min(view.getUint16(d + 2, true), RECORD_STR_MAX);
-  const argc = Math.min(view.getUint16(d + 6, true), RECORD_ARGV_MAX);
-  if (len1 > 0) ev.str1 = cString(bytes, d + RECORD_DATA_LAYOUT.str1[0], len1);
-  if (argc > 0) {
-    ev.argv = [];
-    for (let i = 0; i < argc; i++) {
-      const at = d + RECORD_DATA_LAYOUT.argv[0] + i * RECORD_ARGV_LEN;
-      const nul = bytes.subarray(at, at + RECORD_ARGV_LEN).indexOf(0);
-      ev.argv.push(bytes.slice(at, at + (nul < 0 ? RECORD_ARGV_LEN : nul)));
-    }
-  }
-  return ev;
+  return new RecordDecoder(bytes.buffer, bytes.byteOffset, bytes.byteLength).decode(offset, length, into);
 }
 
 /** The descriptor table as the `.rodata` image of record.bpf.c (struct record_config). */

@@ -8,19 +8,17 @@ import { constants } from "node:os";
 import { SYMBOLS } from "../replay/constants.ts";
 import { ArgList } from "../replay/scan.ts";
 import { formatAddress } from "../trace/wire/events.ts";
-import { argKinds, captureFields } from "./calls.ts";
-import { argWord, RecordFlag, type RecordEvent } from "./events.ts";
+import type { CallInfo } from "./calls.ts";
+import { argWord, DATA_STR0, DATA_STR1, RecordFlag, type RecordEvent } from "./events.ts";
 
 /** Linux's errno names by number, with the kernel's restart codes a traced call can return. */
-const ERRNO_NAMES: string[] = [];
-for (const [name, n] of Object.entries(constants.errno)) ERRNO_NAMES[n] ??= name;
-Object.assign(ERRNO_NAMES, {
-  512: "ERESTARTSYS",
-  513: "ERESTARTNOINTR",
-  514: "ERESTARTNOHAND",
-  515: "ENOIOCTLCMD",
-  516: "ERESTART_RESTARTBLOCK",
-});
+const ERRNO_NAMES: (string | null)[] = new Array<string | null>(517).fill(null);
+for (const [name, n] of Object.entries(constants.errno)) if (n < ERRNO_NAMES.length) ERRNO_NAMES[n] ??= name;
+ERRNO_NAMES[512] = "ERESTARTSYS";
+ERRNO_NAMES[513] = "ERESTARTNOINTR";
+ERRNO_NAMES[514] = "ERESTARTNOHAND";
+ERRNO_NAMES[515] = "ENOIOCTLCMD";
+ERRNO_NAMES[516] = "ERESTART_RESTARTBLOCK";
 /** Return values in [-MAX_ERRNO, -1] are errors (include/linux/err.h). */
 const MAX_ERRNO = 4095;
 
@@ -105,13 +103,14 @@ function flagText(value: number, bits: readonly [number, string][], lead: string
   return parts.join("|");
 }
 
+/** The open flags past the access mode (its two low bits). */
+const OPEN_FLAG_BITS = OPEN_BITS.filter(([b]) => b > 3);
+
 function openFlags(v: number): string {
   const acc = v & 3;
-  return flagText(
-    v - acc,
-    OPEN_BITS.filter(([b]) => b > 3),
-    [acc === 0 ? "O_RDONLY" : acc === 1 ? "O_WRONLY" : acc === 2 ? "O_RDWR" : "O_ACCMODE"],
-  );
+  return flagText(v - acc, OPEN_FLAG_BITS, [
+    acc === 0 ? "O_RDONLY" : acc === 1 ? "O_WRONLY" : acc === 2 ? "O_RDWR" : "O_ACCMODE",
+  ]);
 }
 
 function cloneFlags(v: number): string {
@@ -127,6 +126,8 @@ const pointer = (v: number): string => (v === 0 ? "NULL" : hex(v));
 const octal = (v: number): string => `0${(v >>> 0).toString(8)}`;
 
 const fatal = new TextDecoder("utf-8", { fatal: true });
+/** What the loop below escapes: quotes, backslashes, control characters and DEL. */
+const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f]/;
 const OCT = (c: number): string => `\\${c.toString(8).padStart(3, "0")}`;
 
 /** Bytes as a C string literal the replay's decodeEscapes reads back: UTF-8 kept, other bytes `\xNN`. */
@@ -141,6 +142,21 @@ export function quote(bytes: Uint8Array, cut = false): string {
     // the escapes made above stay escapes; only quotes and backslashes of the text itself get one more
     return `"${text.replace(/\\(?!x[0-9a-f]{2})|"/g, (m) => `\\${m}`)}"${cut ? "..." : ""}`;
   }
+  return quoteText(text, cut);
+}
+
+/** A string field of an event (`len` bytes at `at` of its data), quoted as quote() does, decoded in place. */
+function quoteField(ev: RecordEvent, at: number, len: number, cut = false): string {
+  const text = ev.data.toString("utf8", at, at + len);
+  // a replacement character: bytes that are not UTF-8 (or one the string holds), which quote() sorts out
+  if (text.indexOf("\uFFFD") >= 0) return quote(ev.data.subarray(at, at + len), cut);
+  return quoteText(text, cut);
+}
+
+/** Text as a C string literal: quotes, backslashes and control characters escaped. */
+function quoteText(text: string, cut: boolean): string {
+  // most paths need no escape: one native scan instead of a loop per character
+  if (!NEEDS_ESCAPE.test(text)) return `"${text}"${cut ? "..." : ""}`;
   let out = '"';
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -204,9 +220,12 @@ function statText(call: string, b: Uint8Array): string | null {
   return `{st_mode=${modeText(le32(b, 24))}, ...}`;
 }
 
+/** `0644` for every permission set, made once (each stat result prints one). */
+const PERMS: readonly string[] = Array.from({ length: 0o10000 }, (_, m) => m.toString(8).padStart(4, "0"));
+
 function modeText(mode: number): string {
   const type = FILE_TYPES.get(mode & S_IFMT);
-  const perm = (mode & 0o7777).toString(8).padStart(4, "0");
+  const perm = PERMS[mode & 0o7777]!;
   return type === undefined ? octal(mode) : `${type}|${perm}`;
 }
 
@@ -289,10 +308,15 @@ export interface RenderedCall {
  * `enter` holds the arguments and what they pointed to at entry (null when its event was lost); `exit` the
  * return value and what the call wrote back (null for a call that never returned: exit_group, or cut short).
  */
-export function renderCall(call: string, enter: RecordEvent | null, exit: RecordEvent | null): RenderedCall {
+export function renderCall(
+  info: CallInfo,
+  enter: RecordEvent | null,
+  exit: RecordEvent | null,
+): RenderedCall {
   const regs = (enter ?? exit)!;
-  const kinds = argKinds(call);
-  const fields = captureFields(call);
+  const call = info.name;
+  const kinds = info.kinds;
+  const fields = info.fields;
   const formats = FORMATS[call];
   const words: (number | null)[] = [null, null, null, null, null, null];
   const texts: string[] = [];
@@ -317,7 +341,8 @@ export function renderCall(call: string, enter: RecordEvent | null, exit: Record
     bounds.push(src.length);
   }
   const line = `${src}) = ${rv.text}`;
-  return { args: new ArgList(line, bounds), words, line, retval: rv.retval, errno: rv.errno };
+  // the kernel's values rendered: no -y annotations, so none is looked for
+  return { args: new ArgList(line, bounds, false), words, line, retval: rv.retval, errno: rv.errno };
 }
 
 function argText(
@@ -327,29 +352,29 @@ function argText(
   v: number | null,
   enter: RecordEvent | null,
   exit: RecordEvent | null,
-  fields: ReturnType<typeof captureFields>,
+  fields: CallInfo["fields"],
   formats: readonly (Format | undefined)[] | undefined,
 ): string {
   // a string the entry could not read (its page not yet in memory) comes with the exit, read again
   const again = exit !== null && (exit.flags & RecordFlag.Reread) !== 0 ? exit : null;
   if (fields.Str0 === i) {
-    const from = enter?.str0 != null ? enter : again?.str0 != null ? again : null;
-    if (from !== null) return quote(from.str0!, (from.flags & RecordFlag.Str0Cut) !== 0);
+    const from = enter !== null && enter.len0 >= 0 ? enter : again !== null && again.len0 >= 0 ? again : null;
+    if (from !== null) return quoteField(from, DATA_STR0, from.len0, (from.flags & RecordFlag.Str0Cut) !== 0);
   }
   if (fields.Str1 === i) {
-    const from = enter?.str1 != null ? enter : again?.str1 != null ? again : null;
-    if (from !== null) return quote(from.str1!, (from.flags & RecordFlag.Str1Cut) !== 0);
+    const from = enter !== null && enter.len1 >= 0 ? enter : again !== null && again.len1 >= 0 ? again : null;
+    if (from !== null) return quoteField(from, DATA_STR1, from.len1, (from.flags & RecordFlag.Str1Cut) !== 0);
   }
-  if (enter !== null) {
+  if (enter !== null && (enter.blobLen > 0 || enter.argc > 0)) {
     if (fields.AddrIn === i && enter.blob !== null) return sockaddrText(enter.blob);
     if (fields.StructIn === i && enter.blob !== null)
       return call === "clone3" ? cloneArgsText(enter.blob) : openHowText(enter.blob);
     if (fields.Argv === i && enter.argv !== null) return argvText(enter);
   }
-  if (exit !== null && exit.ret >= 0 && again === null) {
+  if (exit !== null && exit.ret >= 0 && again === null && (exit.blobLen > 0 || exit.len0 >= 0)) {
     if (fields.AddrOut === i && exit.blob !== null) return sockaddrText(exit.blob);
     if (fields.FdsOut === i && exit.blob !== null) return fdPairText(exit.blob);
-    if (fields.StrOut === i && exit.str0 !== null) return quote(exit.str0);
+    if (fields.StrOut === i && exit.len0 >= 0) return quoteField(exit, DATA_STR0, exit.len0);
     if (fields.StatOut === i && exit.blob !== null) return statText(call, exit.blob) ?? pointer(v ?? 0);
   }
   if (v === null) return "?";

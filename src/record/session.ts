@@ -15,8 +15,8 @@ import {
   ProcessTable,
   type Task,
 } from "../replay/tables.ts";
-import { callName } from "./calls.ts";
-import { type RecordEvent, RecordKind, Share } from "./events.ts";
+import { type CallInfo, callInfo } from "./calls.ts";
+import { RecordEvent, RecordKind, Share } from "./events.ts";
 import type { ProcSnapshot } from "./proc.ts";
 import { renderCall } from "./render.ts";
 
@@ -54,7 +54,7 @@ export interface RecordSessionOptions {
 /** An entry waiting for its exit. */
 interface Pending {
   ev: RecordEvent;
-  call: string;
+  info: CallInfo;
   entry: ReturnType<typeof enterFd>;
 }
 
@@ -73,6 +73,8 @@ export class RecordSession {
   /** processes followed and not yet ended, as far as the events tell */
   readonly live = new Set<number>();
   private readonly pending = new Map<number, Pending>();
+  /** event objects free for the decoder (the entries that were pending, and every other event) */
+  private readonly spare: RecordEvent[] = [];
   /** threads whose /proc snapshot went past the budget: their next record says so */
   private readonly late = new Set<number>();
   private readonly budgetMs: number;
@@ -83,7 +85,15 @@ export class RecordSession {
     this.now = opts.now ?? (() => performance.now());
   }
 
-  /** Feeds one event; `degraded` when the ring buffer fills faster than records are enriched. */
+  /** An event object to decode the next event into: one the session no longer needs, else a new one. */
+  freeEvent(): RecordEvent {
+    return this.spare.pop() ?? new RecordEvent();
+  }
+
+  /**
+   * Feeds one event; `degraded` when the ring buffer fills faster than records are enriched. The session owns
+   * `ev` from now on: an entry is kept until its exit, every other event is free again once this returns.
+   */
   push(ev: RecordEvent, out: EnhancedEvent[], degraded = false): void {
     this.counts.events++;
     switch (ev.kind) {
@@ -92,17 +102,18 @@ export class RecordSession {
         return;
       case RecordKind.Exit:
         this.exit(ev, out, degraded);
-        return;
+        break;
       case RecordKind.Fork:
         this.fork(ev);
-        return;
+        break;
       case RecordKind.Exec:
         this.exec(ev, out, degraded);
-        return;
+        break;
       case RecordKind.Gone:
         this.gone(ev, out, degraded);
-        return;
+        break;
     }
+    this.spare.push(ev);
   }
 
   /** The end: calls still waiting for their exit are written as cut (retval null). */
@@ -157,13 +168,13 @@ export class RecordSession {
   private enter(ev: RecordEvent, out: EnhancedEvent[], degraded: boolean): void {
     if (this.pending.has(ev.tid)) this.flush(ev.tid, out, degraded);
     this.taskOf(ev);
-    const call = callName(ev.nr);
-    const at = callSpec(call).fd;
+    const info = callInfo(ev.nr);
+    const at = info.spec.fd;
     const fd = at === undefined ? null : ev.argLo[at]! | 0;
     this.pending.set(ev.tid, {
       ev,
-      call,
-      entry: fd === null ? null : enterFd(this.table, ev.tid, call, fd, null),
+      info,
+      entry: fd === null ? null : enterFd(this.table, ev.tid, info.name, fd, null),
     });
   }
 
@@ -172,19 +183,21 @@ export class RecordSession {
     this.taskOf(ev);
     if (p !== undefined && p.ev.nr === ev.nr) {
       this.pending.delete(ev.tid);
-      this.emit(p.call, p.ev, ev, p.entry, out, degraded);
+      this.emit(p.info, p.ev, ev, p.entry, out, degraded);
+      this.spare.push(p.ev);
       return;
     }
     if (p !== undefined) this.flush(ev.tid, out, degraded);
     this.counts.withoutEntry++;
-    this.emit(callName(ev.nr), null, ev, null, out, degraded);
+    this.emit(callInfo(ev.nr), null, ev, null, out, degraded);
   }
 
   private flush(tid: number, out: EnhancedEvent[], degraded: boolean): void {
     const p = this.pending.get(tid);
     if (p === undefined) return;
     this.pending.delete(tid);
-    this.emit(p.call, p.ev, null, p.entry, out, degraded);
+    this.emit(p.info, p.ev, null, p.entry, out, degraded);
+    this.spare.push(p.ev);
   }
 
   /** A followed task made another: the new one gets its tables exactly as the kernel shared them. */
@@ -233,7 +246,7 @@ export class RecordSession {
   }
 
   private emit(
-    call: string,
+    info: CallInfo,
     enter: RecordEvent | null,
     exit: RecordEvent | null,
     entry: ReturnType<typeof enterFd>,
@@ -242,7 +255,8 @@ export class RecordSession {
   ): void {
     const first = (enter ?? exit)!;
     const tid = first.tid;
-    const r = renderCall(call, enter, exit);
+    const call = info.name;
+    const r = renderCall(info, enter, exit);
     const ts = Math.max(0, Math.round((first.tsNs - this.opts.startNs) / 1000));
     const latency =
       enter !== null && exit !== null ? Math.max(0, Math.round((exit.tsNs - enter.tsNs) / 1000)) : null;
@@ -258,6 +272,7 @@ export class RecordSession {
       raw: r.line,
       entry,
       words: r.words,
+      spec: info.spec,
     };
     this.counts.records++;
     if (degraded) {

@@ -99,7 +99,7 @@ export function annotationOf(s: string): string | null {
 
 /** The fd annotation of argument i, looked for before any text is cut out (most arguments have none). */
 export function argAnnotation(args: ArgList, i: number): string | null {
-  if (i >= args.length) return null;
+  if (!args.annotated || i >= args.length) return null;
   const a = args.start(i);
   const b = args.end(i);
   const lt = args.src.indexOf("<", a + 1);

@@ -100,6 +100,8 @@ export class ArgList {
     readonly src: string,
     /** start and end of each argument, in turn */
     readonly bounds: number[],
+    /** false when the text cannot carry strace's -y fd annotations (a rendering of the kernel's values) */
+    readonly annotated = true,
   ) {}
 
   get length(): number {

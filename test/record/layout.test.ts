@@ -14,7 +14,6 @@ import {
   RECORD_CONFIG_LAYOUT,
   RECORD_CONFIG_SIZE,
   RECORD_DATA_LAYOUT,
-  RECORD_DATA_SHORT,
   RECORD_DATA_SIZE,
   RECORD_EVENT_LAYOUT,
   RECORD_HEADER_SIZE,
@@ -32,7 +31,6 @@ const CONSTANTS: Record<string, [number, string]> = {
   RECORD_HEADER_SIZE: [RECORD_HEADER_SIZE, "sizeof(struct record_event)"],
   RECORD_DATA_SIZE: [RECORD_DATA_SIZE, "sizeof(struct record_data)"],
   RECORD_CONFIG_SIZE: [RECORD_CONFIG_SIZE, "sizeof(struct record_config)"],
-  RECORD_DATA_SHORT: [RECORD_DATA_SHORT, "RECORD_DATA_SHORT"],
   RECORD_NR_MAX: [RECORD_NR_MAX, "RECORD_NR_MAX"],
   RECORD_STR_MAX: [RECORD_STR_MAX, "RECORD_STR_MAX"],
   RECORD_ARGV_MAX: [RECORD_ARGV_MAX, "RECORD_ARGV_MAX"],
@@ -105,18 +103,42 @@ describe.skipIf(COMPILER === null)("bpf/record.h and src/record/events.ts agree"
 
 describe("decoder", () => {
   test("a negative return value and a data part that does not fit are read right, or refused", () => {
-    const bytes = new Uint8Array(RECORD_HEADER_SIZE + RECORD_DATA_SHORT);
+    const at = RECORD_DATA_LAYOUT.str0[0];
+    const bytes = new Uint8Array(RECORD_HEADER_SIZE + at + 4);
     const view = new DataView(bytes.buffer);
     view.setUint16(16, RecordKind.Exit, true);
     view.setBigInt64(24, -2n, true);
     view.setUint32(32, 0xffffff9c, true);
-    expect(decodeRecordEvent(bytes, view, 0, RECORD_HEADER_SIZE)?.ret).toBe(-2);
-    view.setUint16(22, RECORD_DATA_SHORT, true);
+    expect(decodeRecordEvent(bytes, 0, RECORD_HEADER_SIZE)?.ret).toBe(-2);
+    view.setUint16(22, at + 4, true);
     // a data part longer than the record is never read
-    expect(decodeRecordEvent(bytes, view, 0, RECORD_HEADER_SIZE)).toBeNull();
+    expect(decodeRecordEvent(bytes, 0, RECORD_HEADER_SIZE)).toBeNull();
     view.setUint16(RECORD_HEADER_SIZE, 4, true);
-    bytes.set(new TextEncoder().encode("abc\0"), RECORD_HEADER_SIZE + RECORD_DATA_LAYOUT.str0[0]);
-    const ev = decodeRecordEvent(bytes, view, 0, bytes.length);
+    bytes.set(new TextEncoder().encode("abc\0"), RECORD_HEADER_SIZE + at);
+    const ev = decodeRecordEvent(bytes, 0, bytes.length);
     expect(new TextDecoder().decode(ev?.str0 ?? new Uint8Array())).toBe("abc");
+    // the kernel sends a data part up to its last field: a field said to reach past it is refused
+    view.setUint16(RECORD_HEADER_SIZE, 5, true);
+    expect(decodeRecordEvent(bytes, 0, bytes.length)).toBeNull();
+    view.setUint16(RECORD_HEADER_SIZE, 4, true);
+    view.setUint16(RECORD_HEADER_SIZE + 4, 8, true);
+    expect(decodeRecordEvent(bytes, 0, bytes.length)).toBeNull();
+  });
+
+  test("a decoded event reused for the next one keeps nothing of the last", () => {
+    const at = RECORD_DATA_LAYOUT.str0[0];
+    const withPath = new Uint8Array(RECORD_HEADER_SIZE + at + 4);
+    const v1 = new DataView(withPath.buffer);
+    v1.setUint16(16, RecordKind.Enter, true);
+    v1.setUint16(22, at + 4, true);
+    v1.setUint16(RECORD_HEADER_SIZE, 4, true);
+    withPath.set(new TextEncoder().encode("abc\0"), RECORD_HEADER_SIZE + at);
+    const bare = new Uint8Array(RECORD_HEADER_SIZE);
+    const v2 = new DataView(bare.buffer);
+    v2.setUint16(16, RecordKind.Exit, true);
+    v2.setUint32(32, 7, true);
+    const ev = decodeRecordEvent(withPath, 0, withPath.length)!;
+    expect(decodeRecordEvent(bare, 0, bare.length, ev)).toBe(ev);
+    expect([ev.kind, ev.str0, ev.blob, ev.argLo[0]]).toEqual([RecordKind.Exit, null, null, 7]);
   });
 });

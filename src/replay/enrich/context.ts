@@ -28,6 +28,8 @@ export interface CompleteCall {
   entry?: EntryFd | null;
   /** The six argument words when they are known without the text (from the kernel); else read from `args`. */
   words?: (number | null)[];
+  /** The call's taxonomy when the caller already has it (callSpec(call)). */
+  spec?: CallSpec;
 }
 
 export interface CallContext {

@@ -27,7 +27,7 @@ const HANDLERS: ReadonlyMap<string, Handler> = new Map(
 export function enrichCall(table: ProcessTable, c: CompleteCall): EnhancedEvent {
   const task = table.task(c.tid);
   const call = c.call;
-  const spec = callSpec(call);
+  const spec = c.spec ?? callSpec(call);
   const args = c.args;
   const words = c.words ?? (call === "clone" ? cloneWords(args) : argWords(args, table.flagSets));
   const retval = c.retval;

@@ -39,15 +39,31 @@ function alpnChars(first: Uint8Array | undefined): string {
   return HEX[a >> 4]! + HEX[z & 15]!;
 }
 
+/** A hashed list: its sorted values (`listed` of them, then `signatures` more), and the 12 hex digits. */
+interface HashedList {
+  values: Uint16Array;
+  listed: number;
+  signatures: number;
+  digits: Uint8Array;
+}
+
+/** Lists remembered per instance: a host's clients send few distinct ones (and the cache is emptied when full). */
+const HASHED_MAX = 1024;
+
 /**
- * Computes JA4 fingerprints. The lists are written as ASCII into buffers of its own and hashed in place, so a
- * fingerprint costs two native SHA-256 calls and one short string; one instance per caller, reused.
+ * Computes JA4 fingerprints. The lists are sorted into a buffer of its own; a list seen before (the same
+ * values, compared one by one) gives its remembered digits, otherwise it is written as ASCII and hashed in
+ * place: a fingerprint costs at most two native SHA-256 calls and one short string; one instance per caller,
+ * reused.
  */
 export class Ja4 {
   /** five characters per value; both grow for a hello with more values than any seen before */
   #text = new Uint8Array(1024);
   #values = new Uint16Array(128);
   readonly #digest = new Uint8Array(32);
+  /** remembered lists by a hash of their values (cipher suites and extensions apart) */
+  readonly #ciphers = new Map<number, HashedList>();
+  readonly #extensions = new Map<number, HashedList>();
   /** the fingerprint's 36 characters (a Buffer: its latin1 decoding is the fastest way to a flat string) */
   readonly #out = Buffer.alloc(36);
 
@@ -79,16 +95,19 @@ export class Ja4 {
       alpnChars(hello.alpn?.[0]);
     for (let i = 0; i < 10; i++) out[i] = head.charCodeAt(i);
     out[10] = UNDERSCORE;
-    this.#truncatedHash(this.#sortedHex(hello.cipherSuites, false), 11);
+    this.#hashedList(this.#ciphers, this.#sorted(hello.cipherSuites, false), 0, 11);
     out[23] = UNDERSCORE;
-    let end = this.#sortedHex(hello.extensions, true);
-    if (end > 0 && hello.signatureAlgorithms !== null) end = this.#signatures(hello.signatureAlgorithms, end);
-    this.#truncatedHash(end, 24);
+    const listed = this.#sorted(hello.extensions, true);
+    const signatures =
+      listed > 0 && hello.signatureAlgorithms !== null
+        ? this.#signatures(hello.signatureAlgorithms, listed)
+        : 0;
+    this.#hashedList(this.#extensions, listed, signatures, 24);
     return out.toString("latin1", 0, 36);
   }
 
-  /** Writes the values without GREASE (and without SNI and ALPN for extensions), sorted, as `hhhh,hhhh`. */
-  #sortedHex(values: readonly number[], extensions: boolean): number {
+  /** Puts the values without GREASE (and without SNI and ALPN for extensions) in #values, sorted; how many. */
+  #sorted(values: readonly number[], extensions: boolean): number {
     const buf = this.#values;
     let n = 0;
     for (let i = 0; i < values.length; i++) {
@@ -103,20 +122,56 @@ export class Ja4 {
       }
       buf[j] = v;
     }
-    let at = 0;
-    for (let i = 0; i < n; i++) at = this.#hex4(buf[i]!, i === 0 ? at : this.#put(COMMA, at));
-    return at;
+    return n;
   }
 
-  /** Appends `_` and the signature algorithms in their order, when there are any. */
+  /** Puts the signature algorithms without GREASE in their order in #values from `at`; how many. */
   #signatures(sigs: readonly number[], at: number): number {
-    let first = true;
+    const buf = this.#values;
+    let n = 0;
     for (let i = 0; i < sigs.length; i++) {
       const s = sigs[i]!;
-      if (isGrease(s)) continue;
-      at = this.#hex4(s, this.#put(first ? UNDERSCORE : COMMA, at));
-      first = false;
+      if (!isGrease(s)) buf[at + n++] = s;
     }
+    return n;
+  }
+
+  /**
+   * Writes at out[at..] the 12 digits of the list in #values (`listed` sorted values, then `signatures`):
+   * remembered, or hashed and remembered.
+   */
+  #hashedList(seen: Map<number, HashedList>, listed: number, signatures: number, at: number): void {
+    const values = this.#values;
+    const count = listed + signatures;
+    let hash = Math.imul(0x811c9dc5 ^ listed, 0x01000193) ^ signatures;
+    for (let i = 0; i < count; i++) hash = Math.imul(hash ^ values[i]!, 0x01000193);
+    const known = seen.get(hash);
+    if (known !== undefined && known.listed === listed && known.signatures === signatures) {
+      let same = true;
+      for (let i = 0; i < count && same; i++) same = known.values[i] === values[i];
+      if (same) {
+        this.#out.set(known.digits, at);
+        return;
+      }
+    }
+    this.#truncatedHash(this.#writeText(listed, signatures), at);
+    if (seen.size >= HASHED_MAX) seen.clear();
+    seen.set(hash, {
+      values: values.slice(0, count),
+      listed,
+      signatures,
+      // a copy (a Buffer's slice would be a view of #out)
+      digits: Uint8Array.from(this.#out.subarray(at, at + 12)),
+    });
+  }
+
+  /** Writes the list in #values as JA4 text (`hhhh,hhhh` then `_hhhh,hhhh` for the signatures); its length. */
+  #writeText(listed: number, signatures: number): number {
+    const values = this.#values;
+    let at = 0;
+    for (let i = 0; i < listed; i++) at = this.#hex4(values[i]!, i === 0 ? at : this.#put(COMMA, at));
+    for (let i = listed; i < listed + signatures; i++)
+      at = this.#hex4(values[i]!, this.#put(i === listed ? UNDERSCORE : COMMA, at));
     return at;
   }
 

@@ -71,8 +71,8 @@ export const DEFAULT_WIRE_LIMITS: WireLimits = { window: 65536, maxPending: 6553
  */
 export interface WireContext {
   readonly groups: GroupIndex;
-  /** code point → canonical group name */
-  readonly groupNames: ReadonlyMap<number, string>;
+  /** code point → canonical group name (null: none) */
+  readonly groupNames: CodeNames;
   readonly ffdhe: FfdheGroups;
   readonly ja4: Ja4;
   /** TLS ≤ 1.2 suite → how its ServerKeyExchange carries the group, filled as suites are seen */
@@ -86,13 +86,25 @@ export function wireContext(
 ): WireContext {
   return {
     groups,
-    groupNames: new Map([...groups.byCodePoint].map(([code, g]) => [code, g.name])),
+    groupNames: codeNames(new Map([...groups.byCodePoint].map(([code, g]) => [code, g.name]))),
     ffdhe: new FfdheGroups(),
     ja4: new Ja4(),
     keyExchange: new Map(),
     limits: { ...DEFAULT_WIRE_LIMITS, ...limits },
   };
 }
+
+/** A name per 16-bit code point, null for none: read per value of every ClientHello, faster than a Map. */
+type CodeNames = readonly (string | null)[];
+
+function codeNames(names: ReadonlyMap<number, string>): CodeNames {
+  const table: (string | null)[] = new Array(0x10000).fill(null);
+  for (const [code, name] of names) if (code >= 0 && code < 0x10000) table[code] = name;
+  return table;
+}
+
+const CIPHER_NAMES = codeNames(CIPHER_SUITE_NAMES);
+const VERSION_NAMES = codeNames(TLS_VERSIONS);
 
 /** How a TLS ≤ 1.2 suite's ServerKeyExchange carries its group, from the suite's IANA name. */
 function suiteKeyExchange(ctx: WireContext, suite: number): KeyExchangeParams {
@@ -496,13 +508,13 @@ export class WireConnection {
       serverName: h.serverName,
       groupsOffered: namesOf(h.supportedGroups, groupNames),
       keySharesOffered: namesOf(h.keyShares, groupNames),
-      versionsOffered: namesOf(h.supportedVersions ?? [h.legacyVersion], TLS_VERSIONS),
-      ciphersOffered: namesOf(h.cipherSuites, CIPHER_SUITE_NAMES),
+      versionsOffered: namesOf(h.supportedVersions ?? [h.legacyVersion], VERSION_NAMES),
+      ciphersOffered: namesOf(h.cipherSuites, CIPHER_NAMES),
       alpnOffered: h.alpn === null ? EMPTY_STRINGS : h.alpn.map(protocolName),
       ja4: this.#ctx.ja4.of(h),
       earlyData: h.earlyData,
       pskOffered: h.pskIdentities !== null,
-      grease: [h.cipherSuites, h.extensions, h.supportedGroups ?? []].some((l) => l.some(isGrease)),
+      grease: anyGrease(h.cipherSuites) || anyGrease(h.extensions) || anyGrease(h.supportedGroups),
     };
   }
 
@@ -513,9 +525,9 @@ export class WireConnection {
     const group = groupId === null ? undefined : this.#ctx.groups.byCodePoint.get(groupId);
     return {
       helloRetry: this.helloRetryRequest !== null,
-      tlsVersion: TLS_VERSIONS.get(version) ?? null,
+      tlsVersion: VERSION_NAMES[version] ?? null,
       tlsVersionId: version,
-      cipher: CIPHER_SUITE_NAMES.get(sh.cipherSuite) ?? null,
+      cipher: CIPHER_NAMES[sh.cipherSuite] ?? null,
       cipherId: sh.cipherSuite,
       negotiatedGroup: group?.name ?? null,
       negotiatedGroupId: groupId,
@@ -538,18 +550,27 @@ export class WireConnection {
 }
 
 /** The names of code points in order, GREASE left out; a code point without a name as `0x….`. */
-function namesOf(codes: readonly number[] | null, names: ReadonlyMap<number, string>): readonly string[] {
+function namesOf(codes: readonly number[] | null, names: CodeNames): readonly string[] {
   if (codes === null) return EMPTY_STRINGS;
   const out: string[] = [];
   for (let i = 0; i < codes.length; i++) {
     const c = codes[i]!;
-    if (!isGrease(c)) out.push(names.get(c) ?? hex16(c));
+    if (!isGrease(c)) out.push(names[c] ?? hex16(c));
   }
   return out;
 }
 
+function anyGrease(codes: readonly number[] | null): boolean {
+  if (codes === null) return false;
+  for (let i = 0; i < codes.length; i++) if (isGrease(codes[i]!)) return true;
+  return false;
+}
+
 /** An ALPN protocol name: printable ASCII as it is, anything else as `0x` and its hex (never re-encoded). */
 function protocolName(bytes: Uint8Array): string {
-  for (const c of bytes) if (c < 0x20 || c > 0x7e) return `0x${Buffer.from(bytes).toString("hex")}`;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c < 0x20 || c > 0x7e) return `0x${Buffer.from(bytes).toString("hex")}`;
+  }
   return asciiString(bytes);
 }

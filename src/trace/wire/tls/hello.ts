@@ -256,7 +256,9 @@ function readClientExtension(
       return hello.signatureAlgorithms !== null;
     case ExtensionType.pskKeyExchangeModes: {
       if (hello.pskModes !== null || end - at < 1 || at + 1 + b[at]! !== end) return false;
-      hello.pskModes = Array.from(b.subarray(at + 1, end));
+      const modes: number[] = [];
+      for (let i = at + 1; i < end; i++) modes.push(b[i]!);
+      hello.pskModes = modes;
       return true;
     }
     case ExtensionType.preSharedKey:

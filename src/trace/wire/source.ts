@@ -141,7 +141,9 @@ export class WireSource {
     const sent = (ev.flags & WireFlag.Egress) !== 0;
     if (ev.kind === WireKind.Segment) {
       this.counters.segments++;
-      if (ev.payload.byteLength > 0) conn.analyzer.segment(sent ? 0 : 1, ev.streamOffset, ev.payload);
+      // one view per segment: each read of `payload` makes a new one
+      const payload = ev.payload;
+      if (payload.byteLength > 0) conn.analyzer.segment(sent ? 0 : 1, ev.streamOffset, payload);
     } else {
       const reset = (ev.flags & WireFlag.Rst) !== 0;
       conn.analyzer.end(sent ? 0 : 1, reset ? "rst" : "fin", reset ? undefined : ev.streamOffset);

@@ -66,13 +66,15 @@ export interface WireLimits {
 export const DEFAULT_WIRE_LIMITS: WireLimits = { window: 65536, maxPending: 65536, maxMessage: 65536 };
 
 /**
- * What every connection shares: name tables, limits, and the JA4 scratch buffers (built once by the caller,
- * used by one thread).
+ * What every connection shares: name tables and the lists of names made from them, limits, and the JA4 scratch
+ * buffers (built once by the caller, used by one thread).
  */
 export interface WireContext {
   readonly groups: GroupIndex;
-  /** code point → canonical group name (null: none) */
-  readonly groupNames: CodeNames;
+  /** supported_groups and key_share lists as canonical group names */
+  readonly groupLists: NamedLists;
+  readonly cipherLists: NamedLists;
+  readonly versionLists: NamedLists;
   readonly ffdhe: FfdheGroups;
   readonly ja4: Ja4;
   /** TLS ≤ 1.2 suite → how its ServerKeyExchange carries the group, filled as suites are seen */
@@ -86,7 +88,11 @@ export function wireContext(
 ): WireContext {
   return {
     groups,
-    groupNames: codeNames(new Map([...groups.byCodePoint].map(([code, g]) => [code, g.name]))),
+    groupLists: new NamedLists(
+      codeNames(new Map([...groups.byCodePoint].map(([code, g]) => [code, g.name]))),
+    ),
+    cipherLists: new NamedLists(CIPHER_NAMES),
+    versionLists: new NamedLists(VERSION_NAMES),
     ffdhe: new FfdheGroups(),
     ja4: new Ja4(),
     keyExchange: new Map(),
@@ -105,6 +111,40 @@ function codeNames(names: ReadonlyMap<number, string>): CodeNames {
 
 const CIPHER_NAMES = codeNames(CIPHER_SUITE_NAMES);
 const VERSION_NAMES = codeNames(TLS_VERSIONS);
+
+const EMPTY_STRINGS: readonly string[] = Object.freeze([]);
+
+/** Lists remembered per NamedLists (emptied when full). */
+const NAMED_LISTS_MAX = 1024;
+
+/**
+ * Lists of code points as names, remembered by their code points (compared one by one): a host's clients offer
+ * few distinct lists, and a list seen before gives the same frozen array again.
+ */
+export class NamedLists {
+  readonly #lists = new Map<number, { codes: readonly number[]; names: readonly string[] }>();
+
+  constructor(private readonly names: CodeNames) {}
+
+  /** The names of code points in order, GREASE left out; a code point without a name as `0x….`. */
+  of(codes: readonly number[] | null): readonly string[] {
+    if (codes === null) return EMPTY_STRINGS;
+    let hash = 0x811c9dc5 ^ codes.length;
+    for (let i = 0; i < codes.length; i++) hash = Math.imul(hash ^ codes[i]!, 0x01000193);
+    const known = this.#lists.get(hash);
+    if (known !== undefined && sameCodes(known.codes, codes)) return known.names;
+    const names = Object.freeze(namesOf(codes, this.names));
+    if (this.#lists.size >= NAMED_LISTS_MAX) this.#lists.clear();
+    this.#lists.set(hash, { codes: codes.slice(), names });
+    return names;
+  }
+}
+
+function sameCodes(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** How a TLS ≤ 1.2 suite's ServerKeyExchange carries its group, from the suite's IANA name. */
 function suiteKeyExchange(ctx: WireContext, suite: number): KeyExchangeParams {
@@ -271,8 +311,6 @@ class Flow implements RecordListener {
     this.sentChangeCipherSpec = true;
   }
 }
-
-const EMPTY_STRINGS: readonly string[] = Object.freeze([]);
 
 /** A connection's handshake, decided from the bytes of both directions as they come. */
 export class WireConnection {
@@ -503,13 +541,13 @@ export class WireConnection {
   // --- facts ---
 
   #clientFacts(h: ClientHello): WireClientFacts {
-    const groupNames = this.#ctx.groupNames;
+    const ctx = this.#ctx;
     return {
       serverName: h.serverName,
-      groupsOffered: namesOf(h.supportedGroups, groupNames),
-      keySharesOffered: namesOf(h.keyShares, groupNames),
-      versionsOffered: namesOf(h.supportedVersions ?? [h.legacyVersion], VERSION_NAMES),
-      ciphersOffered: namesOf(h.cipherSuites, CIPHER_NAMES),
+      groupsOffered: ctx.groupLists.of(h.supportedGroups),
+      keySharesOffered: ctx.groupLists.of(h.keyShares),
+      versionsOffered: ctx.versionLists.of(h.supportedVersions ?? [h.legacyVersion]),
+      ciphersOffered: ctx.cipherLists.of(h.cipherSuites),
       alpnOffered: h.alpn === null ? EMPTY_STRINGS : h.alpn.map(protocolName),
       ja4: this.#ctx.ja4.of(h),
       earlyData: h.earlyData,
@@ -550,8 +588,7 @@ export class WireConnection {
 }
 
 /** The names of code points in order, GREASE left out; a code point without a name as `0x….`. */
-function namesOf(codes: readonly number[] | null, names: CodeNames): readonly string[] {
-  if (codes === null) return EMPTY_STRINGS;
+function namesOf(codes: readonly number[], names: CodeNames): string[] {
   const out: string[] = [];
   for (let i = 0; i < codes.length; i++) {
     const c = codes[i]!;

@@ -79,15 +79,40 @@ function u16PrefixedU16s(b: Uint8Array, at: number, end: number): number[] | nul
   return u16List(b, at + 2, len);
 }
 
+/** Strings of at most this many bytes are remembered by asciiString (server names, ALPN protocols). */
+const ASCII_REMEMBERED_LENGTH = 64;
+const ASCII_REMEMBERED_MAX = 4096;
+/** remembered strings by a hash of their bytes (emptied when full) */
+const asciiRemembered = new Map<number, string>();
+
 /**
  * Bytes as a string, one character per byte (for bytes already checked to be ASCII). Character by character:
  * a Buffer over the bytes would first make the engine give the view its own ArrayBuffer object, which cost
- * more than the rest of reading a ClientHello (WORKLOG.md).
+ * more than the rest of reading a ClientHello (WORKLOG.md). A short string seen before (compared character by
+ * character) is given again rather than built anew: the same names come in every connection.
  */
 export function asciiString(b: Uint8Array, at = 0, end = b.length): string {
+  const length = end - at;
+  let hash = 0;
+  if (length <= ASCII_REMEMBERED_LENGTH) {
+    hash = 0x811c9dc5 ^ length;
+    for (let i = at; i < end; i++) hash = Math.imul(hash ^ b[i]!, 0x01000193);
+    const known = asciiRemembered.get(hash);
+    if (known !== undefined && sameAscii(known, b, at, length)) return known;
+  }
   let s = "";
   for (let i = at; i < end; i++) s += String.fromCharCode(b[i]!);
+  if (length <= ASCII_REMEMBERED_LENGTH) {
+    if (asciiRemembered.size >= ASCII_REMEMBERED_MAX) asciiRemembered.clear();
+    asciiRemembered.set(hash, s);
+  }
   return s;
+}
+
+function sameAscii(s: string, b: Uint8Array, at: number, length: number): boolean {
+  if (s.length !== length) return false;
+  for (let i = 0; i < length; i++) if (s.charCodeAt(i) !== b[at + i]) return false;
+  return true;
 }
 
 /** Bytes that are printable ASCII without spaces, as a string; else null (never re-encoded). */

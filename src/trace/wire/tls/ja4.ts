@@ -25,18 +25,39 @@ const UNDERSCORE = 0x5f;
 /** ASCII codes of the 16 hex digits */
 const HEX_CODES = Uint8Array.from(HEX, (c) => c.charCodeAt(0));
 
-const twoDigits = (n: number) => (n > 99 ? "99" : n < 10 ? `0${n}` : String(n));
+const ZERO = 0x30;
+
+/** Writes a count as two decimal digits at out[at..] (99 for more). */
+function twoDigits(out: Uint8Array, at: number, n: number): void {
+  const m = Math.min(n, 99);
+  out[at] = ZERO + Math.floor(m / 10);
+  out[at + 1] = ZERO + (m % 10);
+}
+
+function countWithoutGrease(values: readonly number[]): number {
+  let n = 0;
+  for (let i = 0; i < values.length; i++) if (!isGrease(values[i]!)) n++;
+  return n;
+}
 
 const isAlnum = (c: number) =>
   (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 
-/** First and last character of the first ALPN value; their hex digits when either is not alphanumeric. */
-function alpnChars(first: Uint8Array | undefined): string {
-  if (first === undefined || first.length === 0) return "00";
+/**
+ * Writes at out[at..] the first and last character of the first ALPN value; their hex digits when either is
+ * not alphanumeric.
+ */
+function alpnChars(out: Uint8Array, at: number, first: Uint8Array | undefined): void {
+  if (first === undefined || first.length === 0) {
+    out[at] = ZERO;
+    out[at + 1] = ZERO;
+    return;
+  }
   const a = first[0]!;
   const z = first[first.length - 1]!;
-  if (isAlnum(a) && isAlnum(z)) return String.fromCharCode(a, z);
-  return HEX[a >> 4]! + HEX[z & 15]!;
+  const plain = isAlnum(a) && isAlnum(z);
+  out[at] = plain ? a : HEX_CODES[a >> 4]!;
+  out[at + 1] = plain ? z : HEX_CODES[z & 15]!;
 }
 
 /** A hashed list: its sorted values (`listed` of them, then `signatures` more), and the 12 hex digits. */
@@ -72,12 +93,14 @@ export class Ja4 {
     let version = hello.legacyVersion;
     if (hello.supportedVersions !== null) {
       version = -1;
-      for (const v of hello.supportedVersions) if (!isGrease(v) && v > version) version = v;
+      const versions = hello.supportedVersions;
+      for (let i = 0; i < versions.length; i++) {
+        const v = versions[i]!;
+        if (!isGrease(v) && v > version) version = v;
+      }
     }
-    let extensionCount = 0;
-    for (const e of hello.extensions) if (!isGrease(e)) extensionCount++;
-    let cipherCount = 0;
-    for (const c of hello.cipherSuites) if (!isGrease(c)) cipherCount++;
+    const extensionCount = countWithoutGrease(hello.extensions);
+    const cipherCount = countWithoutGrease(hello.cipherSuites);
     const most = Math.max(
       hello.cipherSuites.length,
       hello.extensions.length + (hello.signatureAlgorithms?.length ?? 0),
@@ -86,14 +109,14 @@ export class Ja4 {
     if (5 * most > this.#text.length) this.#text = new Uint8Array(5 * most);
     // the 36 characters are written as codes and made one flat string at the end
     const out = this.#out;
-    const head =
-      "t" +
-      (JA4_VERSIONS.get(version) ?? "00") +
-      (hello.serverNamePresent ? "d" : "i") +
-      twoDigits(cipherCount) +
-      twoDigits(extensionCount) +
-      alpnChars(hello.alpn?.[0]);
-    for (let i = 0; i < 10; i++) out[i] = head.charCodeAt(i);
+    const versionText = JA4_VERSIONS.get(version) ?? "00";
+    out[0] = 0x74; // t
+    out[1] = versionText.charCodeAt(0);
+    out[2] = versionText.charCodeAt(1);
+    out[3] = hello.serverNamePresent ? 0x64 : 0x69; // d, i
+    twoDigits(out, 4, cipherCount);
+    twoDigits(out, 6, extensionCount);
+    alpnChars(out, 8, hello.alpn?.[0]);
     out[10] = UNDERSCORE;
     this.#hashedList(this.#ciphers, this.#sorted(hello.cipherSuites, false), 0, 11);
     out[23] = UNDERSCORE;

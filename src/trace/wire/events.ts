@@ -186,6 +186,8 @@ export class WireDecoder {
   readonly #u32: Uint32Array;
   readonly #text = new TextDecoder("utf-8", { fatal: false });
   readonly #comms = new Map<number, CommEntry>();
+  /** IPv4 addresses as text by their 32-bit word: a host's connections share few endpoints */
+  readonly #ipv4 = new Map<number, string>();
   readonly #event: DecodedWireEvent;
 
   constructor(buffer: ArrayBufferLike, byteOffset = 0, byteLength = buffer.byteLength - byteOffset) {
@@ -232,7 +234,16 @@ export class WireDecoder {
   /** @internal an address of the event at `offset` */
   addressAt(offset: number, field: number, ipv6: boolean): string {
     const at = offset + field;
-    return ipv6 ? formatAddress(this.#u8.subarray(at, at + 16), true) : ipv4(this.#u8, at);
+    if (ipv6) return formatAddress(this.#u8.subarray(at, at + 16), true);
+    const word = this.#u32[at >>> 2]!;
+    let text = this.#ipv4.get(word);
+    if (text === undefined) {
+      text = ipv4(this.#u8, at);
+      // bounded: peers come and go
+      if (this.#ipv4.size >= 4096) this.#ipv4.clear();
+      this.#ipv4.set(word, text);
+    }
+    return text;
   }
 
   /** @internal the comm of the event at `offset`, cached per process */

@@ -119,7 +119,7 @@ const NAMED_LISTS_MAX = 1024;
 
 /**
  * Lists of code points as names, remembered by their code points (compared one by one): a host's clients offer
- * few distinct lists, and a list seen before gives the same frozen array again.
+ * few distinct lists, and a list seen before gives the same array again (whoever keeps one copies it).
  */
 export class NamedLists {
   readonly #lists = new Map<number, { codes: readonly number[]; names: readonly string[] }>();
@@ -133,7 +133,8 @@ export class NamedLists {
     for (let i = 0; i < codes.length; i++) hash = Math.imul(hash ^ codes[i]!, 0x01000193);
     const known = this.#lists.get(hash);
     if (known !== undefined && sameCodes(known.codes, codes)) return known.names;
-    const names = Object.freeze(namesOf(codes, this.names));
+    // not frozen: copying a frozen array cost ten times as much, and every record copies these
+    const names: readonly string[] = namesOf(codes, this.names);
     if (this.#lists.size >= NAMED_LISTS_MAX) this.#lists.clear();
     this.#lists.set(hash, { codes: codes.slice(), names });
     return names;

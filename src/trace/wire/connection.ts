@@ -355,11 +355,20 @@ export class WireConnection {
     return this.#problem;
   }
 
-  /** A segment of one direction: `bytes` start at `streamOffset` of that direction's stream; read during the call. */
-  segment(direction: Direction, streamOffset: number, bytes: Uint8Array): void {
+  /**
+   * A segment of one direction: `bytes[start, end)` (all of it by default) start at `streamOffset` of that
+   * direction's stream; read during the call.
+   */
+  segment(
+    direction: Direction,
+    streamOffset: number,
+    bytes: Uint8Array,
+    start = 0,
+    end = bytes.length,
+  ): void {
     if (this.#decided) return;
     const flow = this.#flows[direction];
-    flow.reassembler.push(streamOffset, bytes);
+    flow.reassembler.push(streamOffset, bytes, start, end);
     this.#afterBytes(flow);
     if (!this.#decided && flow.ended !== null) this.#afterEnd();
   }

@@ -142,9 +142,9 @@ export class WireSource {
     const sent = (ev.flags & WireFlag.Egress) !== 0;
     if (ev.kind === WireKind.Segment) {
       this.counters.segments++;
-      // one view per segment: each read of `payload` makes a new one
-      const payload = ev.payload;
-      if (payload.byteLength > 0) conn.analyzer.segment(sent ? 0 : 1, ev.streamOffset, payload);
+      // read in place: a view per segment cost more than deciding what it holds
+      if (ev.payloadEnd > ev.payloadStart)
+        conn.analyzer.segment(sent ? 0 : 1, ev.streamOffset, ev.memory, ev.payloadStart, ev.payloadEnd);
     } else {
       const reset = (ev.flags & WireFlag.Rst) !== 0;
       conn.analyzer.end(sent ? 0 : 1, reset ? "rst" : "fin", reset ? undefined : ev.streamOffset);

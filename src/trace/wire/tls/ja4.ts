@@ -34,6 +34,16 @@ function twoDigits(out: Uint8Array, at: number, n: number): void {
   out[at + 1] = ZERO + (m % 10);
 }
 
+/** The first part's characters after `t` (out[1..10)) as one number: nine codes, 49 bits, exact. */
+function firstPartKey(out: Uint8Array): number {
+  // version (two characters), d/i (one bit), the four count digits (4 bits each), the two ALPN characters
+  const version = out[1]! * 256 + out[2]!;
+  const digits =
+    ((out[4]! - ZERO) << 12) | ((out[5]! - ZERO) << 8) | ((out[6]! - ZERO) << 4) | (out[7]! - ZERO);
+  const alpn = out[8]! * 256 + out[9]!;
+  return ((version * 2 + (out[3] === 0x64 ? 1 : 0)) * 65536 + digits) * 65536 + alpn;
+}
+
 function countWithoutGrease(values: readonly number[]): number {
   let n = 0;
   for (let i = 0; i < values.length; i++) if (!isGrease(values[i]!)) n++;
@@ -66,10 +76,14 @@ interface HashedList {
   listed: number;
   signatures: number;
   digits: Uint8Array;
+  /** a cipher list's fingerprints made with it, by extension list and then by the first part (packed) */
+  fingerprints: Map<HashedList, Map<number, string>> | null;
 }
 
 /** Lists remembered per instance: a host's clients send few distinct ones (and the cache is emptied when full). */
 const HASHED_MAX = 1024;
+/** Fingerprints remembered per pair of lists, and extension lists per cipher list (each emptied when full). */
+const FINGERPRINTS_MAX = 64;
 
 /**
  * Computes JA4 fingerprints. The lists are sorted into a buffer of its own; a list seen before (the same
@@ -117,16 +131,33 @@ export class Ja4 {
     twoDigits(out, 4, cipherCount);
     twoDigits(out, 6, extensionCount);
     alpnChars(out, 8, hello.alpn?.[0]);
-    out[10] = UNDERSCORE;
-    this.#hashedList(this.#ciphers, this.#sorted(hello.cipherSuites, false), 0, 11);
-    out[23] = UNDERSCORE;
+    const ciphers = this.#hashedList(this.#ciphers, this.#sorted(hello.cipherSuites, false), 0);
     const listed = this.#sorted(hello.extensions, true);
     const signatures =
       listed > 0 && hello.signatureAlgorithms !== null
         ? this.#signatures(hello.signatureAlgorithms, listed)
         : 0;
-    this.#hashedList(this.#extensions, listed, signatures, 24);
-    return out.toString("latin1", 0, 36);
+    const extensions = this.#hashedList(this.#extensions, listed, signatures);
+    // the same three parts make the same string: made once (a Buffer's text costs more than finding it)
+    const first = firstPartKey(out);
+    ciphers.fingerprints ??= new Map();
+    let made = ciphers.fingerprints.get(extensions);
+    if (made === undefined) {
+      if (ciphers.fingerprints.size >= FINGERPRINTS_MAX) ciphers.fingerprints.clear();
+      made = new Map();
+      ciphers.fingerprints.set(extensions, made);
+    }
+    let fingerprint = made.get(first);
+    if (fingerprint === undefined) {
+      out[10] = UNDERSCORE;
+      out.set(ciphers.digits, 11);
+      out[23] = UNDERSCORE;
+      out.set(extensions.digits, 24);
+      fingerprint = out.toString("latin1", 0, 36);
+      if (made.size >= FINGERPRINTS_MAX) made.clear();
+      made.set(first, fingerprint);
+    }
+    return fingerprint;
   }
 
   /** Puts the values without GREASE (and without SNI and ALPN for extensions) in #values, sorted; how many. */
@@ -159,11 +190,8 @@ export class Ja4 {
     return n;
   }
 
-  /**
-   * Writes at out[at..] the 12 digits of the list in #values (`listed` sorted values, then `signatures`):
-   * remembered, or hashed and remembered.
-   */
-  #hashedList(seen: Map<number, HashedList>, listed: number, signatures: number, at: number): void {
+  /** The list in #values (`listed` sorted values, then `signatures`) with its 12 digits: remembered, or hashed. */
+  #hashedList(seen: Map<number, HashedList>, listed: number, signatures: number): HashedList {
     const values = this.#values;
     const count = listed + signatures;
     let hash = Math.imul(0x811c9dc5 ^ listed, 0x01000193) ^ signatures;
@@ -172,20 +200,20 @@ export class Ja4 {
     if (known !== undefined && known.listed === listed && known.signatures === signatures) {
       let same = true;
       for (let i = 0; i < count && same; i++) same = known.values[i] === values[i];
-      if (same) {
-        this.#out.set(known.digits, at);
-        return;
-      }
+      if (same) return known;
     }
-    this.#truncatedHash(this.#writeText(listed, signatures), at);
+    const digits = new Uint8Array(12);
+    this.#truncatedHash(this.#writeText(listed, signatures), digits);
     if (seen.size >= HASHED_MAX) seen.clear();
-    seen.set(hash, {
+    const list: HashedList = {
       values: values.slice(0, count),
       listed,
       signatures,
-      // a copy (a Buffer's slice would be a view of #out)
-      digits: Uint8Array.from(this.#out.subarray(at, at + 12)),
-    });
+      digits,
+      fingerprints: null,
+    };
+    seen.set(hash, list);
+    return list;
   }
 
   /** Writes the list in #values as JA4 text (`hhhh,hhhh` then `_hhhh,hhhh` for the signatures); its length. */
@@ -212,17 +240,16 @@ export class Ja4 {
     return at + 4;
   }
 
-  /** Writes the first 12 hex digits of SHA-256 of the text so far at out[at..], or twelve zeros when it is empty. */
-  #truncatedHash(end: number, at: number): void {
-    const out = this.#out;
+  /** Writes the first 12 hex digits of SHA-256 of the text so far into `out`, or twelve zeros when it is empty. */
+  #truncatedHash(end: number, out: Uint8Array): void {
     if (end === 0) {
-      out.fill(0x30, at, at + 12);
+      out.fill(ZERO);
       return;
     }
     const d = Bun.SHA256.hash(this.#text.subarray(0, end), this.#digest) as Uint8Array;
     for (let i = 0; i < 6; i++) {
-      out[at + 2 * i] = HEX_CODES[d[i]! >> 4]!;
-      out[at + 2 * i + 1] = HEX_CODES[d[i]! & 15]!;
+      out[2 * i] = HEX_CODES[d[i]! >> 4]!;
+      out[2 * i + 1] = HEX_CODES[d[i]! & 15]!;
     }
   }
 }

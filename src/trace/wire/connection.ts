@@ -116,6 +116,8 @@ const EMPTY_STRINGS: readonly string[] = Object.freeze([]);
 
 /** Lists remembered per NamedLists (emptied when full). */
 const NAMED_LISTS_MAX = 1024;
+/** Longer lists are named each time, not remembered (bounds what hostile hellos can make it keep). */
+const NAMED_LIST_LENGTH = 512;
 
 /**
  * Lists of code points as names, remembered by their code points (compared one by one): a host's clients offer
@@ -129,6 +131,7 @@ export class NamedLists {
   /** The names of code points in order, GREASE left out; a code point without a name as `0x….`. */
   of(codes: readonly number[] | null): readonly string[] {
     if (codes === null) return EMPTY_STRINGS;
+    if (codes.length > NAMED_LIST_LENGTH) return namesOf(codes, this.names);
     let hash = 0x811c9dc5 ^ codes.length;
     for (let i = 0; i < codes.length; i++) hash = Math.imul(hash ^ codes[i]!, 0x01000193);
     const known = this.#lists.get(hash);

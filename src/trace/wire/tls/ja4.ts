@@ -84,6 +84,10 @@ interface HashedList {
 const HASHED_MAX = 1024;
 /** Fingerprints remembered per pair of lists, and extension lists per cipher list (each emptied when full). */
 const FINGERPRINTS_MAX = 64;
+/** Fingerprints remembered in all (past it, everything remembered is forgotten: hostile hellos cannot grow it). */
+const FINGERPRINTS_TOTAL = 4096;
+/** Longer lists are hashed each time, not remembered (bounds what hostile hellos can make it keep). */
+const REMEMBERED_VALUES = 512;
 
 /**
  * Computes JA4 fingerprints. The lists are sorted into a buffer of its own; a list seen before (the same
@@ -99,6 +103,7 @@ export class Ja4 {
   /** remembered lists by a hash of their values (cipher suites and extensions apart) */
   readonly #ciphers = new Map<number, HashedList>();
   readonly #extensions = new Map<number, HashedList>();
+  #fingerprints = 0;
   /** the fingerprint's 36 characters (a Buffer: its latin1 decoding is the fastest way to a flat string) */
   readonly #out = Buffer.alloc(36);
 
@@ -154,6 +159,10 @@ export class Ja4 {
       out[23] = UNDERSCORE;
       out.set(extensions.digits, 24);
       fingerprint = out.toString("latin1", 0, 36);
+      if (++this.#fingerprints > FINGERPRINTS_TOTAL) {
+        this.#ciphers.clear();
+        this.#fingerprints = 0;
+      }
       if (made.size >= FINGERPRINTS_MAX) made.clear();
       made.set(first, fingerprint);
     }
@@ -204,7 +213,6 @@ export class Ja4 {
     }
     const digits = new Uint8Array(12);
     this.#truncatedHash(this.#writeText(listed, signatures), digits);
-    if (seen.size >= HASHED_MAX) seen.clear();
     const list: HashedList = {
       values: values.slice(0, count),
       listed,
@@ -212,6 +220,8 @@ export class Ja4 {
       digits,
       fingerprints: null,
     };
+    if (count > REMEMBERED_VALUES) return list;
+    if (seen.size >= HASHED_MAX) seen.clear();
     seen.set(hash, list);
     return list;
   }

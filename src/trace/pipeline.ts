@@ -35,7 +35,9 @@ export class RecordRegion implements EventRegion {
   readonly dataBuffer: ArrayBuffer;
   readonly dataOffset = 0;
   readonly length: number;
-  readonly #records: [number, number][];
+  /** each record's offset and length (typed arrays: walking them costs what walking the ring buffer does) */
+  readonly #offsets: Uint32Array;
+  readonly #lengths: Uint32Array;
   #next = 0;
 
   /** `gcEvery`: a young-generation collection every so many records (a tight loop outgrows the heap otherwise) */
@@ -46,13 +48,15 @@ export class RecordRegion implements EventRegion {
     let size = 0;
     for (const r of records) size += (r.byteLength + 7) & ~7;
     const bytes = new Uint8Array(size);
-    this.#records = [];
+    this.#offsets = new Uint32Array(records.length);
+    this.#lengths = new Uint32Array(records.length);
     let offset = 0;
-    for (const r of records) {
+    records.forEach((r, i) => {
       bytes.set(r, offset);
-      this.#records.push([offset, r.byteLength]);
+      this.#offsets[i] = offset;
+      this.#lengths[i] = r.byteLength;
       offset += (r.byteLength + 7) & ~7;
-    }
+    });
     this.dataBuffer = bytes.buffer;
     this.length = size;
   }
@@ -65,10 +69,12 @@ export class RecordRegion implements EventRegion {
   /** Everything at once. */
   drain(onRecord: (offset: number, length: number) => void): number {
     const start = this.#next;
-    for (; this.#next < this.#records.length; this.#next++) {
-      const [offset, length] = this.#records[this.#next]!;
-      onRecord(offset, length);
-      if (this.#next % this.gcEvery === 0) Bun.gc(false);
+    const count = this.#offsets.length;
+    // without collections, no remainder per record (a remainder by Infinity is a floating-point one)
+    const gcEvery = Number.isFinite(this.gcEvery) ? this.gcEvery : 0;
+    for (; this.#next < count; this.#next++) {
+      onRecord(this.#offsets[this.#next]!, this.#lengths[this.#next]!);
+      if (gcEvery > 0 && this.#next % gcEvery === 0) Bun.gc(false);
     }
     return this.#next - start;
   }

@@ -152,22 +152,87 @@ function wireConfidence(w: WireObservation): number {
   return Math.round(c * 100) / 100;
 }
 
-/** The keys only the wire knows, in publication order (`server_groups` is libssl's: it sits among them). */
-function tailKeys(w: WireObservation | null, serverGroups: string[] | null) {
+/** The keys after `observed_by`: what only the wire knows (and libssl's `server_groups`), and where. */
+type TailKey =
+  | "local_addr"
+  | "local_port"
+  | "remote_addr"
+  | "remote_port"
+  | "server_name"
+  | "server_groups"
+  | "key_shares_offered"
+  | "hello_retry"
+  | "alpn"
+  | "ja4"
+  | "resumed"
+  | "host"
+  | "machine_id"
+  | "cgroup"
+  | "container_id"
+  | "pod_uid";
+
+/** What one source (or both, joined) says of the handshake: the keys up to `observed_by`. */
+type HeadKeys = Omit<Observation, TailKey>;
+
+/**
+ * The record: `head`, then the keys only the wire knows (`server_groups`, libssl's, sits among them), then the
+ * host and the process's cgroup and what it names, in publication order. One literal: spreading parts into it
+ * cost more than building them.
+ */
+function observation(
+  head: HeadKeys,
+  w: WireObservation | null,
+  serverGroups: string[] | null,
+  ctx: ObservationContext,
+  cgroupId: number | null,
+): Observation {
   const client = w?.handshake.client;
   const server = w?.handshake.server;
+  const cgroup = cgroupId === null ? null : ctx.cgroup(cgroupId);
   return {
+    source: head.source,
+    asset_id: head.asset_id,
+    owner: head.owner,
+    data_class: head.data_class,
+    secrecy_lifetime_years: head.secrecy_lifetime_years,
+    exposure: head.exposure,
+    sni: head.sni,
+    groups_offered: head.groups_offered,
+    handshake_success: head.handshake_success,
+    pid: head.pid,
+    tid: head.tid,
+    ssl_ptr: head.ssl_ptr,
+    time: head.time,
+    confidence: head.confidence,
+    role: head.role,
+    negotiated_group: head.negotiated_group,
+    negotiated_group_id: head.negotiated_group_id,
+    kex_class: head.kex_class,
+    tls_version: head.tls_version,
+    cipher: head.cipher,
+    groups_source: head.groups_source,
+    comm: head.comm,
+    exe: head.exe,
+    library: head.library,
+    duration_us: head.duration_us,
+    error: head.error,
+    observed_by: head.observed_by,
     local_addr: w?.localAddr ?? null,
     local_port: w?.localPort ?? null,
     remote_addr: w?.remoteAddr ?? null,
     remote_port: w?.remotePort ?? null,
     server_name: client?.serverName ?? null,
     server_groups: serverGroups,
-    key_shares_offered: client ? [...client.keySharesOffered] : null,
+    key_shares_offered: client ? client.keySharesOffered.slice() : null,
     hello_retry: server?.helloRetry ?? null,
     alpn: server?.alpn ?? null,
     ja4: client?.ja4 ?? null,
     resumed: server?.resumed ?? null,
+    host: ctx.host,
+    machine_id: ctx.machineId,
+    cgroup: cgroup?.path ?? null,
+    container_id: cgroup?.containerId ?? null,
+    pod_uid: cgroup?.podUid ?? null,
   };
 }
 
@@ -175,18 +240,6 @@ function tailKeys(w: WireObservation | null, serverGroups: string[] | null) {
 function joinedCgroup(libssl: number | null, wire: number | undefined): number | null {
   if (wire === undefined || wire === 0) return libssl;
   return libssl === null || libssl === wire ? wire : null;
-}
-
-/** The keys that say where the handshake happened: the host, and the process's cgroup and what it names. */
-function whereKeys(ctx: ObservationContext, cgroupId: number | null) {
-  const cgroup = cgroupId === null ? null : ctx.cgroup(cgroupId);
-  return {
-    host: ctx.host,
-    machine_id: ctx.machineId,
-    cgroup: cgroup?.path ?? null,
-    container_id: cgroup?.containerId ?? null,
-    pod_uid: cgroup?.podUid ?? null,
-  };
 }
 
 const LIBSSL_ONLY: Observation["observed_by"] = ["libssl"];
@@ -225,7 +278,7 @@ function fromLibssl(
     const client = w.handshake.client;
     const server = w.handshake.server;
     // the ClientHello's own list is what was offered, on both sides
-    groupsOffered = [...client.groupsOffered];
+    groupsOffered = client.groupsOffered.slice();
     groupsSource = "client-hello";
     const cipherCode = agreed(merged.cipherCode, server?.cipherId ?? null, "cipher", problems);
     merged = {
@@ -236,7 +289,7 @@ function fromLibssl(
     };
   }
   const group = merged.groupId === null ? undefined : ctx.groupIndex.byCodePoint.get(merged.groupId);
-  return {
+  const head: HeadKeys = {
     source: "runtime.ebpf",
     asset_id: null,
     owner: null,
@@ -264,15 +317,14 @@ function fromLibssl(
     duration_us: hs.startNs === null ? null : Math.floor((hs.endNs - hs.startNs) / 1000),
     error: hs.error,
     observed_by: w === null ? LIBSSL_ONLY : BOTH,
-    ...tailKeys(w, serverGroups),
-    ...whereKeys(ctx, joinedCgroup(hs.cgroupId, w?.owner?.cgroupId)),
   };
+  return observation(head, w, serverGroups, ctx, joinedCgroup(hs.cgroupId, w?.owner?.cgroupId));
 }
 
 /** The record of a handshake only the wire saw. */
 function fromWire(w: WireObservation, ctx: ObservationContext): Observation {
   const { client, server } = w.handshake;
-  return {
+  const head: HeadKeys = {
     source: "runtime.ebpf",
     asset_id: null,
     owner: null,
@@ -281,7 +333,7 @@ function fromWire(w: WireObservation, ctx: ObservationContext): Observation {
     exposure: null,
     // the client set it on its connection: the same fact libssl reports as sni
     sni: w.role === "client" ? client.serverName : null,
-    groups_offered: [...client.groupsOffered],
+    groups_offered: client.groupsOffered.slice(),
     handshake_success: w.handshake.success,
     pid: w.owner?.pid ?? null,
     tid: w.owner?.tid ?? null,
@@ -303,9 +355,8 @@ function fromWire(w: WireObservation, ctx: ObservationContext): Observation {
     duration_us: null,
     error: w.handshake.error,
     observed_by: WIRE_ONLY,
-    ...tailKeys(w, null),
-    ...whereKeys(ctx, w.owner !== null && w.owner.cgroupId > 0 ? w.owner.cgroupId : null),
   };
+  return observation(head, w, null, ctx, w.owner !== null && w.owner.cgroupId > 0 ? w.owner.cgroupId : null);
 }
 
 /**

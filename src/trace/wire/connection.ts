@@ -66,13 +66,15 @@ export interface WireLimits {
 export const DEFAULT_WIRE_LIMITS: WireLimits = { window: 65536, maxPending: 65536, maxMessage: 65536 };
 
 /**
- * What every connection shares: name tables, limits, and the JA4 scratch buffers (built once by the caller,
- * used by one thread).
+ * What every connection shares: name tables and the lists of names made from them, limits, and the JA4 scratch
+ * buffers (built once by the caller, used by one thread).
  */
 export interface WireContext {
   readonly groups: GroupIndex;
-  /** code point → canonical group name */
-  readonly groupNames: ReadonlyMap<number, string>;
+  /** supported_groups and key_share lists as canonical group names */
+  readonly groupLists: NamedLists;
+  readonly cipherLists: NamedLists;
+  readonly versionLists: NamedLists;
   readonly ffdhe: FfdheGroups;
   readonly ja4: Ja4;
   /** TLS ≤ 1.2 suite → how its ServerKeyExchange carries the group, filled as suites are seen */
@@ -86,12 +88,66 @@ export function wireContext(
 ): WireContext {
   return {
     groups,
-    groupNames: new Map([...groups.byCodePoint].map(([code, g]) => [code, g.name])),
+    groupLists: new NamedLists(
+      codeNames(new Map([...groups.byCodePoint].map(([code, g]) => [code, g.name]))),
+    ),
+    cipherLists: new NamedLists(CIPHER_NAMES),
+    versionLists: new NamedLists(VERSION_NAMES),
     ffdhe: new FfdheGroups(),
     ja4: new Ja4(),
     keyExchange: new Map(),
     limits: { ...DEFAULT_WIRE_LIMITS, ...limits },
   };
+}
+
+/** A name per 16-bit code point, null for none: read per value of every ClientHello, faster than a Map. */
+type CodeNames = readonly (string | null)[];
+
+function codeNames(names: ReadonlyMap<number, string>): CodeNames {
+  const table: (string | null)[] = new Array(0x10000).fill(null);
+  for (const [code, name] of names) if (code >= 0 && code < 0x10000) table[code] = name;
+  return table;
+}
+
+const CIPHER_NAMES = codeNames(CIPHER_SUITE_NAMES);
+const VERSION_NAMES = codeNames(TLS_VERSIONS);
+
+const EMPTY_STRINGS: readonly string[] = Object.freeze([]);
+
+/** Lists remembered per NamedLists (emptied when full). */
+const NAMED_LISTS_MAX = 1024;
+/** Longer lists are named each time, not remembered (bounds what hostile hellos can make it keep). */
+const NAMED_LIST_LENGTH = 512;
+
+/**
+ * Lists of code points as names, remembered by their code points (compared one by one): a host's clients offer
+ * few distinct lists, and a list seen before gives the same array again (whoever keeps one copies it).
+ */
+export class NamedLists {
+  readonly #lists = new Map<number, { codes: readonly number[]; names: readonly string[] }>();
+
+  constructor(private readonly names: CodeNames) {}
+
+  /** The names of code points in order, GREASE left out; a code point without a name as `0x….`. */
+  of(codes: readonly number[] | null): readonly string[] {
+    if (codes === null) return EMPTY_STRINGS;
+    if (codes.length > NAMED_LIST_LENGTH) return namesOf(codes, this.names);
+    let hash = 0x811c9dc5 ^ codes.length;
+    for (let i = 0; i < codes.length; i++) hash = Math.imul(hash ^ codes[i]!, 0x01000193);
+    const known = this.#lists.get(hash);
+    if (known !== undefined && sameCodes(known.codes, codes)) return known.names;
+    // not frozen: copying a frozen array cost ten times as much, and every record copies these
+    const names: readonly string[] = namesOf(codes, this.names);
+    if (this.#lists.size >= NAMED_LISTS_MAX) this.#lists.clear();
+    this.#lists.set(hash, { codes: codes.slice(), names });
+    return names;
+  }
+}
+
+function sameCodes(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** How a TLS ≤ 1.2 suite's ServerKeyExchange carries its group, from the suite's IANA name. */
@@ -260,8 +316,6 @@ class Flow implements RecordListener {
   }
 }
 
-const EMPTY_STRINGS: readonly string[] = Object.freeze([]);
-
 /** A connection's handshake, decided from the bytes of both directions as they come. */
 export class WireConnection {
   /** the client's first ClientHello, once read */
@@ -304,11 +358,20 @@ export class WireConnection {
     return this.#problem;
   }
 
-  /** A segment of one direction: `bytes` start at `streamOffset` of that direction's stream; read during the call. */
-  segment(direction: Direction, streamOffset: number, bytes: Uint8Array): void {
+  /**
+   * A segment of one direction: `bytes[start, end)` (all of it by default) start at `streamOffset` of that
+   * direction's stream; read during the call.
+   */
+  segment(
+    direction: Direction,
+    streamOffset: number,
+    bytes: Uint8Array,
+    start = 0,
+    end = bytes.length,
+  ): void {
     if (this.#decided) return;
     const flow = this.#flows[direction];
-    flow.reassembler.push(streamOffset, bytes);
+    flow.reassembler.push(streamOffset, bytes, start, end);
     this.#afterBytes(flow);
     if (!this.#decided && flow.ended !== null) this.#afterEnd();
   }
@@ -491,18 +554,18 @@ export class WireConnection {
   // --- facts ---
 
   #clientFacts(h: ClientHello): WireClientFacts {
-    const groupNames = this.#ctx.groupNames;
+    const ctx = this.#ctx;
     return {
       serverName: h.serverName,
-      groupsOffered: namesOf(h.supportedGroups, groupNames),
-      keySharesOffered: namesOf(h.keyShares, groupNames),
-      versionsOffered: namesOf(h.supportedVersions ?? [h.legacyVersion], TLS_VERSIONS),
-      ciphersOffered: namesOf(h.cipherSuites, CIPHER_SUITE_NAMES),
+      groupsOffered: ctx.groupLists.of(h.supportedGroups),
+      keySharesOffered: ctx.groupLists.of(h.keyShares),
+      versionsOffered: ctx.versionLists.of(h.supportedVersions ?? [h.legacyVersion]),
+      ciphersOffered: ctx.cipherLists.of(h.cipherSuites),
       alpnOffered: h.alpn === null ? EMPTY_STRINGS : h.alpn.map(protocolName),
       ja4: this.#ctx.ja4.of(h),
       earlyData: h.earlyData,
       pskOffered: h.pskIdentities !== null,
-      grease: [h.cipherSuites, h.extensions, h.supportedGroups ?? []].some((l) => l.some(isGrease)),
+      grease: anyGrease(h.cipherSuites) || anyGrease(h.extensions) || anyGrease(h.supportedGroups),
     };
   }
 
@@ -513,9 +576,9 @@ export class WireConnection {
     const group = groupId === null ? undefined : this.#ctx.groups.byCodePoint.get(groupId);
     return {
       helloRetry: this.helloRetryRequest !== null,
-      tlsVersion: TLS_VERSIONS.get(version) ?? null,
+      tlsVersion: VERSION_NAMES[version] ?? null,
       tlsVersionId: version,
-      cipher: CIPHER_SUITE_NAMES.get(sh.cipherSuite) ?? null,
+      cipher: CIPHER_NAMES[sh.cipherSuite] ?? null,
       cipherId: sh.cipherSuite,
       negotiatedGroup: group?.name ?? null,
       negotiatedGroupId: groupId,
@@ -538,18 +601,26 @@ export class WireConnection {
 }
 
 /** The names of code points in order, GREASE left out; a code point without a name as `0x….`. */
-function namesOf(codes: readonly number[] | null, names: ReadonlyMap<number, string>): readonly string[] {
-  if (codes === null) return EMPTY_STRINGS;
+function namesOf(codes: readonly number[], names: CodeNames): string[] {
   const out: string[] = [];
   for (let i = 0; i < codes.length; i++) {
     const c = codes[i]!;
-    if (!isGrease(c)) out.push(names.get(c) ?? hex16(c));
+    if (!isGrease(c)) out.push(names[c] ?? hex16(c));
   }
   return out;
 }
 
+function anyGrease(codes: readonly number[] | null): boolean {
+  if (codes === null) return false;
+  for (let i = 0; i < codes.length; i++) if (isGrease(codes[i]!)) return true;
+  return false;
+}
+
 /** An ALPN protocol name: printable ASCII as it is, anything else as `0x` and its hex (never re-encoded). */
 function protocolName(bytes: Uint8Array): string {
-  for (const c of bytes) if (c < 0x20 || c > 0x7e) return `0x${Buffer.from(bytes).toString("hex")}`;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c < 0x20 || c > 0x7e) return `0x${Buffer.from(bytes).toString("hex")}`;
+  }
   return asciiString(bytes);
 }

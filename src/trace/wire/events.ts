@@ -83,27 +83,31 @@ export const WIRE_CONFIG_LAYOUT = {
  * must outlive the call.
  */
 export interface WireEvent {
-  tsNs: number;
+  readonly tsNs: number;
   /** the socket cookie: one connection as one socket sees it */
-  cookie: number;
+  readonly cookie: number;
   /** SSL* of the libssl handshake the owner's thread ran when it sent its first flight (0 = none) */
-  linkSsl: number;
-  pid: number;
-  tid: number;
-  streamOffset: number;
-  kind: number;
-  flags: number;
-  localPort: number;
-  remotePort: number;
+  readonly linkSsl: number;
+  readonly pid: number;
+  readonly tid: number;
+  readonly streamOffset: number;
+  readonly kind: number;
+  readonly flags: number;
+  readonly localPort: number;
+  readonly remotePort: number;
   readonly comm: string;
   readonly localAddr: string;
   readonly remoteAddr: string;
   /** the segment's whole payload length (the payload may be one chunk of it) */
-  segmentLength: number;
+  readonly segmentLength: number;
   /** the owner's cgroup v2 id when it was seen sending (with WireFlag.Owner); 0 = unknown */
-  cgroupId: number;
+  readonly cgroupId: number;
   /** a view into the ring buffer: copy what must outlive the drain callback */
   readonly payload: Uint8Array;
+  /** the payload without a view: `memory[payloadStart, payloadEnd)`, the ring buffer's bytes */
+  readonly memory: Uint8Array;
+  readonly payloadStart: number;
+  readonly payloadEnd: number;
 }
 
 const TWO_32 = 0x1_0000_0000;
@@ -186,6 +190,8 @@ export class WireDecoder {
   readonly #u32: Uint32Array;
   readonly #text = new TextDecoder("utf-8", { fatal: false });
   readonly #comms = new Map<number, CommEntry>();
+  /** IPv4 addresses as text by their 32-bit word: a host's connections share few endpoints */
+  readonly #ipv4 = new Map<number, string>();
   readonly #event: DecodedWireEvent;
 
   constructor(buffer: ArrayBufferLike, byteOffset = 0, byteLength = buffer.byteLength - byteOffset) {
@@ -201,27 +207,41 @@ export class WireDecoder {
     return this.#u16[(offset >>> 1) + H.kind]!;
   }
 
-  /** Decodes the event at byte `offset` (a multiple of 8) whose record is `length` bytes long. */
+  /**
+   * Decodes the event at byte `offset` (a multiple of 8) whose record is `length` bytes long: the fields every
+   * event needs now, those a connection needs once (owner, link, ports) when asked for.
+   */
   decode(offset: number, length: number): WireEvent {
     const u32 = this.#u32;
     const w = offset >>> 2;
     const h = offset >>> 1;
     const ev = this.#event;
     ev.offset = offset;
-    ev.dataLen = Math.min(this.#u16[h + H.dataLen]!, Math.max(0, length - WIRE_HEADER_SIZE));
+    const dataLen = Math.min(this.#u16[h + H.dataLen]!, Math.max(0, length - WIRE_HEADER_SIZE));
+    ev.dataLen = dataLen;
+    ev.payloadStart = offset + WIRE_HEADER_SIZE;
+    ev.payloadEnd = offset + WIRE_HEADER_SIZE + dataLen;
     ev.tsNs = u32[w + W.tsNs]! + u32[w + W.tsNs + 1]! * TWO_32;
     ev.cookie = u32[w + W.cookie]! + u32[w + W.cookie + 1]! * TWO_32;
-    ev.linkSsl = u32[w + W.linkSsl]! + u32[w + W.linkSsl + 1]! * TWO_32;
-    ev.pid = u32[w + W.pid]!;
-    ev.tid = u32[w + W.tid]!;
     ev.streamOffset = u32[w + W.streamOffset]!;
     ev.kind = this.#u16[h + H.kind]!;
     ev.flags = u32[w + W.flags]!;
-    ev.localPort = this.#u16[h + H.localPort]!;
-    ev.remotePort = this.#u16[h + H.remotePort]!;
-    ev.segmentLength = u32[w + W.segmentLen]!;
-    ev.cgroupId = cgroupIdOf(u32[w + W.cgroupId]!, u32[w + W.cgroupId + 1]!);
     return ev;
+  }
+
+  /** @internal the 32-bit word at byte `offset` + 4 × `word` */
+  u32At(offset: number, word: number): number {
+    return this.#u32[(offset >>> 2) + word]!;
+  }
+
+  /** @internal the 16-bit word at byte `offset` + 2 × `half` */
+  u16At(offset: number, half: number): number {
+    return this.#u16[(offset >>> 1) + half]!;
+  }
+
+  /** @internal the region's bytes */
+  get memory(): Uint8Array {
+    return this.#u8;
   }
 
   /** @internal the payload of the event at `offset` */
@@ -232,7 +252,16 @@ export class WireDecoder {
   /** @internal an address of the event at `offset` */
   addressAt(offset: number, field: number, ipv6: boolean): string {
     const at = offset + field;
-    return ipv6 ? formatAddress(this.#u8.subarray(at, at + 16), true) : ipv4(this.#u8, at);
+    if (ipv6) return formatAddress(this.#u8.subarray(at, at + 16), true);
+    const word = this.#u32[at >>> 2]!;
+    let text = this.#ipv4.get(word);
+    if (text === undefined) {
+      text = ipv4(this.#u8, at);
+      // bounded: peers come and go
+      if (this.#ipv4.size >= 4096) this.#ipv4.clear();
+      this.#ipv4.set(word, text);
+    }
+    return text;
   }
 
   /** @internal the comm of the event at `offset`, cached per process */
@@ -259,20 +288,42 @@ export class WireDecoder {
 class DecodedWireEvent implements WireEvent {
   offset = 0;
   dataLen = 0;
+  payloadStart = 0;
+  payloadEnd = 0;
   tsNs = 0;
   cookie = 0;
-  linkSsl = 0;
-  pid = 0;
-  tid = 0;
   streamOffset = 0;
   kind = 0;
   flags = 0;
-  localPort = 0;
-  remotePort = 0;
-  segmentLength = 0;
-  cgroupId = 0;
+  readonly memory: Uint8Array;
 
-  constructor(private readonly decoder: WireDecoder) {}
+  constructor(private readonly decoder: WireDecoder) {
+    this.memory = decoder.memory;
+  }
+
+  get linkSsl(): number {
+    const d = this.decoder;
+    return d.u32At(this.offset, W.linkSsl) + d.u32At(this.offset, W.linkSsl + 1) * TWO_32;
+  }
+  get pid(): number {
+    return this.decoder.u32At(this.offset, W.pid);
+  }
+  get tid(): number {
+    return this.decoder.u32At(this.offset, W.tid);
+  }
+  get localPort(): number {
+    return this.decoder.u16At(this.offset, H.localPort);
+  }
+  get remotePort(): number {
+    return this.decoder.u16At(this.offset, H.remotePort);
+  }
+  get segmentLength(): number {
+    return this.decoder.u32At(this.offset, W.segmentLen);
+  }
+  get cgroupId(): number {
+    const d = this.decoder;
+    return cgroupIdOf(d.u32At(this.offset, W.cgroupId), d.u32At(this.offset, W.cgroupId + 1));
+  }
 
   get comm(): string {
     return this.decoder.commAt(this.offset, this.pid);

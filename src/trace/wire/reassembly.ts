@@ -7,9 +7,9 @@
  * kept one is counted as a conflict (bytes already delivered are not kept, so cannot be compared).
  */
 
-/** Where the delivered bytes go; `chunk` is valid only during the call. */
+/** Where the delivered bytes go: `chunk[start, end)`, valid only during the call. */
 export interface ByteSink {
-  write(chunk: Uint8Array): void;
+  write(chunk: Uint8Array, start: number, end: number): void;
 }
 
 interface Piece {
@@ -41,21 +41,23 @@ export class StreamReassembler {
     return this.#pieces.length > 0;
   }
 
-  push(offset: number, bytes: Uint8Array): void {
-    let end = offset + bytes.length;
-    if (end > this.window) end = this.window;
-    if (end <= this.delivered || offset >= end) return; // already delivered, or outside the window
+  /** The segment `bytes[start, end)` (all of `bytes` by default) at stream `offset`. */
+  push(offset: number, bytes: Uint8Array, start = 0, end = bytes.length): void {
+    let last = offset + (end - start);
+    if (last > this.window) last = this.window;
+    if (last <= this.delivered || offset >= last) return; // already delivered, or outside the window
     if (offset < this.delivered) {
-      bytes = bytes.subarray(this.delivered - offset, end - offset);
+      start += this.delivered - offset;
       offset = this.delivered;
-    } else if (end - offset < bytes.length) bytes = bytes.subarray(0, end - offset);
+    }
+    end = start + (last - offset);
     if (offset > this.delivered) {
-      this.#keep(offset, bytes);
+      this.#keep(offset, bytes.subarray(start, end));
       return;
     }
-    if (this.#pieces.length > 0) this.#compareKept(offset, bytes);
-    this.delivered = end;
-    this.sink.write(bytes);
+    if (this.#pieces.length > 0) this.#compareKept(offset, bytes.subarray(start, end));
+    this.delivered = last;
+    this.sink.write(bytes, start, end);
     this.#drain();
   }
 
@@ -68,9 +70,9 @@ export class StreamReassembler {
       this.pendingBytes -= piece.bytes.length;
       const end = piece.offset + piece.bytes.length;
       if (end <= this.delivered) continue;
-      const rest = piece.bytes.subarray(this.delivered - piece.offset);
+      const from = this.delivered - piece.offset;
       this.delivered = end;
-      this.sink.write(rest);
+      this.sink.write(piece.bytes, from, piece.bytes.length);
     }
     if (k > 0) pieces.splice(0, k);
   }

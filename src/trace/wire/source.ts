@@ -7,6 +7,7 @@
 import type { WireLink, WireSide } from "../join.ts";
 import type { WireClientFacts, WireConnection, WireHandshake } from "./connection.ts";
 import { type WireEvent, WireFlag, WireKind } from "./events.ts";
+import { RecentCookies } from "./recent-cookies.ts";
 
 export interface WireObservation extends WireSide {
   /** what the bytes prove (client facts always there: no line without a ClientHello) */
@@ -98,11 +99,11 @@ export class WireSource {
    */
   #opened: number[] = [];
   #openedHead = 0;
-  /** cookies already written: their late events (in the ring before the kernel heard of the release) are dropped */
-  readonly #written = new Set<number>();
-  /** the same cookies in the order they were written, a ring: the oldest is forgotten first */
-  readonly #writtenOrder = new Float64Array(WRITTEN_MAX);
-  #writtenNext = 0;
+  /**
+   * cookies already written: their late events (in the ring before the kernel heard of the release) are dropped.
+   * Bounded: a cookie is never reused, and its late events come within a drain or two.
+   */
+  readonly #written = new RecentCookies(WRITTEN_MAX);
   /** ClientHello segments that reached a listening socket, by endpoints, until their connection shows up */
   readonly #deferred = new Map<string, { tsNs: number; segments: { offset: number; bytes: Uint8Array }[] }>();
 
@@ -141,7 +142,9 @@ export class WireSource {
     const sent = (ev.flags & WireFlag.Egress) !== 0;
     if (ev.kind === WireKind.Segment) {
       this.counters.segments++;
-      if (ev.payload.byteLength > 0) conn.analyzer.segment(sent ? 0 : 1, ev.streamOffset, ev.payload);
+      // read in place: a view per segment cost more than deciding what it holds
+      if (ev.payloadEnd > ev.payloadStart)
+        conn.analyzer.segment(sent ? 0 : 1, ev.streamOffset, ev.memory, ev.payloadStart, ev.payloadEnd);
     } else {
       const reset = (ev.flags & WireFlag.Rst) !== 0;
       conn.analyzer.end(sent ? 0 : 1, reset ? "rst" : "fin", reset ? undefined : ev.streamOffset);
@@ -244,27 +247,15 @@ export class WireSource {
 
   #forget(conn: Connection): void {
     this.#connections.delete(conn.cookie);
-    this.#remember(conn.cookie);
+    this.#written.add(conn.cookie);
     this.#compactOpened();
     this.counters.forgotten++;
-  }
-
-  /**
-   * Bounded: a cookie is never reused, and its late events come within a drain or two. (A ring, not the Set's
-   * own order: finding a Set's first entry after many deletions walks past every deleted one.)
-   */
-  #remember(cookie: number): void {
-    const at = this.#writtenNext;
-    if (this.#written.size >= WRITTEN_MAX) this.#written.delete(this.#writtenOrder[at]!);
-    this.#writtenOrder[at] = cookie;
-    this.#writtenNext = (at + 1) % WRITTEN_MAX;
-    this.#written.add(cookie);
   }
 
   /** The connection's observation (handed to `decided` unless the caller takes it), or null if unreadable. */
   #finish(conn: Connection, nowNs: number, handOver = true): WireObservation | null {
     this.#connections.delete(conn.cookie);
-    this.#remember(conn.cookie);
+    this.#written.add(conn.cookie);
     this.#oldest();
     this.#compactOpened();
     if (conn.ended !== (SENT_ENDED | RECEIVED_ENDED)) this.opts.release(conn.cookie);

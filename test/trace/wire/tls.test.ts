@@ -112,6 +112,26 @@ describe("JA4", () => {
     expect(ja4(hello({}))).toBe("t12i000000_000000000000_000000000000");
   });
 
+  test("what one instance remembers never changes a fingerprint: thousands of lists, long ones, in turn", () => {
+    // each hello also made by a fresh instance, which remembers nothing yet
+    const fresh = (h: ClientHello) => new Ja4().of(h);
+    const hellos: ClientHello[] = [];
+    for (let i = 0; i < 3000; i++) {
+      hellos.push({
+        ...example,
+        // the same two lists twice in a row, with and without SNI; 1,500 cipher lists: more than it keeps
+        cipherSuites: [...example.cipherSuites, 0x1000 + (i >> 1)],
+        extensions: [...example.extensions, 0x2000 + ((i >> 1) % 70)],
+        serverNamePresent: i % 2 === 0,
+      });
+    }
+    hellos.push({ ...example, cipherSuites: Array.from({ length: 600 }, (_, i) => 0x0100 + i) });
+    for (const h of [...hellos, ...hellos.slice().reverse()]) {
+      if (ja4(h) !== fresh(h)) throw new Error(`${fresh(h)} given as ${ja4(h)}`);
+    }
+    expect(ja4(example)).toBe("t13d1516h2_8daaf6152771_e5627efa2ab1");
+  });
+
   test("more than 99 ciphers: the count says 99, the hash covers them all (buffers grow)", () => {
     const many = Array.from({ length: 150 }, (_, i) => 0x0100 + i);
     const big = { ...example, cipherSuites: many };

@@ -56,6 +56,13 @@ const HRR_RANDOM = Uint8Array.from(
 
 const u16 = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
 
+/** A copy of b[at, end): byte by byte into a new array, cheaper than `slice` for the few bytes of a hello. */
+function copyOf(b: Uint8Array, at: number, end: number): Uint8Array {
+  const out = new Uint8Array(end - at);
+  for (let i = at; i < end; i++) out[i - at] = b[i]!;
+  return out;
+}
+
 /** `count` u16 values at b[at..at+2*count) */
 function u16List(b: Uint8Array, at: number, bytes: number): number[] {
   const out: number[] = new Array(bytes >> 1);
@@ -79,15 +86,40 @@ function u16PrefixedU16s(b: Uint8Array, at: number, end: number): number[] | nul
   return u16List(b, at + 2, len);
 }
 
+/** Strings of at most this many bytes are remembered by asciiString (server names, ALPN protocols). */
+const ASCII_REMEMBERED_LENGTH = 64;
+const ASCII_REMEMBERED_MAX = 4096;
+/** remembered strings by a hash of their bytes (emptied when full) */
+const asciiRemembered = new Map<number, string>();
+
 /**
  * Bytes as a string, one character per byte (for bytes already checked to be ASCII). Character by character:
  * a Buffer over the bytes would first make the engine give the view its own ArrayBuffer object, which cost
- * more than the rest of reading a ClientHello (WORKLOG.md).
+ * more than the rest of reading a ClientHello (WORKLOG.md). A short string seen before (compared character by
+ * character) is given again rather than built anew: the same names come in every connection.
  */
 export function asciiString(b: Uint8Array, at = 0, end = b.length): string {
+  const length = end - at;
+  let hash = 0;
+  if (length <= ASCII_REMEMBERED_LENGTH) {
+    hash = 0x811c9dc5 ^ length;
+    for (let i = at; i < end; i++) hash = Math.imul(hash ^ b[i]!, 0x01000193);
+    const known = asciiRemembered.get(hash);
+    if (known !== undefined && sameAscii(known, b, at, length)) return known;
+  }
   let s = "";
   for (let i = at; i < end; i++) s += String.fromCharCode(b[i]!);
+  if (length <= ASCII_REMEMBERED_LENGTH) {
+    if (asciiRemembered.size >= ASCII_REMEMBERED_MAX) asciiRemembered.clear();
+    asciiRemembered.set(hash, s);
+  }
   return s;
+}
+
+function sameAscii(s: string, b: Uint8Array, at: number, length: number): boolean {
+  if (s.length !== length) return false;
+  for (let i = 0; i < length; i++) if (s.charCodeAt(i) !== b[at + i]) return false;
+  return true;
 }
 
 /** Bytes that are printable ASCII without spaces, as a string; else null (never re-encoded). */
@@ -127,7 +159,7 @@ function protocolNames(b: Uint8Array, at: number, end: number): Uint8Array[] | n
   for (let i = at + 2; i < end; ) {
     const len = b[i]!;
     if (len === 0 || i + 1 + len > end) return null;
-    out.push(b.slice(i + 1, i + 1 + len));
+    out.push(copyOf(b, i + 1, i + 1 + len));
     i += 1 + len;
   }
   return out;
@@ -176,7 +208,7 @@ export function parseClientHello(b: Uint8Array): ClientHello | null {
   let at = 34;
   const sidLen = b[at]!;
   if (sidLen > 32 || at + 1 + sidLen + 2 > b.length) return null;
-  const sessionId = b.slice(at + 1, at + 1 + sidLen);
+  const sessionId = copyOf(b, at + 1, at + 1 + sidLen);
   at += 1 + sidLen;
   const csLen = u16(b, at);
   if (csLen < 2 || csLen % 2 !== 0 || at + 2 + csLen + 1 > b.length) return null;
@@ -256,7 +288,9 @@ function readClientExtension(
       return hello.signatureAlgorithms !== null;
     case ExtensionType.pskKeyExchangeModes: {
       if (hello.pskModes !== null || end - at < 1 || at + 1 + b[at]! !== end) return false;
-      hello.pskModes = Array.from(b.subarray(at + 1, end));
+      const modes: number[] = [];
+      for (let i = at + 1; i < end; i++) modes.push(b[i]!);
+      hello.pskModes = modes;
       return true;
     }
     case ExtensionType.preSharedKey:
@@ -289,7 +323,7 @@ export function parseServerHello(b: Uint8Array): ServerHello | null {
   let at = 34;
   const sidLen = b[at]!;
   if (sidLen > 32 || at + 1 + sidLen + 3 > b.length) return null;
-  const sessionId = b.slice(at + 1, at + 1 + sidLen);
+  const sessionId = copyOf(b, at + 1, at + 1 + sidLen);
   at += 1 + sidLen;
   const hello: ServerHello = {
     retry,

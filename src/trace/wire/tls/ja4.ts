@@ -25,29 +25,85 @@ const UNDERSCORE = 0x5f;
 /** ASCII codes of the 16 hex digits */
 const HEX_CODES = Uint8Array.from(HEX, (c) => c.charCodeAt(0));
 
-const twoDigits = (n: number) => (n > 99 ? "99" : n < 10 ? `0${n}` : String(n));
+const ZERO = 0x30;
+
+/** Writes a count as two decimal digits at out[at..] (99 for more). */
+function twoDigits(out: Uint8Array, at: number, n: number): void {
+  const m = Math.min(n, 99);
+  out[at] = ZERO + Math.floor(m / 10);
+  out[at + 1] = ZERO + (m % 10);
+}
+
+/** The first part's characters after `t` (out[1..10)) as one number: nine codes, 49 bits, exact. */
+function firstPartKey(out: Uint8Array): number {
+  // version (two characters), d/i (one bit), the four count digits (4 bits each), the two ALPN characters
+  const version = out[1]! * 256 + out[2]!;
+  const digits =
+    ((out[4]! - ZERO) << 12) | ((out[5]! - ZERO) << 8) | ((out[6]! - ZERO) << 4) | (out[7]! - ZERO);
+  const alpn = out[8]! * 256 + out[9]!;
+  return ((version * 2 + (out[3] === 0x64 ? 1 : 0)) * 65536 + digits) * 65536 + alpn;
+}
+
+function countWithoutGrease(values: readonly number[]): number {
+  let n = 0;
+  for (let i = 0; i < values.length; i++) if (!isGrease(values[i]!)) n++;
+  return n;
+}
 
 const isAlnum = (c: number) =>
   (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 
-/** First and last character of the first ALPN value; their hex digits when either is not alphanumeric. */
-function alpnChars(first: Uint8Array | undefined): string {
-  if (first === undefined || first.length === 0) return "00";
+/**
+ * Writes at out[at..] the first and last character of the first ALPN value; their hex digits when either is
+ * not alphanumeric.
+ */
+function alpnChars(out: Uint8Array, at: number, first: Uint8Array | undefined): void {
+  if (first === undefined || first.length === 0) {
+    out[at] = ZERO;
+    out[at + 1] = ZERO;
+    return;
+  }
   const a = first[0]!;
   const z = first[first.length - 1]!;
-  if (isAlnum(a) && isAlnum(z)) return String.fromCharCode(a, z);
-  return HEX[a >> 4]! + HEX[z & 15]!;
+  const plain = isAlnum(a) && isAlnum(z);
+  out[at] = plain ? a : HEX_CODES[a >> 4]!;
+  out[at + 1] = plain ? z : HEX_CODES[z & 15]!;
 }
 
+/** A hashed list: its sorted values (`listed` of them, then `signatures` more), and the 12 hex digits. */
+interface HashedList {
+  values: Uint16Array;
+  listed: number;
+  signatures: number;
+  digits: Uint8Array;
+  /** a cipher list's fingerprints made with it, by extension list and then by the first part (packed) */
+  fingerprints: Map<HashedList, Map<number, string>> | null;
+}
+
+/** Lists remembered per instance: a host's clients send few distinct ones (and the cache is emptied when full). */
+const HASHED_MAX = 1024;
+/** Fingerprints remembered per pair of lists, and extension lists per cipher list (each emptied when full). */
+const FINGERPRINTS_MAX = 64;
+/** Fingerprints remembered in all (past it, everything remembered is forgotten: hostile hellos cannot grow it). */
+const FINGERPRINTS_TOTAL = 4096;
+/** Longer lists are hashed each time, not remembered (bounds what hostile hellos can make it keep). */
+const REMEMBERED_VALUES = 512;
+
 /**
- * Computes JA4 fingerprints. The lists are written as ASCII into buffers of its own and hashed in place, so a
- * fingerprint costs two native SHA-256 calls and one short string; one instance per caller, reused.
+ * Computes JA4 fingerprints. The lists are sorted into a buffer of its own; a list seen before (the same
+ * values, compared one by one) gives its remembered digits, otherwise it is written as ASCII and hashed in
+ * place: a fingerprint costs at most two native SHA-256 calls and one short string; one instance per caller,
+ * reused.
  */
 export class Ja4 {
   /** five characters per value; both grow for a hello with more values than any seen before */
   #text = new Uint8Array(1024);
   #values = new Uint16Array(128);
   readonly #digest = new Uint8Array(32);
+  /** remembered lists by a hash of their values (cipher suites and extensions apart) */
+  readonly #ciphers = new Map<number, HashedList>();
+  readonly #extensions = new Map<number, HashedList>();
+  #fingerprints = 0;
   /** the fingerprint's 36 characters (a Buffer: its latin1 decoding is the fastest way to a flat string) */
   readonly #out = Buffer.alloc(36);
 
@@ -56,12 +112,14 @@ export class Ja4 {
     let version = hello.legacyVersion;
     if (hello.supportedVersions !== null) {
       version = -1;
-      for (const v of hello.supportedVersions) if (!isGrease(v) && v > version) version = v;
+      const versions = hello.supportedVersions;
+      for (let i = 0; i < versions.length; i++) {
+        const v = versions[i]!;
+        if (!isGrease(v) && v > version) version = v;
+      }
     }
-    let extensionCount = 0;
-    for (const e of hello.extensions) if (!isGrease(e)) extensionCount++;
-    let cipherCount = 0;
-    for (const c of hello.cipherSuites) if (!isGrease(c)) cipherCount++;
+    const extensionCount = countWithoutGrease(hello.extensions);
+    const cipherCount = countWithoutGrease(hello.cipherSuites);
     const most = Math.max(
       hello.cipherSuites.length,
       hello.extensions.length + (hello.signatureAlgorithms?.length ?? 0),
@@ -70,25 +128,49 @@ export class Ja4 {
     if (5 * most > this.#text.length) this.#text = new Uint8Array(5 * most);
     // the 36 characters are written as codes and made one flat string at the end
     const out = this.#out;
-    const head =
-      "t" +
-      (JA4_VERSIONS.get(version) ?? "00") +
-      (hello.serverNamePresent ? "d" : "i") +
-      twoDigits(cipherCount) +
-      twoDigits(extensionCount) +
-      alpnChars(hello.alpn?.[0]);
-    for (let i = 0; i < 10; i++) out[i] = head.charCodeAt(i);
-    out[10] = UNDERSCORE;
-    this.#truncatedHash(this.#sortedHex(hello.cipherSuites, false), 11);
-    out[23] = UNDERSCORE;
-    let end = this.#sortedHex(hello.extensions, true);
-    if (end > 0 && hello.signatureAlgorithms !== null) end = this.#signatures(hello.signatureAlgorithms, end);
-    this.#truncatedHash(end, 24);
-    return out.toString("latin1", 0, 36);
+    const versionText = JA4_VERSIONS.get(version) ?? "00";
+    out[0] = 0x74; // t
+    out[1] = versionText.charCodeAt(0);
+    out[2] = versionText.charCodeAt(1);
+    out[3] = hello.serverNamePresent ? 0x64 : 0x69; // d, i
+    twoDigits(out, 4, cipherCount);
+    twoDigits(out, 6, extensionCount);
+    alpnChars(out, 8, hello.alpn?.[0]);
+    const ciphers = this.#hashedList(this.#ciphers, this.#sorted(hello.cipherSuites, false), 0);
+    const listed = this.#sorted(hello.extensions, true);
+    const signatures =
+      listed > 0 && hello.signatureAlgorithms !== null
+        ? this.#signatures(hello.signatureAlgorithms, listed)
+        : 0;
+    const extensions = this.#hashedList(this.#extensions, listed, signatures);
+    // the same three parts make the same string: made once (a Buffer's text costs more than finding it)
+    const first = firstPartKey(out);
+    ciphers.fingerprints ??= new Map();
+    let made = ciphers.fingerprints.get(extensions);
+    if (made === undefined) {
+      if (ciphers.fingerprints.size >= FINGERPRINTS_MAX) ciphers.fingerprints.clear();
+      made = new Map();
+      ciphers.fingerprints.set(extensions, made);
+    }
+    let fingerprint = made.get(first);
+    if (fingerprint === undefined) {
+      out[10] = UNDERSCORE;
+      out.set(ciphers.digits, 11);
+      out[23] = UNDERSCORE;
+      out.set(extensions.digits, 24);
+      fingerprint = out.toString("latin1", 0, 36);
+      if (++this.#fingerprints > FINGERPRINTS_TOTAL) {
+        this.#ciphers.clear();
+        this.#fingerprints = 0;
+      }
+      if (made.size >= FINGERPRINTS_MAX) made.clear();
+      made.set(first, fingerprint);
+    }
+    return fingerprint;
   }
 
-  /** Writes the values without GREASE (and without SNI and ALPN for extensions), sorted, as `hhhh,hhhh`. */
-  #sortedHex(values: readonly number[], extensions: boolean): number {
+  /** Puts the values without GREASE (and without SNI and ALPN for extensions) in #values, sorted; how many. */
+  #sorted(values: readonly number[], extensions: boolean): number {
     const buf = this.#values;
     let n = 0;
     for (let i = 0; i < values.length; i++) {
@@ -103,20 +185,54 @@ export class Ja4 {
       }
       buf[j] = v;
     }
-    let at = 0;
-    for (let i = 0; i < n; i++) at = this.#hex4(buf[i]!, i === 0 ? at : this.#put(COMMA, at));
-    return at;
+    return n;
   }
 
-  /** Appends `_` and the signature algorithms in their order, when there are any. */
+  /** Puts the signature algorithms without GREASE in their order in #values from `at`; how many. */
   #signatures(sigs: readonly number[], at: number): number {
-    let first = true;
+    const buf = this.#values;
+    let n = 0;
     for (let i = 0; i < sigs.length; i++) {
       const s = sigs[i]!;
-      if (isGrease(s)) continue;
-      at = this.#hex4(s, this.#put(first ? UNDERSCORE : COMMA, at));
-      first = false;
+      if (!isGrease(s)) buf[at + n++] = s;
     }
+    return n;
+  }
+
+  /** The list in #values (`listed` sorted values, then `signatures`) with its 12 digits: remembered, or hashed. */
+  #hashedList(seen: Map<number, HashedList>, listed: number, signatures: number): HashedList {
+    const values = this.#values;
+    const count = listed + signatures;
+    let hash = Math.imul(0x811c9dc5 ^ listed, 0x01000193) ^ signatures;
+    for (let i = 0; i < count; i++) hash = Math.imul(hash ^ values[i]!, 0x01000193);
+    const known = seen.get(hash);
+    if (known !== undefined && known.listed === listed && known.signatures === signatures) {
+      let same = true;
+      for (let i = 0; i < count && same; i++) same = known.values[i] === values[i];
+      if (same) return known;
+    }
+    const digits = new Uint8Array(12);
+    this.#truncatedHash(this.#writeText(listed, signatures), digits);
+    const list: HashedList = {
+      values: values.slice(0, count),
+      listed,
+      signatures,
+      digits,
+      fingerprints: null,
+    };
+    if (count > REMEMBERED_VALUES) return list;
+    if (seen.size >= HASHED_MAX) seen.clear();
+    seen.set(hash, list);
+    return list;
+  }
+
+  /** Writes the list in #values as JA4 text (`hhhh,hhhh` then `_hhhh,hhhh` for the signatures); its length. */
+  #writeText(listed: number, signatures: number): number {
+    const values = this.#values;
+    let at = 0;
+    for (let i = 0; i < listed; i++) at = this.#hex4(values[i]!, i === 0 ? at : this.#put(COMMA, at));
+    for (let i = listed; i < listed + signatures; i++)
+      at = this.#hex4(values[i]!, this.#put(i === listed ? UNDERSCORE : COMMA, at));
     return at;
   }
 
@@ -134,17 +250,16 @@ export class Ja4 {
     return at + 4;
   }
 
-  /** Writes the first 12 hex digits of SHA-256 of the text so far at out[at..], or twelve zeros when it is empty. */
-  #truncatedHash(end: number, at: number): void {
-    const out = this.#out;
+  /** Writes the first 12 hex digits of SHA-256 of the text so far into `out`, or twelve zeros when it is empty. */
+  #truncatedHash(end: number, out: Uint8Array): void {
     if (end === 0) {
-      out.fill(0x30, at, at + 12);
+      out.fill(ZERO);
       return;
     }
     const d = Bun.SHA256.hash(this.#text.subarray(0, end), this.#digest) as Uint8Array;
     for (let i = 0; i < 6; i++) {
-      out[at + 2 * i] = HEX_CODES[d[i]! >> 4]!;
-      out[at + 2 * i + 1] = HEX_CODES[d[i]! & 15]!;
+      out[2 * i] = HEX_CODES[d[i]! >> 4]!;
+      out[2 * i + 1] = HEX_CODES[d[i]! & 15]!;
     }
   }
 }

@@ -76,9 +76,10 @@ export class RecordReader {
     return this.#hdrFill > 0 || this.#bodyLeft > 0 || this.#msgHdrFill > 0 || this.#msgLeft > 0;
   }
 
-  write(chunk: Uint8Array): void {
-    const n = chunk.length;
-    let i = 0;
+  /** The next bytes of the stream: `chunk[start, end)` (all of it by default). */
+  write(chunk: Uint8Array, start = 0, end = chunk.length): void {
+    const n = end;
+    let i = start;
     while (i < n && this.problem === null) {
       if (this.#bodyLeft === 0) {
         if (this.#hdrFill === 0 && n - i >= 5) {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -154,11 +155,16 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
   /** the unit's filter as a seccomp profile; and the same under RestrictNamespaces=yes */
   let profile = "";
   let profileNoNamespaces = "";
+  /** the compiled carnot where the unit's sandbox sees it (a checkout under /tmp is hidden by its private /tmp) */
+  let installed = "";
 
   beforeAll(async () => {
     // not under /tmp: the unit's private /tmp hides it
     base = mkdtempSync("/var/lib/carnot-packaging-test-");
     chmodSync(base, 0o755);
+    installed = join(base, "carnot");
+    copyFileSync(COMPILED, installed);
+    chmodSync(installed, 0o755);
     const cert = await makeSelfSignedCert(base);
     server = await startOpenSslServer(cert);
     // SystemCallFilter=, expanded by systemd itself into system call names (those of x86-64: native only)
@@ -208,11 +214,11 @@ describe.skipIf(runSkip !== null)("carnot.service: its command, run as the unit 
     }
     const [exec] = settings.get("ExecStart")!;
     const words = commandWords(exec!).map((w) =>
-      w.replaceAll("%%", "%").replaceAll("/usr/local/bin/carnot", COMPILED),
+      w.replaceAll("%%", "%").replaceAll("/usr/local/bin/carnot", installed),
     );
     const env = (settings.get("Environment") ?? []).map((e) => e.replace("%C/carnot", cache));
     const proc = Bun.spawn(
-      ["bash", SANDBOX, state, cache, caps.join(","), filter, COMPILED, "env", ...env, ...words],
+      ["bash", SANDBOX, state, cache, caps.join(","), filter, installed, "env", ...env, ...words],
       {
         stdin: "ignore",
         stdout: "pipe",

@@ -178,6 +178,39 @@ describe("actions from hand-made records", () => {
     });
   });
 
+  test("the child's execve printed before its parent's vfork returned: still the parent's spawn", () => {
+    // as strace prints it under load: the vfork is entered at ts 1, the child executes at ts 2, and only
+    // then does the parent's call return (its record comes last, with the ts it was entered at)
+    const child = (ts: number, pid: number) =>
+      makeRecord({
+        pid,
+        ppid: 100,
+        ts,
+        call: "execve",
+        exe_path: "/usr/bin/curl",
+        raw_line: 'execve("/usr/bin/curl", ["curl", "-sS", "http://127.0.0.1:1/"], 0x7ffd /* 3 vars */) = 0',
+      });
+    const vfork = (ts: number, pid: number) =>
+      makeRecord({ pid: 100, ts, call: "vfork", raw_line: `vfork() = ${pid}`, retval: pid });
+    const actions = collapse([child(2, 101), vfork(1, 101)]);
+    expect(actions.filter((a) => a.kind === "spawn" || a.kind === "fork")).toEqual([
+      expect.objectContaining({
+        pid: 100,
+        kind: "spawn",
+        summary: "spawned /usr/bin/curl -sS http://127.0.0.1:1/ (pid 101)",
+        start_ts: 1,
+        end_ts: 2,
+        first_line: 2,
+        last_line: 2,
+      }),
+    ]);
+    // a pid used again: the earlier process executed before this clone began, so it is not this child
+    const reused = collapse([child(2, 102), vfork(5, 102)]);
+    expect(reused.filter((a) => a.kind === "spawn" || a.kind === "fork").map((a) => a.summary)).toEqual([
+      "forked pid 102 (same program, no exec)",
+    ]);
+  });
+
   test("path look-ups of a program collapse into one, with the common directory", () => {
     const actions = collapse([
       makeRecord({ call: "openat", retval: -1, errno: "ENOENT", abs_path: "/usr/lib/python3.11/a.py" }),

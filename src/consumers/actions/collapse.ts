@@ -15,6 +15,7 @@ import {
   extendSpan,
   type FdUse,
   mergeSpan,
+  type EarlyExec,
   type PendingSpawn,
   type ProcessState,
   type Span,
@@ -77,6 +78,8 @@ const HANDLERS: Readonly<Record<Category, Handler>> = {
 export class ActionCollapser {
   readonly processes = new Map<number, ProcessState>();
   readonly spawns = new Map<number, PendingSpawn>();
+  /** execve of processes no clone had named yet, by pid (the oldest go beyond EARLY_EXECS_KEPT) */
+  readonly earlyExecs = new Map<number, EarlyExec>();
   readonly emit: (action: Action) => void;
 
   constructor(emit: (action: Action) => void) {
@@ -98,6 +101,7 @@ export class ActionCollapser {
     const children = [...this.spawns.keys()].sort((a, b) => a - b);
     for (const child of children) emitFork(this, child, this.spawns.get(child)!);
     this.spawns.clear();
+    this.earlyExecs.clear();
   }
 
   process(record: EnrichedRecord): ProcessState {

@@ -8,6 +8,9 @@ import { flushGroup, release } from "./fds.ts";
 import { lookup } from "./paths.ts";
 import { type PendingSpawn, type ProcessState, sortedTags, startSpan } from "./state.ts";
 
+/** Children whose execve came before their parent's clone returned, kept at most (a trace is anyone's input). */
+const EARLY_EXECS_KEPT = 4096;
+
 /** execve: the old program's actions end; the parent that spawned this child names the command. */
 export function exec(
   c: ActionCollapser,
@@ -41,20 +44,34 @@ export function exec(
     // the range reaches the child's execve; the records counted are the parent's
     spawn.span.end_ts = Math.max(spawn.span.end_ts, record.ts);
     spawn.span.last_line = line;
-    c.emit({
-      pid: spawn.parent,
-      exe_path: spawn.parentExe,
-      kind: "spawn",
-      summary: `spawned ${command} (pid ${state.pid})`,
-      target: path,
-      start_ts: spawn.span.start_ts,
-      end_ts: spawn.span.end_ts,
-      first_line: spawn.span.first_line,
-      last_line: spawn.span.last_line,
-      records: spawn.span.records,
-      risk_tags: sortedTags(spawn.span),
-    });
+    emitSpawn(c, state.pid, spawn, command, path);
+    return;
   }
+  // the parent's clone may still return after this (strace prints whichever finishes first)
+  if (c.earlyExecs.size >= EARLY_EXECS_KEPT) c.earlyExecs.delete(c.earlyExecs.keys().next().value!);
+  c.earlyExecs.set(state.pid, { command, path, ts: record.ts });
+}
+
+function emitSpawn(
+  c: ActionCollapser,
+  child: number,
+  spawn: PendingSpawn,
+  command: string,
+  path: string | null,
+): void {
+  c.emit({
+    pid: spawn.parent,
+    exe_path: spawn.parentExe,
+    kind: "spawn",
+    summary: `spawned ${command} (pid ${child})`,
+    target: path,
+    start_ts: spawn.span.start_ts,
+    end_ts: spawn.span.end_ts,
+    first_line: spawn.span.first_line,
+    last_line: spawn.span.last_line,
+    records: spawn.span.records,
+    risk_tags: sortedTags(spawn.span),
+  });
 }
 
 /** clone/fork: a thread is named at once; a child process waits to see whether it executes something. */
@@ -74,7 +91,19 @@ export function clone(
     c.action(state, "thread", `started thread ${child}`, null, startSpan(record, line));
     return;
   }
-  c.spawns.set(child, { parent: state.pid, parentExe: state.exe, span: startSpan(record, line) });
+  const spawn = { parent: state.pid, parentExe: state.exe, span: startSpan(record, line) };
+  const early = c.earlyExecs.get(child);
+  if (early !== undefined) {
+    c.earlyExecs.delete(child);
+    // the child executed while this clone was under way: it is this child (a pid used again would have
+    // executed before the clone began)
+    if (early.ts >= record.ts) {
+      spawn.span.end_ts = Math.max(spawn.span.end_ts, early.ts);
+      emitSpawn(c, child, spawn, early.command, early.path);
+      return;
+    }
+  }
+  c.spawns.set(child, spawn);
 }
 
 /** A child that exited (or outlived the trace) without executing anything: its parent forked it. */

@@ -174,6 +174,13 @@ export interface PendingSpawn {
   span: Span;
 }
 
+/** A child's execve seen before its parent's clone returned (strace printed the child first). */
+export interface EarlyExec {
+  command: string;
+  path: string | null;
+  ts: number;
+}
+
 const FAMILY_NAMES: Record<number, string> = { 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK" };
 
 /** "127.0.0.1:80", "[::1]:80", or the address alone. */

@@ -245,6 +245,20 @@ static __always_inline struct record_full *begin(__u32 index, __u16 kind, __u64 
 #define DATA_STR1 offsetof(struct record_data, str1)
 #define DATA_ARGV offsetof(struct record_data, argv)
 
+/* The string argument `at` (1-based, from the call's descriptor) into str0 / str1; returns where the data sent
+ * must now reach. */
+static __always_inline __u32 take_str0(struct record_full *f, struct pt_regs *regs, __u32 at, __u32 end)
+{
+	f->d.len0 = read_str(f->d.str0, arg_of(regs, at - 1), &f->e, RECORD_F_STR0_CUT, RECORD_F_STR0_FAULT);
+	return end_of(DATA_STR0, f->d.len0, end);
+}
+
+static __always_inline __u32 take_str1(struct record_full *f, struct pt_regs *regs, __u32 at, __u32 end)
+{
+	f->d.len1 = read_str(f->d.str1, arg_of(regs, at - 1), &f->e, RECORD_F_STR1_CUT, RECORD_F_STR1_FAULT);
+	return end_of(DATA_STR1, f->d.len1, end);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
@@ -271,11 +285,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	if (entry_data(d)) {
 		end = DATA_STR0;
 		at = RECORD_D_FIELD(d, RECORD_D_STR0);
-		if (at) {
-			data->len0 = read_str(data->str0, arg_of(regs, at - 1), &f->e, RECORD_F_STR0_CUT,
-					      RECORD_F_STR0_FAULT);
-			end = end_of(DATA_STR0, data->len0, end);
-		}
+		if (at)
+			end = take_str0(f, regs, at, end);
 		at = RECORD_D_FIELD(d, RECORD_D_ADDR_IN);
 		if (at)
 			read_blob(data, arg_of(regs, at - 1), arg_of(regs, at), &f->e);
@@ -284,11 +295,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 			read_blob(data, arg_of(regs, at - 1), RECORD_BLOB_MAX, &f->e);
 		end = end_of(DATA_BLOB, data->blob_len, end);
 		at = RECORD_D_FIELD(d, RECORD_D_STR1);
-		if (at) {
-			data->len1 = read_str(data->str1, arg_of(regs, at - 1), &f->e, RECORD_F_STR1_CUT,
-					      RECORD_F_STR1_FAULT);
-			end = end_of(DATA_STR1, data->len1, end);
-		}
+		if (at)
+			end = take_str1(f, regs, at, end);
 		at = RECORD_D_FIELD(d, RECORD_D_ARGV);
 		if (at) {
 			struct argv_walk w = { .argv = arg_of(regs, at - 1), .data = data, .e = &f->e };
@@ -340,17 +348,11 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			/* the strings the entry could not read, read where the entry would have put them */
 			end = DATA_STR0;
 			at = RECORD_D_FIELD(d, RECORD_D_STR0);
-			if (at) {
-				data->len0 = read_str(data->str0, arg_of(regs, at - 1), &f->e, RECORD_F_STR0_CUT,
-						      RECORD_F_STR0_FAULT);
-				end = end_of(DATA_STR0, data->len0, end);
-			}
+			if (at)
+				end = take_str0(f, regs, at, end);
 			at = RECORD_D_FIELD(d, RECORD_D_STR1);
-			if (at) {
-				data->len1 = read_str(data->str1, arg_of(regs, at - 1), &f->e, RECORD_F_STR1_CUT,
-						      RECORD_F_STR1_FAULT);
-				end = end_of(DATA_STR1, data->len1, end);
-			}
+			if (at)
+				end = take_str1(f, regs, at, end);
 			send(f, end);
 			return 0;
 		}
@@ -371,11 +373,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			read_blob(data, arg_of(regs, at - 1), 32, &f->e);
 		end = end_of(DATA_BLOB, data->blob_len, end);
 		at = RECORD_D_FIELD(d, RECORD_D_STR_OUT);
-		if (at) {
-			data->len0 = read_str(data->str0, arg_of(regs, at - 1), &f->e, RECORD_F_STR0_CUT,
-					      RECORD_F_STR0_FAULT);
-			end = end_of(DATA_STR0, data->len0, end);
-		}
+		if (at)
+			end = take_str0(f, regs, at, end);
 	}
 	send(f, end);
 	return 0;

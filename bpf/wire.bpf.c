@@ -229,6 +229,19 @@ static __always_inline void learn_owner(struct bpf_sock *sk, struct wire_sk *ws)
 }
 
 /* Fill the event header from the socket and its storage. */
+/* A socket's IPv6 endpoints, one field at a time: the verifier allows no pointer arithmetic on a socket. */
+static __always_inline void copy_ip6(struct bpf_sock *sk, __u32 *local, __u32 *remote)
+{
+	local[0] = sk->src_ip6[0];
+	local[1] = sk->src_ip6[1];
+	local[2] = sk->src_ip6[2];
+	local[3] = sk->src_ip6[3];
+	remote[0] = sk->dst_ip6[0];
+	remote[1] = sk->dst_ip6[1];
+	remote[2] = sk->dst_ip6[2];
+	remote[3] = sk->dst_ip6[3];
+}
+
 static __always_inline void fill_header(struct carnot_wire_event *ev, struct __sk_buff *skb, struct bpf_sock *sk,
 					struct wire_sk *ws, __u16 kind, __u32 flags)
 {
@@ -245,18 +258,10 @@ static __always_inline void fill_header(struct carnot_wire_event *ev, struct __s
 	ev->local_port = sk->src_port;
 	ev->remote_port = bpf_ntohs(sk->dst_port);
 	__builtin_memcpy(ev->comm, ws->comm, CARNOT_WIRE_COMM_LEN);
-	/* one field at a time: the verifier allows no pointer arithmetic on a socket */
 	__u32 *local = (__u32 *)ev->local_addr, *remote = (__u32 *)ev->remote_addr;
 	if (sk->family == AF_INET6) {
 		ev->flags |= CARNOT_WIRE_IPV6;
-		local[0] = sk->src_ip6[0];
-		local[1] = sk->src_ip6[1];
-		local[2] = sk->src_ip6[2];
-		local[3] = sk->src_ip6[3];
-		remote[0] = sk->dst_ip6[0];
-		remote[1] = sk->dst_ip6[1];
-		remote[2] = sk->dst_ip6[2];
-		remote[3] = sk->dst_ip6[3];
+		copy_ip6(sk, local, remote);
 	} else {
 		local[0] = sk->src_ip4;
 		remote[0] = sk->dst_ip4;
@@ -412,14 +417,7 @@ static __always_inline void tuple_of_socket(struct bpf_sock *sk, struct wire_tup
 	__u32 *local = (__u32 *)t->local, *remote = (__u32 *)t->remote;
 
 	if (sk->family == AF_INET6) {
-		local[0] = sk->src_ip6[0];
-		local[1] = sk->src_ip6[1];
-		local[2] = sk->src_ip6[2];
-		local[3] = sk->src_ip6[3];
-		remote[0] = sk->dst_ip6[0];
-		remote[1] = sk->dst_ip6[1];
-		remote[2] = sk->dst_ip6[2];
-		remote[3] = sk->dst_ip6[3];
+		copy_ip6(sk, local, remote);
 	} else {
 		map_v4(t->local, sk->src_ip4);
 		map_v4(t->remote, sk->dst_ip4);

@@ -31,7 +31,19 @@ import { canonicalGroupList, canonicalGroupNids, type GroupIndex, indexGroups } 
 /** The fields of a decoded kernel event that correlation reads. */
 export type SslEvent = Pick<
   CarnotEvent,
-  "tsNs" | "ptr" | "aux" | "pid" | "tid" | "ret" | "kind" | "libId" | "comm" | "data" | "text" | "nids" | "cgroupId"
+  | "tsNs"
+  | "ptr"
+  | "aux"
+  | "pid"
+  | "tid"
+  | "ret"
+  | "kind"
+  | "libId"
+  | "comm"
+  | "data"
+  | "text"
+  | "nids"
+  | "cgroupId"
 >;
 
 export type Role = "client" | "server";

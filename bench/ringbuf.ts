@@ -14,7 +14,8 @@ import { Libbpf } from "../ffi/libbpf.ts";
 import { Libc } from "../ffi/libc.ts";
 import { EVENT_SIZE } from "../src/trace/libssl/events.ts";
 import { findSystemLibssl } from "../src/trace/libssl/library.ts";
-import { type AttachMode, floodArgs, SslProbes, SyntheticEventSource } from "../src/trace/libssl/probes.ts";
+import { type AttachMode, SslProbes } from "../src/trace/libssl/probes.ts";
+import { floodArgs, SyntheticEventSource } from "../src/trace/libssl/synthetic-source.ts";
 
 const PRODUCED = 0;
 const CONSUMED = 1;

@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CarnotEvent, EVENT_SIZE, EventKind } from "../../src/trace/libssl/events.ts";
 import { findSystemLibssl } from "../../src/trace/libssl/library.ts";
-import { SslProbes, SyntheticEventSource } from "../../src/trace/libssl/probes.ts";
+import { SslProbes } from "../../src/trace/libssl/probes.ts";
+import { SyntheticEventSource } from "../../src/trace/libssl/synthetic-source.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const FLOOD = join(REPO, "bpf", "flood.bpf.o");

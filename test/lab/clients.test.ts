@@ -14,6 +14,7 @@ import { type ClientRun, type LabClient, prepareClients } from "../support/lab/c
 import { LAB_ADDRESSES, type LabServer, startLabNginx, startLabSServer35 } from "../support/lab/servers.ts";
 import {
   type ConnectionFacts,
+  connectionsOfRun,
   dissectCapture,
   startCapture,
   summarize,
@@ -64,16 +65,6 @@ describe.skipIf(skip !== null)("lab clients against both servers, tshark as the 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The connections tshark saw for one run: its server port, its address family, its client's SNI. */
-  function onTheWire(client: LabClient, server: LabServer, address: string): ConnectionFacts[] {
-    return wire.filter(
-      (c) =>
-        c.server.port === server.port &&
-        c.client.addr === address &&
-        c.clientHellos[0]?.serverName === client.sni,
-    );
-  }
-
   for (const name of CLIENTS)
     for (const serverName of SERVERS)
       for (const address of LAB_ADDRESSES)
@@ -94,7 +85,7 @@ describe.skipIf(skip !== null)("lab clients against both servers, tshark as the 
             output: "",
           });
           expect(run.pid).toBeGreaterThan(0);
-          const seen = onTheWire(client, server, address);
+          const seen = connectionsOfRun(wire, server.port, address, client.sni);
           // one handshake each; Chromium preconnects, and its net log says how many it made
           expect(run.handshakes.length).toBe(name === "chromium" ? seen.length : 1);
           expect(seen.length).toBe(name === "chromium" ? run.handshakes.length : 1);
@@ -118,7 +109,7 @@ describe.skipIf(skip !== null)("lab clients against both servers, tshark as the 
       if (!client) return;
       for (const server of servers)
         for (const address of LAB_ADDRESSES) {
-          const seen = onTheWire(client, server, address);
+          const seen = connectionsOfRun(wire, server.port, address, client.sni);
           expect(seen.length).toBeGreaterThanOrEqual(1);
           for (const conn of seen) {
             const truth = summarize(conn);

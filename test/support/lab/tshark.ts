@@ -227,6 +227,18 @@ function endpoints(layers: { [key: string]: Json }): { src: Endpoint; dst: Endpo
   };
 }
 
+/** The connections of one client run: to `serverPort`, from `address`, whose first ClientHello names `sni`. */
+export function connectionsOfRun(
+  wire: readonly ConnectionFacts[],
+  serverPort: number,
+  address: string,
+  sni: string,
+): ConnectionFacts[] {
+  return wire.filter(
+    (c) => c.server.port === serverPort && c.client.addr === address && c.clientHellos[0]?.serverName === sni,
+  );
+}
+
 /**
  * The TLS facts of every TCP connection in a capture that carried a handshake message or a plaintext
  * alert, in the order the connections started. `tlsPorts` are dissected as TLS whatever their number.

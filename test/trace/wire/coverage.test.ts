@@ -23,6 +23,7 @@ import {
 } from "../../support/lab/servers.ts";
 import {
   type ConnectionFacts,
+  connectionsOfRun,
   dissectCapture,
   startCapture,
   summarize,
@@ -119,16 +120,6 @@ describe.skipIf(skip !== null)("carnot trace sees every client's handshake once,
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The connections tshark saw for one run: its server port, its address family, its client's SNI. */
-  function onTheWire(client: LabClient, server: LabServer, address: string): ConnectionFacts[] {
-    return wire.filter(
-      (c) =>
-        c.server.port === server.port &&
-        c.client.addr === address &&
-        c.clientHellos[0]?.serverName === client.sni,
-    );
-  }
-
   for (const name of CLIENTS)
     for (const serverName of ["nginx (OpenSSL 3.0)", "s_server (OpenSSL 3.5)"])
       for (const address of LAB_ADDRESSES)
@@ -140,7 +131,7 @@ describe.skipIf(skip !== null)("carnot trace sees every client's handshake once,
             exit: name === "git" ? 128 : 0, // git is refused after its request: these are no git servers
             pid: true,
           });
-          const seen = onTheWire(client, server, address);
+          const seen = connectionsOfRun(wire, server.port, address, client.sni);
           // one handshake each; Chromium preconnects, and its net log says how many it made
           expect(seen.length).toBe(name === "chromium" ? run.handshakes.length : 1);
           for (const conn of seen) {

@@ -1,6 +1,7 @@
 /** The attestation: metrics, HNDL exposure, policy status and risk, built from one CryptoBOM. Pure. */
 import * as v from "valibot";
-import { bomUnits, type CryptoBom } from "../bom/cryptobom.ts";
+import type { CryptoBom } from "../bom/cryptobom.ts";
+import { bomUnits } from "../bom/units.ts";
 import { type PolicyResult, SEVERITIES } from "../policy/rules.ts";
 import { HNDL_DEFINITION, type HndlParameters, summariseHndl } from "./hndl.ts";
 import { scoreAssets } from "./risk.ts";

@@ -8,7 +8,8 @@
  * must stay secret past the CRQC year is "long secrecy" whatever its key exchange; hybrid and PQ key
  * exchanges protect it. Only successful handshakes carry data, so only they are counted.
  */
-import { type BomUnit, type CryptoBomObservation, observationUnit } from "../bom/cryptobom.ts";
+import type { CryptoBomObservation } from "../bom/cryptobom.ts";
+import { type BomUnit, observationUnit } from "../bom/units.ts";
 
 export const DEFAULT_CRQC_YEAR = 2035;
 export const DEFAULT_CRQC_SOURCE =

@@ -11,7 +11,8 @@ import {
   indexGroups,
   tlsVersionNumber,
 } from "../bom/algorithms.ts";
-import { type Asset, type BomUnit, bomUnits, type CryptoBom } from "../bom/cryptobom.ts";
+import type { Asset, CryptoBom } from "../bom/cryptobom.ts";
+import { type BomUnit, bomUnits } from "../bom/units.ts";
 import { legacyGroupReason, legacyHashName } from "../policy/rules.ts";
 
 export const ALGORITHM_RISK = {

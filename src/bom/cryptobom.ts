@@ -269,7 +269,7 @@ const compareNullable = (a: string | null, b: string | null): number =>
   a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1;
 
 /** What makes two handshakes one component: every field a later stage reads (policy, HNDL, risk, merge). */
-interface ComponentFields {
+export interface ComponentFields {
   process: string | null;
   sni: string | null;
   group_selected: string | null;
@@ -577,54 +577,6 @@ export function assembleCryptoBom(
 
 /** True unless the document omits its observations (a fleet document: its components are the unit). */
 export const listsObservations = (bom: CryptoBom): boolean => bom.fleet?.observations_listed !== false;
-
-/**
- * What policy, HNDL, risk and CycloneDX count: an observation (weight 1), or in a document that omits its
- * observations a component (weight: its count). Every figure is a sum of weights, so both agree.
- */
-export interface BomUnit extends ComponentFields {
-  bom_ref: string;
-  /** the observation's time; a component's first seen (its handshakes all fall in that year) */
-  observation_time: string | null;
-  last_seen: string | null;
-  groups_offered: readonly string[];
-  asset_id: string | null;
-  secrecy_lifetime_years: number | null;
-  exposure: string | null;
-  count: number;
-  success_count: number;
-  failed_count: number;
-}
-
-export function observationUnit(o: CryptoBomObservation): BomUnit {
-  return {
-    ...o,
-    last_seen: o.observation_time,
-    count: 1,
-    success_count: o.success === true ? 1 : 0,
-    failed_count: o.success === false ? 1 : 0,
-  };
-}
-
-export function componentUnit(c: CryptoBomComponent): BomUnit {
-  return {
-    ...c,
-    observation_time: c.first_seen,
-    groups_offered: c.groups_offered ?? [],
-    asset_id: c.asset_id ?? null,
-    owner: c.owner ?? null,
-    data_class: c.data_class ?? null,
-    secrecy_lifetime_years: c.secrecy_lifetime_years ?? null,
-    exposure: c.exposure ?? null,
-    failed_count: c.failed_count ?? 0,
-  };
-}
-
-export function bomUnits(bom: CryptoBom): BomUnit[] {
-  return listsObservations(bom)
-    ? bom.observations.map(observationUnit)
-    : bom.metrics.components.map(componentUnit);
-}
 
 /** The same record in two places keeps one ref; a second identical record gets `-2`, a third `-3`, … */
 export class RefAllocator {

@@ -12,7 +12,8 @@ import {
   groupFacts,
   indexGroups,
 } from "./algorithms.ts";
-import { type BomUnit, bomUnits, type CryptoBom } from "./cryptobom.ts";
+import type { CryptoBom } from "./cryptobom.ts";
+import { type BomUnit, bomUnits } from "./units.ts";
 
 interface Property {
   name: string;

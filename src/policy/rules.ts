@@ -12,7 +12,8 @@ import {
   indexGroups,
   tlsVersionNumber,
 } from "../bom/algorithms.ts";
-import { type Asset, type BomUnit, bomUnits, type CryptoBom } from "../bom/cryptobom.ts";
+import type { Asset, CryptoBom } from "../bom/cryptobom.ts";
+import { type BomUnit, bomUnits } from "../bom/units.ts";
 
 export const POLICY_SCHEMA = "carnot.policy.v1";
 export const SEVERITIES = ["critical", "high", "medium", "low"] as const;
